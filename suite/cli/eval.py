@@ -1,0 +1,8 @@
+"""`suite eval`: placeholder until its issue lands."""
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("eval", help="(not yet implemented)")
+    parser.set_defaults(func=lambda args: parser.error("not yet implemented"))

@@ -1,0 +1,89 @@
+"""Positional biases for window attention: the RPB table (Swin) and the rank-factorised implicit bias (RIB).
+
+Both are small modules that only produce positional terms; the attention kernels that consume them
+live in `suite.models.attention`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def relative_position_index(window: int) -> torch.Tensor:
+    """Index into a `(2w-1)^2` table for every token pair of a `w x w` window.
+
+    Returns a long tensor of shape (N, N), N = w*w, with
+    `index[i, j] = (y_i - y_j + w - 1) * (2w - 1) + (x_i - x_j + w - 1)`.
+    """
+    ys, xs = torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
+    ys, xs = ys.flatten(), xs.flatten()  # (N,)
+    dy = ys[:, None] - ys[None, :] + window - 1  # (N, N)
+    dx = xs[:, None] - xs[None, :] + window - 1  # (N, N)
+    return dy * (2 * window - 1) + dx
+
+
+def window_coordinates(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
+    """Token centres of a `height x width` window, normalised to [-1, 1] per axis: (N, 2) as (y, x)."""
+    ys = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) * (2.0 / height) - 1.0
+    xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) * (2.0 / width) - 1.0
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_y.flatten(), grid_x.flatten()], dim=-1)
+
+
+def fourier_features(coords: torch.Tensor, levels: int) -> torch.Tensor:
+    """`[p, sin(2^i p), cos(2^i p)]` for i < levels: (N, 2) -> (N, 2 + 4 * levels)."""
+    freqs = 2.0 ** torch.arange(levels, device=coords.device, dtype=coords.dtype)  # (L,)
+    angles = (coords[:, :, None] * freqs).flatten(1)  # (N, 2L)
+    return torch.cat([coords, angles.sin(), angles.cos()], dim=-1)
+
+
+class RelativePositionBias(nn.Module):
+    """Swin-style learned table `(heads, (2w-1)^2)` gathered to a dense `(1, heads, N, N)` bias."""
+
+    def __init__(self, heads: int, window: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.window = window
+        self.table = nn.Parameter(torch.empty(heads, (2 * window - 1) ** 2))
+        nn.init.trunc_normal_(self.table, std=0.02)
+        self.register_buffer("index", relative_position_index(window).flatten(), persistent=False)
+
+    def forward(self) -> torch.Tensor:
+        n = self.window * self.window
+        return self.table[:, self.index].view(1, self.heads, n, n)  # (1, heads, N, N)
+
+
+class ImplicitNeuralBias(nn.Module):
+    """RIB: an MLP of Fourier-encoded window coordinates giving per-head rank-R factors Q_p, K_p.
+
+    `B ~= Q_p K_p^T / sqrt(R)` is never formed; the factors are concatenated to q and k instead.
+    """
+
+    def __init__(self, heads: int, rank: int, fourier_levels: int = 10, hidden: int = 32) -> None:
+        super().__init__()
+        self.heads = heads
+        self.rank = rank
+        self.fourier_levels = fourier_levels
+        self.mlp = nn.Sequential(nn.Linear(2 + 4 * fourier_levels, hidden), nn.ReLU())
+        self.to_q = nn.Linear(hidden, heads * rank, bias=False)
+        self.to_k = nn.Linear(hidden, heads * rank, bias=False)
+        # Small factors: the bias starts near zero, so training begins from plain attention.
+        nn.init.normal_(self.to_q.weight, std=0.05)
+        nn.init.normal_(self.to_k.weight, std=0.05)
+
+    def forward(self, height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Factors for a `height x width` window: two float32 tensors (heads, N, R)."""
+        # float32 even under autocast: high Fourier frequencies lose their phase in bf16.
+        with torch.autocast(device_type=device.type, enabled=False):
+            feats = fourier_features(window_coordinates(height, width, device), self.fourier_levels)
+            hidden = self.mlp(feats.float())  # (N, hidden)
+            n = hidden.shape[0]
+            q_pos = self.to_q(hidden).view(n, self.heads, self.rank).transpose(0, 1)
+            k_pos = self.to_k(hidden).view(n, self.heads, self.rank).transpose(0, 1)
+        return q_pos, k_pos
+
+    def dense_bias(self, height: int, width: int, device: torch.device) -> torch.Tensor:
+        """The bias RIB stands for, built explicitly: (1, heads, N, N). For tests and analysis only."""
+        q_pos, k_pos = self(height, width, device)
+        return (q_pos @ k_pos.transpose(-2, -1) * self.rank**-0.5).unsqueeze(0)
