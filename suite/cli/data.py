@@ -1,8 +1,80 @@
-"""`suite data`: placeholder until its issue lands."""
+"""`suite data`: fetch public datasets, build the embedded mini benchmark, time the degradation."""
+
+from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from suite.data.fetch import SOURCES, fetch
+
+    records = fetch(args.name, args.root, parts=args.parts, url=args.url, mirror=args.mirror,
+                    timeout=args.timeout, remove_archives=args.remove_archives, log=_log)
+    downloaded = sum(record["downloaded_bytes"] for record in records)
+    print(f"{args.name}: {len(records)} archive(s) ready, {downloaded} bytes downloaded; "
+          f"use --data {Path(args.root) / SOURCES[args.name].data_path}")
+    return 0
+
+
+def _mini(args: argparse.Namespace) -> int:
+    from suite.data.mini import build_mini
+
+    manifest = build_mini(args.root, log=_log)
+    counts = ", ".join(f"{split} {len(info['images'])}" for split, info in manifest["splits"].items())
+    print(f"mini benchmark written to {args.root} ({counts} images; scales {manifest['scales']})")
+    return 0
+
+
+def _bench_resize(args: argparse.Namespace) -> int:
+    from suite.data.benchmark import bench_resize
+    from suite.evaluate import write_json_atomic
+
+    result = bench_resize(args.images, args.height, args.width, tuple(args.scales), seed=args.seed)
+    per_scale = ", ".join(f"{k} {v:.2f} s" for k, v in result["seconds_per_scale"].items())
+    print(f"degrade + re-upscale {result['n_images']} images of {result['width']}x{result['height']} at "
+          f"{', '.join('x%d' % s for s in result['scales'])}: {result['seconds_total']:.2f} s ({per_scale})")
+    if args.out:
+        write_json_atomic(args.out, result)
+    else:
+        print(json.dumps(result))
+    return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("data", help="(not yet implemented)")
-    parser.set_defaults(func=lambda args: parser.error("not yet implemented"))
+    parser = subparsers.add_parser("data", help="datasets: fetch, mini benchmark, resize benchmark",
+                                   description=__doc__)
+    actions = parser.add_subparsers(dest="data_command", required=True)
+
+    fetch = actions.add_parser("fetch", help="download, verify and extract a dataset",
+                               description="Resumable download with SHA-256 verification (lock file), "
+                                           "safe extraction; a second run does nothing.")
+    fetch.add_argument("name", help="DIV2K, benchmark, Set5, Set14, B100 or Urban100")
+    fetch.add_argument("--root", type=Path, required=True, help="data root folder")
+    fetch.add_argument("--parts", nargs="+", metavar="PART",
+                       help="DIV2K parts, e.g. train_HR valid_HR valid_LR_X2 (default: all)")
+    fetch.add_argument("--url", help="download this URL instead (one archive only)")
+    fetch.add_argument("--mirror", help="base URL holding the archives by their file names "
+                                        "(default: $SUITE_DATA_MIRROR, else the original sources)")
+    fetch.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)")
+    fetch.add_argument("--remove-archives", action="store_true", help="delete archives once extracted")
+    fetch.set_defaults(func=_fetch)
+
+    mini = actions.add_parser("mini", help="write the embedded mini benchmark (scikit-image photographs)")
+    mini.add_argument("--root", type=Path, required=True, help="output folder")
+    mini.set_defaults(func=_mini)
+
+    bench = actions.add_parser("bench-resize", help="time MATLAB-bicubic degradation and re-upscaling")
+    bench.add_argument("--images", type=int, default=100)
+    bench.add_argument("--height", type=int, default=768)
+    bench.add_argument("--width", type=int, default=1024)
+    bench.add_argument("--scales", type=int, nargs="+", default=[2, 4])
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--out", type=Path, help="write the timings as JSON here")
+    bench.set_defaults(func=_bench_resize)

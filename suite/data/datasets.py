@@ -1,0 +1,291 @@
+"""Datasets: paired LR/HR benchmark images (benchmark layout, DIV2K, HR-only) and random training patches.
+
+Conventions (SPEC section 6): HR is modcropped to a multiple of the scale; LR is read from the
+dataset's `LR_bicubic/X{s}` files when present, else made from the HR with MATLAB bicubic
+(`suite.data.resize`); every stored pair is checked (LR size * s == modcropped HR size).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from suite.data.io import IMAGE_SUFFIXES, list_images, read_image
+from suite.data.resize import degrade
+
+# LR rows/cols kept around a training patch when it is degraded on the fly: the x{s} bicubic kernel
+# reaches 2 LR pixels, so with 3 the patch is pixel-identical to the same crop of the whole-image LR.
+_ON_THE_FLY_MARGIN = 3
+# Below this many bytes of image files, TrainPatches keeps decoded images in memory.
+_CACHE_LIMIT_BYTES = 512 * 2**20
+
+
+@dataclass(frozen=True)
+class ImagePair:
+    """One HR image and its stored LR (None: LR is made from the HR with MATLAB bicubic)."""
+
+    name: str
+    hr: Path
+    lr: Path | None
+
+
+def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
+    """Crop (H, W, C) to (H - H % s, W - W % s), keeping the top-left corner, as MATLAB's modcrop."""
+    h, w = img.shape[:2]
+    if h < scale or w < scale:
+        raise ValueError(f"image of {w}x{h} is smaller than the scale x{scale}")
+    return img[: h - h % scale, : w - w % scale]
+
+
+def check_pair(lr_size: tuple[int, int], hr_size: tuple[int, int], scale: int,
+               lr_path: Path | str, hr_path: Path | str) -> None:
+    """Raise ValueError naming both files unless LR (W, H) * scale == modcropped HR (W, H)."""
+    hr_w, hr_h = hr_size
+    want = ((hr_w - hr_w % scale) // scale, (hr_h - hr_h % scale) // scale)
+    if tuple(lr_size) != want:
+        raise ValueError(
+            f"LR/HR size mismatch at x{scale}: LR {lr_path} is {lr_size[0]}x{lr_size[1]}, "
+            f"HR {hr_path} is {hr_w}x{hr_h} (modcropped {want[0] * scale}x{want[1] * scale}), "
+            f"so the LR should be {want[0]}x{want[1]}")
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(W, H) from the file header, without decoding; ValueError naming the file if unreadable."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"cannot read image {path}: {err}") from err
+
+
+def _stored_lr(lr_dir: Path, hr: Path, scale: int) -> Path:
+    """The LR file of `hr` in `lr_dir` (`<stem>x<s>.<ext>`); FileNotFoundError naming it if absent."""
+    candidates = [lr_dir / f"{hr.stem}x{scale}{hr.suffix}"]
+    candidates += [lr_dir / f"{hr.stem}x{scale}{suffix}" for suffix in IMAGE_SUFFIXES if suffix != hr.suffix]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"LR image for {hr} not found: expected {candidates[0]}")
+
+
+def resolve_pairs(path: str | Path, scale: int, split: str = "valid") -> tuple[str, str, list[ImagePair]]:
+    """Find the images of a dataset folder -> (dataset name, layout, pairs).
+
+    Layouts, tried in this order:
+    - benchmark: `<path>/HR/<name>.png` (+ `<path>/LR_bicubic/X{s}/<name>x{s}.png` if present);
+    - DIV2K root: `<path>/DIV2K_{split}_HR/0801.png` (+ `<path>/DIV2K_{split}_LR_bicubic/X{s}/0801x{s}.png`);
+    - HR-only: the images directly inside `<path>`.
+    """
+    if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale!r}")
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder not found: {root}")
+    if (root / "HR").is_dir():
+        name, layout = root.name, "benchmark"
+        hr_dir, lr_dir = root / "HR", root / "LR_bicubic" / f"X{scale}"
+    elif (root / f"DIV2K_{split}_HR").is_dir():
+        name, layout = f"DIV2K_{split}", "div2k"
+        hr_dir, lr_dir = root / f"DIV2K_{split}_HR", root / f"DIV2K_{split}_LR_bicubic" / f"X{scale}"
+    else:
+        name, layout = root.name, "hr-only"
+        hr_dir, lr_dir = root, None
+        try:
+            list_images(root)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"no dataset in {root}: expected {root}/HR (benchmark layout), "
+                                    f"{root}/DIV2K_{split}_HR (DIV2K) or image files directly inside") from err
+    hr_files = list_images(hr_dir)
+    stored = lr_dir is not None and lr_dir.is_dir()
+    pairs = [ImagePair(hr.stem, hr, _stored_lr(lr_dir, hr, scale) if stored else None) for hr in hr_files]
+    return name, layout, pairs
+
+
+class PairedDataset:
+    """Benchmark pairs: `ds[i] -> {"name": str, "lr": uint8 (h, w, 3), "hr": uint8 (h*s, w*s, 3)}`."""
+
+    def __init__(self, name: str, pairs: list[ImagePair], scale: int, layout: str = "custom") -> None:
+        if not pairs:
+            raise ValueError(f"dataset {name} has no images")
+        self.name = name
+        self.pairs = list(pairs)
+        self.scale = scale
+        self.layout = layout
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    @property
+    def lr_source(self) -> str:
+        """'stored' when every LR comes from files, 'matlab-bicubic' when made from HR here."""
+        kinds = {pair.lr is not None for pair in self.pairs}
+        return "stored" if kinds == {True} else "matlab-bicubic" if kinds == {False} else "mixed"
+
+    def check_sizes(self) -> None:
+        """Check every stored pair from the file headers (fast: no pixel is decoded)."""
+        for pair in self.pairs:
+            if pair.lr is not None:
+                check_pair(image_size(pair.lr), image_size(pair.hr), self.scale, pair.lr, pair.hr)
+
+    def __getitem__(self, index: int) -> dict:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {self.name} ({len(self)} images)")
+        pair = self.pairs[index]
+        hr_full = read_image(pair.hr)
+        try:
+            hr = modcrop(hr_full, self.scale)
+        except ValueError as err:
+            raise ValueError(f"{pair.hr}: {err}") from err
+        if pair.lr is None:
+            lr = degrade(hr, self.scale)
+        else:
+            lr = read_image(pair.lr)
+            check_pair((lr.shape[1], lr.shape[0]), (hr_full.shape[1], hr_full.shape[0]),
+                       self.scale, pair.lr, pair.hr)
+        return {"name": pair.name, "lr": lr, "hr": hr}
+
+
+def open_paired(path: str | Path, scale: int, split: str = "valid") -> PairedDataset:
+    """Open a benchmark folder, a DIV2K root (its `split` half) or an HR-only folder; pairs are checked."""
+    name, layout, pairs = resolve_pairs(path, scale, split)
+    dataset = PairedDataset(name, pairs, scale, layout)
+    dataset.check_sizes()
+    return dataset
+
+
+def _dihedral(img: np.ndarray, k: int) -> np.ndarray:
+    """One of the 8 flips/90-degree rotations of (H, W, C): k in 0..7."""
+    if k & 4:
+        img = img.transpose(1, 0, 2)
+    if k & 2:
+        img = img[::-1]
+    if k & 1:
+        img = img[:, ::-1]
+    return img
+
+
+def _to_tensor(img: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) -> float32 (3, H, W) in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255.0)
+
+
+class TrainPatches(torch.utils.data.Dataset):
+    """Random aligned LR/HR training crops with flips and 90-degree rotations.
+
+    `ds[i] -> (lr float32 (3, p, p), hr float32 (3, p*s, p*s))`, both in [0, 1]. Sample i of epoch e
+    is a pure function of (seed, e, i) -- image, crop and augmentation alike -- so resumed runs,
+    any number of DataLoader workers and DDP ranks see exactly the same samples. Call `set_epoch(e)`
+    at the start of every epoch.
+
+    LR comes from the dataset's stored `LR_bicubic/X{s}` files when present, else from MATLAB bicubic
+    of the whole HR image; `on_the_fly=True` degrades only the HR crop (with a margin) instead, which
+    gives the same pixels without whole-image LR in memory or on disk.
+    """
+
+    def __init__(self, root: str | Path, scale: int, lr_patch: int, seed: int, length: int | None = None,
+                 on_the_fly: bool = False, augment: bool = True, split: str = "train",
+                 cache_images: bool | None = None) -> None:
+        if not isinstance(lr_patch, int) or lr_patch < 1:
+            raise ValueError(f"lr_patch must be a positive integer, got {lr_patch!r}")
+        if not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if length is not None and (not isinstance(length, int) or length < 1):
+            raise ValueError(f"length must be a positive integer or None, got {length!r}")
+        self.name, self.layout, self.pairs = resolve_pairs(root, scale, split)
+        self.root = Path(root)
+        self.scale = scale
+        self.lr_patch = lr_patch
+        self.seed = seed
+        self.length = length if length is not None else len(self.pairs)
+        self.on_the_fly = on_the_fly
+        self.augment = augment
+        self.epoch = 0
+        self._check_sizes()
+        if cache_images is None:
+            total = sum(p.hr.stat().st_size + (p.lr.stat().st_size if p.lr else 0) for p in self.pairs)
+            cache_images = total <= _CACHE_LIMIT_BYTES
+        self.cache_images = cache_images
+        self._cache: dict[tuple[int, str], np.ndarray] = {}
+
+    def _check_sizes(self) -> None:
+        """Every pair consistent and every (modcropped) image at least one HR patch large."""
+        s, p = self.scale, self.lr_patch
+        self._hr_sizes: list[tuple[int, int]] = []
+        for pair in self.pairs:
+            hr_w, hr_h = image_size(pair.hr)
+            self._hr_sizes.append((hr_w, hr_h))
+            if pair.lr is not None:
+                check_pair(image_size(pair.lr), (hr_w, hr_h), s, pair.lr, pair.hr)
+            if hr_w // s < p or hr_h // s < p:
+                raise ValueError(f"{pair.hr} is {hr_w}x{hr_h}: too small for an LR patch of {p} at x{s} "
+                                 f"(needs at least {p * s}x{p * s})")
+
+    def __len__(self) -> int:
+        return self.length
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose samples `__getitem__` returns."""
+        if not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
+        self.epoch = epoch
+
+    def _image(self, index: int, kind: str) -> np.ndarray:
+        """Decoded HR ('hr', modcropped) or whole-image LR ('lr') of pair `index`, cached if enabled."""
+        key = (index, kind)
+        if key in self._cache:
+            return self._cache[key]
+        pair = self.pairs[index]
+        if kind == "hr":
+            img = modcrop(read_image(pair.hr), self.scale)
+        elif pair.lr is not None:
+            img = read_image(pair.lr)
+        else:
+            img = degrade(self._image(index, "hr"), self.scale)
+        if self.cache_images:
+            self._cache[key] = img
+        return img
+
+    def _image_order(self, epoch: int) -> np.ndarray:
+        """A permutation of the images for this epoch, so every image is used equally often."""
+        return np.random.default_rng([self.seed, epoch, 2**31]).permutation(len(self.pairs))
+
+    def sample_plan(self, index: int, epoch: int | None = None) -> dict:
+        """What sample `index` of `epoch` is: image, LR crop corner, dihedral transform (0..7)."""
+        epoch = self.epoch if epoch is None else epoch
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range ({self.length} samples per epoch)")
+        rng = np.random.default_rng([self.seed, epoch, index])
+        image = int(self._image_order(epoch)[index % len(self.pairs)])
+        hr_w, hr_h = self._hr_sizes[image]
+        lr_h, lr_w = hr_h // self.scale, hr_w // self.scale
+        top = int(rng.integers(0, lr_h - self.lr_patch + 1))
+        left = int(rng.integers(0, lr_w - self.lr_patch + 1))
+        transform = int(rng.integers(0, 8)) if self.augment else 0
+        return {"image": image, "top": top, "left": left, "transform": transform,
+                "lr_size": (lr_h, lr_w)}
+
+    def _lr_on_the_fly(self, hr: np.ndarray, top: int, left: int) -> np.ndarray:
+        """LR patch made by degrading only the HR crop plus a margin; equals the whole-image LR's crop."""
+        s, p, m = self.scale, self.lr_patch, _ON_THE_FLY_MARGIN
+        lr_h, lr_w = hr.shape[0] // s, hr.shape[1] // s
+        y0, x0 = max(0, top - m), max(0, left - m)
+        y1, x1 = min(lr_h, top + p + m), min(lr_w, left + p + m)
+        lr_region = degrade(hr[y0 * s : y1 * s, x0 * s : x1 * s], s)  # (y1-y0, x1-x0, 3)
+        return lr_region[top - y0 : top - y0 + p, left - x0 : left - x0 + p]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        plan = self.sample_plan(index)
+        s, p = self.scale, self.lr_patch
+        top, left = plan["top"], plan["left"]
+        hr = self._image(plan["image"], "hr")
+        hr_patch = hr[top * s : (top + p) * s, left * s : (left + p) * s]
+        if self.on_the_fly:
+            lr_patch = self._lr_on_the_fly(hr, top, left)
+        else:
+            lr_patch = self._image(plan["image"], "lr")[top : top + p, left : left + p]
+        k = plan["transform"]
+        return _to_tensor(_dihedral(lr_patch, k)), _to_tensor(_dihedral(hr_patch, k))

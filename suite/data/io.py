@@ -1,0 +1,99 @@
+"""Image files: read any image as uint8 RGB, write PNGs atomically, list the images of a folder."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+
+
+def is_image_file(path: Path) -> bool:
+    """An image by its name: a known suffix and not a hidden file (e.g. macOS `._x.png`)."""
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly inside `folder`, sorted by name; other files are ignored.
+
+    Raises FileNotFoundError naming the folder when it is missing or holds no image.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder not found: {folder}")
+    images = sorted(p for p in folder.iterdir() if is_image_file(p))
+    if not images:
+        raise FileNotFoundError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in folder {folder}")
+    return images
+
+
+def _to_rgb(img: Image.Image, path: Path) -> np.ndarray:
+    """uint8 (H, W, 3) from any PIL mode we can convert without guessing."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit grey: scale to 8 bit the way MATLAB's im2uint8 does (round(v / 257)).
+        wide = np.asarray(img, dtype=np.float64)
+        if wide.max(initial=0) > 65535 or wide.min(initial=0) < 0:
+            raise ValueError(f"cannot read image {path}: mode {img.mode} values outside 0..65535")
+        grey = np.floor(wide / 257.0 + 0.5).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if img.mode in ("F", "1"):
+        if img.mode == "1":
+            return np.asarray(img.convert("L").convert("RGB"), dtype=np.uint8).copy()
+        raise ValueError(f"cannot read image {path}: floating-point mode 'F' is not an 8-bit image")
+    # L, LA, P, PA, RGBA, CMYK, YCbCr...: PIL converts; alpha is dropped (SR data are opaque).
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as uint8 (H, W, 3) RGB; grey and RGBA are converted.
+
+    Raises FileNotFoundError (missing) or ValueError (unreadable, truncated) naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now, so a truncated file fails here and names itself
+            return _to_rgb(img, path)
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"cannot read image {path}: {err}") from err
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Call write(handle) on a temp file beside `path`, then rename it over `path`.
+
+    A reader never sees a half-written file and a killed run leaves only a hidden `.NAME.*.tmp`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; results are meant to be shared
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_png(path: str | Path, arr: np.ndarray) -> Path:
+    """Write uint8 (H, W, 3) or (H, W) as PNG atomically; the bytes depend only on the pixels."""
+    arr = np.asarray(arr)
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3)):
+        raise ValueError(f"write_png {path}: expected uint8 (H, W) or (H, W, 3), "
+                         f"got {arr.dtype} {arr.shape}")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    image = Image.fromarray(np.ascontiguousarray(arr))
+    # Fixed encoder settings and no metadata chunks: the same pixels give the same bytes.
+    return atomic_write(path, lambda handle: image.save(handle, format="PNG", compress_level=6))

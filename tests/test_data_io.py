@@ -1,0 +1,85 @@
+"""Image IO: conversions to RGB, clear errors naming the file, atomic PNG writes, folder listing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from suite.data.io import list_images, read_image, write_png
+
+
+def _rgb(h: int = 6, w: int = 5, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+
+
+def test_png_round_trip_and_same_bytes(tmp_path):
+    img = _rgb()
+    a, b = write_png(tmp_path / "a.png", img), write_png(tmp_path / "sub" / "b.png", img)
+    np.testing.assert_array_equal(read_image(a), img)
+    assert a.read_bytes() == b.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "sub"]  # no temp file left behind
+
+
+def test_write_png_overwrites_atomically_and_refuses_bad_arrays(tmp_path):
+    target = tmp_path / "x.png"
+    write_png(target, _rgb(seed=1))
+    write_png(target, _rgb(seed=2))
+    np.testing.assert_array_equal(read_image(target), _rgb(seed=2))
+    with pytest.raises(ValueError, match="x.png.*uint8"):
+        write_png(target, _rgb().astype(np.float32))
+    np.testing.assert_array_equal(read_image(target), _rgb(seed=2))  # the old file is untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["x.png"]
+
+
+def test_rgba_and_grey_become_rgb(tmp_path):
+    rgb = _rgb()
+    rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 7, np.uint8)], axis=2)
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "rgba.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "rgba.png"), rgb)
+
+    grey = rgb[:, :, 0]
+    Image.fromarray(grey, mode="L").save(tmp_path / "grey.png")
+    out = read_image(tmp_path / "grey.png")
+    assert out.shape == (6, 5, 3)
+    np.testing.assert_array_equal(out, np.repeat(grey[:, :, None], 3, axis=2))
+
+    Image.fromarray(rgb).convert("P").save(tmp_path / "palette.png")
+    assert read_image(tmp_path / "palette.png").shape == (6, 5, 3)
+
+    wide = (grey.astype(np.uint16) * 257)
+    Image.fromarray(wide).save(tmp_path / "grey16.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "grey16.png")[:, :, 1], grey)
+
+
+def test_truncated_png_error_names_the_file(tmp_path):
+    good = write_png(tmp_path / "good.png", _rgb(64, 64))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"cannot read image .*broken\.png"):
+        read_image(broken)
+
+
+def test_non_image_and_missing_files(tmp_path):
+    fake = tmp_path / "notes.png"
+    fake.write_text("this is not a picture")
+    with pytest.raises(ValueError, match=r"notes\.png"):
+        read_image(fake)
+    with pytest.raises(FileNotFoundError, match=r"absent\.png"):
+        read_image(tmp_path / "absent.png")
+
+
+def test_list_images_skips_other_files_and_names_empty_folders(tmp_path):
+    write_png(tmp_path / "b.png", _rgb())
+    write_png(tmp_path / "a.png", _rgb())
+    (tmp_path / "README.txt").write_text("not an image")
+    (tmp_path / ".a.png.123.tmp").write_text("a temp file of an interrupted write")
+    (tmp_path / "sub").mkdir()
+    assert [p.name for p in list_images(tmp_path)] == ["a.png", "b.png"]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="no image files.*empty"):
+        list_images(empty)
+    with pytest.raises(FileNotFoundError, match="not found.*missing"):
+        list_images(tmp_path / "missing")
