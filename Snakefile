@@ -1,0 +1,31 @@
+# RIB suite workflow: data -> training (RPB, RIB) -> evaluation -> profiling -> tables, figures, REPORT.md.
+#   snakemake --cores all                                              # default: mini benchmark, CPU
+#   snakemake --cores all --configfile workflows/config/paper.yaml     # paper scale, GPUs
+# This file only wires; the steps are in workflows/rules/, the settings in workflows/config/.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "workflows/config/default.yaml"
+
+
+validate(config, "workflows/schemas/config.schema.yaml")
+
+
+report: "workflows/report/workflow.rst"
+
+
+include: "workflows/rules/common.smk"
+include: "workflows/rules/data.smk"
+include: "workflows/rules/train.smk"
+include: "workflows/rules/eval.smk"
+include: "workflows/rules/profile.smk"
+include: "workflows/rules/report.smk"
+
+
+rule all:
+    input:
+        rules.report.output,
+    default_target: True

@@ -1,0 +1,30 @@
+# Training: one `suite train` run per preset, bias and scale, from a recipe plus dotted overrides.
+# final.pt is written last, so it is the target; --resume continues a run stopped early from its last
+# checkpoint (and starts fresh where there is none).
+
+
+rule train:
+    input:
+        recipe=train_recipe,
+        train_data=lambda wildcards: dataset_ready(config["train"]["dataset"]),
+        val_data=lambda wildcards: dataset_ready(config["train"]["val_dataset"]),
+        init=train_init,
+    output:
+        final=f"{RESULTS}/train/{{model}}-x{{scale}}/final.pt",
+        summary=f"{RESULTS}/train/{{model}}-x{{scale}}/summary.json",
+    log:
+        f"{LOGS}/train/{{model}}-x{{scale}}.log",
+    params:
+        launcher=suite_launcher(config["train"]["resources"]["gpus"]),
+        threads_per_process=lambda wildcards, threads: threads_per_process(threads),
+        overrides=train_overrides,
+    conda:
+        ENV
+    threads: config["train"]["resources"]["threads"]
+    resources:
+        mem_mb=config["train"]["resources"]["mem_mb"],
+        runtime=config["train"]["resources"]["runtime"],
+        gpu=config["train"]["resources"]["gpus"],
+    shell:
+        "OMP_NUM_THREADS={params.threads_per_process} {params.launcher} train --config {input.recipe:q} --resume "
+        "{params.overrides} > {log:q} 2>&1"
