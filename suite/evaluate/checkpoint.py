@@ -1,0 +1,163 @@
+"""Inference with a trained network: rebuild it from a checkpoint (EMA weights by default), tile large
+images on the window grid, the x8 self-ensemble, and `load_upscaler` for `suite eval --checkpoint`.
+
+Tiling: tile origins sit on multiples of the least common multiple of the window sizes, so every tile
+partitions into the same windows as the whole image; neighbouring tiles overlap by at least
+`overlap` LR pixels and each output pixel comes from the tile in which it lies farthest from a cut,
+i.e. at least overlap/2 from any inner tile edge. The result equals the untiled output (to float
+rounding) whenever the network's dependence on pixels outside the tile stays within that margin; a
+network whose shifted windows wrap around the image borders (torch.roll) or whose receptive field
+exceeds overlap/2 gives tile seams of the size of that dependence, not an exact copy.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from suite.models import SRTransformer, build_model
+from suite.train.checkpoint import file_sha256, load_checkpoint
+
+WEIGHTS = ("ema", "model")
+
+
+def model_from_checkpoint(state: dict, weights: str = "ema") -> SRTransformer:
+    """The network a checkpoint trained, with its EMA (default) or raw weights, in eval mode."""
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
+    config = dict(state["model_config"])
+    model = build_model(config.pop("preset"), config.pop("bias"), config.pop("scale"), **config)
+    model.load_state_dict(state[weights])
+    return model.eval()
+
+
+def window_alignment(model: SRTransformer) -> int:
+    """Least common multiple of the attention windows: tile origins on this grid keep every window."""
+    return math.lcm(*(layer.window for layer in model.attention_layers()))
+
+
+def tile_spans(length: int, tile: int, overlap: int, align: int) -> list[tuple[int, int, int, int]]:
+    """Tiles along one axis -> [(start, stop, keep_start, keep_stop)] in LR pixels.
+
+    Starts are multiples of `align`; consecutive tiles overlap by >= `overlap`; the kept ranges
+    partition [0, length) with each cut in the middle of an overlap.
+    """
+    if tile < align:
+        raise ValueError(f"tile {tile} is smaller than the window grid {align} (lcm of the window sizes)")
+    if not 0 <= overlap < tile:
+        raise ValueError(f"overlap {overlap} must be >= 0 and smaller than the tile {tile}")
+    starts = [0]
+    while starts[-1] + tile < length:
+        following = (starts[-1] + tile - overlap) // align * align
+        if following <= starts[-1]:
+            raise ValueError(f"tile {tile} with overlap {overlap} cannot advance on the window grid of "
+                             f"{align} pixels; use a larger tile or a smaller overlap")
+        starts.append(following)
+    stops = [min(start + tile, length) for start in starts]
+    cuts = [(starts[i + 1] + stops[i]) // 2 for i in range(len(starts) - 1)]
+    keep_starts, keep_stops = [0, *cuts], [*cuts, length]
+    return list(zip(starts, stops, keep_starts, keep_stops))
+
+
+def tiled_forward(model: nn.Module, x: torch.Tensor, scale: int, tile: int, overlap: int,
+                  align: int) -> torch.Tensor:
+    """Run `model` on LR tiles of (1, 3, h, w) and stitch -> (1, 3, h*s, w*s)."""
+    height, width = x.shape[-2:]
+    out = x.new_zeros(x.shape[0], x.shape[1], height * scale, width * scale)
+    s = scale
+    for y0, y1, ky0, ky1 in tile_spans(height, tile, overlap, align):
+        for x0, x1, kx0, kx1 in tile_spans(width, tile, overlap, align):
+            sr = model(x[..., y0:y1, x0:x1])  # (1, 3, (y1-y0)*s, (x1-x0)*s)
+            out[..., ky0 * s:ky1 * s, kx0 * s:kx1 * s] = \
+                sr[..., (ky0 - y0) * s:(ky1 - y0) * s, (kx0 - x0) * s:(kx1 - x0) * s]
+    return out
+
+
+def _dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Transform k in 0..7 of (..., H, W): transpose if k & 4, flip rows if k & 2, columns if k & 1."""
+    if k & 4:
+        x = x.transpose(-2, -1)
+    if k & 2:
+        x = x.flip(-2)
+    if k & 1:
+        x = x.flip(-1)
+    return x
+
+
+def _dihedral_inverse(x: torch.Tensor, k: int) -> torch.Tensor:
+    if k & 1:
+        x = x.flip(-1)
+    if k & 2:
+        x = x.flip(-2)
+    if k & 4:
+        x = x.transpose(-2, -1)
+    return x
+
+
+def self_ensemble(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Mean of the 8 flipped/rotated predictions, each mapped back: (1, 3, h, w) -> (1, 3, h*s, w*s)."""
+    total = None
+    for k in range(8):
+        prediction = _dihedral_inverse(forward(_dihedral(x, k)), k)
+        total = prediction if total is None else total + prediction
+    return total / 8
+
+
+class ModelUpscaler:
+    """`upscale(lr uint8 (h, w, 3)) -> sr uint8 (h*s, w*s, 3)` with a network, in float32."""
+
+    def __init__(self, model: SRTransformer, device: str | torch.device = "cpu", tile: int | None = None,
+                 overlap: int = 16, use_self_ensemble: bool = False) -> None:
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.scale = model.scale
+        self.tile, self.overlap, self.use_self_ensemble = tile, overlap, use_self_ensemble
+        self.align = window_alignment(model)
+        if tile is not None:
+            tile_spans(tile + 1, tile, overlap, self.align)  # check tile/overlap now, not on the first image
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(1, 3, h, w) float in [0, 1] -> (1, 3, h*s, w*s), unclamped."""
+        def once(lr: torch.Tensor) -> torch.Tensor:
+            if self.tile is None:
+                return self.model(lr)
+            return tiled_forward(self.model, lr, self.scale, self.tile, self.overlap, self.align)
+
+        with torch.inference_mode():
+            return self_ensemble(once, x) if self.use_self_ensemble else once(x)
+
+    def __call__(self, lr: np.ndarray) -> np.ndarray:
+        if lr.dtype != np.uint8 or lr.ndim != 3 or lr.shape[2] != 3:
+            raise ValueError(f"expected a uint8 (h, w, 3) LR image, got {lr.dtype} {lr.shape}")
+        x = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))).float().div_(255.0)
+        with torch.inference_mode():
+            sr = self.forward(x.unsqueeze(0).to(self.device))[0]
+            sr = sr.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+        return sr.permute(1, 2, 0).cpu().numpy()
+
+
+def load_upscaler(path: str | Path, device: str | torch.device = "cpu", tile: int | None = None,
+                  overlap: int = 16, self_ensemble: bool = False, weights: str = "ema") -> ModelUpscaler:
+    """The upscaler of a training checkpoint; `.method` and `.provenance` describe it for the result JSON."""
+    path = Path(path)
+    state = load_checkpoint(path, map_location="cpu")
+    upscaler = ModelUpscaler(model_from_checkpoint(state, weights), device, tile, overlap, self_ensemble)
+    recipe = state.get("config", {})
+    upscaler.method = recipe.get("name") or f"{state['model_config']['preset']}-{state['model_config']['bias']}"
+    upscaler.provenance = {
+        "checkpoint_sha256": file_sha256(path),
+        "checkpoint_iteration": int(state["iteration"]),
+        "weights": weights,
+        "dtype": "float32",
+        "model_device": str(device),
+        "model_config": state["model_config"],
+        "training_config": recipe,
+        "training_config_hash": state.get("config_hash"),
+        "training_provenance": state.get("provenance", {}),
+    }
+    return upscaler

@@ -1,0 +1,371 @@
+"""Training recipes: the paper-scale defaults (SPEC section 5), YAML loading with dotted overrides,
+validation before any work (errors name the field and the value), and the recipe hash.
+
+A recipe is a plain nested dict with the sections of `DEFAULTS`; `load_recipe` returns it with every
+field present and typed. Checks that need the data on disk (paths, scales) live in `check_data`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from suite.models import BIASES, PRESETS
+from suite.models.attention import BACKENDS
+from suite.models.presets import DEFAULTS as MODEL_DEFAULTS
+from suite.models.presets import OVERRIDABLE
+
+SCHEDULE_KINDS = ("step", "cosine")
+DTYPES = ("auto", "float32", "bfloat16")
+
+# SPEC section 5: L1, AdamW lr 5e-4 betas (0.9, 0.9) no weight decay, 500k iterations with 20k linear
+# warm-up, x0.5 at 250k/400k/450k/475k/490k, EMA 0.999, global batch 32, LR patch 64. No clipping is
+# stated in the paper, so clipping is off (0) by default.
+DEFAULTS: dict[str, Any] = {
+    "name": None,  # defaults to the recipe file's stem
+    "out_dir": None,  # required
+    "model": {"preset": "base", "bias": "rib", "scale": 2, "overrides": {}},
+    "data": {
+        "train": None,  # required
+        "val": None,  # a benchmark folder; None turns periodic validation off
+        "lr_patch": 64,
+        "batch_size": 32,  # global: split evenly over DDP processes
+        "on_the_fly": False,
+        "num_workers": 4,
+        "samples_per_epoch": None,  # None: TrainPatches' own length
+    },
+    "optim": {"lr": 5e-4, "betas": [0.9, 0.9], "weight_decay": 0.0, "grad_clip": 0.0},
+    "schedule": {
+        "kind": "step",
+        "iterations": 500_000,
+        "warmup": 20_000,
+        "milestones": [250_000, 400_000, 450_000, 475_000, 490_000],
+        "gamma": 0.5,
+    },
+    "ema": {"decay": 0.999},
+    "run": {
+        "seed": 0,
+        "device": "auto",  # auto: cuda when available, else cpu
+        "dtype": "auto",  # auto: bfloat16 autocast on cuda, float32 on cpu
+        "threads": None,  # torch.set_num_threads; None leaves torch's default
+        "log_every": 100,
+        "val_every": 5000,  # 0: no periodic validation
+        "checkpoint_every": 5000,
+    },
+    "init_from": None,  # a checkpoint whose weights (EMA) start the run, e.g. x3/x4 from x2
+}
+
+# Fields that may differ between a checkpoint and the recipe resuming it: they change how a run is
+# observed or fed, not what it computes.
+RESUMABLE_CHANGES = frozenset({
+    "name", "out_dir", "data.num_workers", "run.log_every", "run.val_every", "run.checkpoint_every", "run.threads",
+})
+
+
+class RecipeError(ValueError):
+    """A recipe field with a bad value; the message names the source, the field and the value."""
+
+
+def _fail(source: str, message: str) -> RecipeError:
+    return RecipeError(f"{source}: {message}")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b.c=value` -> (["a", "b", "c"], value parsed as YAML)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise RecipeError(f"override {text!r} is not of the form key.sub=value")
+    return key.split("."), yaml.safe_load(value) if value else None
+
+
+def apply_overrides(raw: dict, overrides: list[str], source: str) -> dict:
+    """Set each `key.sub=value` in a copy of `raw`; intermediate mappings are created as needed."""
+    result = copy.deepcopy(raw)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = result
+        for depth, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise _fail(source, f"override {text!r}: {'.'.join(path[:depth + 1])} is not a mapping")
+            node = child
+        node[path[-1]] = value
+    return result
+
+
+def read_recipe_file(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"recipe {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{path}: not valid YAML: {err}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a recipe is a YAML mapping, got {type(raw).__name__}")
+    return raw
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """Read a YAML recipe, apply dotted overrides, fill defaults and validate every field."""
+    source = str(path)
+    raw = apply_overrides(read_recipe_file(path), list(overrides), source)
+    if raw.get("name") is None:
+        raw["name"] = Path(path).stem
+    return validate(raw, source)
+
+
+# ---- field checkers: each returns the typed value or raises naming the field and the value ----
+
+def _as_int(source: str, field: str, value: Any, minimum: int | None = None) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(source, f"{field} = {value!r} must be an integer")
+    if minimum is not None and value < minimum:
+        raise _fail(source, f"{field} = {value!r} must be >= {minimum}")
+    return value
+
+
+def _as_float(source: str, field: str, value: Any) -> float:
+    # YAML 1.1 reads `5e-4` (no dot) as a string: accept numeric strings.
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _fail(source, f"{field} = {value!r} must be a finite number")
+    return float(value)
+
+
+def _as_bool(source: str, field: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(source, f"{field} = {value!r} must be true or false")
+    return value
+
+
+def _as_choice(source: str, field: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise _fail(source, f"{field} = {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _as_path(source: str, field: str, value: Any, required: bool) -> str | None:
+    if value is None:
+        if required:
+            raise _fail(source, f"{field} is required")
+        return None
+    if not isinstance(value, str) or not value:
+        raise _fail(source, f"{field} = {value!r} must be a path")
+    return value
+
+
+def _check_keys(source: str, section: str, given: dict, allowed: dict | frozenset) -> None:
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        where = f"{section}." if section else ""
+        raise _fail(source, f"unknown field(s) {', '.join(where + key for key in unknown)}; "
+                            f"expected some of {', '.join(where + key for key in sorted(allowed))}")
+
+
+def _merge_defaults(source: str, raw: dict) -> dict:
+    _check_keys(source, "", raw, DEFAULTS)
+    merged: dict[str, Any] = {}
+    for key, default in DEFAULTS.items():
+        value = raw.get(key, default)
+        if isinstance(default, dict) and key != "model":
+            if value is None:
+                value = {}
+            if not isinstance(value, dict):
+                raise _fail(source, f"{key} = {value!r} must be a mapping")
+            _check_keys(source, key, value, default)
+            value = {**copy.deepcopy(default), **value}
+        merged[key] = copy.deepcopy(value)
+    model = merged["model"]
+    if not isinstance(model, dict):
+        raise _fail(source, f"model = {model!r} must be a mapping")
+    _check_keys(source, "model", model, DEFAULTS["model"])
+    merged["model"] = {**copy.deepcopy(DEFAULTS["model"]), **model}
+    return merged
+
+
+def _validate_model(source: str, model: dict) -> dict:
+    preset = model["preset"]
+    if preset not in PRESETS:
+        raise _fail(source, f"model.preset = {preset!r} is not a preset; expected one of {', '.join(PRESETS)}")
+    bias = _as_choice(source, "model.bias", model["bias"], BIASES)
+    scale = _as_int(source, "model.scale", model["scale"], minimum=2)
+    overrides = model["overrides"] if model["overrides"] is not None else {}
+    if not isinstance(overrides, dict):
+        raise _fail(source, f"model.overrides = {overrides!r} must be a mapping")
+    _check_keys(source, "model.overrides", overrides, OVERRIDABLE)
+    resolved = {**PRESETS[preset], **MODEL_DEFAULTS, **overrides}
+
+    def field_of(key: str) -> str:
+        return f"model.overrides.{key}" if key in overrides else f"model.preset {preset!r} field {key}"
+
+    checked: dict[str, Any] = {}
+    for key in ("dim", "n_blocks", "heads", "fourier_levels", "mlp_hidden"):
+        checked[key] = _as_int(source, field_of(key), resolved[key], minimum=1)
+    checked["exp_ratio"] = _as_float(source, field_of("exp_ratio"), resolved["exp_ratio"])
+    if checked["exp_ratio"] <= 0:
+        raise _fail(source, f"{field_of('exp_ratio')} = {checked['exp_ratio']!r} must be positive")
+    checked["backend"] = _as_choice(source, field_of("backend"), resolved["backend"], BACKENDS)
+    for key in ("window_sizes", "ranks"):
+        values = resolved[key]
+        if isinstance(values, int) and not isinstance(values, bool):
+            values = [values]
+        if not isinstance(values, (list, tuple)) or not values:
+            raise _fail(source, f"{field_of(key)} = {values!r} must be a non-empty list of integers")
+        checked[key] = [_as_int(source, f"{field_of(key)}[{i}]", v) for i, v in enumerate(values)]
+        for i, v in enumerate(checked[key]):
+            if v <= 0:
+                what = "rank" if key == "ranks" else "window size"
+                raise _fail(source, f"{field_of(key)}[{i}] = {v} must be a positive {what}")
+    if len(checked["ranks"]) != len(checked["window_sizes"]):
+        raise _fail(source, f"{field_of('ranks')} = {checked['ranks']} needs one entry per layer of "
+                            f"{field_of('window_sizes')} = {checked['window_sizes']}")
+    if checked["dim"] % checked["heads"]:
+        raise _fail(source, f"{field_of('dim')} = {checked['dim']} is not divisible by "
+                            f"{field_of('heads')} = {checked['heads']}")
+    if bias == "rpb" and checked["backend"] == "flash":
+        raise _fail(source, "model.bias = 'rpb' cannot use model.overrides.backend = 'flash': flash kernels "
+                            "take no additive bias")
+    # Only what the recipe overrides is kept, so the recipe stays readable; the preset fills the rest.
+    kept = {key: checked[key] for key in overrides}
+    return {"preset": preset, "bias": bias, "scale": scale, "overrides": kept, "resolved": checked}
+
+
+def validate(raw: dict, source: str = "recipe") -> dict:
+    """Fill defaults and check every field; returns the recipe with typed values."""
+    recipe = _merge_defaults(source, raw)
+    if recipe["name"] is not None and not isinstance(recipe["name"], str):
+        raise _fail(source, f"name = {recipe['name']!r} must be a string")
+    recipe["out_dir"] = _as_path(source, "out_dir", recipe["out_dir"], required=True)
+    recipe["name"] = recipe["name"] or Path(recipe["out_dir"]).name
+    recipe["init_from"] = _as_path(source, "init_from", recipe["init_from"], required=False)
+
+    model = _validate_model(source, recipe["model"])
+    resolved = model.pop("resolved")
+    recipe["model"] = model
+
+    data = recipe["data"]
+    data["train"] = _as_path(source, "data.train", data["train"], required=True)
+    data["val"] = _as_path(source, "data.val", data["val"], required=False)
+    data["lr_patch"] = _as_int(source, "data.lr_patch", data["lr_patch"], minimum=1)
+    data["batch_size"] = _as_int(source, "data.batch_size", data["batch_size"], minimum=1)
+    data["on_the_fly"] = _as_bool(source, "data.on_the_fly", data["on_the_fly"])
+    data["num_workers"] = _as_int(source, "data.num_workers", data["num_workers"], minimum=0)
+    if data["samples_per_epoch"] is not None:
+        data["samples_per_epoch"] = _as_int(source, "data.samples_per_epoch", data["samples_per_epoch"], minimum=1)
+        if data["samples_per_epoch"] < data["batch_size"]:
+            raise _fail(source, f"data.samples_per_epoch = {data['samples_per_epoch']} is smaller than "
+                                f"data.batch_size = {data['batch_size']}: no full batch fits in an epoch")
+    if model["bias"] == "rpb":
+        # An RPB layer never clamps its window: a smaller map is padded up to it (SPEC section 4). A patch
+        # below the window would train every window on mostly padding, and the table entries for offsets
+        # beyond the patch would be learnt from padded copies, then used on real content at test time.
+        for i, window in enumerate(resolved["window_sizes"]):
+            if data["lr_patch"] < window:
+                raise _fail(source, (
+                    f"data.lr_patch = {data['lr_patch']} is smaller than RPB window {window} "
+                    f"(layer {i} of model.preset {model['preset']!r}"
+                    f"{' with model.overrides.window_sizes' if 'window_sizes' in model['overrides'] else ''}): "
+                    f"RPB pads a smaller map up to its window, so training would see mostly padding; "
+                    f"use data.lr_patch >= {max(resolved['window_sizes'])} or smaller windows"))
+
+    optim = recipe["optim"]
+    optim["lr"] = _as_float(source, "optim.lr", optim["lr"])
+    if optim["lr"] <= 0:
+        raise _fail(source, f"optim.lr = {optim['lr']!r} must be positive")
+    betas = optim["betas"]
+    if not isinstance(betas, (list, tuple)) or len(betas) != 2:
+        raise _fail(source, f"optim.betas = {betas!r} must be a pair [beta1, beta2]")
+    optim["betas"] = [_as_float(source, f"optim.betas[{i}]", b) for i, b in enumerate(betas)]
+    for i, beta in enumerate(optim["betas"]):
+        if not 0.0 <= beta < 1.0:
+            raise _fail(source, f"optim.betas[{i}] = {beta!r} must lie in [0, 1)")
+    optim["weight_decay"] = _as_float(source, "optim.weight_decay", optim["weight_decay"])
+    if optim["weight_decay"] < 0:
+        raise _fail(source, f"optim.weight_decay = {optim['weight_decay']!r} must be >= 0")
+    optim["grad_clip"] = _as_float(source, "optim.grad_clip", 0.0 if optim["grad_clip"] is None else optim["grad_clip"])
+    if optim["grad_clip"] < 0:
+        raise _fail(source, f"optim.grad_clip = {optim['grad_clip']!r} must be >= 0 (0 turns clipping off)")
+
+    schedule = recipe["schedule"]
+    schedule["kind"] = _as_choice(source, "schedule.kind", schedule["kind"], SCHEDULE_KINDS)
+    schedule["iterations"] = _as_int(source, "schedule.iterations", schedule["iterations"], minimum=1)
+    schedule["warmup"] = _as_int(source, "schedule.warmup", schedule["warmup"], minimum=0)
+    if schedule["warmup"] >= schedule["iterations"]:
+        raise _fail(source, f"schedule.warmup = {schedule['warmup']} must be smaller than "
+                            f"schedule.iterations = {schedule['iterations']}")
+    milestones = schedule["milestones"] if schedule["milestones"] is not None else []
+    if not isinstance(milestones, (list, tuple)):
+        raise _fail(source, f"schedule.milestones = {milestones!r} must be a list of iterations")
+    schedule["milestones"] = [_as_int(source, f"schedule.milestones[{i}]", m, minimum=1)
+                              for i, m in enumerate(milestones)]
+    if any(b <= a for a, b in zip(schedule["milestones"], schedule["milestones"][1:])):
+        raise _fail(source, f"schedule.milestones = {schedule['milestones']} must increase strictly")
+    schedule["gamma"] = _as_float(source, "schedule.gamma", schedule["gamma"])
+    if not 0.0 < schedule["gamma"] <= 1.0:
+        raise _fail(source, f"schedule.gamma = {schedule['gamma']!r} must lie in (0, 1]")
+
+    recipe["ema"]["decay"] = _as_float(source, "ema.decay", recipe["ema"]["decay"])
+    if not 0.0 <= recipe["ema"]["decay"] < 1.0:
+        raise _fail(source, f"ema.decay = {recipe['ema']['decay']!r} must lie in [0, 1)")
+
+    run = recipe["run"]
+    run["seed"] = _as_int(source, "run.seed", run["seed"], minimum=0)
+    device = run["device"]
+    if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or
+                                           (device.startswith("cuda:") and device[5:].isdigit())):
+        raise _fail(source, f"run.device = {device!r} must be auto, cpu, cuda or cuda:N")
+    run["dtype"] = _as_choice(source, "run.dtype", run["dtype"], DTYPES)
+    if run["threads"] is not None:
+        run["threads"] = _as_int(source, "run.threads", run["threads"], minimum=1)
+    run["log_every"] = _as_int(source, "run.log_every", run["log_every"], minimum=1)
+    run["val_every"] = _as_int(source, "run.val_every", run["val_every"], minimum=0)
+    run["checkpoint_every"] = _as_int(source, "run.checkpoint_every", run["checkpoint_every"], minimum=1)
+    return recipe
+
+
+def resolved_model_config(recipe: dict) -> dict:
+    """Arguments for `build_model`: preset, bias, scale and the overrides."""
+    model = recipe["model"]
+    return {"preset": model["preset"], "bias": model["bias"], "scale": model["scale"], **model["overrides"]}
+
+
+def recipe_hash(recipe: dict) -> str:
+    """SHA-256 of the recipe as canonical JSON."""
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def flatten(recipe: dict, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; model.overrides stays one value so its keys compare as a whole."""
+    flat: dict[str, Any] = {}
+    for key, value in recipe.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and name != "model.overrides":
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def resume_differences(saved: dict, current: dict) -> list[str]:
+    """Fields (other than RESUMABLE_CHANGES) whose values differ: `field: saved -> current`."""
+    before, after = flatten(saved), flatten(current)
+    return [f"{key}: {before.get(key)!r} -> {after.get(key)!r}"
+            for key in sorted(set(before) | set(after))
+            if key not in RESUMABLE_CHANGES and before.get(key) != after.get(key)]
