@@ -1,0 +1,75 @@
+"""Analytic FLOP count of the SR transformer from its config and the input size.
+
+Counts what `torch.utils.flop_counter` counts (matrix products and convolutions, 2 FLOPs per
+multiply-add, no bias adds, no element-wise work) so the two agree exactly on the forward pass.
+A training step is counted as 3x the forward (the backward pass as twice the forward), the usual
+approximation. Attention is counted per window as `2 N^2 d` for `q k^T` plus `2 N^2 d` for the
+product with `v`, with `d = D` for RPB / none and the padded `D + R` for RIB (the kernel's head dim).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from suite.models.attention import PAD_MULTIPLE
+
+TRAIN_FACTOR = 3
+
+
+def ceil_to(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def window_shape(bias: str, window: int, height: int, width: int) -> tuple[int, int]:
+    """The (win_h, win_w) a layer uses on an (height, width) map (RPB pads up; others clamp)."""
+    if bias == "rpb":
+        return window, window
+    return min(window, height), min(window, width)
+
+
+def attention_head_dim(bias: str, head_dim: int, rank: int) -> int:
+    """Head dim the attention kernel sees: D, or D + R padded to a multiple of 8 for RIB."""
+    return ceil_to(head_dim + rank, PAD_MULTIPLE) if bias == "rib" else head_dim
+
+
+def attention_flops(n_windows: int, heads: int, tokens: int, kernel_head_dim: int) -> int:
+    """`q k^T` and `p v` over n_windows windows of `tokens` tokens: 4 N^2 d per head and window."""
+    return 4 * n_windows * heads * tokens * tokens * kernel_head_dim
+
+
+def forward_flops(config: dict[str, Any], batch: int, height: int, width: int) -> int:
+    """FLOPs of one forward of `build_model(**config)` on a (batch, 3, height, width) input."""
+    dim, heads, scale = config["dim"], config["heads"], config["scale"]
+    bias = config["bias"]
+    head_dim = dim // heads
+    hidden = int(round(dim * config["exp_ratio"]))
+    fourier_inputs = 2 + 4 * config["fourier_levels"]
+    tokens = batch * height * width
+    total = 2 * tokens * 3 * dim * 9  # head conv 3x3
+    for _ in range(config["n_blocks"]):
+        for window, rank in zip(config["window_sizes"], config["ranks"], strict=True):
+            win_h, win_w = window_shape(bias, window, height, width)
+            padded_h, padded_w = ceil_to(height, win_h), ceil_to(width, win_w)
+            n_windows = batch * (padded_h // win_h) * (padded_w // win_w)
+            n = win_h * win_w
+            total += 2 * tokens * dim * 9 + 2 * tokens * dim * dim  # gate: depthwise 3x3, pointwise
+            total += 2 * tokens * dim * 3 * dim  # qkv
+            total += attention_flops(n_windows, heads, n, attention_head_dim(bias, head_dim, rank))
+            if bias == "rib":  # MLP of the Fourier features, once per forward per layer
+                total += 2 * n * fourier_inputs * config["mlp_hidden"] + 2 * 2 * n * config["mlp_hidden"] * heads * rank
+            total += 2 * tokens * dim * dim  # output projection
+            total += 2 * tokens * dim * hidden * 2 + 2 * tokens * hidden * 9  # ConvFFN
+        total += 2 * tokens * dim * dim * 9  # block conv 3x3
+    total += 2 * tokens * dim * 3 * scale * scale * 9  # to_pixels conv 3x3
+    return total
+
+
+def step_flops(config: dict[str, Any], phase: str, batch: int, patch: int) -> int:
+    """FLOPs of one profiled iteration: a forward (infer) or a training step (3x forward)."""
+    forward = forward_flops(config, batch, patch, patch)
+    return forward * TRAIN_FACTOR if phase == "train" else forward
+
+
+def windows_per_image(window: int, patch: int) -> int:
+    return math.ceil(patch / window) ** 2

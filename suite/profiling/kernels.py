@@ -1,0 +1,118 @@
+"""Which attention kernel family ran: read from profiler operator and device-kernel names, never assumed.
+
+Families: `flash` (FlashAttention: PyTorch's SDPA flash backend or the flash-attn package), `cudnn`
+(cuDNN fused attention), `efficient` (memory-efficient / cutlass fMHA), `math` (unfused
+`softmax(q k^T) v`, through SDPA's math backend or written out), `cpu-flash` (SDPA's flash kernel
+for CPU) and `flex` (compiled FlexAttention). Names come from a trace file written by
+`torch.profiler.tensorboard_trace_handler` (`cpu_op` events and device `kernel` events).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Iterable
+
+FAMILIES = ("flash", "cudnn", "efficient", "math", "cpu-flash", "flex")
+
+# Operator names (exact, forward and backward); the more specific names come first.
+OPERATOR_FAMILIES: tuple[tuple[str, str], ...] = (
+    ("aten::_scaled_dot_product_flash_attention_for_cpu", "cpu-flash"),
+    ("aten::_scaled_dot_product_cudnn_attention", "cudnn"),
+    ("aten::_scaled_dot_product_flash_attention", "flash"),
+    ("aten::_flash_attention_forward", "flash"),
+    ("aten::_flash_attention_backward", "flash"),
+    ("flash_attn::_flash_attn_forward", "flash"),  # the flash-attn package's registered ops
+    ("flash_attn::_flash_attn_backward", "flash"),
+    ("aten::_scaled_dot_product_efficient_attention", "efficient"),
+    ("aten::_efficient_attention_forward", "efficient"),
+    ("aten::_efficient_attention_backward", "efficient"),
+    ("aten::_scaled_dot_product_attention_math", "math"),
+    # Attention written out: in this network softmax appears only inside attention.
+    ("aten::_softmax", "math"),
+    ("aten::_safe_softmax", "math"),
+)
+
+# Substrings of CUDA kernel names, checked in order: cuDNN's SDPA kernels also contain "flash".
+KERNEL_FAMILIES: tuple[tuple[str, str], ...] = (
+    ("cudnn", "cudnn"),
+    ("flex_attention", "flex"),
+    ("pytorch_flash", "flash"),  # FlashAttention-2 vendored in PyTorch
+    ("flash::", "flash"),  # the flash-attn package's kernels (FA2, FA3, FA4)
+    ("flash_fwd", "flash"),
+    ("flash_bwd", "flash"),
+    ("fmha_cutlass", "efficient"),  # fmha_cutlassF (forward) / fmha_cutlassB (backward)
+)
+
+
+def operator_family(name: str) -> str | None:
+    """Family of one profiler operator name, or None when it is no attention kernel."""
+    for prefix, family in OPERATOR_FAMILIES:
+        if name == prefix or name.startswith(prefix + "_backward"):
+            return family
+    if "flex_attention" in name:
+        return "flex"
+    if "CompiledFxGraph" in name:
+        # A torch.compile region; the suite compiles nothing but FlexAttention (CPU kernels of a
+        # compiled graph carry no attention name, CUDA ones do: triton_tem_fused_flex_attention_*).
+        return "flex"
+    return None
+
+
+def kernel_family(name: str) -> str | None:
+    """Family of one device-kernel name, or None when it is no attention kernel."""
+    lowered = name.lower()
+    for needle, family in KERNEL_FAMILIES:
+        if needle in lowered:
+            return family
+    return None
+
+
+def attribute(operators: Iterable[str], kernels: Iterable[str] = ()) -> dict[str, list[str]]:
+    """Families seen and the names that gave them away: {"families": [...], "names": [...]} (sorted)."""
+    families: set[str] = set()
+    evidence: set[str] = set()
+    for name in operators:
+        family = operator_family(name)
+        if family:
+            families.add(family)
+            evidence.add(name)
+    for name in kernels:
+        family = kernel_family(name)
+        if family:
+            families.add(family)
+            evidence.add(name if len(name) <= 120 else name[:117] + "...")
+    return {"families": sorted(families), "names": sorted(evidence)}
+
+
+def read_trace_names(path: Path) -> tuple[set[str], set[str]]:
+    """(operator names, device-kernel names) of one Chrome trace file, plain or gzipped JSON."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        trace = json.load(handle)
+    operators: set[str] = set()
+    kernels: set[str] = set()
+    for event in trace.get("traceEvents", []):
+        category = event.get("cat")
+        if category == "cpu_op":
+            operators.add(event.get("name", ""))
+        elif category == "kernel":
+            kernels.add(event.get("name", ""))
+    return operators, kernels
+
+
+def trace_files(run_dir: Path) -> list[Path]:
+    """Trace files `tensorboard_trace_handler` wrote into a run directory."""
+    return sorted(p for p in run_dir.iterdir() if p.name.endswith((".pt.trace.json", ".pt.trace.json.gz")))
+
+
+def attribute_run(run_dir: Path) -> dict[str, list[str]]:
+    """Attention kernel families in every trace file of a run directory."""
+    operators: set[str] = set()
+    kernels: set[str] = set()
+    for path in trace_files(run_dir):
+        ops, kerns = read_trace_names(path)
+        operators |= ops
+        kernels |= kerns
+    return attribute(operators, kernels)

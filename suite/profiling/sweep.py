@@ -1,0 +1,424 @@
+"""`suite profile sweep`: a grid of (window, patch) points x phases x bias variants from a YAML
+config, each point profiled in a fresh worker process (honest peak memory, crash isolation), an
+attention-only micro-benchmark per point, and the tables: `profile.{csv,json}`,
+`speedup.{csv,json}` (RPB time / RIB time) and `attention.{csv,json}`.
+
+A point that runs out of memory is a row with status `oom` and the sweep goes on; a worker that
+dies or overruns `point_timeout_s` is a row with status `error` / `timeout`. Finished points are
+kept in `<out>/points/`, so a killed or time-boxed sweep resumes where it stopped when the same
+command is run again (`--fresh` starts over). Built-in configs: `cpu`, `gpu` (suite/profiling/configs).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from suite.models import PRESETS
+from suite.models.presets import DEFAULTS
+from suite.profiling import tables
+from suite.profiling.attention_bench import AttentionSpec
+from suite.profiling.measure import DTYPES, PHASES, PointSpec, spec_columns
+from suite.profiling.worker import run_task
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding `suite/`, for workers' PYTHONPATH
+
+TOP_KEYS = {
+    "preset", "overrides", "scale", "device", "dtype", "threads", "seed", "isolation", "memory_cap_gb",
+    "point_timeout_s", "time_budget_s", "profiler", "phases", "variants", "points", "attention", "description",
+}
+PHASE_KEYS = {"batch", "patch", "warmup", "steps"}
+PROFILER_KEYS = {"warmup", "active"}
+VARIANT_KEYS = {"bias", "backend"}
+POINT_KEYS = {"window", "patch", "phases"}
+ATTENTION_KEYS = {"batch", "warmup", "steps"}
+
+
+@dataclass
+class Task:
+    """One unit of work for a worker: a profiled setting or a point's attention micro-benchmark."""
+
+    kind: str  # "profile" | "attention"
+    name: str
+    spec: dict[str, Any]
+    identity: dict[str, Any] = field(default_factory=dict)  # row columns for a failure the worker could not report
+
+
+@dataclass
+class SweepConfig:
+    path: str
+    raw: dict[str, Any]
+    tasks: list[Task]
+
+
+def resolve_config_path(config: str) -> Path:
+    """A YAML file, or the name of a built-in config (`cpu`, `gpu`)."""
+    path = Path(config)
+    if path.is_file():
+        return path
+    builtin = CONFIG_DIR / f"{config}.yaml"
+    if builtin.is_file():
+        return builtin
+    names = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+    raise FileNotFoundError(f"sweep config {config!r} is neither a file nor a built-in config ({names})")
+
+
+def _check_keys(where: str, mapping: Any, allowed: set[str], required: set[str] = frozenset()) -> dict:
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(mapping).__name__}")
+    unknown = sorted(set(mapping) - allowed)
+    if unknown:
+        expected = ", ".join(sorted(allowed))
+        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; expected some of {expected}")
+    missing = sorted(required - set(mapping))
+    if missing:
+        raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
+    return mapping
+
+
+def _positive_int(where: str, value: Any, minimum: int = 1) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{where}: expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def load_config(config: str) -> SweepConfig:
+    """Read and validate a sweep config; errors name the file and the field."""
+    path = resolve_config_path(config)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err})") from err
+    where = str(path)
+    _check_keys(where, raw, TOP_KEYS, {"preset", "device", "dtype", "phases", "variants", "points"})
+    if raw["preset"] not in PRESETS:
+        raise ValueError(f"{where}: preset {raw['preset']!r} is not one of {', '.join(PRESETS)}")
+    if raw["dtype"] not in DTYPES:
+        raise ValueError(f"{where}: dtype {raw['dtype']!r} is not one of {', '.join(DTYPES)}")
+    device = str(raw["device"])
+    isolation = raw.get("isolation", "process")
+    if isolation not in ("process", "none"):
+        raise ValueError(f"{where}: isolation {isolation!r} is not one of process, none")
+    cap = raw.get("memory_cap_gb")
+    if cap is not None:
+        if not isinstance(cap, (int, float)) or cap <= 0:
+            raise ValueError(f"{where}: memory_cap_gb must be a positive number, got {cap!r}")
+        if not device.startswith("cpu") or isolation != "process":
+            raise ValueError(
+                f"{where}: memory_cap_gb applies to CPU points in worker processes (device cpu, isolation process)"
+            )
+    if raw.get("point_timeout_s") is not None:
+        _positive_int(f"{where}: point_timeout_s", raw["point_timeout_s"])
+    if raw.get("time_budget_s") is not None:
+        _positive_int(f"{where}: time_budget_s", raw["time_budget_s"], minimum=0)
+    profiler = _check_keys(f"{where}: profiler", raw.get("profiler", {}), PROFILER_KEYS)
+
+    phases = _check_keys(f"{where}: phases", raw["phases"], set(PHASES))
+    if not phases:
+        raise ValueError(f"{where}: phases: name at least one of {', '.join(PHASES)}")
+    for phase, settings in phases.items():
+        _check_keys(f"{where}: phases.{phase}", settings, PHASE_KEYS, {"batch"})
+
+    if not isinstance(raw["variants"], list) or not raw["variants"]:
+        raise ValueError(f"{where}: variants must be a non-empty list")
+    variants = []
+    for i, variant in enumerate(raw["variants"]):
+        _check_keys(f"{where}: variants[{i}]", variant, VARIANT_KEYS, {"bias"})
+        variants.append((variant["bias"], variant.get("backend", "auto")))
+    if len(set(variants)) != len(variants):
+        raise ValueError(f"{where}: variants: the same bias and backend are listed twice")
+
+    if not isinstance(raw["points"], list) or not raw["points"]:
+        raise ValueError(f"{where}: points must be a non-empty list of {{window, patch}}")
+    overrides = raw.get("overrides") or {}
+    common = dict(
+        preset=raw["preset"], dtype=raw["dtype"], device=device, scale=raw.get("scale", 2),
+        threads=raw.get("threads"), seed=raw.get("seed", 0), overrides=overrides,
+        profile_warmup=profiler.get("warmup", 1), profile_active=profiler.get("active", 1),
+    )
+    tasks: list[Task] = []
+    for i, point in enumerate(raw["points"]):
+        point_where = f"{where}: points[{i}]"
+        _check_keys(point_where, point, POINT_KEYS, {"window", "patch"})
+        window = _positive_int(f"{point_where}.window", point["window"])
+        patch = _positive_int(f"{point_where}.patch", point["patch"])
+        if patch < window:
+            raise ValueError(
+                f"{point_where}: patch {patch} is smaller than window {window}; RIB would clamp its window to "
+                f"the patch while RPB pads the patch up to its window, so they would not compute the same attention"
+            )
+        point_phases = point.get("phases", list(phases))
+        if not isinstance(point_phases, list) or not point_phases:
+            raise ValueError(f"{point_where}.phases: expected a non-empty list of phases, got {point_phases!r}")
+        for phase in point_phases:
+            if phase not in phases:
+                raise ValueError(f"{point_where}.phases: {phase!r} has no settings under phases ({', '.join(phases)})")
+        for phase in point_phases:
+            settings = phases[phase]
+            # A phase may fix its own input size (inference on larger images than training patches).
+            phase_patch = settings.get("patch", patch)
+            if phase_patch < window:
+                raise ValueError(
+                    f"{where}: phases.{phase}.patch {phase_patch} is smaller than window {window} of points[{i}]"
+                )
+            for bias, backend in variants:
+                spec = PointSpec(
+                    bias=bias, backend=backend, phase=phase, window=window, patch=phase_patch, batch=settings["batch"],
+                    warmup=settings.get("warmup", 3), steps=settings.get("steps", 10), **common,
+                )
+                try:
+                    spec.validate()
+                except ValueError as err:
+                    raise ValueError(f"{point_where} ({bias}, {backend}, {phase}): {err}") from err
+                tasks.append(Task("profile", spec.name, spec.to_dict(), spec_columns(spec, "")))
+        if raw.get("attention"):
+            tasks.append(_attention_task(f"{where}: attention", raw, phases, variants, window, patch, device))
+    return SweepConfig(str(path), raw, tasks)
+
+
+def _attention_task(where, raw, phases, variants, window, patch, device) -> Task:
+    settings = _check_keys(where, raw["attention"], ATTENTION_KEYS)
+    model = {**PRESETS[raw["preset"]], **DEFAULTS, **(raw.get("overrides") or {})}
+    default_batch = phases.get("train", next(iter(phases.values())))["batch"]
+    rpb_backends = [backend for bias, backend in variants if bias == "rpb"]  # `auto` resolves per pass
+    rib_backends = [backend for bias, backend in variants if bias == "rib"]
+    spec = AttentionSpec(
+        window=window, patch=patch, batch=settings.get("batch", default_batch), heads=model["heads"],
+        head_dim=model["dim"] // model["heads"], ranks=sorted(set(int(r) for r in model["ranks"])),
+        rpb_backends=rpb_backends or ["sdpa"], rib_backend=rib_backends[0] if rib_backends else "auto",
+        dtype=raw["dtype"], device=device, warmup=settings.get("warmup", 2), steps=settings.get("steps", 5),
+        threads=raw.get("threads"), seed=raw.get("seed", 0), fourier_levels=model["fourier_levels"],
+        mlp_hidden=model["mlp_hidden"],
+    )
+    return Task("attention", spec.name, spec.to_dict(), {"name": spec.name, "window": window, "patch": patch})
+
+
+def failure_rows(task: Task, status: str, message: str, command: str) -> list[dict[str, Any]]:
+    row = {**task.identity, "status": status, "error": message}
+    if task.kind == "profile":
+        row["command"] = command
+    if task.kind == "attention":
+        row.update(variant="all", **{"pass": ""})
+    return [row]
+
+
+class Sweep:
+    """Runs the tasks of a config into an output folder, resuming from `points/`."""
+
+    def __init__(self, config: SweepConfig, out_dir: Path, command: str, log: Callable[[str], None]) -> None:
+        self.config = config
+        self.out_dir = out_dir
+        self.command = command
+        self.log = log
+        self.isolation = config.raw.get("isolation", "process")
+        self.timeout = config.raw.get("point_timeout_s")
+        self.budget = config.raw.get("time_budget_s")
+        self.memory_cap = config.raw.get("memory_cap_gb")
+        self.points_dir = out_dir / "points"
+        self.trace_root = out_dir / "traces"
+        self.results: dict[str, list[dict[str, Any]]] = {}
+
+    def cached(self, task: Task) -> list[dict[str, Any]] | None:
+        path = self.points_dir / f"{task.name}.json"
+        if not path.exists():
+            return None
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return None
+        if saved.get("kind") != task.kind or saved.get("spec") != task.spec:
+            return None  # measured under other settings: measure again
+        return saved["rows"]
+
+    def save(self, task: Task, rows: list[dict[str, Any]]) -> None:
+        document = {"kind": task.kind, "spec": task.spec, "rows": rows}
+        tables.write_atomic(self.points_dir / f"{task.name}.json", json.dumps(document, indent=1, default=str) + "\n")
+
+    def run(self) -> int:
+        """Returns the number of tasks left undone (time budget spent)."""
+        start = time.monotonic()
+        self.points_dir.mkdir(parents=True, exist_ok=True)
+        self.write_provenance(started=True)
+        total = len(self.config.tasks)
+        left = 0
+        ran_one = False
+        for index, task in enumerate(self.config.tasks, 1):
+            rows = self.cached(task)
+            if rows is not None:
+                self.results[task.name] = rows
+                self.log(f"[{index}/{total}] {task.name}: kept from an earlier run ({summary(rows)})")
+                continue
+            # Past the budget no new task starts, but each invocation runs at least one: progress is certain.
+            if self.budget is not None and ran_one and time.monotonic() - start >= self.budget:
+                left = total - index + 1
+                self.log(f"time budget of {self.budget} s spent: {left} task(s) left; "
+                         "run the same command again to resume")
+                break
+            task_start = time.monotonic()
+            ran_one = True
+            rows, keep = self.execute(task)
+            self.results[task.name] = rows
+            if keep:
+                self.save(task, rows)
+            self.write_tables()
+            self.log(f"[{index}/{total}] {task.name}: {summary(rows)} [{time.monotonic() - task_start:.0f} s]")
+        self.write_tables()
+        self.write_provenance(started=False, left=left)
+        return left
+
+    def execute(self, task: Task) -> tuple[list[dict[str, Any]], bool]:
+        """(rows, whether to keep them for a resumed run). Crashes and timeouts are tried again next run."""
+        if self.isolation == "none":
+            try:
+                return run_task(task.kind, task.spec, self.trace_root, process="shared", command=self.command), True
+            except Exception as err:  # noqa: BLE001 - one broken point must not stop the sweep
+                message = f"{type(err).__name__}: {str(err).strip()[:500]}"
+                return failure_rows(task, "error", message, self.command), True
+        return self.execute_in_worker(task)
+
+    def execute_in_worker(self, task: Task) -> tuple[list[dict[str, Any]], bool]:
+        request_path = self.points_dir / f"{task.name}.request.json"
+        result_path = self.points_dir / f"{task.name}.result.json"
+        log_path = self.out_dir / "logs" / f"{task.name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        result_path.unlink(missing_ok=True)
+        request = {
+            "kind": task.kind, "name": task.name, "spec": task.spec, "trace_root": str(self.trace_root),
+            "command": self.command, "result": str(result_path), "memory_cap_gb": self.memory_cap,
+        }
+        tables.write_atomic(request_path, json.dumps(request, indent=1) + "\n")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        try:
+            with open(log_path, "w", encoding="utf-8") as log_file:
+                proc = subprocess.run(
+                    [sys.executable, "-m", "suite.profiling.worker", str(request_path)],
+                    stdout=log_file, stderr=subprocess.STDOUT, env=env, timeout=self.timeout,
+                )
+        except subprocess.TimeoutExpired:
+            message = f"worker ran past point_timeout_s={self.timeout}; log: {log_path}"
+            return failure_rows(task, "timeout", message, self.command), False
+        finally:
+            request_path.unlink(missing_ok=True)
+        if result_path.exists():
+            rows = json.loads(result_path.read_text(encoding="utf-8"))["rows"]
+            result_path.unlink()
+            return rows, True
+        how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
+        message = f"worker ended with {how} and no result: {tail(log_path)}"
+        return failure_rows(task, "error", message, self.command), False
+
+    def rows(self, kind: str) -> list[dict[str, Any]]:
+        return [row for task in self.config.tasks if task.kind == kind for row in self.results.get(task.name, [])]
+
+    def write_tables(self) -> None:
+        profile_rows = self.rows("profile")
+        tables.write_rows(self.out_dir, "profile", profile_rows, tables.PROFILE_COLUMNS)
+        tables.write_rows(self.out_dir, "speedup", tables.speedup_rows(profile_rows), tables.SPEEDUP_COLUMNS)
+        tables.write_rows(self.out_dir, "attention", self.rows("attention"), tables.ATTENTION_COLUMNS)
+
+    def write_provenance(self, started: bool, left: int | None = None) -> None:
+        """`sweep.json` (config, and per invocation: command, host, load, timing, statuses) and
+        `command.txt` (the command line) beside the tables. A resumed sweep adds an invocation."""
+        path = self.out_dir / "sweep.json"
+        record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        if started:
+            import torch  # versions only: the parent never initialises CUDA
+
+            record.update(config_path=self.config.path, config=self.config.raw, tasks=len(self.config.tasks))
+            record.setdefault("invocations", []).append({
+                "command": self.command, "cwd": os.getcwd(), "started": now, "torch_version": torch.__version__,
+                "python": sys.version.split()[0], "host": os.uname().nodename, "cpus": os.cpu_count(),
+                "load_at_start": os.getloadavg(),
+            })
+            tables.write_atomic(self.out_dir / "command.txt", self.command + "\n")
+        else:
+            record["invocations"][-1].update(
+                finished=now, load_at_end=os.getloadavg(), tasks_left=left, statuses=status_counts(self.rows("profile"))
+            )
+        tables.write_atomic(path, json.dumps(record, indent=1, default=str) + "\n")
+
+
+def status_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return counts
+
+
+def summary(rows: list[dict[str, Any]]) -> str:
+    if len(rows) == 1 and "ms_median" in rows[0]:
+        row = rows[0]
+        kernels = "+".join(row.get("attention_kernels") or []) or "-"
+        return f"{row['status']} {row['ms_median']} ms/iter, peak {row.get('peak_mem_mb')} MiB, attention {kernels}"
+    return ", ".join(f"{k} {v}" for k, v in status_counts(rows).items())
+
+
+def tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])[-600:]
+
+
+def gpu_slug() -> str:
+    """Name of CUDA device 0 as a folder name, asked of a child process so this one keeps CUDA uninitialised."""
+    code = "import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    name = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+    if not name:
+        raise RuntimeError("--out uses {gpu} but no CUDA device is visible to torch")
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def resolve_out(out: str) -> Path:
+    return Path(out.replace("{gpu}", gpu_slug()) if "{gpu}" in out else out)
+
+
+def invocation(argv: list[str] | None = None) -> str:
+    """The command line as a person would type it: `suite ...` or `python -m suite.profiling ...`."""
+    argv = list(sys.argv if argv is None else argv)
+    program = Path(argv[0]).name if argv else "suite"
+    if program == "__main__.py":
+        program = "python -m " + ("suite.profiling" if Path(argv[0]).parent.name == "profiling" else "suite")
+    return " ".join([program] + [shlex.quote(a) for a in argv[1:]])
+
+
+def run_sweep(config: str, out: str, fresh: bool = False, log: Callable[[str], None] | None = None) -> int:
+    """Load, run and report a sweep; returns the number of tasks left (0 when complete)."""
+    log = log or functools.partial(print, flush=True)  # progress shows up in redirected logs too
+    sweep_config = load_config(config)
+    out_dir = resolve_out(out)
+    if fresh:
+        for sub in ("points", "traces", "logs"):
+            shutil.rmtree(out_dir / sub, ignore_errors=True)
+        (out_dir / "sweep.json").unlink(missing_ok=True)
+    sweep = Sweep(sweep_config, out_dir, invocation(), log)
+    log(f"sweep {sweep_config.path}: {len(sweep_config.tasks)} tasks -> {out_dir}")
+    left = sweep.run()
+    speedups = tables.speedup_rows(sweep.rows("profile"))
+    log("\nRPB / RIB time per point and phase (speedup.csv):")
+    log(tables.render(speedups, ("window", "patch", "phase", "rpb_variant", "rpb_status", "rpb_ms", "rib_ms",
+                                 "none_ms", "speedup_rpb_over_rib", "rib_over_none", "mem_rpb_over_rib")))
+    attention = [r for r in sweep.rows("attention") if r.get("pass")]
+    if attention:
+        log("\nAttention only, time / time of none at head dim D+R (attention.csv):")
+        log(tables.render(attention, ("window", "patch", "n_windows", "rank", "variant", "pass", "status",
+                                      "ms_median", "ratio_to_none", "attention_kernels")))
+    return left
