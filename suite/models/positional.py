@@ -51,7 +51,9 @@ class RelativePositionBias(nn.Module):
 
     def forward(self) -> torch.Tensor:
         n = self.window * self.window
-        return self.table[:, self.index].view(1, self.heads, n, n)  # (1, heads, N, N)
+        # index_select, not `table[:, index]`: its backward is an index_add, several times faster on CPU
+        # than the accumulating index_put that advanced indexing runs.
+        return self.table.index_select(1, self.index).view(1, self.heads, n, n)  # (1, heads, N, N)
 
 
 class ImplicitNeuralBias(nn.Module):

@@ -38,7 +38,9 @@ def build_model(preset: str, bias: str = "rib", scale: int = 2, **overrides: Any
         raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
     unknown = sorted(set(overrides) - OVERRIDABLE)
     if unknown:
-        raise ValueError(f"unknown model field(s) {', '.join(unknown)}; expected some of {', '.join(sorted(OVERRIDABLE))}")
+        raise ValueError(
+            f"unknown model field(s) {', '.join(unknown)}; expected some of {', '.join(sorted(OVERRIDABLE))}"
+        )
     config = {**PRESETS[preset], **DEFAULTS, **overrides}
     config["window_sizes"] = tuple(int(w) for w in config["window_sizes"])
     config["ranks"] = tuple(int(r) for r in config["ranks"])
