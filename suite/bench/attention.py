@@ -16,10 +16,7 @@ import contextlib
 import gc
 import json
 import math
-import os
-import platform
 import statistics
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -28,6 +25,7 @@ from typing import Any, Callable
 
 import torch
 
+from suite.files import device_name, write_text_atomic
 from suite.models.attention import PAD_MULTIPLE, WindowAttention, check_pair, resolve_backend
 from suite.models.presets import PRESETS
 
@@ -114,16 +112,6 @@ class AttentionBenchConfig:
 
 def padded(head_dim: int) -> int:
     return head_dim + -head_dim % PAD_MULTIPLE
-
-
-def machine_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def is_out_of_memory(err: BaseException) -> bool:
@@ -281,7 +269,7 @@ def run(config: AttentionBenchConfig, log: Callable[[str], None] = print) -> dic
         "benchmark": "attention-layer",
         "command": config.command,
         "device": config.device,
-        "device_name": machine_description(device),
+        "device_name": device_name(device),
         "torch": torch.__version__,
         "dtype": config.dtype,
         "threads": torch.get_num_threads(),
@@ -347,20 +335,6 @@ def spread(ratio: dict[str, Any], name: str) -> str:
     return f"{ratio[name]:.2f} [{ratio[name + '_min']:.2f}, {ratio[name + '_max']:.2f}]"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder and rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def to_csv(rows: list[dict], meta: dict[str, Any], meta_keys: tuple[str, ...]) -> str:
     import csv
     import io
@@ -378,8 +352,8 @@ def write_results(result: dict[str, Any], out_dir: Path) -> list[Path]:
     """`attention.json` (meta, rows, ratios), `attention.csv` and `attention_ratios.csv` in out_dir."""
     meta_keys = ("device", "device_name", "torch", "dtype", "threads", "timer", "command")
     paths = [out_dir / "attention.json", out_dir / "attention.csv", out_dir / "attention_ratios.csv"]
-    write_atomic(paths[0], json.dumps(result, indent=2) + "\n")
-    write_atomic(paths[1], to_csv(result["rows"], result["meta"], meta_keys))
-    write_atomic(paths[2], to_csv(result["ratios"], result["meta"], meta_keys))
+    write_text_atomic(paths[0], json.dumps(result, indent=2) + "\n")
+    write_text_atomic(paths[1], to_csv(result["rows"], result["meta"], meta_keys))
+    write_text_atomic(paths[2], to_csv(result["ratios"], result["meta"], meta_keys))
     return paths
 

@@ -34,7 +34,7 @@ def _mini(args: argparse.Namespace) -> int:
 
 def _bench_resize(args: argparse.Namespace) -> int:
     from suite.data.benchmark import bench_resize
-    from suite.evaluate import write_json_atomic
+    from suite.files import write_json_atomic
 
     result = bench_resize(args.images, args.height, args.width, tuple(args.scales), seed=args.seed)
     per_scale = ", ".join(f"{k} {v:.2f} s" for k, v in result["seconds_per_scale"].items())

@@ -52,7 +52,8 @@ def build_upscaler(args: argparse.Namespace) -> tuple[object, str, dict]:
 
 def _run(args: argparse.Namespace) -> int:
     from suite.data.datasets import open_paired
-    from suite.evaluate import evaluate, write_json_atomic
+    from suite.evaluate import evaluate
+    from suite.files import write_json_atomic
 
     if args.scale < 2:
         raise ValueError(f"--scale must be 2 or more, got {args.scale}")

@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from suite import __version__
-from suite.data.io import atomic_write
+from suite.files import atomic_write
 
 DIV2K_BASE_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
 BENCHMARK_URL = "https://cv.snu.ac.kr/research/EDSR/benchmark.tar"

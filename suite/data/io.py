@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
-from typing import BinaryIO, Callable
+
+from suite.files import atomic_write
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -63,27 +62,6 @@ def read_image(path: str | Path) -> np.ndarray:
             return _to_rgb(img, path)
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"cannot read image {path}: {err}") from err
-
-
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Call write(handle) on a temp file beside `path`, then rename it over `path`.
-
-    A reader never sees a half-written file and a killed run leaves only a hidden `.NAME.*.tmp`.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; results are meant to be shared
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_png(path: str | Path, arr: np.ndarray) -> Path:

@@ -20,7 +20,8 @@ from typing import Callable
 
 import numpy as np
 
-from suite.data.io import atomic_write, write_png
+from suite.data.io import write_png
+from suite.files import atomic_write
 from suite.data.resize import degrade, imresize
 
 SCALES = (2, 3, 4)

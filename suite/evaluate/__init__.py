@@ -1,6 +1,6 @@
 """Evaluation: run an upscaler over a paired dataset, score it, and record the result with provenance."""
 
-from suite.evaluate.records import provenance, write_json_atomic
+from suite.evaluate.records import provenance
 from suite.evaluate.runner import evaluate
 
-__all__ = ["evaluate", "provenance", "write_json_atomic"]
+__all__ = ["evaluate", "provenance"]

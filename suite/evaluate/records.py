@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import platform
 import subprocess
 from pathlib import Path
@@ -12,13 +11,6 @@ import numpy as np
 import torch
 
 import suite
-from suite.data.io import atomic_write
-
-
-def write_json_atomic(path: str | Path, obj: dict) -> Path:
-    """Write `obj` as indented JSON via a temp file and rename; NaN/inf are refused, not written."""
-    text = json.dumps(obj, indent=2, allow_nan=False) + "\n"
-    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def _git(*args: str) -> str | None:

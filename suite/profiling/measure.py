@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.profiler import ProfilerActivity, profile, schedule, tensorboard_trace_handler
 
+from suite.files import device_name
 from suite.models import PRESETS, build_model, count_parameters, resolve_backend
 from suite.profiling import kernels
 from suite.profiling.flops import step_flops
@@ -131,18 +132,6 @@ def is_out_of_memory(err: BaseException) -> bool:
     if isinstance(err, (torch.cuda.OutOfMemoryError, MemoryError)):  # the CUDA class is torch.OutOfMemoryError
         return True
     return isinstance(err, RuntimeError) and "can't allocate memory" in str(err)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def host_load() -> float | None:

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import yaml
 
+from suite.files import write_text_atomic
 from suite.models import PRESETS
 from suite.models.presets import DEFAULTS
 from suite.profiling import tables
@@ -245,7 +246,7 @@ class Sweep:
 
     def save(self, task: Task, rows: list[dict[str, Any]]) -> None:
         document = {"kind": task.kind, "spec": task.spec, "rows": rows}
-        tables.write_atomic(self.points_dir / f"{task.name}.json", json.dumps(document, indent=1, default=str) + "\n")
+        write_text_atomic(self.points_dir / f"{task.name}.json", json.dumps(document, indent=1, default=str) + "\n")
 
     def run(self) -> int:
         """Returns the number of tasks left undone (time budget spent)."""
@@ -299,7 +300,7 @@ class Sweep:
             "kind": task.kind, "name": task.name, "spec": task.spec, "trace_root": str(self.trace_root),
             "command": self.command, "result": str(result_path), "memory_cap_gb": self.memory_cap,
         }
-        tables.write_atomic(request_path, json.dumps(request, indent=1) + "\n")
+        write_text_atomic(request_path, json.dumps(request, indent=1) + "\n")
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -346,12 +347,12 @@ class Sweep:
                 "python": sys.version.split()[0], "host": os.uname().nodename, "cpus": os.cpu_count(),
                 "load_at_start": os.getloadavg(),
             })
-            tables.write_atomic(self.out_dir / "command.txt", self.command + "\n")
+            write_text_atomic(self.out_dir / "command.txt", self.command + "\n")
         else:
             record["invocations"][-1].update(
                 finished=now, load_at_end=os.getloadavg(), tasks_left=left, statuses=status_counts(self.rows("profile"))
             )
-        tables.write_atomic(path, json.dumps(record, indent=1, default=str) + "\n")
+        write_text_atomic(path, json.dumps(record, indent=1, default=str) + "\n")
 
 
 def status_counts(rows: list[dict[str, Any]]) -> dict[str, int]:

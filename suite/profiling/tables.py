@@ -8,10 +8,10 @@ lists; the CSV files flatten them to `;`-separated text.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
+
+from suite.files import write_text_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,19 +42,6 @@ SPEEDUP_COLUMNS = (
 OK_STATUSES = ("ok",)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write a whole file or nothing: a temporary file in the same folder, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def flatten(value: Any) -> Any:
     """A CSV cell: lists become `;`-joined text, top-operator dicts `name=ms`."""
     if isinstance(value, list):
@@ -78,8 +65,8 @@ def frame(rows: Iterable[dict[str, Any]], columns: tuple[str, ...], strict: bool
 def write_rows(out_dir: Path, stem: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
     """`<stem>.json` ({"schema_version", "columns", "rows"}) and `<stem>.csv`, both atomically."""
     document = {"schema_version": SCHEMA_VERSION, "columns": list(columns), "rows": rows}
-    write_atomic(out_dir / f"{stem}.json", json.dumps(document, indent=1, default=str) + "\n")
-    write_atomic(out_dir / f"{stem}.csv", frame(rows, columns).to_csv(index=False))
+    write_text_atomic(out_dir / f"{stem}.json", json.dumps(document, indent=1, default=str) + "\n")
+    write_text_atomic(out_dir / f"{stem}.csv", frame(rows, columns).to_csv(index=False))
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from suite.profiling.attention_bench import AttentionSpec, bench
 from suite.profiling.measure import PointSpec, measure
-from suite.profiling.tables import write_atomic
+from suite.files import write_text_atomic
 
 GIB = 2**30
 
@@ -38,7 +38,7 @@ def main(request_path: str) -> int:
             if row.get("status") == "oom":
                 row["error"] = f"over the sweep's memory_cap_gb={cap} per point: {row['error']}"
     document = {"kind": request["kind"], "spec": request["spec"], "rows": rows}
-    write_atomic(Path(request["result"]), json.dumps(document, indent=1, default=str) + "\n")
+    write_text_atomic(Path(request["result"]), json.dumps(document, indent=1, default=str) + "\n")
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from suite.data.io import atomic_write
+from suite.files import atomic_write
 from suite.report import document, figures, tables
 from suite.report.crop import build_crop
 from suite.report.readers import ReportInputError, read_evals, read_profile, read_runs

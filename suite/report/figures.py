@@ -18,7 +18,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
-from suite.data.io import atomic_write  # noqa: E402
+from suite.files import atomic_write  # noqa: E402
 from suite.report.crop import CropComparison  # noqa: E402
 from suite.report.readers import Profile, TrainRun, variant_key  # noqa: E402
 from suite.report.tables import OOM, fastest_rpb, variant_label  # noqa: E402

@@ -9,17 +9,17 @@ corrupted file fails with an error naming it instead of yielding wrong weights.
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import random
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from suite.files import atomic_write
 
 FORMAT = "suite-train-checkpoint"
 FORMAT_VERSION = 1
@@ -34,40 +34,10 @@ def checkpoint_name(iteration: int) -> str:
     return f"iter_{iteration:07d}.pt"
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic(path: Path, write) -> Path:
-    """Write through a hidden temp file in the same folder, fsync, rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
 def save_checkpoint(state: dict, path: str | Path) -> Path:
     """`torch.save` `state` (plus the format tag) to `path` atomically."""
     state = {"format": FORMAT, "format_version": FORMAT_VERSION, **state}
-    return _atomic(Path(path), lambda handle: torch.save(state, handle))
+    return atomic_write(Path(path), lambda handle: torch.save(state, handle))
 
 
 def copy_atomic(source: str | Path, target: str | Path) -> Path:
@@ -76,13 +46,13 @@ def copy_atomic(source: str | Path, target: str | Path) -> Path:
         with open(source, "rb") as src:
             shutil.copyfileobj(src, handle, 1 << 20)
 
-    return _atomic(Path(target), write)
+    return atomic_write(Path(target), write)
 
 
 def write_pointer(folder: str | Path, target: str | Path) -> Path:
     """Point `folder/last` at `target` (a file name in `folder`), atomically."""
     name = Path(target).name
-    return _atomic(Path(folder) / POINTER, lambda handle: handle.write(f"{name}\n".encode()))
+    return atomic_write(Path(folder) / POINTER, lambda handle: handle.write(f"{name}\n".encode()))
 
 
 def read_pointer(folder: str | Path) -> Path | None:

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from suite.data.io import atomic_write
+from suite.files import atomic_write
 
 CSV_FIELDS = ("iteration", "loss", "lr", "step_time_s", "val_psnr", "val_ssim")
 

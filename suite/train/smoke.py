@@ -31,7 +31,7 @@ import torch
 import yaml
 
 import suite
-from suite.data.io import atomic_write
+from suite.files import atomic_write, device_name
 
 BIASES = ("rpb", "rib")
 SCALE = 2
@@ -68,16 +68,6 @@ def _run(command: list[str], cwd: Path, out: Path, log: list[str]) -> None:
     done = subprocess.run(command, cwd=cwd)
     if done.returncode != 0:
         raise RuntimeError(f"smoke step failed with exit code {done.returncode}: {shlex.join(command)}")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _fmt(value: float | None, digits: int) -> str:
@@ -229,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         "git_commit": bicubic["provenance"].get("git_commit"),
         "git_dirty": bicubic["provenance"].get("git_dirty"),
         "device": "cpu",
-        "cpu": _cpu_name(),
+        "cpu": device_name("cpu"),
         "cpu_count": os.cpu_count(),
         "torch_threads": args.threads,
         "torch_version": str(torch.__version__),

@@ -332,7 +332,7 @@ def _run(recipe, world, device, amp_dtype, train_data, val_data, checkpoint, res
 
     final_path = out_dir / "final.pt"
     if main:
-        from suite.evaluate import write_json_atomic
+        from suite.files import write_json_atomic
 
         last_path = ckpt_dir / checkpoint_name(total)
         final_state = load_checkpoint(last_path)
