@@ -10,6 +10,17 @@ import pytest
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread: small tensors run faster with it, and alike on a busy 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     """`../shared/data`, or skip the test with the reason when it is not there."""

@@ -25,13 +25,7 @@ from suite.models.positional import RelativePositionBias
 TOL = dict(atol=1e-5, rtol=1e-5)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: a second thread only adds synchronisation (and the cores are shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # (head dim D, rank R): 16 + 8 = 24 needs no padding; 12 + 5 = 17 is padded to 24; base's 30 + 18 = 48.
 DIMS = [(16, 8), (12, 5), (30, 18)]
 BACKENDS_HERE = ["math", "sdpa", "flash"]  # on CPU `flash` is SDPA restricted to its flash kernel

@@ -12,13 +12,7 @@ from suite.models.positional import ImplicitNeuralBias, window_coordinates
 TOL = dict(atol=1e-5, rtol=1e-5)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: a second thread only adds synchronisation (and the cores are shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def pad_reference(x: torch.Tensor, win_h: int, win_w: int) -> torch.Tensor:

@@ -21,13 +21,7 @@ from suite.train.config import load_recipe
 from suite.train.trainer import train
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: small tensors run faster, and alike on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def randomised(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

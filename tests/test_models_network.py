@@ -12,13 +12,7 @@ from suite.models import PRESETS, SRTransformer, build_model, count_parameters
 BIASES = ("rpb", "rib", "none")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: a second thread only adds synchronisation (and the cores are shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_model(bias: str, scale: int = 2, seed: int = 0, **overrides) -> SRTransformer:

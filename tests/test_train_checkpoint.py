@@ -21,13 +21,7 @@ from suite.train.trainer import _init_weights, train
 SMALL = {"dim": 16, "n_blocks": 1, "window_sizes": [8, 8], "ranks": [4, 4]}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: small tensors run faster, and alike on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_recipe(folder: Path, mini_root: Path, name: str, **run) -> Path:
