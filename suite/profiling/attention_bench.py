@@ -63,19 +63,6 @@ class AttentionSpec:
         return asdict(self)
 
 
-def _time(call: Callable[[], None], device: torch.device, warmup: int, steps: int) -> list[float]:
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(steps):
-        synchronize(device)
-        start = time.perf_counter()
-        call()
-        synchronize(device)
-        times.append((time.perf_counter() - start) * 1000.0)
-    return times
-
-
 def _families(call: Callable[[], None], device: torch.device) -> list[str]:
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:

@@ -80,12 +80,3 @@ def gather_to_all(obj: Any) -> list[Any]:
     gathered: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, obj)
     return gathered
-
-
-def broadcast_from_main(obj: Any) -> Any:
-    """Rank 0's `obj` on every process."""
-    if not dist.is_initialized():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
