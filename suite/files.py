@@ -1,19 +1,48 @@
-"""Atomic file writes and host facts shared by every part of the suite.
+"""Atomic file writes and checksums shared by every part of the suite (no torch import).
 
 A reader (or a resumed run) never sees half a file: each write goes to a hidden temp file in the
-target's folder, is fsynced and renamed over the target; a killed run leaves only `.NAME.*.tmp`.
+target's folder, is fsynced and renamed over the target; a killed run leaves only `.NAME.*.tmp`,
+which `remove_stale_temps` clears on the next run. A target that exists and is not a regular file
+(a device node, FIFO, symlink or folder) is refused: renaming over it would replace it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import platform
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-import torch
+TEMP_SUFFIX = ".tmp"
+
+
+class NotARegularFileError(OSError):
+    """An atomic write whose target exists and is not a regular file."""
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISLNK, "a symlink"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def check_regular_target(path: str | Path) -> Path:
+    """`path` if it is absent or a regular file; else NotARegularFileError naming it and what it is."""
+    path = Path(path)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return path
+    if not stat.S_ISREG(mode):
+        raise NotARegularFileError(f"refusing to write {path}: it is {_kind(mode)}, not a regular file "
+                                   f"(an atomic write would replace it)")
+    return path
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -32,15 +61,16 @@ def _fsync_dir(folder: Path) -> None:
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
     """Call `write(handle)` on a temp file beside `path`, then rename it over `path`."""
-    path = Path(path)
+    path = check_regular_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; results are meant to be shared
+        check_regular_target(path)  # it may have been replaced while we wrote
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -58,15 +88,27 @@ def write_json_atomic(path: str | Path, obj: Any, indent: int = 2) -> Path:
     return write_text_atomic(path, json.dumps(obj, indent=indent, allow_nan=False) + "\n")
 
 
-def device_name(device: torch.device | str) -> str:
-    """The GPU's name, or the CPU model from /proc/cpuinfo where there is one."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def remove_stale_temps(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """Delete the `.NAME.*.tmp` files that killed atomic writes left in `folder`; -> what was removed.
+
+    Call it only while no other process writes there (e.g. holding the run folder's lock).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    pattern = f".*{TEMP_SUFFIX}"
+    found = folder.rglob(pattern) if recursive else folder.glob(pattern)
+    removed = []
+    for path in sorted(found):
+        if path.is_file() and not path.is_symlink() and path.name.count(".") >= 3:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

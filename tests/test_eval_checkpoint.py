@@ -16,7 +16,8 @@ from suite.evaluate.checkpoint import (
     ModelUpscaler, load_upscaler, model_from_checkpoint, self_ensemble, tile_spans, tiled_forward,
 )
 from suite.models import build_model
-from suite.train.checkpoint import file_sha256, load_checkpoint
+from suite.checkpoint import load_checkpoint
+from suite.files import file_sha256
 from suite.train.config import load_recipe
 from suite.train.trainer import train
 

@@ -14,7 +14,7 @@ import yaml
 
 from suite.cli import main
 from suite.models import build_model
-from suite.train.checkpoint import CheckpointError, load_checkpoint, read_pointer
+from suite.checkpoint import CheckpointError, load_checkpoint, read_pointer
 from suite.train.config import load_recipe
 from suite.train.trainer import _init_weights, train
 

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from suite.cli import main
-from suite.train.config import DEFAULTS, RecipeError, apply_overrides, load_recipe, recipe_hash, validate
+from suite.overrides import OverrideError, apply_overrides
+from suite.train.config import DEFAULTS, RecipeError, load_recipe, recipe_hash, validate
 from suite.train.schedule import LRFactor
 
 
@@ -101,7 +102,7 @@ def test_rib_may_train_below_its_window(tmp_path: Path) -> None:
 
 
 def test_malformed_override_and_yaml(tmp_path: Path) -> None:
-    with pytest.raises(RecipeError, match="key.sub=value"):
+    with pytest.raises(OverrideError, match="key.sub=value"):
         apply_overrides({}, ["optim.lr"], "x")
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [unclosed\n")

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from suite.train.checkpoint import load_checkpoint
+from suite.checkpoint import load_checkpoint
 from suite.train.config import load_recipe
 from suite.train.distributed import World, world_from_env
 from suite.train.sampler import GlobalBatchStream

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from suite.train.checkpoint import load_checkpoint, read_pointer
+from suite.checkpoint import load_checkpoint, read_pointer
 from suite.train.config import load_recipe
 from suite.train.trainer import train
 

@@ -25,7 +25,8 @@ from typing import Any, Callable
 
 import torch
 
-from suite.files import device_name, write_text_atomic
+from suite.env import device_name
+from suite.files import write_text_atomic
 from suite.models.attention import PAD_MULTIPLE, WindowAttention, check_pair, resolve_backend
 from suite.models.presets import PRESETS
 

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from suite.models import SRTransformer, build_model
-from suite.train.checkpoint import file_sha256, load_checkpoint
+from suite.checkpoint import load_checkpoint
+from suite.files import file_sha256
 
 WEIGHTS = ("ema", "model")
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from suite.data.datasets import PairedDataset
 from suite.data.io import write_png
-from suite.evaluate.records import provenance
+from suite.env import run_record
 from suite.metrics import SRMetrics, to_unit_tensor
 
 Upscaler = Callable[[np.ndarray], np.ndarray]
@@ -56,5 +56,5 @@ def evaluate(upscale: Upscaler, dataset: PairedDataset, scale: int, method: str,
         "ssim": float(np.mean([row["ssim"] for row in rows])),
         "images": rows,
         "metric_options": metrics.options,
-        "provenance": provenance(device=device, **run),
+        "provenance": run_record(device=device, **run),
     }

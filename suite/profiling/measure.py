@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.profiler import ProfilerActivity, profile, schedule, tensorboard_trace_handler
 
-from suite.files import device_name
+from suite.env import device_name
 from suite.models import PRESETS, build_model, count_parameters, resolve_backend
 from suite.profiling import kernels
 from suite.profiling.flops import step_flops

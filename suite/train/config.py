@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from suite.overrides import apply_overrides
 from suite.models import BIASES, PRESETS
 from suite.models.attention import BACKENDS
 from suite.models.presets import DEFAULTS as MODEL_DEFAULTS
@@ -74,31 +75,6 @@ class RecipeError(ValueError):
 
 def _fail(source: str, message: str) -> RecipeError:
     return RecipeError(f"{source}: {message}")
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """`a.b.c=value` -> (["a", "b", "c"], value parsed as YAML)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key or any(not part for part in key.split(".")):
-        raise RecipeError(f"override {text!r} is not of the form key.sub=value")
-    return key.split("."), yaml.safe_load(value) if value else None
-
-
-def apply_overrides(raw: dict, overrides: list[str], source: str) -> dict:
-    """Set each `key.sub=value` in a copy of `raw`; intermediate mappings are created as needed."""
-    result = copy.deepcopy(raw)
-    for text in overrides:
-        path, value = parse_override(text)
-        node = result
-        for depth, part in enumerate(path[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise _fail(source, f"override {text!r}: {'.'.join(path[:depth + 1])} is not a mapping")
-            node = child
-        node[path[-1]] = value
-    return result
 
 
 def read_recipe_file(path: str | Path) -> dict:

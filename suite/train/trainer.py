@@ -26,10 +26,10 @@ from torch.utils.data import DataLoader
 import suite
 from suite.models import count_parameters, build_model
 from suite.train import distributed
-from suite.train.checkpoint import (
-    capture_rng, checkpoint_name, copy_atomic, load_checkpoint, read_pointer, restore_rng, save_checkpoint,
-    write_pointer,
+from suite.checkpoint import (
+    checkpoint_name, copy_atomic, load_checkpoint, read_pointer, save_checkpoint, write_pointer,
 )
+from suite.train.rng import capture_rng, restore_rng
 from suite.train.config import RecipeError, recipe_hash, resolved_model_config, resume_differences
 from suite.train.monitor import Progress, Scalars, TrainLog
 from suite.train.sampler import EpochKeyed, GlobalBatchStream

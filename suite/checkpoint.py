@@ -1,22 +1,24 @@
-"""Training checkpoints on disk: atomic writes, the `last` pointer, safe loading and RNG states.
+"""The suite's one checkpoint format: atomic save, safe load, the `last` pointer, newest-valid lookup.
 
 A checkpoint is a `torch.save`d dict of tensors and plain values only, so it loads with
 `torch.load(weights_only=True)`: loading never runs code. Before unpickling, the zip archive's CRC32s
 are checked (torch itself reads a corrupted tensor record without complaint), so a truncated or
-corrupted file fails with an error naming it instead of yielding wrong weights.
+corrupted file fails with an error naming it instead of yielding wrong weights. A loaded checkpoint
+must carry its model settings (`model_config`) and finite weights: NaN weights are refused here, not
+discovered as a 6 dB score.
+
+Training writes one (`iter_NNNNNNN.pt`) per checkpoint interval, `evaluate` and `suite convert` read
+and write the same format.
 """
 
 from __future__ import annotations
 
-import hashlib
 import pickle
-import random
+import re
 import shutil
 import zipfile
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 
 from suite.files import atomic_write
@@ -24,6 +26,9 @@ from suite.files import atomic_write
 FORMAT = "suite-train-checkpoint"
 FORMAT_VERSION = 1
 POINTER = "last"
+MODEL_SETTINGS = ("preset", "bias", "scale")
+WEIGHT_KEYS = ("model", "ema")
+_NAME = re.compile(r"iter_(\d{7,})\.pt")
 
 
 class CheckpointError(RuntimeError):
@@ -58,30 +63,72 @@ def write_pointer(folder: str | Path, target: str | Path) -> Path:
 def read_pointer(folder: str | Path) -> Path | None:
     """The checkpoint `folder/last` names, or None when there is no pointer."""
     pointer = Path(folder) / POINTER
-    if not pointer.is_file():
+    if not pointer.exists() and not pointer.is_symlink():
         return None
-    name = pointer.read_text().strip()
+    if not pointer.is_file():
+        raise CheckpointError(f"checkpoint pointer {pointer} is not a regular file")
+    try:
+        name = pointer.read_text().strip()
+    except (OSError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"checkpoint pointer {pointer} cannot be read: {err}") from None
     if not name or "/" in name or name in (".", ".."):
-        raise CheckpointError(f"checkpoint pointer {pointer} holds {name!r}, not a file name")
+        raise CheckpointError(f"checkpoint pointer {pointer} holds {name[:80]!r}, not a file name")
     target = pointer.parent / name
     if not target.is_file():
         raise CheckpointError(f"checkpoint pointer {pointer} names {target}, which does not exist")
     return target
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def iteration_files(folder: str | Path) -> list[Path]:
+    """`iter_NNNNNNN.pt` files in `folder`, newest iteration first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.fullmatch(p.name))]
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+def latest_valid_checkpoint(folder: str | Path) -> tuple[Path | None, dict | None, list[str]]:
+    """The newest checkpoint in `folder` that loads and checks out -> (path, state, skipped reasons).
+
+    The `last` pointer is not trusted: it may be missing, unreadable or stale after a kill, so the
+    folder itself is scanned; files that fail to load are skipped with their reason. (None, None,
+    reasons) when no file is valid.
+    """
+    skipped = []
+    for path in iteration_files(folder):
+        try:
+            return path, load_checkpoint(path), skipped
+        except (CheckpointError, OSError) as err:
+            skipped.append(str(err))
+    return None, None, skipped
+
+
+def _check_content(path: Path, state: dict) -> None:
+    settings = state.get("model_config")
+    if not isinstance(settings, dict) or any(key not in settings for key in MODEL_SETTINGS):
+        raise CheckpointError(f"checkpoint {path} lacks its model settings (model_config with "
+                              f"{', '.join(MODEL_SETTINGS)}); it cannot rebuild its network")
+    present = [key for key in WEIGHT_KEYS if key in state]
+    if not present:
+        raise CheckpointError(f"checkpoint {path} holds no weights (neither of {', '.join(WEIGHT_KEYS)})")
+    for key in present:
+        weights = state[key]
+        if not isinstance(weights, dict):
+            raise CheckpointError(f"checkpoint {path}: {key} is {type(weights).__name__}, not a state dict")
+        for name, tensor in weights.items():
+            if not isinstance(tensor, torch.Tensor):
+                raise CheckpointError(f"checkpoint {path}: {key}.{name} is {type(tensor).__name__}, not a tensor")
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise CheckpointError(f"checkpoint {path}: {key}.{name} holds NaN or infinite weights")
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a training checkpoint with `weights_only=True` after checking the archive's integrity.
+    """Load a suite checkpoint with `weights_only=True` after checking the archive's integrity.
 
     Raises FileNotFoundError for a missing file and CheckpointError, naming the file, for one that is
-    truncated or corrupted, carries a pickled Python object, or is not a suite training checkpoint.
+    truncated or corrupted, carries a pickled Python object, is not a suite checkpoint, lacks its model
+    settings or holds non-finite weights.
     """
     path = Path(path)
     if not path.is_file():
@@ -114,30 +161,5 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if state.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"checkpoint {path} has format version {state.get('format_version')!r}; "
                               f"this suite reads version {FORMAT_VERSION}")
+    _check_content(path, state)
     return state
-
-
-# ---- RNG states: tensors and plain values only, so they survive weights_only loading ----
-
-def capture_rng() -> dict[str, Any]:
-    """Every RNG the training process touches: torch CPU, every CUDA device, NumPy, Python."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
-    version, internal, gauss_next = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-        "python": {"version": version, "state": list(internal), "gauss_next": gauss_next},
-    }
-
-
-def restore_rng(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    numpy = state["numpy"]
-    np.random.set_state((numpy["kind"], numpy["keys"].numpy().astype(np.uint32), numpy["pos"],
-                         numpy["has_gauss"], numpy["cached_gaussian"]))
-    python = state["python"]
-    random.setstate((python["version"], tuple(python["state"]), python["gauss_next"]))

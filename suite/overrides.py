@@ -1,0 +1,57 @@
+"""The one dotted `KEY=VALUE` override syntax (`optim.lr=1e-4`, `model.overrides.dim=48`).
+
+The value is read as one line of YAML, so `3`, `2.5`, `true`, `[8, 16]` and `null` keep their types.
+Recipes, sweeps and benchmarks all parse overrides here; errors name the override text.
+"""
+
+from __future__ import annotations
+
+import copy
+import reprlib
+from typing import Any
+
+import yaml
+
+
+class OverrideError(ValueError):
+    """An override that is not `key.sub=value` with a YAML value; the message names it."""
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 3, 6, 6
+
+
+def short_repr(value: Any) -> str:
+    """repr for error messages, bounded: a YAML alias bomb must never be expanded into a message."""
+    return _SHORT.repr(value)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b.c=value` -> (["a", "b", "c"], value parsed as YAML; an empty value is null)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key or any(not part.strip() for part in key.split(".")):
+        raise OverrideError(f"override {text!r} is not of the form key.sub=value")
+    try:
+        parsed = yaml.safe_load(value) if value else None
+    except yaml.YAMLError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise OverrideError(f"override {text!r}: the value is not valid YAML ({first})") from None
+    return key.split("."), parsed
+
+
+def apply_overrides(mapping: dict, texts, source: str) -> dict:
+    """Set each `key.sub=value` in a copy of `mapping`; intermediate mappings are created as needed."""
+    result = copy.deepcopy(mapping)
+    for text in texts:
+        path, value = parse_override(text)
+        node = result
+        for depth, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise OverrideError(f"{source}: override {text!r}: {'.'.join(path[:depth + 1])} is not a mapping")
+            node = child
+        node[path[-1]] = value
+    return result
