@@ -1,8 +1,12 @@
-"""Result files of `suite profile`: the row schemas, atomic CSV/JSON writing with rows keyed by run
-name, the RPB/RIB speedup table and its console rendering.
+"""The result files of `suite profile`: the row schemas, their reader, atomic CSV/JSON writing with rows
+keyed by run name, and the speedup table (RPB time / RIB time) that every consumer uses.
 
-`profile.json` and `attention.json` keep list-valued fields (kernel families, top operators) as
-lists; the CSV files flatten them to `;`-separated text.
+`profile.json` and `attention.json` keep list-valued fields (kernel families, top operators) as lists;
+the CSV files flatten them to `;`-separated text. This module does not import torch: the report and the
+console tables read results on machines without it.
+
+Speedups are grouped by BIAS, never by label: a GPU sweep labels its rows `rpb-flex`, `rpb-sdpa`,
+`rib-flash`, `none-flash`; at each point the fastest row of each bias that ran is that bias's entry.
 """
 
 from __future__ import annotations
@@ -16,30 +20,36 @@ from suite.files import write_text_atomic
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: `precision` replaces `dtype`; `compile` added
+BIASES = ("rpb", "rib", "none")  # the order of the speedup table's column groups
+OK = "ok"
 
 PROFILE_COLUMNS = (
     "name", "status", "error", "preset", "variant", "bias", "backend", "backend_resolved", "phase",
-    "window", "patch", "batch", "scale", "dtype", "device", "device_name", "threads", "warmup", "steps",
-    "seed", "overrides", "params", "ms_median", "ms_iqr", "ms_min", "ms_max", "images_per_s",
+    "window", "patch", "batch", "scale", "precision", "compile", "device", "device_name", "threads", "warmup",
+    "steps", "seed", "overrides", "params", "ms_median", "ms_iqr", "ms_min", "ms_max", "images_per_s",
     "peak_mem_mb", "mem_baseline_mb", "memory_method", "attention_kernels", "attention_ops", "top_ops",
     "gflop_per_iter", "tflops", "trace_dir", "trace_files", "torch_version", "cuda_version",
-    "python_version", "host_load_1min", "timestamp", "command", "point_command",
+    "python_version", "git_commit", "host_load_1min", "timestamp", "command", "point_command",
 )
+
+# The columns a row must carry to be read back (a failed row has no timings).
+PROFILE_REQUIRED = ("name", "status", "variant", "bias", "phase", "window", "patch", "batch", "precision",
+                    "compile", "ms_median", "peak_mem_mb", "attention_kernels")
 
 ATTENTION_COLUMNS = (
     "name", "window", "patch", "batch", "n_windows", "heads", "head_dim", "rank", "variant", "bias",
-    "backend", "kernel_head_dim", "pass", "dtype", "device", "status", "error", "ms_median", "ms_iqr",
-    "ratio_to_none", "attention_kernels", "gflop_fwd",
+    "backend", "kernel_head_dim", "pass", "precision", "device", "status", "error", "ms_median", "ms_iqr",
+    "ms_min", "ms_max", "rounds", "ratio_to_none", "ratio_to_none_iqr", "attention_kernels", "gflop_fwd",
 )
 
+POINT_KEYS = ("phase", "window", "patch", "batch", "precision", "compile")
+PER_BIAS = ("variant", "status", "ms", "peak_mem_mb", "kernels")
 SPEEDUP_COLUMNS = (
-    "window", "patch", "phase", "rpb_variant", "rpb_status", "rib_status", "rpb_ms", "rib_ms", "none_ms",
-    "speedup_rpb_over_rib", "rib_over_none", "rpb_peak_mem_mb", "rib_peak_mem_mb", "mem_rpb_over_rib",
-    "rpb_kernels", "rib_kernels",
+    *POINT_KEYS,
+    *(f"{bias}_{field}" for bias in BIASES for field in PER_BIAS),
+    "speedup_rpb_over_rib", "speedup_rpb_over_none", "rib_over_none", "mem_rpb_over_rib",
 )
-
-OK_STATUSES = ("ok",)
 
 
 def flatten(value: Any) -> Any:
@@ -53,7 +63,7 @@ def flatten(value: Any) -> Any:
 
 def frame(rows: Iterable[dict[str, Any]], columns: tuple[str, ...], strict: bool = True) -> "pd.DataFrame":
     """Rows as a DataFrame with exactly `columns`; `strict` refuses fields outside them."""
-    import pandas as pd  # here, not at import: sweep workers start faster without it
+    import pandas as pd  # here, not at import: sweep workers and `suite --help` start faster without it
 
     rows = list(rows)
     unknown = sorted({key for row in rows for key in row} - set(columns))
@@ -65,24 +75,51 @@ def frame(rows: Iterable[dict[str, Any]], columns: tuple[str, ...], strict: bool
 def write_rows(out_dir: Path, stem: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
     """`<stem>.json` ({"schema_version", "columns", "rows"}) and `<stem>.csv`, both atomically."""
     document = {"schema_version": SCHEMA_VERSION, "columns": list(columns), "rows": rows}
-    write_text_atomic(out_dir / f"{stem}.json", json.dumps(document, indent=1, default=str) + "\n")
-    write_text_atomic(out_dir / f"{stem}.csv", frame(rows, columns).to_csv(index=False))
+    write_text_atomic(Path(out_dir) / f"{stem}.json", json.dumps(document, indent=1, default=str) + "\n")
+    write_text_atomic(Path(out_dir) / f"{stem}.csv", frame(rows, columns).to_csv(index=False))
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """Rows of a `profile.json` / `attention.json`; a clear error names a file that is not one."""
+    path = Path(path)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from err
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a text file ({err})") from err
     if not isinstance(document, dict) or not isinstance(document.get("rows"), list):
         raise ValueError(f"{path}: expected an object with a 'rows' list (a file written by suite profile)")
+    if document.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"{path}: schema_version {document.get('schema_version')!r}, this suite reads "
+                         f"{SCHEMA_VERSION}; profile again with this version")
     return document["rows"]
+
+
+def read_profile(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a `profile.json` (the file, or the folder holding it), each checked for the columns the
+    speedup table and the report need; a ValueError names the file, the row and the missing column."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "profile.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no profile.json (write one with `suite profile run` or `suite profile sweep`)")
+    rows = read_rows(path)
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}: rows[{index}] is not an object")
+        missing = [column for column in PROFILE_REQUIRED if column not in row]
+        if missing:
+            raise ValueError(f"{path}: rows[{index}] ({row.get('name', '?')}) lacks {', '.join(missing)}")
+        if row["bias"] not in BIASES:
+            raise ValueError(f"{path}: rows[{index}] ({row['name']}): bias {row['bias']!r} is not one of "
+                             f"{', '.join(BIASES)}")
+    return rows
 
 
 def upsert(out_dir: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Merge rows into `out_dir/profile.{json,csv}`, replacing rows of the same name; returns all rows."""
-    path = out_dir / "profile.json"
+    path = Path(out_dir) / "profile.json"
     existing = read_rows(path) if path.exists() else []
     merged = {row["name"]: row for row in existing}
     merged.update({row["name"]: row for row in rows})
@@ -91,50 +128,68 @@ def upsert(out_dir: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return all_rows
 
 
-def speedup_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """RPB time / RIB time per (window, patch, phase) and RPB variant, plus `rpb-best`: the fastest
-    RPB variant that ran at that point. A side that did not run leaves the ratio empty."""
-    by_point: dict[tuple, dict[str, dict[str, Any]]] = {}
+def best_by_bias(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+    """For the rows of ONE point: per bias, its fastest row with status ok; where none of that bias ran,
+    its first row (status oom, timeout, ...); None where the point has no row of that bias."""
+    best: dict[str, dict[str, Any] | None] = {bias: None for bias in BIASES}
     for row in rows:
-        key = (row["window"], row["patch"], row["phase"])
-        by_point.setdefault(key, {})[row["variant"]] = row
-    table = []
-    order = sorted(by_point.items(), key=lambda item: (item[0][0], item[0][1], item[0][2] != "train"))
-    for (window, patch, phase), variants in order:
-        rib = variants.get("rib")
-        none = variants.get("none")
-        rpbs = {label: row for label, row in variants.items() if label.startswith("rpb")}
-        ran = [row for row in rpbs.values() if row["status"] in OK_STATUSES]
-        if len(rpbs) > 1 and ran:
-            rpbs["rpb-best"] = min(ran, key=lambda row: row["ms_median"])
-        for label, rpb in sorted(rpbs.items()):
-            table.append(_speedup(window, patch, phase, label, rpb, rib, none))
-    return table
+        bias = row["bias"]
+        current = best.get(bias)
+        if current is None:
+            best[bias] = row
+        elif row["status"] == OK and (current["status"] != OK or row["ms_median"] < current["ms_median"]):
+            best[bias] = row
+    return best
 
 
-def _ok(row: dict[str, Any] | None) -> bool:
-    return row is not None and row.get("status") in OK_STATUSES
+def point_key(row: dict[str, Any]) -> tuple:
+    return tuple(row.get(key) for key in POINT_KEYS)
+
+
+def _order(key: tuple) -> tuple:
+    phase, window, patch, batch, precision, compiled = key
+    return (phase != "train", str(phase), window, patch, batch or 0, str(precision), bool(compiled))
 
 
 def _ratio(top: float | None, bottom: float | None) -> float | None:
     return round(top / bottom, 3) if top is not None and bottom else None
 
 
-def _speedup(window, patch, phase, label, rpb, rib, none) -> dict[str, Any]:
-    rpb_ms = rpb["ms_median"] if _ok(rpb) else None
-    rib_ms = rib["ms_median"] if _ok(rib) else None
-    none_ms = none["ms_median"] if _ok(none) else None
-    rpb_mem = rpb.get("peak_mem_mb") if _ok(rpb) else None
-    rib_mem = rib.get("peak_mem_mb") if _ok(rib) else None
-    best = f" ({rpb['variant']})" if label == "rpb-best" else ""
-    return {
-        "window": window, "patch": patch, "phase": phase, "rpb_variant": label + best,
-        "rpb_status": rpb["status"], "rib_status": rib["status"] if rib else "missing",
-        "rpb_ms": rpb_ms, "rib_ms": rib_ms, "none_ms": none_ms,
-        "speedup_rpb_over_rib": _ratio(rpb_ms, rib_ms), "rib_over_none": _ratio(rib_ms, none_ms),
-        "rpb_peak_mem_mb": rpb_mem, "rib_peak_mem_mb": rib_mem, "mem_rpb_over_rib": _ratio(rpb_mem, rib_mem),
-        "rpb_kernels": rpb.get("attention_kernels", []), "rib_kernels": rib.get("attention_kernels", []) if rib else [],
-    }
+def speedup_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per point (phase, window, patch, batch, precision, compile), training first: per bias the
+    variant, status, time, peak memory and kernels of `best_by_bias`, and the ratios RPB/RIB, RPB/none,
+    RIB/none (time) and RPB/RIB (peak memory); a ratio is None where either side did not run."""
+    points: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        points.setdefault(point_key(row), []).append(row)
+    table = []
+    for key in sorted(points, key=_order):
+        record: dict[str, Any] = dict(zip(POINT_KEYS, key))
+        ms: dict[str, float | None] = {}
+        mem: dict[str, float | None] = {}
+        for bias, row in best_by_bias(points[key]).items():
+            ran = row is not None and row["status"] == OK
+            ms[bias] = row["ms_median"] if ran else None
+            mem[bias] = row.get("peak_mem_mb") if ran else None
+            record.update({
+                f"{bias}_variant": row["variant"] if row else None,
+                f"{bias}_status": row["status"] if row else "missing",
+                f"{bias}_ms": ms[bias], f"{bias}_peak_mem_mb": mem[bias],
+                f"{bias}_kernels": list(row.get("attention_kernels") or []) if row else [],
+            })
+        record.update(
+            speedup_rpb_over_rib=_ratio(ms["rpb"], ms["rib"]), speedup_rpb_over_none=_ratio(ms["rpb"], ms["none"]),
+            rib_over_none=_ratio(ms["rib"], ms["none"]), mem_rpb_over_rib=_ratio(mem["rpb"], mem["rib"]),
+        )
+        table.append(record)
+    return table
+
+
+def write_tables(out_dir: Path, profile_rows: list[dict[str, Any]], attention_rows: list[dict[str, Any]]) -> None:
+    """The three tables of a sweep: profile, speedup (from the profile rows) and attention."""
+    write_rows(out_dir, "profile", profile_rows, PROFILE_COLUMNS)
+    write_rows(out_dir, "speedup", speedup_rows(profile_rows), SPEEDUP_COLUMNS)
+    write_rows(out_dir, "attention", attention_rows, ATTENTION_COLUMNS)
 
 
 def render(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
