@@ -1,4 +1,4 @@
-"""SR metrics: pyiqa PSNR/SSIM with the paper protocol, cross-checked by a plain numpy implementation."""
+"""SR metrics: both protocols, cross-checked by a plain numpy implementation of each."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 
 from suite.data.datasets import open_paired
 from suite.data.resize import imresize
-from suite.metrics import SRMetrics, to_unit_tensor
+from suite.metrics import DEFAULT_PROTOCOL, PROTOCOLS, SRMetrics, to_unit_tensor
 
 
 # --- plain reference implementation (only here, to cross-check pyiqa) ---------------------------
@@ -34,13 +34,15 @@ def _gaussian_filter_valid(x: np.ndarray) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(rows, 11, axis=1) @ g
 
 
-def plain_ssim(sr: np.ndarray, hr: np.ndarray, border: int, clip_cs: bool = False) -> float:
-    """Wang et al. SSIM on rounded Y in [0, 255], Gaussian window, K1 = 0.01, K2 = 0.03.
+def plain_ssim(sr: np.ndarray, hr: np.ndarray, border: int, clip_cs: bool = False, round_y: bool = True) -> float:
+    """Wang et al. SSIM on Y in [0, 255], Gaussian window, K1 = 0.01, K2 = 0.03.
 
-    clip_cs: clamp the contrast-structure term at 0 as pyiqa does (the MATLAB code does not).
+    clip_cs: clamp the contrast-structure term at 0 as pyiqa does (MATLAB and BasicSR do not).
+    round_y: round Y to integers first (MATLAB, pyiqa's SSIM module); BasicSR keeps it a float.
     """
-    a = np.round(plain_y(sr))[border:-border, border:-border]
-    b = np.round(plain_y(hr))[border:-border, border:-border]
+    rounding = np.round if round_y else (lambda y: y)
+    a = rounding(plain_y(sr))[border:-border, border:-border]
+    b = rounding(plain_y(hr))[border:-border, border:-border]
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     mu_a, mu_b = _gaussian_filter_valid(a), _gaussian_filter_valid(b)
     var_a = _gaussian_filter_valid(a * a) - mu_a ** 2
@@ -60,8 +62,17 @@ def bicubic_pairs(mini_root):
     return [(imresize(item["lr"], 3.0), item["hr"]) for item in (ds[i] for i in range(len(ds)))]
 
 
-def test_pyiqa_agrees_with_plain_implementation(bicubic_pairs):
-    metrics = SRMetrics(3)
+def test_protocols_agree_with_plain_implementation(bicubic_pairs):
+    assert PROTOCOLS[0] == DEFAULT_PROTOCOL == "basicsr-y"
+    basicsr = SRMetrics(3)
+    for sr, hr in bicubic_pairs:
+        scores = basicsr(to_unit_tensor(sr), to_unit_tensor(hr))
+        # No eps in the MSE; what remains is pyiqa's BT.601 coefficients held in float32 (~2e-7 dB).
+        assert abs(scores["psnr"] - plain_psnr(sr, hr, 3)) < 1e-6
+        # Float Y, no clamp; pyiqa's window and coefficients are float32 (~1e-7 apart).
+        assert abs(scores["ssim"] - plain_ssim(sr, hr, 3, round_y=False)) < 1e-6
+        assert abs(scores["ssim"] - plain_ssim(sr, hr, 3)) > 1e-5  # rounding Y is really not applied
+    metrics = SRMetrics(3, protocol="pyiqa-rounded-y")
     for sr, hr in bicubic_pairs:
         scores = metrics(to_unit_tensor(sr), to_unit_tensor(hr))
         # pyiqa adds eps = 1e-8 to the MSE: at ~20-35 dB that moves PSNR by < 5e-5 dB.
@@ -73,22 +84,31 @@ def test_pyiqa_agrees_with_plain_implementation(bicubic_pairs):
 
 
 def test_options_record_the_protocol():
-    options = SRMetrics(4).options
-    for name in ("psnr", "ssim"):
-        assert options[name]["color_space"] == "ycbcr"
-        assert options[name]["test_y_channel"] is True
-        assert options[name]["crop_border"] == 4
-    assert options["psnr"]["y_rounded"] is False and options["ssim"]["y_rounded"] is True
+    for protocol in PROTOCOLS:
+        options = SRMetrics(4, protocol=protocol).options
+        assert options["protocol"] == protocol
+        for name in ("psnr", "ssim"):
+            assert options[name]["color_space"] == "ycbcr"
+            assert options[name]["test_y_channel"] is True
+            assert options[name]["crop_border"] == 4
+    default, rounded = SRMetrics(4).options, SRMetrics(4, protocol="pyiqa-rounded-y").options
+    assert default["protocol"] == "basicsr-y"
+    assert default["ssim"]["y_rounded"] is False and default["psnr"]["eps"] == 0.0
+    assert rounded["ssim"]["y_rounded"] is True and rounded["psnr"]["eps"] == 1e-8
+    with pytest.raises(ValueError, match="unknown metric protocol 'matlab'; choose one of basicsr-y, pyiqa-rounded-y"):
+        SRMetrics(4, protocol="matlab")
 
 
-def test_border_pixels_are_shaved(bicubic_pairs):
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_border_pixels_are_shaved(bicubic_pairs, protocol):
     sr, hr = bicubic_pairs[0]
     damaged = sr.copy()
     damaged[:2, :] = 255 - damaged[:2, :]  # only inside a 2-px border
-    at2, at1 = SRMetrics(2), SRMetrics(1)
+    at2, at1 = SRMetrics(2, protocol=protocol), SRMetrics(1, protocol=protocol)
     assert at2(to_unit_tensor(damaged), to_unit_tensor(hr)) == at2(to_unit_tensor(sr), to_unit_tensor(hr))
-    damaged_psnr = at1(to_unit_tensor(damaged), to_unit_tensor(hr))["psnr"]
-    assert damaged_psnr < at1(to_unit_tensor(sr), to_unit_tensor(hr))["psnr"]
+    damaged_scores = at1(to_unit_tensor(damaged), to_unit_tensor(hr))
+    clean_scores = at1(to_unit_tensor(sr), to_unit_tensor(hr))
+    assert damaged_scores["psnr"] < clean_scores["psnr"] and damaged_scores["ssim"] < clean_scores["ssim"]
 
 
 def test_ycbcr_is_not_pyiqa_default_yiq(bicubic_pairs):
@@ -96,7 +116,7 @@ def test_ycbcr_is_not_pyiqa_default_yiq(bicubic_pairs):
 
     sr, hr = bicubic_pairs[1]
     default_y = pyiqa.create_metric("psnr", test_y_channel=True, crop_border=3, device="cpu")
-    ours = SRMetrics(3)(to_unit_tensor(sr), to_unit_tensor(hr))["psnr"]
+    ours = SRMetrics(3, protocol="pyiqa-rounded-y")(to_unit_tensor(sr), to_unit_tensor(hr))["psnr"]
     assert abs(float(default_y(to_unit_tensor(sr), to_unit_tensor(hr))) - ours) > 1e-3
 
 
@@ -104,7 +124,9 @@ def test_identical_images_and_bad_input(bicubic_pairs):
     _, hr = bicubic_pairs[0]
     metrics = SRMetrics(2)
     same = metrics(to_unit_tensor(hr), to_unit_tensor(hr))
-    assert same["ssim"] == pytest.approx(1.0) and same["psnr"] > 70
+    # BasicSR's PSNR of identical images is infinite (no eps); pyiqa's module caps it at 80 dB.
+    assert same["ssim"] == pytest.approx(1.0) and same["psnr"] == float("inf")
+    assert SRMetrics(2, protocol="pyiqa-rounded-y")(to_unit_tensor(hr), to_unit_tensor(hr))["psnr"] == pytest.approx(80.0)
     x = to_unit_tensor(hr)
     with pytest.raises(ValueError, match=r"\(1, 3, H, W\)"):
         metrics(x[0], x[0])

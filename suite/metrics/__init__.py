@@ -1,5 +1,5 @@
-"""Image-quality metrics of the SR protocol (pyiqa PSNR/SSIM on the BT.601 Y channel, border = scale)."""
+"""Image-quality metrics of the SR protocol (PSNR/SSIM on the BT.601 Y channel, border = scale, via pyiqa)."""
 
-from suite.metrics.fidelity import SRMetrics, to_unit_tensor
+from suite.metrics.fidelity import DEFAULT_PROTOCOL, PROTOCOLS, SRMetrics, to_unit_tensor
 
-__all__ = ["SRMetrics", "to_unit_tensor"]
+__all__ = ["DEFAULT_PROTOCOL", "PROTOCOLS", "SRMetrics", "to_unit_tensor"]

@@ -1,17 +1,32 @@
-"""PSNR and SSIM as SR papers report them, computed by pyiqa with its options named explicitly.
+"""PSNR and SSIM as SR papers report them, computed by pyiqa's functions with every option named.
 
-Protocol (SPEC section 6): RGB in [0, 1] -> Y of BT.601 YCbCr (`color_space='ycbcr'`; pyiqa's default
-for `test_y_channel` is YIQ, which matches no paper), `crop_border = scale` pixels shaved per side.
-pyiqa's PSNR keeps Y unrounded (data range 1); its SSIM rounds Y to integers in [16, 235] (data range
-255), as the MATLAB SSIM code does, but clamps negative contrast-structure values at 0, which the
-MATLAB code does not (a difference of ~1e-5 in SSIM on natural images). Inputs are taken to float64
-so that the metric adds no rounding of its own.
+Common to both protocols (SPEC section 6): RGB in [0, 1] -> Y of BT.601 YCbCr (`color_space='ycbcr'`;
+pyiqa's default for `test_y_channel` is YIQ, which matches no paper), `crop_border = scale` pixels
+shaved per side, Gaussian 11x11 (sigma 1.5) 'valid' SSIM. Inputs are taken to float64 so that the
+metric adds no rounding of its own.
+
+- `basicsr-y` (default, the paper's protocol): BasicSR's `calculate_psnr` / `calculate_ssim` with
+  `test_y_channel=True`. Y stays an unrounded float; PSNR adds nothing to the MSE (pyiqa's `psnr`
+  adds eps = 1e-8 unless told otherwise, which moves PSNR by 2e-4 dB at 37 dB).
+- `pyiqa-rounded-y`: pyiqa's SSIM module, which rounds Y to integers in [16, 235] as the MATLAB SSIM
+  code does (about 0.001 lower SSIM on Set5 x2 bicubic); PSNR as pyiqa's module computes it (eps 1e-8).
+
+pyiqa's SSIM clamps negative contrast-structure values at 0, which BasicSR does not (up to 1.1e-4 on
+Set5 bicubic); `basicsr-y` therefore evaluates the same formula with pyiqa's window and filter, unclamped.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+PROTOCOLS = ("basicsr-y", "pyiqa-rounded-y")
+DEFAULT_PROTOCOL = PROTOCOLS[0]
+
+PROTOCOL_DESCRIPTIONS = {
+    "basicsr-y": "BasicSR calculate_psnr/calculate_ssim: BT.601 Y unrounded, crop = scale, PSNR without eps",
+    "pyiqa-rounded-y": "pyiqa SSIM module: BT.601 Y rounded to integers, crop = scale, PSNR eps 1e-8",
+}
 
 
 def to_unit_tensor(img: np.ndarray) -> torch.Tensor:
@@ -25,46 +40,40 @@ def to_unit_tensor(img: np.ndarray) -> torch.Tensor:
 class SRMetrics:
     """`metrics(sr, hr) -> {"psnr": dB, "ssim": float}` for float (1, 3, H, W) tensors in [0, 1]."""
 
-    def __init__(self, scale: int, device: str | torch.device = "cpu") -> None:
+    def __init__(self, scale: int, device: str | torch.device = "cpu",
+                 protocol: str = DEFAULT_PROTOCOL) -> None:
         if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
             raise ValueError(f"scale must be a positive integer, got {scale!r}")
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"unknown metric protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
         import pyiqa  # slow to import; only when metrics are really computed
 
         self.scale = scale
+        self.protocol = protocol
         self.device = torch.device(device)
         self._pyiqa_version = getattr(pyiqa, "__version__", "unknown")
-        protocol = {"test_y_channel": True, "color_space": "ycbcr", "crop_border": scale}
-        self._psnr = pyiqa.create_metric("psnr", device=self.device, **protocol)
-        self._ssim = pyiqa.create_metric("ssim", device=self.device, **protocol)
+        if protocol == "pyiqa-rounded-y":
+            options = {"test_y_channel": True, "color_space": "ycbcr", "crop_border": scale}
+            self._psnr_module = pyiqa.create_metric("psnr", device=self.device, **options)
+            self._ssim_module = pyiqa.create_metric("ssim", device=self.device, **options)
 
     @property
     def options(self) -> dict:
-        """The options pyiqa actually holds for both metrics (recorded beside every result)."""
-        psnr_net, ssim_net = self._psnr.net, self._ssim.net
-        psnr_kwargs = dict(psnr_net.kwargs)
+        """The protocol's name and every option it fixes (recorded beside every result)."""
+        rounded = self.protocol == "pyiqa-rounded-y"
         return {
+            "protocol": self.protocol,
+            "description": PROTOCOL_DESCRIPTIONS[self.protocol],
             "library": "pyiqa",
             "pyiqa_version": self._pyiqa_version,
             "input": "RGB float64 in [0, 1]; SR and HR quantised to uint8 before scoring",
             "averaging": "mean over images of per-image values",
-            "psnr": {
-                "test_y_channel": bool(psnr_net.test_y_channel),
-                "color_space": psnr_kwargs.get("color_space", "yiq"),
-                "crop_border": int(psnr_net.crop_border),
-                "data_range": float(psnr_kwargs.get("data_range", 1.0)),
-                "eps": float(psnr_kwargs.get("eps", 1e-8)),
-                "y_rounded": False,
-            },
-            "ssim": {
-                "test_y_channel": bool(ssim_net.test_y_channel),
-                "color_space": ssim_net.color_space,
-                "crop_border": int(ssim_net.crop_border),
-                "data_range": float(ssim_net.data_range),
-                "downsample": bool(ssim_net.downsample),
-                "window": "gaussian 11x11, sigma 1.5",
-                "cs_clamped_at_zero": True,  # pyiqa's relu on the contrast-structure map
-                "y_rounded": ssim_net.data_range >= 255,
-            },
+            "psnr": {"test_y_channel": True, "color_space": "ycbcr", "crop_border": self.scale,
+                     "data_range": 1.0, "eps": 1e-8 if rounded else 0.0, "y_rounded": False},
+            "ssim": {"test_y_channel": True, "color_space": "ycbcr", "crop_border": self.scale,
+                     "data_range": 255.0, "downsample": False, "window": "gaussian 11x11, sigma 1.5, valid",
+                     "cs_clamped_at_zero": rounded,  # pyiqa's SSIM module clamps; BasicSR does not
+                     "y_rounded": rounded},
         }
 
     def _check(self, label: str, x: torch.Tensor) -> torch.Tensor:
@@ -84,4 +93,38 @@ class SRMetrics:
         sr, hr = self._check("sr", sr), self._check("hr", hr)
         if sr.shape != hr.shape:
             raise ValueError(f"sr {tuple(sr.shape)} and hr {tuple(hr.shape)} differ in shape")
-        return {"psnr": float(self._psnr(sr, hr)), "ssim": float(self._ssim(sr, hr))}
+        if self.protocol == "pyiqa-rounded-y":
+            return {"psnr": float(self._psnr_module(sr, hr)), "ssim": float(self._ssim_module(sr, hr))}
+        return self._basicsr_y(sr, hr)
+
+    def _basicsr_y(self, sr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
+        from pyiqa.archs.psnr_arch import psnr
+        from pyiqa.utils.color_util import to_y_channel
+
+        b = self.scale
+        # out_data_range 1.0: to_y_channel rounds only when asked for a 255 range.
+        y_sr = to_y_channel(sr[..., b:-b, b:-b], 1.0, "ycbcr")
+        y_hr = to_y_channel(hr[..., b:-b, b:-b], 1.0, "ycbcr")
+        # Y is already one channel, so psnr's own test_y_channel conversion is skipped.
+        score_psnr = psnr(y_sr, y_hr, test_y_channel=False, data_range=1.0, eps=0.0)
+        return {"psnr": float(score_psnr), "ssim": _ssim_unclamped(y_sr * 255.0, y_hr * 255.0)}
+
+
+def _ssim_unclamped(x: torch.Tensor, y: torch.Tensor) -> float:
+    """BasicSR's `_ssim` on Y in 0..255: pyiqa's `ssim` formula and its MATLAB window and filter, but
+    without the clamp of the contrast-structure map at 0 that pyiqa's `ssim` applies (F.relu).
+
+    Why not pyiqa's `ssim` itself: the clamp moves Set5 x4 butterfly (bicubic) from BasicSR's 0.73744
+    to 0.73755, beyond the 1e-4 the paper protocol's reference test allows.
+    """
+    from pyiqa.matlab_utils import filter2, fspecial
+
+    window = fspecial(11, 1.5, 1).to(x)
+    c1, c2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
+    mu_x, mu_y = filter2(x, window, "valid"), filter2(y, window, "valid")
+    var_x = filter2(x * x, window, "valid") - mu_x ** 2
+    var_y = filter2(y * y, window, "valid") - mu_y ** 2
+    cov = filter2(x * y, window, "valid") - mu_x * mu_y
+    luminance = (2 * mu_x * mu_y + c1) / (mu_x ** 2 + mu_y ** 2 + c1)
+    contrast_structure = (2 * cov + c2) / (var_x + var_y + c2)
+    return float((luminance * contrast_structure).mean())
