@@ -17,7 +17,8 @@ import pytest
 
 from suite.cli import main
 from suite.data.datasets import open_paired
-from suite.data.fetch import LOCK_NAME, ChecksumError, fetch, safe_extract
+from suite.data.archives import ArchiveError, safe_extract
+from suite.data.fetch import FETCH_NAMES, LOCK_NAME, ChecksumError, fetch, fetch_file
 
 
 class ArchiveServer:
@@ -26,6 +27,7 @@ class ArchiveServer:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.truncate_next: set[str] = set()  # paths whose next response stops after half the bytes
+        self.no_length: set[str] = set()  # paths served without Content-Length (a cut then looks complete)
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
         self.bytes_sent = 0
         server = self
@@ -53,7 +55,10 @@ class ArchiveServer:
                 self.send_response(status)
                 if status == 206:
                     self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                self.send_header("Content-Length", str(len(body) - start))
+                if self.path in server.no_length:
+                    self.close_connection = True
+                else:
+                    self.send_header("Content-Length", str(len(body) - start))
                 self.end_headers()
                 chunk = body[start:]
                 if self.path in server.truncate_next:
@@ -116,7 +121,7 @@ def _zip(members: dict[str, bytes]) -> bytes:
 
 def _benchmark_tar() -> bytes:
     members = {}
-    for subset in ("Set5", "Set14"):
+    for subset in ("Set5", "Set14", "B100", "Urban100"):
         for i in range(2):
             members[f"benchmark/{subset}/HR/im{i}.png"] = _png_bytes(i, 16)
             members[f"benchmark/{subset}/LR_bicubic/X2/im{i}x2.png"] = _png_bytes(10 + i, 8)
@@ -217,7 +222,8 @@ def test_archive_with_parent_member_is_refused(server, tmp_path):
 @pytest.mark.parametrize("kind, members, links, why", [
     ("tar", {"/abs.txt": b"x"}, None, "absolute path"),
     ("tar", {"a/../../up.txt": b"x"}, None, r"contains '\.\.'"),
-    ("tar", {"ok.txt": b"x"}, {"link": "../../outside"}, "links outside"),
+    ("tar", {"ok.txt": b"x"}, {"link": "../../outside"}, "is a link"),
+    ("tar", {"ok.txt": b"x"}, {"link": "ok.txt"}, "is a link"),
     ("zip", {"../up.txt": b"x"}, None, r"contains '\.\.'"),
     ("zip", {"/abs.txt": b"x"}, None, "absolute path"),
 ])
@@ -227,7 +233,7 @@ def test_unsafe_members_are_refused_before_anything_is_written(tmp_path, kind, m
     dest = tmp_path / "a" / "dest"
     with pytest.raises(ValueError, match=why):
         safe_extract(archive, dest, tmp_path / "staging")
-    assert list(dest.iterdir()) == []
+    assert not dest.exists() or list(dest.iterdir()) == []
     assert not (tmp_path / "up.txt").exists() and not (tmp_path / "staging").exists()
 
 
@@ -264,3 +270,258 @@ def test_archive_placed_by_hand_is_used_without_network(tmp_path):
     records = fetch("Set5", tmp_path, url="http://127.0.0.1:9/unreachable.tar")
     assert records[0]["downloaded_bytes"] == 0
     assert (tmp_path / "benchmark" / "Set5" / "HR" / "im0.png").is_file()
+
+
+# ---- archives are checked before anything is pinned or written (issue 10 items 8 and 9) ----
+
+def _lock(root) -> dict:
+    path = root / LOCK_NAME
+    return json.loads(path.read_text())["archives"] if path.exists() else {}
+
+
+@pytest.mark.parametrize("broken", ["html", "cut-without-length", "partial-copy"])
+def test_broken_download_is_not_pinned_and_the_right_archive_then_works(server, tmp_path, broken):
+    archive = _benchmark_tar()
+    if broken == "html":
+        server.files["/benchmark.tar"] = b"<!DOCTYPE html><html><body>Please log in</body></html>\n"
+        why = "HTML page"
+    elif broken == "cut-without-length":
+        server.files["/benchmark.tar"] = archive
+        server.no_length.add("/benchmark.tar")
+        server.truncate_next.add("/benchmark.tar")
+        why = "truncated|damaged"
+    else:
+        (tmp_path / "downloads").mkdir()
+        (tmp_path / "downloads" / "benchmark.tar").write_bytes(archive[: len(archive) // 3])
+        why = "truncated|damaged"
+    with pytest.raises(ValueError, match=why) as err:
+        fetch("Set5", tmp_path, mirror=server.base)
+    assert "benchmark.tar" in str(err.value) and "moved aside" in str(err.value)
+    assert _lock(tmp_path) == {}  # nothing pinned
+    assert not (tmp_path / "benchmark").exists()
+
+    server.files["/benchmark.tar"] = archive
+    server.no_length.clear()
+    records = fetch("Set5", tmp_path, mirror=server.base)
+    assert records[0]["action"] == "extracted"
+    assert _lock(tmp_path)["benchmark.tar"]["sha256"] == hashlib.sha256(archive).hexdigest()
+    assert len(open_paired(tmp_path / "benchmark" / "Set5", 2)) == 2
+
+
+def test_a_tar_ending_in_a_zip_member_is_read_as_the_tar(server, tmp_path):
+    inner = _zip({"benchmark/Set5/HR/zipped.png": _png_bytes(7)})
+    members = {f"benchmark/Set5/HR/im{i}.png": _png_bytes(i) for i in range(2)}
+    members["benchmark/Set5/extra.zip"] = inner  # last member: the zip's end record sits near the tar's end
+    server.files["/benchmark.tar"] = _tar(members)
+    fetch("Set5", tmp_path, mirror=server.base)
+    hr = tmp_path / "benchmark" / "Set5" / "HR"
+    assert sorted(p.name for p in hr.iterdir()) == ["im0.png", "im1.png"]
+    assert (tmp_path / "benchmark" / "Set5" / "extra.zip").read_bytes() == inner
+
+
+def test_a_tar_cut_at_a_member_boundary_is_incomplete(tmp_path):
+    whole = _tar({f"benchmark/Set5/HR/im{i}.png": _png_bytes(i) for i in range(3)})
+    cut = whole[: 512 + (len(_png_bytes(0)) + 511) // 512 * 512]  # header + data of member 0, nothing more
+    archive = tmp_path / "cut.tar"
+    archive.write_bytes(cut)
+    with tarfile.open(archive) as tar:  # the standard library reads it as a complete one-member tar
+        assert tar.getnames() == ["benchmark/Set5/HR/im0.png"]
+    with pytest.raises(ArchiveError, match=r"cut\.tar is truncated"):
+        safe_extract(archive, tmp_path / "dest", tmp_path / "staging")
+    assert not (tmp_path / "dest" / "benchmark").exists()
+
+
+def test_a_zip_bomb_is_refused_before_inflating(tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("bomb.bin", bytes(80 * 2**20))
+    archive = tmp_path / "bomb.zip"
+    archive.write_bytes(buffer.getvalue())
+    assert archive.stat().st_size < 2**20
+    with pytest.raises(ValueError, match=r"refusing to extract .*bomb\.zip: its members expand to 83886080 bytes"):
+        safe_extract(archive, tmp_path / "dest", tmp_path / "staging")
+    assert not (tmp_path / "dest" / "bomb.bin").exists()
+
+
+def test_an_archive_cannot_write_the_suites_own_files(server, tmp_path):
+    members = {f"benchmark/{s}/HR/im0.png": _png_bytes(0) for s in ("Set5", "Set14", "B100", "Urban100")}
+    members[LOCK_NAME] = b'{"version": 1, "archives": {}}'
+    server.files["/benchmark.tar"] = _tar(members)
+    with pytest.raises(ValueError, match=LOCK_NAME):
+        fetch("benchmark", tmp_path, mirror=server.base)
+    assert not (tmp_path / LOCK_NAME).exists() and not (tmp_path / "benchmark").exists()
+    # without the dataset's member list, the explicit guard still holds
+    archive = tmp_path / "x.tar"
+    archive.write_bytes(_tar({"data/ok.png": _png_bytes(1), "downloads/benchmark.tar": b"swap"}))
+    with pytest.raises(ArchiveError, match=r"would write the suite's own .*downloads"):
+        safe_extract(archive, tmp_path, tmp_path / "staging", protected=(tmp_path / "downloads",))
+
+
+def test_members_outside_the_datasets_folders_are_refused(server, tmp_path):
+    server.files["/DIV2K_valid_HR.zip"] = _zip({"DIV2K_valid_HR/0801.png": _png_bytes(1), "other/x.png": _png_bytes(2)})
+    with pytest.raises(ValueError, match=r"not the expected archive: member 'other/x\.png'"):
+        fetch("DIV2K", tmp_path, parts=["valid_HR"], mirror=server.base)
+    server.files["/DIV2K_valid_HR.zip"] = _zip({"DIV2K_valid_HR/readme.txt": b"no images"})
+    with pytest.raises(ValueError, match=r"holds no image under DIV2K_valid_HR/"):
+        fetch("DIV2K", tmp_path, parts=["valid_HR"], mirror=server.base)
+    assert _lock(tmp_path) == {}
+
+
+def _absurd_size_tar() -> bytes:
+    data = bytearray(_tar({"benchmark/Set5/HR/im0.png": b"x" * 100}))
+    info = tarfile.TarInfo("benchmark/Set5/HR/im0.png")
+    info.size = 8**11 - 1  # 8 GiB declared in a 10 kB file
+    data[:512] = info.tobuf(format=tarfile.USTAR_FORMAT)
+    return bytes(data)
+
+
+def _bad_crc_zip() -> bytes:
+    data = bytearray(_zip({"DIV2K_valid_HR/0801.png": _png_bytes(1)}))
+    data[40] ^= 0xFF  # a byte inside the stored member data
+    return bytes(data)
+
+
+@pytest.mark.parametrize("kind", ["truncated-tar", "absurd-size", "symlink-chain", "bad-crc", "truncated-zip"])
+def test_damaged_archives_are_one_line_errors_naming_the_file(tmp_path, capsys, kind):
+    tar = _tar({f"benchmark/Set5/HR/im{i}.png": _png_bytes(i) for i in range(2)})
+    body, name, part = {
+        "truncated-tar": (tar[:700], "benchmark.tar", "Set5"),
+        "absurd-size": (_absurd_size_tar(), "benchmark.tar", "Set5"),
+        "symlink-chain": (_tar({"benchmark/Set5/HR/im0.png": _png_bytes(0)},
+                               {"benchmark/Set5/HR/a.png": "b.png", "benchmark/Set5/HR/b.png": "im0.png"}),
+                          "benchmark.tar", "Set5"),
+        "bad-crc": (_bad_crc_zip(), "DIV2K_valid_HR.zip", "DIV2K"),
+        "truncated-zip": (_zip({"DIV2K_valid_HR/0801.png": _png_bytes(1)})[:-30], "DIV2K_valid_HR.zip", "DIV2K"),
+    }[kind]
+    (tmp_path / "downloads").mkdir()
+    (tmp_path / "downloads" / name).write_bytes(body)
+    argv = ["data", "fetch", part, "--root", str(tmp_path), "--url", "http://127.0.0.1:9/unused"]
+    if part == "DIV2K":
+        argv += ["--parts", "valid_HR"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # progress lines come first
+    assert err.startswith("suite data: error: ")
+    assert str(tmp_path / "downloads" / name) in err
+    assert _lock(tmp_path) == {}
+    assert not (tmp_path / "benchmark").exists() and not (tmp_path / "DIV2K").exists()
+
+
+@pytest.mark.parametrize("entry", ['"abc"', '{"sha256": 5}', '{"size": 3}', '["x"]'])
+def test_a_lock_entry_of_the_wrong_type_is_a_one_line_error(tmp_path, capsys, entry):
+    (tmp_path / LOCK_NAME).write_text('{"version": 1, "archives": {"benchmark.tar": %s}}' % entry)
+    assert main(["data", "fetch", "Set5", "--root", str(tmp_path), "--url", "http://127.0.0.1:9/x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("suite data: error: ") and "\n" not in err
+    assert f"lock file {tmp_path / LOCK_NAME} is not valid" in err and "benchmark.tar" in err
+
+
+# ---- Manga109, Flickr2K, DF2K (issue 9.4, 12.2, 12.4) ----
+
+def test_fetch_accepts_the_names_the_workflow_uses():
+    assert {"DIV2K", "Flickr2K", "DF2K", "benchmark", "Set5", "Set14", "B100", "Urban100", "Manga109"} <= set(FETCH_NAMES)
+
+
+def test_manga109_from_an_explicit_url_or_placed_by_hand(server, tmp_path, capsys):
+    members = {f"Manga109/HR/Title{i}.png": _png_bytes(i, 16) for i in range(2)}
+    members.update({f"Manga109/LR_bicubic/X2/Title{i}x2.png": _png_bytes(10 + i, 8) for i in range(2)})
+    server.files["/mirror/manga.tar"] = _tar(members)
+    argv = ["data", "fetch", "Manga109", "--root", str(tmp_path / "a"), "--url", server.base + "/mirror/manga.tar"]
+    assert main(argv) == 0
+    assert f"use --data {tmp_path / 'a' / 'Manga109'}" in capsys.readouterr().out
+    ds = open_paired(tmp_path / "a" / "Manga109", 2)
+    assert (len(ds), ds.lr_source) == (2, "stored")
+
+    # no URL: one line naming the file to place by hand; placed, it is used
+    assert main(["data", "fetch", "Manga109", "--root", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "no public download URL" in err and str(tmp_path / "b" / "downloads" / "Manga109.zip") in err
+    (tmp_path / "b" / "downloads").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "b" / "downloads" / "Manga109.zip").write_bytes(_zip(members))
+    assert main(["data", "fetch", "Manga109", "--root", str(tmp_path / "b")]) == 0
+    assert len(open_paired(tmp_path / "b" / "Manga109", 2)) == 2
+
+
+def test_df2k_links_div2k_train_and_flickr2k_hr(server, tmp_path):
+    server.files["/DIV2K_train_HR.zip"] = _zip({f"DIV2K_train_HR/000{i}.png": _png_bytes(i, 24) for i in (1, 2)})
+    server.files["/Flickr2K.tar"] = _tar({
+        "Flickr2K/Flickr2K_HR/000001.png": _png_bytes(5, 24),
+        "Flickr2K/Flickr2K_LR_bicubic/X2/000001x2.png": _png_bytes(6, 12),
+    })
+    records = fetch("DF2K", tmp_path, mirror=server.base)
+    assert [r["archive"] for r in records] == ["DIV2K_train_HR.zip", "Flickr2K.tar"]
+    df2k = tmp_path / "DF2K"
+    assert sorted(p.name for p in df2k.iterdir()) == ["000001.png", "0001.png", "0002.png"]
+    assert (df2k / "000001.png").read_bytes() == _png_bytes(5, 24)
+    assert not (tmp_path / "Flickr2K" / "Flickr2K_LR_bicubic").exists()  # HR only
+    assert len(open_paired(df2k, 2)) == 3
+    n = len(server.requests)
+    fetch("DF2K", tmp_path, mirror=server.base)  # idempotent, no download
+    fetch("Flickr2K", tmp_path, mirror=server.base)
+    assert len(server.requests) == n
+
+
+# ---- single files: released checkpoints (issue 12.2) ----
+
+def _checkpoint_bytes() -> bytes:
+    # a torch checkpoint is a zip container; the payload does not matter here
+    return _zip({"archive/data.pkl": bytes(range(256)) * 4000, "archive/version": b"3\n"})
+
+
+def test_fetch_file_resumes_pins_and_reuses(server, tmp_path, capsys):
+    body = _checkpoint_bytes()
+    server.files["/models/SST_DF2K_X2.pth"] = body
+    server.truncate_next.add("/models/SST_DF2K_X2.pth")
+    out = tmp_path / "released" / "SST_DF2K_X2.pth"
+    argv = ["data", "fetch-file", server.base + "/models/SST_DF2K_X2.pth", "--out", str(out)]
+    assert main(argv) == 0
+    assert out.read_bytes() == body
+    assert server.requests[1] == ("/models/SST_DF2K_X2.pth", f"bytes={len(body) // 2}-")
+    assert _lock(out.parent)["SST_DF2K_X2.pth"]["sha256"] == hashlib.sha256(body).hexdigest()
+    n = len(server.requests)
+    assert main(argv) == 0 and len(server.requests) == n  # present: verified, not downloaded
+    assert "present" in capsys.readouterr().out
+    # a changed upstream file fails against the pin
+    out.unlink()
+    server.files["/models/SST_DF2K_X2.pth"] = _zip({"archive/data.pkl": b"other"})
+    assert main(argv) == 2
+    assert "SHA-256 mismatch for SST_DF2K_X2.pth" in capsys.readouterr().err
+
+
+def test_fetch_file_with_sha256_and_broken_downloads(server, tmp_path):
+    body = _checkpoint_bytes()
+    digest = hashlib.sha256(body).hexdigest()
+    server.files["/m.pth"] = body
+    out = tmp_path / "m.pth"
+    with pytest.raises(ChecksumError, match="expected " + "1" * 64):
+        fetch_file(server.base + "/m.pth", out, sha256="1" * 64)
+    assert not out.exists() and (tmp_path / "m.pth.sha256-mismatch").is_file()
+    assert fetch_file(server.base + "/m.pth", out, sha256=digest.upper())["sha256"] == digest
+    with pytest.raises(ValueError, match="not 64 hexadecimal digits"):
+        fetch_file(server.base + "/m.pth", out, sha256="abc")
+
+    # a cut-short container (no Content-Length) and an HTML page are refused and not pinned
+    server.files["/n.pth"] = body
+    server.no_length.add("/n.pth")
+    server.truncate_next.add("/n.pth")
+    with pytest.raises(ValueError, match=r"n\.pth is a damaged or incomplete zip"):
+        fetch_file(server.base + "/n.pth", tmp_path / "n.pth")
+    server.files["/h.pth"] = b"<html>Not found</html>"
+    with pytest.raises(ValueError, match=r"h\.pth starts like an HTML page"):
+        fetch_file(server.base + "/h.pth", tmp_path / "h.pth")
+    assert set(_lock(tmp_path)) == {"m.pth"}
+    server.no_length.clear()
+    assert fetch_file(server.base + "/n.pth", tmp_path / "n.pth")["action"] == "downloaded"
+
+
+def test_fetch_file_offline_names_the_file_and_folder(tmp_path, capsys):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "ckpt" / "SSTLarge_Plus_DFLIP_X2.pth"
+    assert main(["data", "fetch-file", f"http://127.0.0.1:{port}/x.pth", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("suite data: error: cannot download") and f"place it as {out} (folder {out.parent})" in err
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(_checkpoint_bytes())  # placed by hand: verified and pinned without network
+    assert main(["data", "fetch-file", f"http://127.0.0.1:{port}/x.pth", "--out", str(out)]) == 0
+    assert "SSTLarge_Plus_DFLIP_X2.pth" in _lock(out.parent)

@@ -1,4 +1,4 @@
-"""`suite data`: fetch public datasets, build the embedded mini benchmark, time the degradation."""
+"""`suite data`: fetch public datasets and single files (checkpoints), build the embedded mini benchmark."""
 
 from __future__ import annotations
 
@@ -20,6 +20,15 @@ def _fetch(args: argparse.Namespace) -> int:
     downloaded = sum(record["downloaded_bytes"] for record in records)
     print(f"{args.name}: {len(records)} archive(s) ready, {downloaded} bytes downloaded; "
           f"use --data {Path(args.root) / SOURCES[args.name].data_path}")
+    return 0
+
+
+def _fetch_file(args: argparse.Namespace) -> int:
+    from suite.data.fetch import fetch_file
+
+    record = fetch_file(args.url, args.out, sha256=args.sha256, timeout=args.timeout, log=_log)
+    print(f"{record['file']}: {record['action']}, {record['downloaded_bytes']} bytes downloaded, "
+          f"sha256 {record['sha256']}")
     return 0
 
 
@@ -55,7 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch = actions.add_parser("fetch", help="download, verify and extract a dataset",
                                description="Resumable download with SHA-256 verification (lock file), "
                                            "safe extraction; a second run does nothing.")
-    fetch.add_argument("name", help="DIV2K, benchmark, Set5, Set14, B100 or Urban100")
+    fetch.add_argument("name", help="DIV2K, Flickr2K, DF2K (DIV2K train HR + Flickr2K HR, linked into one "
+                                    "folder), benchmark, Set5, Set14, B100, Urban100, or Manga109 "
+                                    "(no public archive: needs --url, --mirror or the archive placed by hand)")
     fetch.add_argument("--root", type=Path, required=True, help="data root folder")
     fetch.add_argument("--parts", nargs="+", metavar="PART",
                        help="DIV2K parts, e.g. train_HR valid_HR valid_LR_X2 (default: all)")
@@ -65,6 +76,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)")
     fetch.add_argument("--remove-archives", action="store_true", help="delete archives once extracted")
     fetch.set_defaults(func=_fetch)
+
+    one = actions.add_parser("fetch-file", help="download and verify one file, e.g. a released checkpoint",
+                             description="Resumable download of URL to --out with SHA-256 verification "
+                                         "(--sha256, else the lock file beside --out, pinned on first use); "
+                                         "a file already at --out is verified and used without network.")
+    one.add_argument("url", help="where to download from")
+    one.add_argument("--out", type=Path, required=True, help="the file to write (its folder holds the lock file)")
+    one.add_argument("--sha256", help="expected SHA-256 (64 hex digits)")
+    one.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)")
+    one.set_defaults(func=_fetch_file)
 
     mini = actions.add_parser("mini", help="write the embedded mini benchmark (scikit-image photographs)")
     mini.add_argument("--root", type=Path, required=True, help="output folder")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from suite.data.io import IMAGE_SUFFIXES, list_images, read_image
+from suite.data.io import IMAGE_ERRORS, IMAGE_SUFFIXES, list_images, read_image
 from suite.data.resize import degrade
 
 # LR rows/cols kept around a training patch when it is degraded on the fly: the x{s} bicubic kernel
@@ -58,18 +58,33 @@ def image_size(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as img:
             return img.size
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+    except IMAGE_ERRORS as err:
         raise ValueError(f"cannot read image {path}: {err}") from err
 
 
+def _unique_stems(files: list[Path]) -> None:
+    """Refuse two images whose names differ only in suffix or case (`a.png` beside `a.jpg`): they
+    would give two result rows named `a`, one SR file written over the other, and an LR lookup by
+    stem that may pair `a.jpg` with the LR of `a.png`."""
+    seen: dict[str, Path] = {}
+    for file in files:
+        other = seen.setdefault(file.stem.casefold(), file)
+        if other != file:
+            raise ValueError(f"ambiguous image names: {other} and {file} share the name {file.stem!r}; "
+                             f"rename or remove one of them")
+
+
 def _stored_lr(lr_dir: Path, hr: Path, scale: int) -> Path:
-    """The LR file of `hr` in `lr_dir` (`<stem>x<s>.<ext>`); FileNotFoundError naming it if absent."""
-    candidates = [lr_dir / f"{hr.stem}x{scale}{hr.suffix}"]
-    candidates += [lr_dir / f"{hr.stem}x{scale}{suffix}" for suffix in IMAGE_SUFFIXES if suffix != hr.suffix]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"LR image for {hr} not found: expected {candidates[0]}")
+    """The LR file of `hr` in `lr_dir` (`<stem>x<s>.<ext>`); FileNotFoundError naming it if absent,
+    ValueError naming both when two files (e.g. `ax2.png`, `ax2.jpg`) could be it."""
+    names = [f"{hr.stem}x{scale}{hr.suffix}"]
+    names += [f"{hr.stem}x{scale}{suffix}" for suffix in IMAGE_SUFFIXES if suffix != hr.suffix.lower()]
+    found = [lr_dir / name for name in names if (lr_dir / name).is_file()]
+    if not found:
+        raise FileNotFoundError(f"LR image for {hr} not found: expected {lr_dir / names[0]}")
+    if len(found) > 1:
+        raise ValueError(f"ambiguous LR images for {hr}: {found[0]} and {found[1]}; remove one of them")
+    return found[0]
 
 
 def resolve_pairs(path: str | Path, scale: int, split: str = "valid") -> tuple[str, str, list[ImagePair]]:
@@ -100,6 +115,7 @@ def resolve_pairs(path: str | Path, scale: int, split: str = "valid") -> tuple[s
             raise FileNotFoundError(f"no dataset in {root}: expected {root}/HR (benchmark layout), "
                                     f"{root}/DIV2K_{split}_HR (DIV2K) or image files directly inside") from err
     hr_files = list_images(hr_dir)
+    _unique_stems(hr_files)
     stored = lr_dir is not None and lr_dir.is_dir()
     pairs = [ImagePair(hr.stem, hr, _stored_lr(lr_dir, hr, scale) if stored else None) for hr in hr_files]
     return name, layout, pairs
@@ -289,3 +305,23 @@ class TrainPatches(torch.utils.data.Dataset):
             lr_patch = self._image(plan["image"], "lr")[top : top + p, left : left + p]
         k = plan["transform"]
         return _to_tensor(_dihedral(lr_patch, k)), _to_tensor(_dihedral(hr_patch, k))
+
+
+def decode_all(dataset: PairedDataset | TrainPatches) -> int:
+    """Decode every HR and stored LR file of `dataset` now -> the number of files decoded.
+
+    Run it before the first training step: a corrupt file then stops the run at once with a
+    ValueError naming it, not hours later. Consumes no random numbers; a TrainPatches with
+    `cache_images` keeps what it decoded, so the work is not repeated.
+    """
+    count = 0
+    for index, pair in enumerate(dataset.pairs):
+        for kind, path in (("hr", pair.hr), ("lr", pair.lr)):
+            if path is None:
+                continue
+            if isinstance(dataset, TrainPatches):
+                dataset._image(index, kind)
+            else:
+                read_image(path)
+            count += 1
+    return count

@@ -1,54 +1,63 @@
-"""Download and unpack the public SR datasets: resumable, checksummed, safely extracted, idempotent.
+"""Download and unpack the public SR datasets, and fetch single files (released checkpoints).
 
-Layout under a data root DIR:
+Resumable, checksummed, safely extracted, idempotent. Layout under a data root DIR:
 - `DIR/downloads/<archive>`            archives (`<archive>.part` while downloading; resumed by Range)
-- `DIR/suite-data.lock.json`           SHA-256 of every archive, recorded on first download where the
-                                       source publishes none, and checked on every later download
+- `DIR/suite-data.lock.json`           SHA-256 of every archive, recorded after its first verified
+                                       extraction where the source publishes none, checked on every later
+                                       download
 - `DIR/DIV2K/DIV2K_train_HR/...`       DIV2K root (open it with `open_paired(DIR/DIV2K, s)`)
 - `DIR/benchmark/Set5/HR/...`          benchmark layout (`DIR/benchmark/Set5` etc.)
+- `DIR/Flickr2K/Flickr2K_HR/...`       Flickr2K HR images; `DIR/DF2K/` links DIV2K train + Flickr2K HR
 - `DIR/.suite-data/`                   extraction markers and staging folders
 
-Sources (SPEC section 6): DIV2K from the ETH Zurich CVL DIV2K page, Set5/Set14/B100/Urban100 from
-the EDSR authors' `benchmark.tar`. A `mirror` base URL or one `url` replaces them.
+Sources (SPEC section 6): DIV2K from the ETH Zurich CVL DIV2K page, Set5/Set14/B100/Urban100 and
+Flickr2K from the EDSR authors (SNU CV lab). Manga109 has no public archive: it needs `url` (or a
+mirror), or the archive placed by hand. A `mirror` base URL or one `url` replaces the sources.
+
+A single file (`fetch_file`, e.g. a released `.pth`) gets the same resumable download and a lock
+file beside it (`<folder>/suite-data.lock.json`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import http.client
 import json
 import os
-import shutil
-import stat
-import tarfile
+import re
 import urllib.error
 import urllib.request
 import zipfile
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from suite import __version__
-from suite.files import atomic_write
+from suite.data.archives import ArchiveError, safe_extract
+from suite.data.io import is_image_file
+from suite.files import file_sha256, write_json_atomic
 
 DIV2K_BASE_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
-BENCHMARK_URL = "https://cv.snu.ac.kr/research/EDSR/benchmark.tar"
+EDSR_BASE_URL = "https://cv.snu.ac.kr/research/EDSR/"
 MIRROR_ENV = "SUITE_DATA_MIRROR"
 LOCK_NAME = "suite-data.lock.json"
+BENCHMARK_SETS = ("Set5", "Set14", "B100", "Urban100")
 _CHUNK = 1 << 20
 _MAX_RESUMES = 5
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
 class Archive:
-    """One downloadable archive and where its members go."""
+    """One downloadable archive and what it must hold."""
 
     filename: str
-    url: str
+    url: str | None                  # None: no public URL (give --url or --mirror, or place it by hand)
     extract_to: str                  # folder under the data root that receives the members
     member_prefix: str | None = None  # extract only members under this path (None: all)
-    sha256: str | None = None        # published hash; None: recorded in the lock file on first download
+    allowed: tuple[str, ...] = ()    # every member of the archive lies under one of these folders
+    expect: tuple[str, ...] = ()     # folders that must receive at least one image
+    sha256: str | None = None        # published hash; None: recorded in the lock file after extraction
 
 
 @dataclass(frozen=True)
@@ -58,69 +67,90 @@ class Source:
     name: str
     parts: dict[str, Archive]
     data_path: str  # relative to the data root, what `--data` should point at
+    links: dict[str, str] = field(default_factory=dict)  # assembled folder <- image folders (DF2K)
 
 
-def _div2k() -> Source:
+def _div2k_parts(splits: tuple[str, ...] = ("train", "valid"), lr: bool = True) -> dict[str, Archive]:
     parts = {}
-    for split in ("train", "valid"):
-        parts[f"{split}_HR"] = Archive(f"DIV2K_{split}_HR.zip", DIV2K_BASE_URL + f"DIV2K_{split}_HR.zip", "DIV2K")
-        for scale in (2, 3, 4):
+    for split in splits:
+        folder = f"DIV2K_{split}_HR"
+        parts[f"{split}_HR"] = Archive(f"{folder}.zip", DIV2K_BASE_URL + f"{folder}.zip", "DIV2K",
+                                       allowed=(folder,), expect=(folder,))
+        for scale in (2, 3, 4) if lr else ():
             filename = f"DIV2K_{split}_LR_bicubic_X{scale}.zip"
-            parts[f"{split}_LR_X{scale}"] = Archive(filename, DIV2K_BASE_URL + filename, "DIV2K")
-    return Source("DIV2K", parts, "DIV2K")
+            folder = f"DIV2K_{split}_LR_bicubic"
+            parts[f"{split}_LR_X{scale}"] = Archive(filename, DIV2K_BASE_URL + filename, "DIV2K",
+                                                    allowed=(folder,), expect=(f"{folder}/X{scale}",))
+    return parts
 
 
 def _benchmark(subset: str | None) -> Source:
-    prefix = None if subset is None else f"benchmark/{subset}/"
+    sets = (subset,) if subset else BENCHMARK_SETS
+    archive = Archive("benchmark.tar", EDSR_BASE_URL + "benchmark.tar", ".",
+                      member_prefix=f"benchmark/{subset}" if subset else None, allowed=("benchmark",),
+                      expect=tuple(f"benchmark/{name}/HR" for name in sets))
     name = subset or "benchmark"
-    archive = Archive("benchmark.tar", BENCHMARK_URL, ".", member_prefix=prefix)
     return Source(name, {name: archive}, f"benchmark/{subset}" if subset else "benchmark")
 
 
+# Only the HR images: the archive's LR folders are MATLAB bicubic of them, which the suite makes itself.
+_FLICKR2K = Archive("Flickr2K.tar", EDSR_BASE_URL + "Flickr2K.tar", ".", member_prefix="Flickr2K/Flickr2K_HR",
+                    allowed=("Flickr2K",), expect=("Flickr2K/Flickr2K_HR",))
+
 SOURCES: dict[str, Source] = {
-    "DIV2K": _div2k(),
+    "DIV2K": Source("DIV2K", _div2k_parts(), "DIV2K"),
+    "Flickr2K": Source("Flickr2K", {"Flickr2K": _FLICKR2K}, "Flickr2K/Flickr2K_HR"),
+    # DF2K (SPEC section 5): one HR-only folder of links to DIV2K train HR and Flickr2K HR.
+    "DF2K": Source("DF2K", {**_div2k_parts(("train",), lr=False), "Flickr2K": _FLICKR2K}, "DF2K",
+                   links={"DF2K": "DIV2K/DIV2K_train_HR Flickr2K/Flickr2K_HR"}),
     "benchmark": _benchmark(None),
-    **{subset: _benchmark(subset) for subset in ("Set5", "Set14", "B100", "Urban100")},
+    **{subset: _benchmark(subset) for subset in BENCHMARK_SETS},
+    # No public archive: the folder Manga109/ (HR/ + LR_bicubic/ benchmark layout, or images directly).
+    "Manga109": Source("Manga109", {"Manga109": Archive("Manga109.zip", None, ".", allowed=("Manga109",),
+                                                        expect=("Manga109",))}, "Manga109"),
 }
+FETCH_NAMES = tuple(SOURCES)  # what `suite data fetch NAME` accepts (the workflow schema lists the same)
 
 
 class ChecksumError(RuntimeError):
-    """A downloaded or placed archive whose SHA-256 differs from the expected one."""
+    """A downloaded or placed file whose SHA-256 differs from the expected one."""
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _lock_path(folder: Path) -> Path:
+    return folder / LOCK_NAME
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
-    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
-
-
-def read_lock(root: Path) -> dict:
-    """The lock file's `archives` mapping (filename -> {sha256, size, url, recorded_utc})."""
-    path = root / LOCK_NAME
+def read_lock(folder: str | Path) -> dict:
+    """The lock file's `archives` mapping (file name -> {sha256, size, url, recorded_utc}), validated."""
+    path = _lock_path(Path(folder))
     if not path.is_file():
         return {}
     try:
         data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise TypeError("the file is not a JSON object")
         archives = data["archives"]
         if not isinstance(archives, dict):
             raise TypeError("'archives' is not a mapping")
-    except (ValueError, KeyError, TypeError) as err:
+        for name, entry in archives.items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) \
+                    or not _SHA256.fullmatch(entry["sha256"]):
+                raise TypeError(f"entry {name!r} is {entry!r}, expected {{\"sha256\": <64 lower-case hex digits>, ...}}")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
         raise ValueError(f"lock file {path} is not valid ({err}); fix or delete it") from err
     return archives
 
 
-def _record_lock(root: Path, filename: str, sha256: str, size: int, url: str) -> None:
-    archives = read_lock(root)
+def _pinned(folder: Path, filename: str) -> str | None:
+    entry = read_lock(folder).get(filename)
+    return entry["sha256"] if entry else None
+
+
+def _record_lock(folder: Path, filename: str, sha256: str, size: int, url: str | None) -> None:
+    archives = read_lock(folder)
     archives[filename] = {"sha256": sha256, "size": size, "url": url,
                           "recorded_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()}
-    _write_json(root / LOCK_NAME, {"version": 1, "archives": archives})
+    write_json_atomic(_lock_path(folder), {"version": 1, "archives": archives})
 
 
 def _offline_error(url: str, target: Path, reason: object) -> RuntimeError:
@@ -195,98 +225,6 @@ def download(url: str, target: Path, timeout: float = 30.0, log: Callable[[str],
     return received
 
 
-def _member_error(archive: Path, name: str, dest: Path, why: str) -> ValueError:
-    return ValueError(f"refusing to extract {archive}: member {name!r} {why} (target folder {dest}); "
-                      f"nothing was extracted")
-
-
-def _inside(dest: Path, candidate: Path) -> bool:
-    return candidate == dest or dest in candidate.parents
-
-
-def _check_name(archive: Path, name: str, dest: Path) -> Path:
-    """Target path of a member name, refusing absolute paths, `..` and anything resolving outside."""
-    posix = name.replace("\\", "/")
-    if posix.startswith("/") or (len(posix) > 1 and posix[1] == ":"):
-        raise _member_error(archive, name, dest, "has an absolute path")
-    if ".." in PurePosixPath(posix).parts:
-        raise _member_error(archive, name, dest, "contains '..'")
-    target = (dest / posix).resolve()
-    if not _inside(dest, target):
-        raise _member_error(archive, name, dest, "lands outside the target folder")
-    return target
-
-
-def _select(name: str, prefix: str | None) -> bool:
-    return prefix is None or name.replace("\\", "/").startswith(prefix)
-
-
-def _extract_tar(archive: Path, dest: Path, staging: Path, prefix: str | None) -> int:
-    with tarfile.open(archive) as tar:
-        members = [m for m in tar.getmembers() if _select(m.name, prefix)]
-        for member in members:
-            target = _check_name(archive, member.name, dest)
-            if member.issym():
-                link = (target.parent / member.linkname).resolve()
-                if member.linkname.startswith("/") or not _inside(dest, link):
-                    raise _member_error(archive, member.name, dest, f"links outside ({member.linkname!r})")
-            elif member.islnk():
-                _check_name(archive, member.linkname, dest)
-            elif not (member.isfile() or member.isdir()):
-                raise _member_error(archive, member.name, dest, "is a device or fifo")
-        if not members:
-            return 0
-        # The 'data' filter re-checks the same rules inside tarfile (defence in depth).
-        if hasattr(tarfile, "data_filter"):
-            tar.extractall(staging, members=members, filter="data")
-        else:  # pragma: no cover - Python without PEP 706 backport; our checks above still hold
-            tar.extractall(staging, members=members)
-        return len(members)
-
-
-def _extract_zip(archive: Path, dest: Path, staging: Path, prefix: str | None) -> int:
-    with zipfile.ZipFile(archive) as zf:
-        members = [info for info in zf.infolist() if _select(info.filename, prefix)]
-        for info in members:
-            _check_name(archive, info.filename, dest)
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise _member_error(archive, info.filename, dest, "is a symbolic link")
-        for info in members:
-            zf.extract(info, staging)
-        return len(members)
-
-
-def safe_extract(archive: Path, dest: Path, staging: Path, member_prefix: str | None = None) -> list[str]:
-    """Extract a zip or tar into `dest` (merging with what is there) -> top-level names written.
-
-    Every member is checked before anything is written: absolute paths, `..`, and links pointing
-    outside `dest` are refused with a ValueError. Members are unpacked into `staging` first and then
-    moved into place file by file, so an interrupted extraction leaves no half-written file in `dest`.
-    """
-    dest = dest.resolve()
-    dest.mkdir(parents=True, exist_ok=True)
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    try:
-        if zipfile.is_zipfile(archive):
-            count = _extract_zip(archive, dest, staging, member_prefix)
-        elif tarfile.is_tarfile(archive):
-            count = _extract_tar(archive, dest, staging, member_prefix)
-        else:
-            raise ValueError(f"{archive} is neither a zip nor a tar archive")
-        if count == 0:
-            raise ValueError(f"{archive} has no members under {member_prefix!r}")
-        for folder, _, files in os.walk(staging):
-            relative = Path(folder).relative_to(staging)
-            (dest / relative).mkdir(parents=True, exist_ok=True)
-            for file in files:
-                os.replace(Path(folder) / file, dest / relative / file)
-        return sorted(p.name for p in staging.iterdir())
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def _marker_path(root: Path, archive: Archive) -> Path:
     scope = (archive.member_prefix or "all").strip("/").replace("/", "_")
     return root / ".suite-data" / f"{archive.filename}.{scope}.json"
@@ -298,13 +236,15 @@ def _already_extracted(root: Path, archive: Archive, expected: str | None) -> bo
         return False
     try:
         record = json.loads(marker.read_text())
-    except ValueError:
+    except (ValueError, UnicodeDecodeError):
+        return False
+    if not isinstance(record, dict) or not isinstance(record.get("paths"), list):
         return False
     dest = root / archive.extract_to
-    return record.get("sha256") == expected and all((dest / name).exists() for name in record.get("paths", []))
+    return record.get("sha256") == expected and all((dest / str(name)).exists() for name in record["paths"])
 
 
-def _resolve_url(archive: Archive, url: str | None, mirror: str | None) -> str:
+def _resolve_url(archive: Archive, url: str | None, mirror: str | None) -> str | None:
     if url:
         return url
     if mirror:
@@ -312,24 +252,51 @@ def _resolve_url(archive: Archive, url: str | None, mirror: str | None) -> str:
     return archive.url
 
 
-def _verified_archive(root: Path, archive: Archive, url: str, expected: str | None, timeout: float,
-                      log: Callable[[str], None]) -> tuple[Path, str, int]:
-    """The archive in `root/downloads`, downloaded if absent -> (path, sha256, bytes downloaded)."""
-    target = root / "downloads" / archive.filename
-    received = 0
+def _moved_aside(path: Path, suffix: str) -> Path:
+    rejected = path.with_name(path.name + suffix)
+    os.replace(path, rejected)
+    return rejected
+
+
+def _obtain(url: str | None, target: Path, what: str, timeout: float, log: Callable[[str], None]) -> int:
+    """Use `target` if it is there, else download it -> bytes downloaded."""
     if target.is_file():
-        log(f"{archive.filename}: using {target}")
-    else:
-        log(f"{archive.filename}: downloading {url}")
-        received = download(url, target, timeout=timeout, log=log)
-    digest = sha256_file(target)
+        log(f"{target.name}: using {target}")
+        return 0
+    if target.exists():
+        raise ValueError(f"{target} exists and is not a file; move it away and run again")
+    if url is None:
+        raise ValueError(f"{what} has no public download URL: pass --url URL (a mirror you may use) or "
+                         f"--mirror BASE_URL, or place the file as {target} (folder {target.parent}) and run again")
+    log(f"{target.name}: downloading {url}")
+    return download(url, target, timeout=timeout, log=log)
+
+
+def _check_digest(target: Path, digest: str, expected: str | None, url: str | None, where: str) -> None:
     if expected is not None and digest != expected:
-        rejected = target.with_name(target.name + ".sha256-mismatch")
-        os.replace(target, rejected)
-        raise ChecksumError(f"SHA-256 mismatch for {archive.filename} from {url}: got {digest}, expected "
-                            f"{expected} (from {'the source' if archive.sha256 else root / LOCK_NAME}); "
-                            f"the file was moved aside to {rejected}")
-    return target, digest, received
+        rejected = _moved_aside(target, ".sha256-mismatch")
+        raise ChecksumError(f"SHA-256 mismatch for {target.name} from {url or 'a copy placed by hand'}: got "
+                            f"{digest}, expected {expected} (from {where}); the file was moved aside to {rejected}")
+
+
+def _link_folder(root: Path, folder: str, sources: list[str], log: Callable[[str], None]) -> int:
+    """Make `root/folder` hold a relative symlink to every image of the `sources` folders -> count."""
+    out = root / folder
+    out.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for source in sources:
+        for image in sorted(p for p in (root / source).iterdir() if is_image_file(p)):
+            link = out / image.name
+            target = os.path.relpath(image, out)
+            if link.is_symlink() and os.readlink(link) == target:
+                count += 1
+                continue
+            if link.exists() or link.is_symlink():
+                raise ValueError(f"cannot assemble {out}: {link} already exists and is not a link to {image}")
+            os.symlink(target, link)
+            count += 1
+    log(f"{folder}: {count} images linked from {', '.join(sources)}")
+    return count
 
 
 def fetch(name: str, root: str | Path, parts: list[str] | None = None, url: str | None = None,
@@ -338,7 +305,9 @@ def fetch(name: str, root: str | Path, parts: list[str] | None = None, url: str 
     """Download, verify and extract dataset `name` under `root` -> one record per archive.
 
     Records: {"archive", "url", "sha256", "downloaded_bytes", "action": "present"|"extracted"}.
-    A second run with the same arguments downloads and extracts nothing.
+    A second run with the same arguments downloads and extracts nothing. An archive without a
+    published SHA-256 is pinned in the lock file only after it extracted completely; one that does
+    not is moved aside (`.rejected`), so the next run downloads it again.
     """
     if name not in SOURCES:
         raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(SOURCES)}")
@@ -352,28 +321,108 @@ def fetch(name: str, root: str | Path, parts: list[str] | None = None, url: str 
                          f"select one with --parts or use --mirror BASE_URL")
     mirror = mirror if mirror is not None else os.environ.get(MIRROR_ENV) or None
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"data root {root} is not a folder")
     root.mkdir(parents=True, exist_ok=True)
+    protected = (_lock_path(root), root / "downloads", root / ".suite-data")
     records = []
     for part in chosen:
         archive = source.parts[part]
         archive_url = _resolve_url(archive, url, mirror)
-        expected = archive.sha256 or read_lock(root).get(archive.filename, {}).get("sha256")
+        expected = archive.sha256 or _pinned(root, archive.filename)
         if _already_extracted(root, archive, expected):
             log(f"{archive.filename}: already extracted into {root / archive.extract_to}")
             records.append({"archive": archive.filename, "url": archive_url, "sha256": expected,
                             "downloaded_bytes": 0, "action": "present"})
             continue
-        path, digest, received = _verified_archive(root, archive, archive_url, expected, timeout, log)
+        path = root / "downloads" / archive.filename
+        received = _obtain(archive_url, path, f"{name} ({archive.filename})", timeout, log)
+        digest = file_sha256(path)
+        _check_digest(path, digest, expected, archive_url,
+                      "the source" if archive.sha256 else str(_lock_path(root)))
+        staging = root / ".suite-data" / f"staging-{archive.filename}"
+        try:
+            top_level = safe_extract(path, root / archive.extract_to, staging, archive.member_prefix,
+                                     allowed=archive.allowed, expect=archive.expect, protected=protected)
+        except ArchiveError as err:
+            if expected is not None:
+                raise
+            rejected = _moved_aside(path, ".rejected")
+            raise ArchiveError(f"{err}. Nothing was recorded in {_lock_path(root)}; the file was moved aside "
+                               f"to {rejected}, so the next run downloads it again") from err
         if expected is None:
             _record_lock(root, archive.filename, digest, path.stat().st_size, archive_url)
-            log(f"{archive.filename}: no published SHA-256; recorded {digest} in {root / LOCK_NAME}")
-        staging = root / ".suite-data" / f"staging-{archive.filename}"
-        top_level = safe_extract(path, root / archive.extract_to, staging, archive.member_prefix)
+            log(f"{archive.filename}: no published SHA-256; recorded {digest} in {_lock_path(root)}")
         written = [archive.member_prefix.strip("/")] if archive.member_prefix else top_level
-        _write_json(_marker_path(root, archive), {"sha256": digest, "paths": written})
+        write_json_atomic(_marker_path(root, archive), {"sha256": digest, "paths": written})
         log(f"{archive.filename}: extracted into {root / archive.extract_to}")
         if remove_archives:
             path.unlink()
         records.append({"archive": archive.filename, "url": archive_url, "sha256": digest,
                         "downloaded_bytes": received, "action": "extracted"})
+    for folder, sources in source.links.items():
+        _link_folder(root, folder, sources.split(), log)
     return records
+
+
+def _check_single_file(path: Path) -> None:
+    """Refuse what is plainly not the file asked for: empty, a web page, a zip container (every
+    torch checkpoint since 1.6) that is cut short or fails its CRC check."""
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    if not head:
+        raise ValueError(f"{path} is empty")
+    if head.lstrip()[:1] == b"<":
+        raise ValueError(f"{path} starts like an HTML page: the server probably sent a web page "
+                         f"(error or login page), not the file")
+    if head[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                bad = zf.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+            raise ValueError(f"{path} is a damaged or incomplete zip container ({err}): "
+                             f"an interrupted download or partial copy?") from err
+        if bad is not None:
+            raise ValueError(f"{path} is damaged: member {bad!r} fails its CRC check")
+
+
+def fetch_file(url: str | None, out: str | Path, sha256: str | None = None, timeout: float = 30.0,
+               log: Callable[[str], None] = lambda _: None) -> dict:
+    """Download one file (e.g. a released checkpoint) to `out`, resuming, verified -> a record.
+
+    The SHA-256 is checked against `sha256` when given, else against the lock file beside `out`
+    (`<folder>/suite-data.lock.json`), and pinned there once the file passed every check. A file
+    already at `out` is verified and used without network access; `url` None means "placed by hand".
+    Record: {"file", "url", "sha256", "downloaded_bytes", "action": "present"|"downloaded"}.
+    """
+    out = Path(out)
+    if sha256 is not None:
+        sha256 = sha256.strip().lower()
+        if not _SHA256.fullmatch(sha256):
+            raise ValueError(f"--sha256 {sha256!r} is not 64 hexadecimal digits")
+    if out.name in ("", ".", "..") or out.name == LOCK_NAME or out.name.endswith(".part"):
+        raise ValueError(f"--out {out} cannot be a file name the suite uses itself or a folder")
+    folder = out.parent
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"cannot write {out}: {folder} is not a folder")
+    pinned = _pinned(folder, out.name)
+    if sha256 and pinned and sha256 != pinned:
+        raise ChecksumError(f"--sha256 {sha256} for {out} contradicts {_lock_path(folder)}, which pins {pinned}; "
+                            f"edit or delete that entry if the file really changed")
+    expected = sha256 or pinned
+    present = out.is_file()
+    received = _obtain(url, out, str(out.name), timeout, log)
+    digest = file_sha256(out)
+    _check_digest(out, digest, expected, url, "--sha256" if sha256 else str(_lock_path(folder)))
+    if expected is None:
+        try:
+            _check_single_file(out)
+        except ValueError as err:
+            rejected = _moved_aside(out, ".rejected")
+            raise ValueError(f"{err}. Nothing was recorded in {_lock_path(folder)}; the file was moved aside "
+                             f"to {rejected}, so the next run downloads it again") from err
+    if pinned is None:
+        _record_lock(folder, out.name, digest, out.stat().st_size, url)
+        log(f"{out.name}: recorded SHA-256 {digest} in {_lock_path(folder)}")
+    return {"file": str(out), "url": url, "sha256": digest, "downloaded_bytes": received,
+            "action": "present" if present else "downloaded"}

@@ -31,14 +31,37 @@ def list_images(folder: str | Path) -> list[Path]:
     return images
 
 
+def _from_16bit(wide: np.ndarray, path: Path) -> np.ndarray:
+    """16-bit samples to 8 bit the way MATLAB's im2uint8 does: round(v / 257), for grey and colour alike."""
+    if wide.max(initial=0) > 65535 or wide.min(initial=0) < 0:
+        raise ValueError(f"cannot read image {path}: 16-bit values outside 0..65535")
+    return np.floor(wide.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
+
+
+def _is_16bit_colour(img: Image.Image) -> bool:
+    """Pillow opens 16-bit RGB(A) and grey+alpha files as 8-bit modes by dropping the low byte
+    (truncation, v >> 8); its decoder tile still names the 16-bit raw mode."""
+    return img.mode in ("RGB", "RGBA", "LA") and any(";16" in str(tile.args) for tile in img.tile)
+
+
+def _read_16bit_colour(path: Path) -> np.ndarray:
+    """uint8 (H, W, 3) of a 16-bit colour file, decoded at full depth by OpenCV and rounded."""
+    import cv2  # installed with pyiqa; only this rare case needs it
+
+    wide = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if wide is None or wide.dtype != np.uint16 or wide.ndim != 3 or wide.shape[2] not in (2, 3, 4):
+        raise ValueError(f"cannot read image {path}: a 16-bit colour file OpenCV cannot decode")
+    if wide.shape[2] == 2:  # grey + alpha
+        wide = np.repeat(wide[:, :, :1], 3, axis=2)
+    else:
+        wide = wide[:, :, 2::-1]  # BGR(A) -> RGB, alpha dropped
+    return _from_16bit(wide, path)
+
+
 def _to_rgb(img: Image.Image, path: Path) -> np.ndarray:
     """uint8 (H, W, 3) from any PIL mode we can convert without guessing."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit grey: scale to 8 bit the way MATLAB's im2uint8 does (round(v / 257)).
-        wide = np.asarray(img, dtype=np.float64)
-        if wide.max(initial=0) > 65535 or wide.min(initial=0) < 0:
-            raise ValueError(f"cannot read image {path}: mode {img.mode} values outside 0..65535")
-        grey = np.floor(wide / 257.0 + 0.5).astype(np.uint8)
+        grey = _from_16bit(np.asarray(img, dtype=np.int64), path)
         return np.repeat(grey[:, :, None], 3, axis=2)
     if img.mode in ("F", "1"):
         if img.mode == "1":
@@ -48,19 +71,24 @@ def _to_rgb(img: Image.Image, path: Path) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as uint8 (H, W, 3) RGB; grey and RGBA are converted.
+# Decoding errors of damaged files; Pillow's decompression-bomb error is not an OSError.
+IMAGE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError)
 
-    Raises FileNotFoundError (missing) or ValueError (unreadable, truncated) naming the file.
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as uint8 (H, W, 3) RGB; grey and RGBA are converted, 16-bit rounded.
+
+    Raises FileNotFoundError (missing) or ValueError (unreadable, truncated, too large) naming the file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     try:
         with Image.open(path) as img:
+            is_16bit_colour = _is_16bit_colour(img)
             img.load()  # decode now, so a truncated file fails here and names itself
-            return _to_rgb(img, path)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+            return _read_16bit_colour(path) if is_16bit_colour else _to_rgb(img, path)
+    except IMAGE_ERRORS as err:
         raise ValueError(f"cannot read image {path}: {err}") from err
 
 
