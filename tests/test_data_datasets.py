@@ -195,3 +195,52 @@ def test_hr_only_training_folder_and_small_images(tmp_path):
         TrainPatches(tmp_path / "hr", 2, 24, seed=0)
     with pytest.raises(ValueError, match="seed"):
         TrainPatches(tmp_path / "hr", 2, 16, seed=-1)
+
+
+def test_ambiguous_image_stems_are_refused_naming_both_files(tmp_path):
+    # a.png beside a.jpg: two rows named `a`, one SR file over the other, ax2.png paired with a.jpg
+    root = _benchmark(tmp_path / "SetD", [(24, 24)])
+    hr = read_image(root / "HR" / "img0.png")
+    from PIL import Image
+
+    Image.fromarray(hr).save(root / "HR" / "img0.jpg", quality=90)
+    with pytest.raises(ValueError, match=r"ambiguous image names: .*img0\.jpg and .*img0\.png"):
+        open_paired(root, 2)
+    with pytest.raises(ValueError, match=r"ambiguous image names"):
+        TrainPatches(root, 2, lr_patch=4, seed=0)
+    (root / "HR" / "img0.jpg").unlink()
+    write_png(root / "HR" / "IMG0.png", hr)  # differs only in case: the same file on some systems
+    with pytest.raises(ValueError, match=r"ambiguous image names"):
+        open_paired(root, 2)
+    (root / "HR" / "IMG0.png").unlink()
+    # two stored LR files for one HR image
+    lr = read_image(root / "LR_bicubic" / "X2" / "img0x2.png")
+    Image.fromarray(lr).save(root / "LR_bicubic" / "X2" / "img0x2.bmp")
+    with pytest.raises(ValueError, match=r"ambiguous LR images for .*img0\.png: .*img0x2\.png and .*img0x2\.bmp"):
+        open_paired(root, 2)
+    (root / "LR_bicubic" / "X2" / "img0x2.bmp").unlink()
+    assert len(open_paired(root, 2)) == 1
+
+
+def test_decode_all_names_the_corrupt_file_before_training(tmp_path):
+    from suite.data import decode_all
+
+    root = _benchmark(tmp_path / "SetE", [(24, 24), (24, 28), (28, 24)])
+    train = TrainPatches(root, 2, lr_patch=4, seed=0, cache_images=False)
+    assert decode_all(train) == 6 and decode_all(open_paired(root, 2)) == 6
+    cached = TrainPatches(root, 2, lr_patch=4, seed=0, cache_images=True)
+    assert decode_all(cached) == 6 and len(cached._cache) == 6  # decoded once, kept
+    before = [cached[i] for i in range(3)]
+    fresh = TrainPatches(root, 2, lr_patch=4, seed=0, cache_images=False)
+    for (lr_a, hr_a), (lr_b, hr_b) in zip(before, [fresh[i] for i in range(3)]):
+        assert torch.equal(lr_a, lr_b) and torch.equal(hr_a, hr_b)  # same samples: no RNG consumed
+
+    # a PNG whose header is intact but whose pixel data is cut: the header-only size check passes
+    bad = root / "LR_bicubic" / "X2" / "img2x2.png"
+    data = bad.read_bytes()
+    bad.write_bytes(data[: len(data) // 2])
+    train = TrainPatches(root, 2, lr_patch=4, seed=0)  # opens fine: sizes come from headers
+    with pytest.raises(ValueError, match=r"cannot read image .*img2x2\.png"):
+        decode_all(train)
+    with pytest.raises(ValueError, match=r"cannot read image .*img2x2\.png"):
+        decode_all(open_paired(root, 2))

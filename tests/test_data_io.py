@@ -83,3 +83,39 @@ def test_list_images_skips_other_files_and_names_empty_folders(tmp_path):
         list_images(empty)
     with pytest.raises(FileNotFoundError, match="not found.*missing"):
         list_images(tmp_path / "missing")
+
+
+def _write_16bit_png(path, wide: np.ndarray) -> None:
+    import cv2  # Pillow cannot write 16-bit colour PNGs
+
+    assert cv2.imwrite(str(path), wide[:, :, ::-1] if wide.ndim == 3 else wide)
+
+
+def test_16bit_rgb_and_16bit_grey_are_rounded_the_same_way(tmp_path):
+    # values whose low byte matters: truncation (v >> 8) and rounding (round(v / 257)) disagree
+    wide = np.array([[129, 383, 65535, 0, 32896, 32767]], dtype=np.uint16).repeat(3, axis=0)
+    expected = np.floor(wide / 257.0 + 0.5).astype(np.uint8)
+    assert not np.array_equal(expected, (wide >> 8).astype(np.uint8))
+    _write_16bit_png(tmp_path / "grey16.png", wide)
+    _write_16bit_png(tmp_path / "rgb16.png", np.stack([wide, wide[:, ::-1], wide], axis=2))
+    grey = read_image(tmp_path / "grey16.png")
+    rgb = read_image(tmp_path / "rgb16.png")
+    np.testing.assert_array_equal(grey, np.repeat(expected[:, :, None], 3, axis=2))
+    np.testing.assert_array_equal(rgb, np.stack([expected, expected[:, ::-1], expected], axis=2))
+    # 16-bit RGBA: alpha dropped, colour rounded the same way
+    rgba = np.stack([wide, wide, wide, np.full_like(wide, 1000)], axis=2)
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "rgba16.png"), rgba[:, :, [2, 1, 0, 3]])
+    np.testing.assert_array_equal(read_image(tmp_path / "rgba16.png"), np.repeat(expected[:, :, None], 3, axis=2))
+
+
+def test_decompression_bomb_is_an_error_naming_the_file(tmp_path, monkeypatch):
+    write_png(tmp_path / "huge.png", _rgb(64, 64))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 64*64 > 2 * 100: Pillow's bomb error
+    with pytest.raises(ValueError, match=r"cannot read image .*huge\.png"):
+        read_image(tmp_path / "huge.png")
+    from suite.data.datasets import image_size
+
+    with pytest.raises(ValueError, match=r"cannot read image .*huge\.png"):
+        image_size(tmp_path / "huge.png")
