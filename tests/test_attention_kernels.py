@@ -15,8 +15,6 @@ from suite.models.attention import (
     check_pair,
     dot_product_attention,
     resolve_backend,
-    rib_attention,
-    rib_extension,
     rpb_attention,
     rpb_score_mod,
 )
@@ -60,49 +58,55 @@ def explicit_rib(q, k, v, q_pos, k_pos):
     return logits.softmax(-1) @ v
 
 
-def random_rib_inputs(head_dim: int, rank: int, windows: int = 3, heads: int = 2, n: int = 64, seed: int = 0):
-    gen = torch.Generator().manual_seed(seed)
-    q, k, v = (torch.randn(windows, heads, n, head_dim, generator=gen) for _ in range(3))
-    # Factors of order one, so the positional term moves the softmax as much as the content term.
-    q_pos, k_pos = (torch.randn(heads, n, rank, generator=gen) for _ in range(2))
-    return q, k, v, q_pos, k_pos
+def rib_layer_case(head_dim: int, rank: int, backend: str = "auto", windows: int = 3, heads: int = 2, seed: int = 0):
+    """A RIB layer at an 8x8 window (N = 64) with order-one factors, window tokens, and its q, k, v, Q_p, K_p."""
+    torch.manual_seed(seed)
+    layer = WindowAttention(heads * head_dim, heads, 8, bias="rib", rank=rank, backend=backend)
+    with torch.no_grad():  # order one, so the positional term moves the softmax as much as the content term
+        layer.rib.to_q.weight.normal_(std=0.5)
+        layer.rib.to_k.weight.normal_(std=0.5)
+    tokens = torch.randn(windows, 64, heads * head_dim, generator=torch.Generator().manual_seed(seed))
+    q, k, v = layer.qkv(tokens).detach().view(windows, 64, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+    q_pos, k_pos = (t.detach() for t in layer.rib(8, 8, tokens.device))
+    return layer, tokens, (q, k, v, q_pos, k_pos)
 
 
 @pytest.mark.parametrize("head_dim,rank", DIMS)
-def test_rib_extension_pads_to_a_multiple_of_eight(head_dim, rank):
-    q_pos = torch.randn(2, 64, rank)
-    q_ext, k_ext, v_ext = rib_extension(q_pos, q_pos, head_dim)
-    width = q_ext.shape[-1]
+def test_rib_layer_pads_q_k_v_to_a_multiple_of_eight(head_dim, rank):
+    layer = WindowAttention(2 * head_dim, 2, 8, bias="rib", rank=rank)
+    width = layer.extra_channels
     assert (head_dim + width) % PAD_MULTIPLE == 0 and rank <= width < rank + PAD_MULTIPLE
-    torch.testing.assert_close(q_ext[..., :rank], q_pos * rank**-0.5)
-    assert not q_ext[..., rank:].any() and not k_ext[..., rank:].any() and not v_ext.any()
-    assert (head_dim + rank) % PAD_MULTIPLE != 0 or width == rank
+    none = WindowAttention(2 * head_dim, 2, 8, bias="none")
+    assert (head_dim + none.extra_channels) % PAD_MULTIPLE == 0 and none.extra_channels < PAD_MULTIPLE
 
 
 @pytest.mark.parametrize("backend", BACKENDS_HERE)
 @pytest.mark.parametrize("head_dim,rank", DIMS)
 def test_rib_concatenation_equals_explicit_bias(backend, head_dim, rank):
-    q, k, v, q_pos, k_pos = random_rib_inputs(head_dim, rank)
-    out = rib_attention(q, k, v, q_pos, k_pos, backend)
-    assert out.shape == q.shape and out.dtype == torch.float32
-    torch.testing.assert_close(out.double(), explicit_rib(q, k, v, q_pos, k_pos), **TOL)
+    layer, tokens, reference = rib_layer_case(head_dim, rank, backend)
+    for training in (True, False):  # factors computed afresh, and from the eval-mode cache
+        layer.train(training)
+        with torch.no_grad():
+            out = layer.attend(tokens, 8, 8)
+        assert out.shape == reference[0].shape and out.dtype == torch.float32
+        torch.testing.assert_close(out.double(), explicit_rib(*reference), **TOL)
 
 
 def test_rib_concatenation_through_flex_equals_explicit_bias():
     skip_without_flex()
-    q, k, v, q_pos, k_pos = random_rib_inputs(12, 5, windows=2, heads=2, n=64)  # D + R = 17, padded to 24
+    layer, tokens, reference = rib_layer_case(12, 5, "flex", windows=2)  # D + R = 17, padded to 24
     with torch.no_grad():  # torch implements FlexAttention's backward on CUDA only
-        out = rib_attention(q, k, v, q_pos, k_pos, "flex")
-    torch.testing.assert_close(out.double(), explicit_rib(q, k, v, q_pos, k_pos), **TOL)
+        out = layer.attend(tokens, 8, 8)
+    torch.testing.assert_close(out.double(), explicit_rib(*reference), **TOL)
 
 
 def test_rib_on_cpu_runs_the_flash_kernel_for_sdpa():
     """On CPU, `sdpa` for RIB is the flash kernel (nothing N x N), not a math fallback."""
     from torch.profiler import ProfilerActivity, profile
 
-    q, k, v, q_pos, k_pos = (t.requires_grad_() for t in random_rib_inputs(30, 18))
+    layer, tokens, _ = rib_layer_case(30, 18, "sdpa")
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        rib_attention(q, k, v, q_pos, k_pos, "sdpa").sum().backward()
+        layer.attend(tokens.requires_grad_(), 8, 8).sum().backward()
     names = {event.name for event in prof.events()}
     assert "aten::_scaled_dot_product_flash_attention_for_cpu" in names
     assert "aten::_scaled_dot_product_attention_math" not in names

@@ -16,13 +16,15 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def pad_reference(x: torch.Tensor, win_h: int, win_w: int) -> torch.Tensor:
-    """Bottom/right padding of (B, H, W, C) to window multiples, by index: reflect, or edge where too short."""
+    """Bottom/right padding of (B, H, W, C) to window multiples, by index: reflect, repeatedly where the
+    pad reaches the side (each round mirrors what is there so far), edge replication for a side of 1."""
 
     def indices(size: int, padded: int) -> torch.Tensor:
-        idx = torch.arange(padded)
-        over = idx - (size - 1)
-        reflected = torch.where(over > 0, size - 1 - over, idx)
-        return reflected if padded - size < size else idx.clamp(max=size - 1)
+        idx = torch.arange(size)
+        while len(idx) < padded:
+            step = min(padded - len(idx), len(idx) - 1)
+            idx = torch.cat([idx, idx[-2 - torch.arange(step)]]) if step else idx[[0] * padded]
+        return idx
 
     height, width = x.shape[1:3]
     rows = indices(height, -(-height // win_h) * win_h)
@@ -57,9 +59,13 @@ def reference_layer(layer: WindowAttention, x: torch.Tensor) -> torch.Tensor:
     return out @ layer.proj.weight.double().T + layer.proj.bias.double()
 
 
-def make_layer(bias: str, window: int, shift: bool = False, backend: str = "auto") -> WindowAttention:
+def make_layer(
+    bias: str, window: int, shift: bool = False, backend: str = "auto", large_windows: str = "clamp"
+) -> WindowAttention:
     torch.manual_seed(0)
-    layer = WindowAttention(24, 2, window, bias=bias, rank=5, backend=backend, shift=shift)  # D=12, D+R=17 -> 24
+    layer = WindowAttention(  # D=12, D+R=17 -> 24
+        24, 2, window, bias=bias, rank=5, backend=backend, shift=shift, large_windows=large_windows
+    )
     if layer.rib is not None:
         with torch.no_grad():  # order-one factors, so the positional term matters
             layer.rib.to_q.weight.normal_(std=0.5)
@@ -70,16 +76,18 @@ def make_layer(bias: str, window: int, shift: bool = False, backend: str = "auto
     return layer
 
 
-# (map height, width): windows fit exactly; reflect padding; a map smaller than the window (RPB pads it up
-# by reflection); one so small that RPB's padding must replicate the edge instead.
-SHAPES = [(16, 16), (13, 19), (5, 7), (3, 7)]
+# (map height, width): windows fit exactly; reflect padding; a map smaller than the window (RPB, and RIB
+# or none with large_windows="pad", pad it up by reflection); one so small that the reflection repeats;
+# a side of one.
+SHAPES = [(16, 16), (13, 19), (5, 7), (3, 7), (1, 2)]
 
 
+@pytest.mark.parametrize("large_windows", ["clamp", "pad"])
 @pytest.mark.parametrize("bias", ["rib", "rpb", "none"])
 @pytest.mark.parametrize("shift", [False, True], ids=["plain", "shifted"])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_layer_equals_per_window_reference(bias, shift, shape):
-    layer = make_layer(bias, window=8, shift=shift)
+def test_layer_equals_per_window_reference(bias, shift, shape, large_windows):
+    layer = make_layer(bias, window=8, shift=shift, large_windows=large_windows)
     x = torch.randn(2, *shape, 24, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         out = layer(x)

@@ -7,7 +7,10 @@ import io
 import pytest
 import torch
 
-from suite.models import PRESETS, SRTransformer, build_model, count_parameters
+from suite.models import (
+    PRECISIONS, PRESETS, ModelConfigError, SRTransformer, build_model, check_precision, count_parameters,
+    resolve_model_config,
+)
 
 BIASES = ("rpb", "rib", "none")
 
@@ -121,20 +124,109 @@ def test_none_runs_at_another_window():
         assert model(image(17, 18)).shape == (1, 3, 34, 36)
 
 
+SPEC_TABLE = {  # SPEC section 4: dim, blocks, heads, windows, ranks, exp, upsampler (I)
+    "light": (48, 5, 3, (8, 16, 32, 16, 32, 64), (16, 16, 16, 24, 24, 24), 1.5, "pixelshuffle_direct", None),
+    "light+": (48, 5, 3, (16, 32, 48, 32, 48, 96), (16, 16, 16, 24, 24, 24), 1.5, "pixelshuffle_direct", None),
+    "base": (180, 6, 6, (16, 32, 64, 16, 32, 64), (18, 18, 18, 34, 34, 34), 1.25, "pixelshuffle", 64),
+    "base+": (180, 6, 6, (16, 32, 48, 32, 48, 96), (18, 18, 18, 34, 34, 34), 1.25, "pixelshuffle", 64),
+    "large": (192, 8, 6, (16, 32, 64, 16, 32, 64), (16, 16, 16, 32, 32, 32), 2.0, "pixelshuffle", 96),
+    "large+": (192, 8, 6, (16, 32, 48, 32, 48, 96), (16, 16, 16, 32, 32, 32), 2.0, "pixelshuffle", 96),
+    "XL+": (224, 10, 7, (16, 32, 48, 32, 48, 96), (16, 16, 16, 32, 32, 32), 2.0, "pixelshuffle", 96),
+}
+# SPEC section 4: trainable parameters of the official RIB networks, counted from the official classes.
+OFFICIAL_COUNTS = {
+    "light": (893_340, 899_835, 908_928), "light+": (893_340, 899_835, 908_928),
+    "base": (11_676_707, 11_861_347, 12_119_843), "base+": (11_676_707, 11_861_347, 12_119_843),
+    "large": (20_314_947, 20_730_147, 21_311_427), "large+": (20_314_947, 20_730_147, 21_311_427),
+    "XL+": (33_892_195, 34_307_395, 34_888_675),
+}
+
+
 def test_presets_follow_the_spec_table():
-    expected = {  # SPEC section 4: dim, blocks, heads, windows, ranks, exp
-        "light": (48, 5, 3, (8, 16, 32, 16, 32, 64), (16, 16, 16, 24, 24, 24), 1.5),
-        "base": (180, 6, 6, (16, 32, 64, 16, 32, 64), (18, 18, 18, 34, 34, 34), 1.25),
-        "base+": (180, 6, 6, (16, 32, 48, 32, 48, 96), (18, 18, 18, 34, 34, 34), 1.25),
-        "large": (192, 8, 6, (16, 32, 64, 16, 32, 64), (16, 16, 16, 32, 32, 32), 2.0),
-        "large+": (192, 8, 6, (16, 32, 48, 32, 48, 96), (16, 16, 16, 32, 32, 32), 2.0),
-    }
-    assert set(PRESETS) == set(expected) | {"tiny"}
-    for name, (dim, blocks, heads, windows, ranks, exp) in expected.items():
+    assert set(PRESETS) == set(SPEC_TABLE) | {"tiny"}
+    for name, expected in SPEC_TABLE.items():
         preset = PRESETS[name]
         got = (preset["dim"], preset["n_blocks"], preset["heads"], tuple(preset["window_sizes"]),
-               tuple(preset["ranks"]), preset["exp_ratio"])
-        assert got == (dim, blocks, heads, windows, ranks, exp), name
+               tuple(preset["ranks"]), preset["exp_ratio"], preset["upsampler"], preset["upsampler_dim"])
+        assert got == expected, name
+        assert (preset["body_tail"], preset["norm_eps"], preset["init"], preset["large_windows"]) == (
+            "norm_conv", 1e-6, "official", "pad"), name
+
+
+@pytest.mark.parametrize("scale", (2, 3, 4))
+@pytest.mark.parametrize("preset", list(OFFICIAL_COUNTS))
+def test_trainable_parameters_equal_the_official_networks(preset, scale):
+    with torch.device("meta"):  # shapes only: no memory, no init cost
+        model = build_model(preset, "rib", scale)
+    assert count_parameters(model) == OFFICIAL_COUNTS[preset][scale - 2]
+
+
+def test_official_network_structure():
+    """The body tail and the two official upsamplers compute what SPEC section 4 says, checked by hand."""
+    torch.manual_seed(0)
+    for upsampler, dim in (("pixelshuffle", 8), ("pixelshuffle_direct", None)):
+        model = build_model("light", "rib", 3, dim=12, n_blocks=1, window_sizes=(4,), ranks=(4,),
+                            upsampler=upsampler, upsampler_dim=dim).eval()
+        x = image(10, 9)
+        with torch.no_grad():
+            feat = model.head(x)
+            body = feat.permute(0, 2, 3, 1)
+            body = model.norm(model.blocks[0](body)).permute(0, 3, 1, 2)
+            feat = feat + model.tail_conv(body)
+            up = model.upsampler
+            if upsampler == "pixelshuffle":
+                y = torch.nn.functional.leaky_relu(up.feature_conv(feat), 0.1)
+                y = up.final_conv(torch.nn.functional.pixel_shuffle(up.up_conv(y), 3))
+                expected = y + x.repeat_interleave(3, 2).repeat_interleave(3, 3)
+            else:
+                y = torch.nn.functional.pixel_shuffle(up.up_conv(feat), 3)
+                expected = y + x.repeat_interleave(3, 2).repeat_interleave(3, 3)
+            assert torch.allclose(model(x), expected, atol=1e-6), upsampler
+        assert model.norm.eps == 1e-6 and model.blocks[0].layers[0].norm1.eps == 1e-6
+
+
+def test_official_init():
+    torch.manual_seed(0)
+    model = build_model("base", "rib", 2, n_blocks=1, window_sizes=(8, 8), ranks=(18, 18))
+    layer = model.blocks[0].layers[0]
+    assert layer.attn.qkv.weight.std().item() == pytest.approx(0.02, rel=0.1)
+    for bias in (layer.attn.qkv.bias, layer.ffn.fc1.bias, model.head.bias, model.tail_conv.bias,
+                 model.upsampler.up_conv.bias, layer.attn.rib.mlp[0].bias):
+        assert not bias.any()
+    assert layer.attn.rib.mlp[0].weight.std().item() == pytest.approx(0.05, rel=0.1)
+    rpb = build_model("base", "rpb", 2, n_blocks=1, window_sizes=(8, 8), ranks=(18, 18))
+    assert rpb.attention_layers()[0].rpb.table.std().item() == pytest.approx(1e-3, rel=0.2)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(window_sizes=[16, 0]), r"window_sizes\[1\] = 0 must be an integer >= 1"),
+        (dict(ranks=[8]), r"ranks = \[8\] must have one entry per layer"),
+        (dict(dim=33), r"dim = 33 is not divisible by heads = 2"),
+        (dict(upsampler="bilinear"), r"upsampler = 'bilinear' must be one of"),
+        (dict(upsampler_dim=64), r"upsampler_dim = 64 applies to upsampler 'pixelshuffle' only"),
+        (dict(exp_ratio="two"), r"exp_ratio = 'two' must be a positive number"),
+        (dict(large_windows="crop"), r"large_windows = 'crop' must be one of pad, clamp"),
+        (dict(window=8), r"unknown model field\(s\) window"),
+    ],
+)
+def test_resolve_model_config_names_field_and_value(overrides, message):
+    with pytest.raises(ModelConfigError, match=message):
+        resolve_model_config("tiny", "rib", 2, overrides)
+
+
+def test_resolve_model_config_is_what_build_model_records():
+    config = resolve_model_config("base+", "rpb", 4, {"n_blocks": 2})
+    assert config["preset"] == "base+" and config["n_blocks"] == 2 and config["window_sizes"] == [16, 32, 48, 32, 48, 96]
+    assert config["upsampler"] == "pixelshuffle" and config["upsampler_dim"] == 64
+    with pytest.raises(ModelConfigError, match="unknown bias 'alibi'"):
+        resolve_model_config("tiny", "alibi")
+    with pytest.raises(ModelConfigError, match="preset = 'huge'"):
+        resolve_model_config("huge")
+    with pytest.raises(ModelConfigError, match="precision = 'fp16' must be one of fp32, autocast-bf16, attention-bf16"):
+        check_precision("fp16")
+    assert PRECISIONS == ("fp32", "autocast-bf16", "attention-bf16")
 
 
 def test_build_model_config_and_parameter_count():
@@ -147,7 +239,7 @@ def test_build_model_config_and_parameter_count():
     assert count_parameters(rib_layer) == (42 * 32 + 32) + 2 * 32 * 2 * 8  # MLP + per-head factor maps
     with pytest.raises(ValueError, match="unknown model field"):
         build_model("tiny", window=8)
-    with pytest.raises(ValueError, match="scale must be an integer >= 2, got 1"):
+    with pytest.raises(ValueError, match="scale = 1 must be an integer >= 2"):
         build_model("tiny", scale=1)
-    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+    with pytest.raises(ValueError, match="preset = 'huge' must be one of"):
         build_model("huge")

@@ -1,10 +1,13 @@
 """SR transformer models: window attention with RPB / RIB / no positional bias, the network and its presets."""
 
-from suite.models.attention import BACKENDS, BIASES, WindowAttention, check_pair, resolve_backend
+from suite.models.attention import (
+    BACKENDS, BIASES, PRECISIONS, ModelConfigError, WindowAttention, apply_precision, check_pair, check_precision, resolve_backend,
+)
 from suite.models.network import SRTransformer
-from suite.models.presets import PRESETS, build_model, count_parameters
+from suite.models.presets import OFFICIAL_NAMES, PRESETS, build_model, count_parameters, resolve_model_config
 
 __all__ = [
-    "BACKENDS", "BIASES", "PRESETS", "SRTransformer", "WindowAttention",
-    "build_model", "check_pair", "count_parameters", "resolve_backend",
+    "BACKENDS", "BIASES", "OFFICIAL_NAMES", "PRECISIONS", "PRESETS", "ModelConfigError", "SRTransformer",
+    "WindowAttention", "apply_precision", "build_model", "check_pair", "check_precision", "count_parameters", "resolve_backend",
+    "resolve_model_config",
 ]

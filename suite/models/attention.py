@@ -21,11 +21,41 @@ import torch.nn.functional as F
 from torch import nn
 
 from suite.models.positional import ImplicitNeuralBias, RelativePositionBias
+from suite.overrides import short_repr
 
 BIASES = ("rpb", "rib", "none")
 BACKENDS = ("auto", "math", "sdpa", "flex", "flash")
 PAD_MULTIPLE = 8  # flash kernels want head dims that are multiples of 8
 HALF_DTYPES = (torch.float16, torch.bfloat16)
+# `attention-bf16` is the official setting: network in float32, only q, k, v and RIB's factors in
+# bfloat16 inside attention. `autocast-bf16` runs the whole network under torch.autocast (the caller's).
+PRECISIONS = ("fp32", "autocast-bf16", "attention-bf16")
+
+
+class ModelConfigError(ValueError):
+    """A model configuration that cannot be built; the message names the field and its value."""
+
+
+def check_precision(precision: object) -> str:
+    """Return `precision` if it is one of PRECISIONS, else raise ModelConfigError naming it."""
+    if precision not in PRECISIONS:
+        raise ModelConfigError(f"precision = {short_repr(precision)} must be one of {', '.join(PRECISIONS)}")
+    return precision  # type: ignore[return-value]
+
+
+def apply_precision(model: nn.Module, precision: str) -> torch.dtype | None:
+    """Apply a precision to every WindowAttention in `model` (a network or one layer); return the dtype
+    the caller runs the forward under `torch.autocast` with, or None for no autocast.
+
+    `attention-bf16` (the official setting) makes each attention layer cast q, k, v and RIB's factors to
+    bfloat16 for the kernel only, the rest staying float32; `autocast-bf16` returns torch.bfloat16;
+    `fp32` undoes both.
+    """
+    check_precision(precision)
+    for module in model.modules():
+        if isinstance(module, WindowAttention):
+            module.attention_dtype = torch.bfloat16 if precision == "attention-bf16" else None
+    return torch.bfloat16 if precision == "autocast-bf16" else None
 
 
 def check_pair(bias: str, backend: str) -> None:
@@ -173,69 +203,26 @@ def rpb_attention(
     return dot_product_attention(q, k, v, scale, backend, bias=rpb())
 
 
-def rib_extension(
-    q_pos: torch.Tensor, k_pos: torch.Tensor, head_dim: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The channels RIB appends to q, k and v: `[Q_p / sqrt(R), 0]`, `[K_p, 0]` and zeros, each (heads, N, P).
+def reflect_pad(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
+    """Reflect-pad (B, H, W, C) by `pad_h` rows at the bottom and `pad_w` columns at the right.
 
-    q_pos, k_pos: (heads, N, R). P = R + pad, where pad makes D + P a multiple of PAD_MULTIPLE.
+    Where a pad reaches the side's length (a map far smaller than its window), `F.pad(mode="reflect")`
+    refuses (the official code fails there); this reflects repeatedly instead, each round at most
+    side - 1, so every padded value is a mirror image of one already there. A side of 1 is replicated.
     """
-    rank = q_pos.shape[-1]
-    pad = -(head_dim + rank) % PAD_MULTIPLE
-    q_ext = F.pad(q_pos * rank**-0.5, (0, pad))  # (heads, N, P)
-    k_ext = F.pad(k_pos, (0, pad))
-    return q_ext, k_ext, q_ext.new_zeros(q_ext.shape)
-
-
-def append_channels(x: torch.Tensor, extension: torch.Tensor) -> torch.Tensor:
-    """`[x, extension]` along the last dim, the extension broadcast over x's leading dims.
-
-    x: (*lead, D) with any strides; extension: (*tail, P) where `tail` ends `lead`. One copy; returns
-    a contiguous (*lead, D + P).
-    """
-    return torch.cat([x, extension.expand(*x.shape[:-1], extension.shape[-1])], dim=-1)
-
-
-def rib_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_pos: torch.Tensor, k_pos: torch.Tensor, backend: str
-) -> torch.Tensor:
-    """RIB by concatenation: `softmax(q k^T / sqrt(D) + Q_p K_p^T / sqrt(R)) v` as one plain dot product.
-
-    q, k, v: (B, heads, N, D); q_pos, k_pos: (heads, N, R) shared by every window. Returns (B, heads, N, D).
-    """
-    head_dim = q.shape[-1]
-    q_ext, k_ext, v_ext = (ext.to(q.dtype) for ext in rib_extension(q_pos, k_pos, head_dim))  # (heads, N, P)
-    q_cat = append_channels(q * head_dim**-0.5, q_ext)  # (B, heads, N, D+P)
-    k_cat = append_channels(k, k_ext)
-    v_cat = append_channels(v, v_ext)
-    return dot_product_attention(q_cat, k_cat, v_cat, 1.0, backend)[..., :head_dim]
-
-
-def pad_to_multiple(x: torch.Tensor, mult_h: int, mult_w: int) -> torch.Tensor:
-    """Reflect-pad (B, H, W, C) at the bottom/right to multiples of (mult_h, mult_w).
-
-    Reflection needs a pad shorter than the side; an axis where it is not (a map smaller than an RPB
-    window) is padded by replication instead.
-    """
-    height, width = x.shape[1:3]
-    pad_h, pad_w = -height % mult_h, -width % mult_w
     if pad_h == 0 and pad_w == 0:
         return x
     x = x.permute(0, 3, 1, 2)  # (B, C, H, W)
-    if pad_h < height and pad_w < width:
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-    else:
-        x = F.pad(x, (0, pad_w, 0, 0), mode="reflect" if pad_w < width else "replicate")
-        x = F.pad(x, (0, 0, 0, pad_h), mode="reflect" if pad_h < height else "replicate")
+    while pad_h > 0 or pad_w > 0:
+        height, width = x.shape[2:]
+        step_h = min(pad_h, max(height - 1, 0))
+        step_w = min(pad_w, max(width - 1, 0))
+        if step_h == 0 and step_w == 0:  # sides of length 1: nothing to mirror
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+            break
+        x = F.pad(x, (0, step_w, 0, step_h), mode="reflect")
+        pad_h, pad_w = pad_h - step_h, pad_w - step_w
     return x.permute(0, 2, 3, 1)
-
-
-def split_windows_heads(qkv: torch.Tensor, win_h: int, win_w: int, heads: int) -> torch.Tensor:
-    """(B, H, W, 3*heads*d) -> view (3, B, H/win_h, W/win_w, win_h, win_w, heads, d); nothing is copied."""
-    batch, height, width, channels = qkv.shape
-    head_dim = channels // (3 * heads)
-    x = qkv.view(batch, height // win_h, win_h, width // win_w, win_w, 3, heads, head_dim)
-    return x.permute(5, 0, 1, 3, 2, 4, 6, 7)
 
 
 def merge_windows_heads(out: torch.Tensor, batch: int, win_h: int, win_w: int, height: int, width: int) -> torch.Tensor:
@@ -248,9 +235,17 @@ def merge_windows_heads(out: torch.Tensor, batch: int, win_h: int, win_w: int, h
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside non-overlapping windows of a (B, H, W, C) map.
 
-    The map is reflect-padded to a multiple of the window and cropped back. A RIB or `none` window
-    larger than the map is clamped to it; an RPB map is padded up to its window (its table fixes w).
+    The map is reflect-padded (bottom/right) to a multiple of the window and cropped back. A window
+    larger than the map: RPB, and RIB or `none` with `large_windows="pad"` (the official behaviour),
+    pad the map up to the window, and RIB's coordinates stay the configured window's; with
+    `large_windows="clamp"` a RIB or `none` window shrinks to the map instead.
     `shift` rolls the map by half a window (no mask) for blocks whose windows are all equal.
+
+    Every variant projects each window's tokens straight into a (D+P)-wide head layout, P making D+P a
+    multiple of PAD_MULTIPLE (and, for RIB, holding the rank R): the extra channels come out of zero
+    rows of the projection, and RIB's factors are added into them in place, so q, k and v are never
+    copied again before the kernel. `attention_dtype` (None, or torch.bfloat16 for the official
+    `attention-bf16` precision) casts q, k, v (RIB's factors included) for the kernel only.
     """
 
     def __init__(
@@ -264,6 +259,7 @@ class WindowAttention(nn.Module):
         shift: bool = False,
         fourier_levels: int = 10,
         mlp_hidden: int = 32,
+        large_windows: str = "clamp",
     ) -> None:
         super().__init__()
         check_pair(bias, backend)
@@ -273,17 +269,23 @@ class WindowAttention(nn.Module):
             raise ValueError(f"RIB rank must be positive, got {rank}")
         if window <= 0:
             raise ValueError(f"window must be positive, got {window}")
+        if large_windows not in ("pad", "clamp"):
+            raise ValueError(f"large_windows must be 'pad' or 'clamp', got {large_windows!r}")
         self.dim, self.heads, self.head_dim = dim, heads, dim // heads
-        self.bias_kind, self.backend, self.shift = bias, backend, shift
+        self.bias_kind, self.backend, self.shift, self.large_windows = bias, backend, shift, large_windows
         self._window = window
+        self.attention_dtype: torch.dtype | None = None
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self.rpb = RelativePositionBias(heads, window) if bias == "rpb" else None
         self.rib = ImplicitNeuralBias(heads, rank, fourier_levels, mlp_hidden) if bias == "rib" else None
+        extra = (rank if bias == "rib" else 0)
+        self.extra_channels = extra + (-(self.head_dim + extra) % PAD_MULTIPLE)  # P
         # RIB wants q / sqrt(D): scaling the q rows of the projection is C*C work, not N*C per window.
         qkv_scale = torch.ones(3 * dim)
         qkv_scale[:dim] = self.head_dim**-0.5
         self.register_buffer("qkv_scale", qkv_scale if bias == "rib" else None, persistent=False)
+        self._cache: dict[str, tuple] = {}
 
     @property
     def window(self) -> int:
@@ -301,7 +303,7 @@ class WindowAttention(nn.Module):
         self._window = size
 
     def window_shape(self, height: int, width: int) -> tuple[int, int]:
-        if self.rpb is not None:
+        if self.rpb is not None or self.large_windows == "pad":
             return self._window, self._window
         return min(self._window, height), min(self._window, width)
 
@@ -309,17 +311,17 @@ class WindowAttention(nn.Module):
         """x: (B, H, W, C); gate: optional (B, H, W, C) multiplying the output before projection."""
         batch, height, width, channels = x.shape
         win_h, win_w = self.window_shape(height, width)
-        if self.rib is not None:
-            qkv = F.linear(x, self.qkv.weight * self.qkv_scale[:, None], self.qkv.bias * self.qkv_scale)
-        else:
-            qkv = self.qkv(x)
-        # Padding after the qkv projection equals projecting the padded map (it is per token) and is cheaper.
-        qkv = pad_to_multiple(qkv, win_h, win_w)  # (B, Hp, Wp, 3C)
-        padded_h, padded_w = qkv.shape[1:3]
+        # Padding and rolling before the projection equal doing it after (the projection is per token),
+        # and move C channels instead of 3C.
+        x = reflect_pad(x, -height % win_h, -width % win_w)  # (B, Hp, Wp, C)
+        padded_h, padded_w = x.shape[1:3]
         if self.shift:
-            qkv = torch.roll(qkv, shifts=(-(win_h // 2), -(win_w // 2)), dims=(1, 2))
-        windows = split_windows_heads(qkv, win_h, win_w, self.heads)  # (3, B, nH, nW, wh, ww, heads, d) view
-        out = self.attend(windows, win_h, win_w)  # (B*nH*nW, heads, N, d)
+            x = torch.roll(x, shifts=(-(win_h // 2), -(win_w // 2)), dims=(1, 2))
+        tokens = (
+            x.view(batch, padded_h // win_h, win_h, padded_w // win_w, win_w, channels)
+            .permute(0, 1, 3, 2, 4, 5).reshape(-1, win_h * win_w, channels)
+        )  # (B*windows, N, C): one copy
+        out = self.attend(tokens, win_h, win_w)  # (B*windows, heads, N, D), any strides
         out = merge_windows_heads(out, batch, win_h, win_w, padded_h, padded_w)  # (B, Hp, Wp, C)
         if self.shift:
             out = torch.roll(out, shifts=(win_h // 2, win_w // 2), dims=(1, 2))
@@ -328,31 +330,72 @@ class WindowAttention(nn.Module):
             out = out * gate
         return self.proj(out)
 
-    def attend(self, windows: torch.Tensor, win_h: int, win_w: int) -> torch.Tensor:
-        """Windows (3, B, nH, nW, wh, ww, heads, d) from `split_windows_heads` -> (B*nH*nW, heads, N, d).
+    def attend(self, tokens: torch.Tensor, win_h: int, win_w: int) -> torch.Tensor:
+        """The attention the layer runs: window tokens (B*windows, N, C) -> (B*windows, heads, N, D).
 
-        One concatenation per q, k and v gathers the windows and appends the extra channels: RIB's factors
-        (computed once per forward, shared by all windows) and zero padding to a multiple of PAD_MULTIPLE.
-        Every variant gets the padding, so `none` and RPB are not handicapped against RIB: torch's CPU flash
-        kernel runs a head dim of 32 faster than one of 30 (CUDA flash kernels pad to such dims themselves).
+        q, k, v projection into the (D+P)-wide layout, RIB's factors added in place, one kernel call.
+        This is the method to benchmark: it is all the layer does per window besides the window
+        split and merge and the output projection.
         """
-        needs_grad = torch.is_grad_enabled() and self.rpb is not None and self.rpb.table.requires_grad
-        backend = resolve_backend(self.bias_kind, self.backend, windows.device, windows.dtype, needs_grad)
+        n = win_h * win_w
+        weight, bias = self._cached("qkv", self._extended_projection, (self.qkv.weight, self.qkv.bias))
+        qkv = F.linear(tokens, weight, bias).view(-1, n, 3, self.heads, self.head_dim + self.extra_channels)
         if self.rib is not None:
-            q_pos, k_pos = self.rib(win_h, win_w, windows.device)  # (heads, N, R) each, float32
-            extensions = rib_extension(q_pos, k_pos, self.head_dim)  # (heads, N, P) each
-            scale = 1.0  # q's rows of the projection were scaled by D^-1/2 already
-        else:
-            zeros = windows.new_zeros(self.heads, win_h * win_w, -self.head_dim % PAD_MULTIPLE)
-            extensions = (zeros, zeros, zeros)
-            scale = self.head_dim**-0.5
-        q, k, v = (
-            append_channels(part, ext.to(part.dtype).unflatten(1, (win_h, win_w)).permute(1, 2, 0, 3))
-            .flatten(0, 2).flatten(1, 2).transpose(1, 2)  # (B*, heads, N, d+P), memory (B*, N, heads, d+P)
-            for part, ext in zip(windows.unbind(0), extensions)
-        )
+            factors = self._cached(
+                f"rib{win_h}x{win_w}", lambda: self._rib_factors(win_h, win_w, tokens.device),
+                tuple(self.rib.parameters()), (tokens.device, win_h, win_w),
+            )
+            qkv[:, :, :2, :, self.head_dim:] += factors.to(qkv.dtype)  # (N, 2, heads, P) broadcast
+        if self.attention_dtype is not None:
+            qkv = qkv.to(self.attention_dtype)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B*, heads, N, D+P) views, memory (B*, N, heads)
+        needs_grad = torch.is_grad_enabled() and self.rpb is not None and self.rpb.table.requires_grad
+        backend = resolve_backend(self.bias_kind, self.backend, q.device, q.dtype, needs_grad)
+        scale = 1.0 if self.rib is not None else self.head_dim**-0.5  # RIB's q rows carry D^-1/2 already
         if self.rpb is not None:
             out = rpb_attention(q, k, v, self.rpb, backend, scale=scale)
         else:
             out = dot_product_attention(q, k, v, scale, backend)
-        return out[..., : self.head_dim]
+        return out[..., : self.head_dim].to(tokens.dtype)
+
+    def _extended_projection(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """qkv weight (3*heads*(D+P), C) and bias: the layer's, RIB-scaled, with P zero rows per head."""
+        weight, bias = self.qkv.weight, self.qkv.bias
+        if self.qkv_scale is not None:
+            weight, bias = weight * self.qkv_scale[:, None], bias * self.qkv_scale
+        rows = (3, self.heads, self.head_dim)
+        weight = F.pad(weight.view(*rows, self.dim), (0, 0, 0, self.extra_channels)).flatten(0, 2)
+        bias = F.pad(bias.view(rows), (0, self.extra_channels)).flatten()
+        return weight, bias
+
+    def _rib_factors(self, win_h: int, win_w: int, device: torch.device) -> torch.Tensor:
+        """`[Q_p / sqrt(R), 0]` and `[K_p, 0]` stacked as (N, 2, heads, P), float32."""
+        q_pos, k_pos = self.rib(win_h, win_w, device)  # (heads, N, R) each
+        pad = self.extra_channels - self.rib.rank
+        factors = torch.stack([q_pos * self.rib.rank**-0.5, k_pos], dim=1)  # (heads, 2, N, R)
+        return F.pad(factors, (0, pad)).permute(2, 1, 0, 3)
+
+    def _cached(self, name: str, compute: Callable, params: tuple[torch.Tensor, ...], extra: tuple = ()):
+        """`compute()`, remembered in eval mode without autograd and recomputed whenever it could differ.
+
+        The entry keeps detached aliases of `params`: they share storage and version counter with the
+        parameters, so any in-place update (optimizer step, load_state_dict) bumps the version, and a
+        moved or re-typed parameter (`.to()`, `.data = ...`) has another storage; while the entry lives
+        its storage cannot be reused by another tensor. In training or with autograd on it is computed
+        afresh so gradients flow.
+        """
+        if self.training or torch.is_grad_enabled():
+            self._cache.pop(name, None)
+            return compute()
+        entry = self._cache.get(name)
+        if entry is not None:
+            aliases, versions, old_extra, value = entry
+            if old_extra == extra and all(
+                alias.data_ptr() == p.data_ptr() and alias.dtype == p.dtype and alias.device == p.device
+                and alias.shape == p.shape and version == p._version
+                for alias, version, p in zip(aliases, versions, params)
+            ):
+                return value
+        value = compute()
+        self._cache[name] = (tuple(p.detach() for p in params), tuple(p._version for p in params), extra, value)
+        return value

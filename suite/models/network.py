@@ -1,5 +1,7 @@
 """The SR transformer of SPEC section 4: windowed attention layers with a convolutional gate,
-cyclic window sizes per block, a ConvFFN, and a pixel-shuffle upsampler over a bicubic residual.
+cyclic window sizes per block, a ConvFFN, a body tail and an upsampler over a global residual.
+The network options (upsampler kind, body tail, LayerNorm eps, init, large windows) are described
+in `suite.models.presets`.
 
 The body keeps feature maps channels-last, (B, H, W, C); convolutions permute locally.
 """
@@ -47,12 +49,14 @@ class ConvFFN(nn.Module):
 class TransformerLayer(nn.Module):
     """LayerNorm -> gated window attention (+res) -> LayerNorm -> ConvFFN (+res), on (B, H, W, C)."""
 
-    def __init__(self, dim: int, heads: int, window: int, rank: int, exp_ratio: float, **attn_kwargs) -> None:
+    def __init__(
+        self, dim: int, heads: int, window: int, rank: int, exp_ratio: float, norm_eps: float, **attn_kwargs
+    ) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.gate = LocalAttentionGate(dim)
         self.attn = WindowAttention(dim, heads, window, rank=rank, **attn_kwargs)
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.ffn = ConvFFN(dim, exp_ratio)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,13 +69,16 @@ class ResidualBlock(nn.Module):
     """Layers with cycling window sizes, then a 3x3 conv, with a residual around the block."""
 
     def __init__(
-        self, dim: int, heads: int, window_sizes: Sequence[int], ranks: Sequence[int], exp_ratio: float, **attn_kwargs
+        self, dim: int, heads: int, window_sizes: Sequence[int], ranks: Sequence[int], exp_ratio: float,
+        norm_eps: float, **attn_kwargs
     ) -> None:
         super().__init__()
         # Equal windows everywhere would keep every border in place: shift alternate layers instead.
         shift_alternate = len(set(window_sizes)) == 1 and len(window_sizes) > 1
         self.layers = nn.ModuleList(
-            TransformerLayer(dim, heads, window, rank, exp_ratio, shift=shift_alternate and i % 2 == 1, **attn_kwargs)
+            TransformerLayer(
+                dim, heads, window, rank, exp_ratio, norm_eps, shift=shift_alternate and i % 2 == 1, **attn_kwargs
+            )
             for i, (window, rank) in enumerate(zip(window_sizes, ranks))
         )
         self.conv = nn.Conv2d(dim, dim, 3, padding=1)
@@ -83,8 +90,43 @@ class ResidualBlock(nn.Module):
         return x + self.conv(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
+class Upsampler(nn.Module):
+    """The official upsamplers, (B, C, h, w) features and the (B, 3, h, w) input -> (B, 3, h*s, w*s).
+
+    `pixelshuffle`: conv3x3 C -> I, LeakyReLU(0.1), conv3x3 I -> I*s^2, pixel shuffle, conv3x3 I -> 3,
+    plus the input upsampled by nearest neighbour. `pixelshuffle_direct`: conv3x3 C -> 3*s^2 plus the
+    input repeated s^2 times per channel (nearest neighbour before the shuffle), pixel shuffle.
+    """
+
+    def __init__(self, kind: str, dim: int, scale: int, inner: int | None = None) -> None:
+        super().__init__()
+        self.kind, self.scale = kind, scale
+        if kind == "pixelshuffle":
+            self.feature_conv = nn.Conv2d(dim, inner, 3, padding=1)
+            self.up_conv = nn.Conv2d(inner, inner * scale * scale, 3, padding=1)
+            self.final_conv = nn.Conv2d(inner, 3, 3, padding=1)
+        elif kind == "pixelshuffle_direct":
+            self.up_conv = nn.Conv2d(dim, 3 * scale * scale, 3, padding=1)
+        else:
+            raise ValueError(f"unknown upsampler {kind!r}; expected pixelshuffle or pixelshuffle_direct")
+
+    def forward(self, features: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        if self.kind == "pixelshuffle_direct":
+            out = self.up_conv(features) + image.repeat_interleave(self.scale * self.scale, dim=1)
+            return F.pixel_shuffle(out, self.scale)
+        out = F.leaky_relu(self.feature_conv(features), negative_slope=0.1)
+        out = self.final_conv(F.pixel_shuffle(self.up_conv(out), self.scale))
+        return out + F.interpolate(image, scale_factor=self.scale, mode="nearest")
+
+
 class SRTransformer(nn.Module):
-    """(B, 3, h, w) in [0, 1] -> (B, 3, h*s, w*s): conv head, residual blocks, pixel-shuffle upsampler."""
+    """(B, 3, h, w) in [0, 1] -> (B, 3, h*s, w*s): conv head, residual blocks, body tail, upsampler.
+
+    `body_tail="norm_conv"` (official): `feat + conv3x3(LayerNorm(blocks(feat)))`, then `upsampler`
+    ("pixelshuffle" or "pixelshuffle_direct", nearest residual). `body_tail="norm"` with
+    `upsampler="bicubic"` (the tiny preset): `LayerNorm(blocks(feat))`, a zero-initialised conv3x3 to
+    3*s^2, pixel shuffle, plus the bicubic-upsampled input.
+    """
 
     def __init__(
         self,
@@ -99,24 +141,60 @@ class SRTransformer(nn.Module):
         backend: str = "auto",
         fourier_levels: int = 10,
         mlp_hidden: int = 32,
+        upsampler: str = "pixelshuffle",
+        upsampler_dim: int | None = 64,
+        body_tail: str = "norm_conv",
+        norm_eps: float = 1e-6,
+        init: str = "official",
+        large_windows: str = "pad",
     ) -> None:
         super().__init__()
+        if (upsampler == "bicubic") != (body_tail == "norm"):
+            raise ValueError(f"upsampler {upsampler!r} and body_tail {body_tail!r} do not go together: "
+                             "the bicubic upsampler goes with body_tail 'norm', the official ones with 'norm_conv'")
         self.scale = scale
         self.head = nn.Conv2d(3, dim, 3, padding=1)
         self.blocks = nn.ModuleList(
             ResidualBlock(
-                dim, heads, window_sizes, ranks, exp_ratio,
+                dim, heads, window_sizes, ranks, exp_ratio, norm_eps,
                 bias=bias, backend=backend, fourier_levels=fourier_levels, mlp_hidden=mlp_hidden,
+                large_windows=large_windows,
             )
             for _ in range(n_blocks)
         )
-        self.norm = nn.LayerNorm(dim)
-        self.to_pixels = nn.Conv2d(dim, 3 * scale * scale, 3, padding=1)
-        # Zero init: the network starts as bicubic interpolation and learns the residual.
-        nn.init.zeros_(self.to_pixels.weight)
-        nn.init.zeros_(self.to_pixels.bias)
-        self.shuffle = nn.PixelShuffle(scale)
+        self.norm = nn.LayerNorm(dim, eps=norm_eps)
+        if upsampler == "bicubic":
+            self.tail_conv = None
+            self.to_pixels = nn.Conv2d(dim, 3 * scale * scale, 3, padding=1)
+            # Zero init: the network starts as bicubic interpolation and learns the residual.
+            nn.init.zeros_(self.to_pixels.weight)
+            nn.init.zeros_(self.to_pixels.bias)
+            self.shuffle = nn.PixelShuffle(scale)
+        else:
+            self.tail_conv = nn.Conv2d(dim, dim, 3, padding=1)
+            self.upsampler = Upsampler(upsampler, dim, scale, upsampler_dim)
+        if init == "official":
+            self.official_init()
         self.config: dict = {}  # filled by build_model so a checkpoint can rebuild the network
+
+    def official_init(self) -> None:
+        """The official initialisation (SPEC section 4): Linear and 1x1 convs trunc-normal std 0.02 with
+        zero bias, 3x3 convs torch's default weights with zero bias, RIB N(0, 0.05) with zero hidden bias,
+        the RPB table N(0, 1e-3)."""
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Conv2d)):
+                if isinstance(module, nn.Linear) or module.kernel_size == (1, 1):
+                    nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        for layer in self.attention_layers():
+            if layer.rib is not None:
+                nn.init.normal_(layer.rib.mlp[0].weight, std=0.05)
+                nn.init.zeros_(layer.rib.mlp[0].bias)
+                nn.init.normal_(layer.rib.to_q.weight, std=0.05)
+                nn.init.normal_(layer.rib.to_k.weight, std=0.05)
+            if layer.rpb is not None:
+                nn.init.normal_(layer.rpb.table, std=1e-3)
 
     def attention_layers(self) -> list[WindowAttention]:
         return [layer.attn for block in self.blocks for layer in block.layers]
@@ -131,8 +209,12 @@ class SRTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.head(x).permute(0, 2, 3, 1)  # (B, h, w, C)
+        body = features
         for block in self.blocks:
-            features = block(features)
-        features = self.norm(features).permute(0, 3, 1, 2)  # (B, C, h, w)
-        upsampled = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
-        return self.shuffle(self.to_pixels(features)) + upsampled
+            body = block(body)
+        body = self.norm(body).permute(0, 3, 1, 2)  # (B, C, h, w)
+        if self.tail_conv is None:
+            upsampled = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+            return self.shuffle(self.to_pixels(body)) + upsampled
+        features = features.permute(0, 3, 1, 2) + self.tail_conv(body)  # the long skip around the body
+        return self.upsampler(features, x)

@@ -25,8 +25,10 @@ def relative_position_index(window: int) -> torch.Tensor:
 
 def window_coordinates(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
     """Token centres of a `height x width` window, normalised to [-1, 1] per axis: (N, 2) as (y, x)."""
-    ys = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) * (2.0 / height) - 1.0
-    xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) * (2.0 / width) - 1.0
+    # 2 (c + 0.5) / w - 1, in this order as the official code computes it: (c + 0.5) * (2 / w) differs in
+    # the last bit for windows that are not powers of two (48, 96), which sin(2^9 p) amplifies.
+    ys = 2.0 * (torch.arange(height, device=device, dtype=torch.float32) + 0.5) / height - 1.0
+    xs = 2.0 * (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width - 1.0
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
     return torch.stack([grid_y.flatten(), grid_x.flatten()], dim=-1)
 

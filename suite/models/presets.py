@@ -1,32 +1,146 @@
-"""Model presets (SPEC section 4) as a plain dict, `build_model` and a parameter count."""
+"""Model presets (SPEC section 4) as a plain dict, the one model-config validator, `build_model`.
+
+Every preset spells out its network options, so what a preset builds is read off this file:
+- `upsampler`: `pixelshuffle` (conv3x3 dim -> I, LeakyReLU, conv3x3 I -> I*s^2, pixel shuffle, conv3x3
+  I -> 3, plus the nearest-upsampled input; I = `upsampler_dim`), `pixelshuffle_direct` (conv3x3 dim ->
+  3*s^2 plus the input repeated s^2 times, pixel shuffle), both official; or `bicubic` (ours: conv3x3
+  dim -> 3*s^2, zero-initialised, pixel shuffle, plus the bicubic-upsampled input).
+- `body_tail`: `norm_conv` (official: LayerNorm and a 3x3 conv close the body, with a long skip around
+  it) or `norm` (ours: a LayerNorm only, no long skip).
+- `norm_eps`: LayerNorm epsilon (official 1e-6; torch's default 1e-5 for ours).
+- `init`: `official` (trunc-normal Linear/1x1 convs, zero biases, RIB N(0, 0.05), RPB N(0, 1e-3)) or
+  `torch` (torch's defaults with our RIB and RPB inits).
+- `large_windows`: `pad` (official: a map smaller than a window is padded up to it) or `clamp` (ours:
+  a RIB or no-bias window shrinks to the map). RPB always pads (its table fixes the window).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from torch import nn
 
-from suite.models.attention import check_pair
+from suite.models.attention import PRECISIONS, ModelConfigError, check_pair, check_precision  # noqa: F401
 from suite.models.network import SRTransformer
+from suite.overrides import short_repr
+
+# The official networks' options (sst/archs/sst_arch.py at dslisleedh/SST bcd6132).
+OFFICIAL = dict(body_tail="norm_conv", norm_eps=1e-6, init="official", large_windows="pad")
+LIGHT = dict(dim=48, n_blocks=5, heads=3, ranks=(16, 16, 16, 24, 24, 24), exp_ratio=1.5,
+             upsampler="pixelshuffle_direct", upsampler_dim=None, **OFFICIAL)
+BASE = dict(dim=180, n_blocks=6, heads=6, ranks=(18, 18, 18, 34, 34, 34), exp_ratio=1.25,
+            upsampler="pixelshuffle", upsampler_dim=64, **OFFICIAL)
+LARGE = dict(dim=192, n_blocks=8, heads=6, ranks=(16, 16, 16, 32, 32, 32), exp_ratio=2.0,
+             upsampler="pixelshuffle", upsampler_dim=96, **OFFICIAL)
+WINDOWS = (16, 32, 64, 16, 32, 64)
+WINDOWS_PLUS = (16, 32, 48, 32, 48, 96)
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Ours: 4 layers at a 32x32 window (alternately shifted) so RPB's N x N cost shows on a CPU,
     # small enough to train to above bicubic on 2 cores in minutes. Head dim 16 + rank 8 = 24.
-    "tiny": dict(dim=32, n_blocks=2, heads=2, window_sizes=(32, 32), ranks=(8, 8), exp_ratio=2.0),
-    "light": dict(dim=48, n_blocks=5, heads=3, window_sizes=(8, 16, 32, 16, 32, 64),
-                  ranks=(16, 16, 16, 24, 24, 24), exp_ratio=1.5),
-    "base": dict(dim=180, n_blocks=6, heads=6, window_sizes=(16, 32, 64, 16, 32, 64),
-                 ranks=(18, 18, 18, 34, 34, 34), exp_ratio=1.25),
-    "base+": dict(dim=180, n_blocks=6, heads=6, window_sizes=(16, 32, 48, 32, 48, 96),
-                  ranks=(18, 18, 18, 34, 34, 34), exp_ratio=1.25),
-    "large": dict(dim=192, n_blocks=8, heads=6, window_sizes=(16, 32, 64, 16, 32, 64),
-                  ranks=(16, 16, 16, 32, 32, 32), exp_ratio=2.0),
-    "large+": dict(dim=192, n_blocks=8, heads=6, window_sizes=(16, 32, 48, 32, 48, 96),
-                   ranks=(16, 16, 16, 32, 32, 32), exp_ratio=2.0),
+    # A bicubic residual with a zero-initialised last conv trains faster at this size (SPEC section 4).
+    "tiny": dict(dim=32, n_blocks=2, heads=2, window_sizes=(32, 32), ranks=(8, 8), exp_ratio=2.0,
+                 upsampler="bicubic", upsampler_dim=None, body_tail="norm", norm_eps=1e-5, init="torch",
+                 large_windows="clamp"),
+    "light": dict(LIGHT, window_sizes=(8, 16, 32, 16, 32, 64)),
+    "light+": dict(LIGHT, window_sizes=WINDOWS_PLUS),
+    "base": dict(BASE, window_sizes=WINDOWS),
+    "base+": dict(BASE, window_sizes=WINDOWS_PLUS),
+    "large": dict(LARGE, window_sizes=WINDOWS),
+    "large+": dict(LARGE, window_sizes=WINDOWS_PLUS),
+    "XL+": dict(LARGE, dim=224, n_blocks=10, heads=7, window_sizes=WINDOWS_PLUS),
+}
+# The official configuration each paper preset reproduces (options/test/*.yaml of the official code).
+OFFICIAL_NAMES = {
+    "light": "SSTlight", "light+": "SSTlight_Plus", "base": "SST", "base+": "SST_Plus",
+    "large": "SSTLarge", "large+": "SSTLarge_Plus", "XL+": "SSTXL_Plus",
 }
 
 DEFAULTS: dict[str, Any] = dict(backend="auto", fourier_levels=10, mlp_hidden=32)
 OVERRIDABLE = frozenset(PRESETS["base"]) | frozenset(DEFAULTS)
+UPSAMPLERS = ("pixelshuffle", "pixelshuffle_direct", "bicubic")
+BODY_TAILS = ("norm_conv", "norm")
+INITS = ("official", "torch")
+LARGE_WINDOWS = ("pad", "clamp")
+
+
+def _integer(field: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ModelConfigError(f"model field {field} = {short_repr(value)} must be an integer >= {minimum}")
+    return value
+
+
+def _number(field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ModelConfigError(f"model field {field} = {short_repr(value)} must be a positive number")
+    return float(value)
+
+
+def _choice(field: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ModelConfigError(f"model field {field} = {short_repr(value)} must be one of {', '.join(choices)}")
+    return value
+
+
+def _int_list(field: str, value: Any) -> list[int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ModelConfigError(f"model field {field} = {short_repr(value)} must be a non-empty list of integers")
+    return [_integer(f"{field}[{i}]", item) for i, item in enumerate(value)]
+
+
+def resolve_model_config(
+    preset: str, bias: str = "rib", scale: int = 2, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The one validator of a model configuration: preset + bias + scale + overrides -> a full config.
+
+    Returns a JSON-friendly dict (lists, not tuples) with `preset`, `bias`, `scale` and every network
+    field, such that `build_model(**config)` builds it. Raises ModelConfigError naming the field and value.
+    """
+    if preset not in PRESETS:
+        raise ModelConfigError(f"model field preset = {short_repr(preset)} must be one of {', '.join(PRESETS)}")
+    scale = _integer("scale", scale, minimum=2)
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - OVERRIDABLE)
+    if unknown:
+        raise ModelConfigError(
+            f"unknown model field(s) {', '.join(unknown)}; expected some of {', '.join(sorted(OVERRIDABLE))}"
+        )
+    raw = {**PRESETS[preset], **DEFAULTS, **overrides}
+    config: dict[str, Any] = {"preset": preset, "bias": bias, "scale": scale}
+    for key in ("dim", "n_blocks", "heads", "fourier_levels", "mlp_hidden"):
+        config[key] = _integer(key, raw[key])
+    config["exp_ratio"] = _number("exp_ratio", raw["exp_ratio"])
+    config["window_sizes"] = _int_list("window_sizes", raw["window_sizes"])
+    config["ranks"] = _int_list("ranks", raw["ranks"])
+    if len(config["ranks"]) != len(config["window_sizes"]):
+        raise ModelConfigError(
+            f"model field ranks = {config['ranks']} must have one entry per layer of "
+            f"window_sizes = {config['window_sizes']}"
+        )
+    if config["dim"] % config["heads"]:
+        raise ModelConfigError(f"model field dim = {config['dim']} is not divisible by heads = {config['heads']}")
+    try:  # bias, backend and whether they go together
+        check_pair(bias, raw["backend"])
+    except ValueError as err:
+        raise ModelConfigError(str(err)) from None
+    config["backend"] = raw["backend"]
+    config["upsampler"] = _choice("upsampler", raw["upsampler"], UPSAMPLERS)
+    if config["upsampler"] == "pixelshuffle":
+        config["upsampler_dim"] = _integer("upsampler_dim", raw["upsampler_dim"])
+    elif raw["upsampler_dim"] is not None:
+        raise ModelConfigError(
+            f"model field upsampler_dim = {short_repr(raw['upsampler_dim'])} applies to upsampler 'pixelshuffle' only "
+            f"(upsampler is {config['upsampler']!r}); leave it null"
+        )
+    else:
+        config["upsampler_dim"] = None
+    config["body_tail"] = _choice("body_tail", raw["body_tail"], BODY_TAILS)
+    config["norm_eps"] = _number("norm_eps", raw["norm_eps"])
+    config["init"] = _choice("init", raw["init"], INITS)
+    config["large_windows"] = _choice("large_windows", raw["large_windows"], LARGE_WINDOWS)
+    return config
 
 
 def build_model(preset: str, bias: str = "rib", scale: int = 2, **overrides: Any) -> SRTransformer:
@@ -34,34 +148,10 @@ def build_model(preset: str, bias: str = "rib", scale: int = 2, **overrides: Any
 
     `build_model(**model.config)` rebuilds the same architecture.
     """
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
-    unknown = sorted(set(overrides) - OVERRIDABLE)
-    if unknown:
-        raise ValueError(
-            f"unknown model field(s) {', '.join(unknown)}; expected some of {', '.join(sorted(OVERRIDABLE))}"
-        )
-    config = {**PRESETS[preset], **DEFAULTS, **overrides}
-    config["window_sizes"] = tuple(int(w) for w in config["window_sizes"])
-    config["ranks"] = tuple(int(r) for r in config["ranks"])
-    check_pair(bias, config["backend"])
-    if not isinstance(scale, int) or scale < 2:
-        raise ValueError(f"scale must be an integer >= 2, got {scale!r}")
-    if len(config["ranks"]) != len(config["window_sizes"]):
-        raise ValueError(
-            f"ranks {config['ranks']} and window_sizes {config['window_sizes']} must have one entry per layer"
-        )
-    if bias == "rib" and min(config["ranks"]) <= 0:
-        raise ValueError(f"every RIB rank must be positive, got ranks {config['ranks']}")
-    if min(config["window_sizes"]) <= 0:
-        raise ValueError(f"every window size must be positive, got {config['window_sizes']}")
-    if config["dim"] % config["heads"]:
-        raise ValueError(f"dim {config['dim']} is not divisible by heads {config['heads']}")
-    model = SRTransformer(scale=scale, bias=bias, **config)
-    model.config = {
-        "preset": preset, "bias": bias, "scale": scale,
-        **{key: list(value) if isinstance(value, tuple) else value for key, value in config.items()},
-    }
+    config = resolve_model_config(preset, bias, scale, overrides)
+    fields = {key: value for key, value in config.items() if key != "preset"}
+    model = SRTransformer(**fields)
+    model.config = config
     return model
 
 
