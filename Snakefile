@@ -1,6 +1,7 @@
 # RIB suite workflow: data -> training (RPB, RIB) -> evaluation -> profiling -> tables, figures, REPORT.md.
 #   snakemake --cores all                                              # default: mini benchmark, CPU
-#   snakemake --cores all --configfile workflows/config/paper.yaml     # paper scale, GPUs
+#   snakemake --cores all --configfile workflows/config/paper.yaml     # the paper's models, GPUs
+#   snakemake --cores all --configfile workflows/config/verify.yaml    # released checkpoints, no training
 # This file only wires; the steps are in workflows/rules/, the settings in workflows/config/.
 
 from snakemake.utils import min_version, validate
@@ -19,13 +20,25 @@ report: "workflows/report/workflow.rst"
 
 include: "workflows/rules/common.smk"
 include: "workflows/rules/data.smk"
-include: "workflows/rules/train.smk"
-include: "workflows/rules/eval.smk"
-include: "workflows/rules/profile.smk"
-include: "workflows/rules/report.smk"
 
 
-rule all:
-    input:
-        rules.report.output,
-    default_target: True
+if VERIFY:
+
+    include: "workflows/rules/verify.smk"
+
+    rule all:
+        input:
+            rules.verify_report.output,
+        default_target: True
+
+else:
+
+    include: "workflows/rules/train.smk"
+    include: "workflows/rules/eval.smk"
+    include: "workflows/rules/profile.smk"
+    include: "workflows/rules/report.smk"
+
+    rule all:
+        input:
+            rules.report.output,
+        default_target: True

@@ -1,11 +1,13 @@
-"""The Snakemake workflow resolves: dry runs of the default and paper configs, lint, config errors.
+"""The Snakemake workflow resolves: dry runs of the default, paper and verify configs, lint, config
+errors, the schema's lists against the package's constants, and results on other data kept apart.
 
-Each test runs on a copy of the Snakefile and workflows/ in a temporary folder, so results already
-in the checkout cannot change what the dry run plans.
+Each test runs on a copy of the Snakefile, workflows/ and the sweep files in a temporary folder, so
+results already in the checkout cannot change what the dry run plans.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -17,12 +19,15 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+SWEEPS = Path("suite/profiling/configs")  # the one folder of sweep files, named by path in the configs
+SCHEMA = REPO / "workflows/schemas/config.schema.yaml"
 
 
 def copy_workflow(target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy2(REPO / "Snakefile", target / "Snakefile")
     shutil.copytree(REPO / "workflows", target / "workflows")
+    shutil.copytree(REPO / SWEEPS, target / SWEEPS)
     return target
 
 
@@ -45,6 +50,12 @@ def job_counts(output: str) -> dict[str, int]:
     return counts
 
 
+def shell_lines(output: str, needle: str) -> list[str]:
+    """The printed shell commands (dry run with -p) that contain `needle`."""
+    commands = [line.strip().removeprefix("Shell command:").strip() for line in output.splitlines()]
+    return [command for command in commands if needle in command and command.startswith(("suite", "OMP", "torchrun"))]
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_workflow(tmp_path_factory.mktemp("workflow"))
@@ -58,29 +69,80 @@ def test_default_dry_run_plans_every_step(workdir: Path) -> None:
         "profile_sweep": 1, "report": 1, "all": 1, "total": 9,
     }
     assert "suite data mini --root data/mini" in done.stdout
-    assert "suite train --config workflows/config/recipes/tiny_cpu.yaml" in done.stdout
+    train = shell_lines(done.stdout, " train --config workflows/config/recipes/tiny_cpu.yaml")
+    assert len(train) == 2 and all("--resume-or-restart" in line and "run.precision=fp32" in line for line in train)
     assert "model.bias=rpb" in done.stdout and "model.bias=rib" in done.stdout
+    sweep = shell_lines(done.stdout, "suite profile sweep")
+    assert sweep and "--config suite/profiling/configs/tiny_cpu.yaml" in sweep[0] and "--resume" in sweep[0]
+    assert "results/default/REPORT.md" in done.stdout and "--title default" in done.stdout
 
 
-def test_paper_dry_run_plans_fine_tuning_from_x2(workdir: Path) -> None:
+def test_paper_dry_run_plans_the_papers_models(workdir: Path) -> None:
     done = snakemake(workdir, "-n", "-p", "--cores", "16", "--configfile", "workflows/config/paper.yaml")
     assert done.returncode == 0, done.stdout + done.stderr
-    models, datasets, scales = 2 * 2, 5, 3  # presets x biases, test sets, scales
+    models, datasets, scales = 5, 5, 3  # light, base, base+, large, large+ (RIB), test sets, scales
     counts = job_counts(done.stdout)
     assert counts["train"] == models * scales
     assert counts["eval_checkpoint"] + counts["eval_checkpoint_with_images"] == models * datasets * scales
     assert counts["eval_bicubic"] + counts["eval_bicubic_with_images"] == datasets * scales
-    assert counts["data_fetch"] == 3  # DIV2K, benchmark, Manga109
-    x4 = next(line for line in done.stdout.splitlines() if "name=large-rib-x4" in line)
-    assert "--config workflows/config/recipes/paper_finetune.yaml" in x4
-    assert "init_from=results/paper/train/large-rib-x2/final.pt" in x4
-    assert "torchrun --standalone --nproc_per_node=4 -m suite train" in x4
+    assert counts["data_fetch"] == 4  # DF2K, DIV2K, benchmark, Manga109
+    trains = {re.search(r"name=(\S+)", line)[1]: line for line in shell_lines(done.stdout, " train --config")}
+    assert sorted(trains) == sorted(f"{p}-rib-x{s}" for p in ("light", "base", "base+", "large", "large+")
+                                    for s in (2, 3, 4))
+    # x3 from x2 and x4 from x3 (the official chain), with the fine-tuning recipe.
+    for preset in ("light", "large+"):
+        assert "--config workflows/config/recipes/paper_x2.yaml" in trains[f"{preset}-rib-x2"]
+        assert "init_from=" not in trains[f"{preset}-rib-x2"]
+        for scale, source in ((3, 2), (4, 3)):
+            line = trains[f"{preset}-rib-x{scale}"]
+            assert "--config workflows/config/recipes/paper_finetune.yaml" in line
+            assert f"init_from=results/paper/train/{preset}-rib-x{source}/final.pt" in line
+    for name, line in trains.items():
+        assert "torchrun --standalone --nproc_per_node=4 -m suite train" in line
+        assert "run.precision=attention-bf16" in line
+        light, plus = name.startswith("light-"), "+-" in name
+        assert ("data.train=data/paper/DIV2K " if light else "data.train=data/paper/DF2K ") in line, line
+        assert ("data.batch_size=64" in line) == light, line
+        assert ("data.lr_patch=96" in line) == plus, line
+    assert "suite data fetch DF2K --root data/paper" in done.stdout
     assert "suite data fetch benchmark --root data/paper" in done.stdout
+    # The official recipes, as SPEC section 5 and options/train state them.
+    finetune = yaml.safe_load((workdir / "workflows/config/recipes/paper_finetune.yaml").read_text())
+    assert finetune["optim"]["lr"] == 2.5e-4 and finetune["schedule"]["iterations"] == 250_000
+    assert finetune["schedule"]["warmup"] == 20_000 and finetune["run"]["precision"] == "attention-bf16"
+    x2 = yaml.safe_load((workdir / "workflows/config/recipes/paper_x2.yaml").read_text())
+    assert (x2["optim"]["lr"], x2["schedule"]["iterations"], x2["schedule"]["warmup"]) == (5e-4, 500_000, 20_000)
+    assert x2["data"]["batch_size"] == 32 and x2["data"]["lr_patch"] == 64
+
+
+def test_paper_dry_run_passes_a_manga109_url_to_fetch(tmp_path: Path) -> None:
+    workdir = copy_workflow(tmp_path / "workflow")
+    (workdir / "mirror.yaml").write_text(yaml.safe_dump(
+        {"datasets": {"Manga109": {"path": "Manga109", "fetch": "Manga109", "url": "https://example.org/m.zip"}}}))
+    done = snakemake(workdir, "-n", "-p", "--configfile", "workflows/config/paper.yaml", "mirror.yaml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "suite data fetch Manga109 --root data/paper --url https://example.org/m.zip" in done.stdout
+
+
+def test_verify_dry_run_evaluates_released_models_without_training(workdir: Path) -> None:
+    done = snakemake(workdir, "-n", "-p", "--configfile", "workflows/config/verify.yaml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    models = yaml.safe_load((workdir / "workflows/config/verify.yaml").read_text())["verify"]["models"]
+    counts = job_counts(done.stdout)
+    assert counts == {"data_fetch": 2, "verify_fetch_checkpoint": len(models), "verify_eval": 5 * len(models),
+                      "verify_report": 1, "all": 1, "total": 2 + 6 * len(models) + 2}
+    evals = shell_lines(done.stdout, "suite eval --checkpoint")
+    assert len(evals) == 5 * len(models)
+    for model in models:
+        mine = [line for line in evals if f"data/paper/released/{model['name']}.pth" in line]
+        assert len(mine) == 5 and all(f"--scale {model['scale']} " in line and "--preset XL+" in line
+                                      and "--precision attention-bf16" in line for line in mine)
+    assert "train" not in counts and "profile_sweep" not in counts
 
 
 def test_lint_is_clean(workdir: Path) -> None:
-    for config in ("workflows/config/default.yaml", "workflows/config/paper.yaml"):
-        done = snakemake(workdir, "--lint", "--configfile", config)
+    for config in ("default", "paper", "verify"):
+        done = snakemake(workdir, "--lint", "--configfile", f"workflows/config/{config}.yaml")
         assert done.returncode == 0 and "Lints for" not in done.stdout + done.stderr, done.stdout + done.stderr
 
 
@@ -88,9 +150,17 @@ def test_lint_is_clean(workdir: Path) -> None:
     ({"train": {"seed": "zero"}}, "['train']['seed']"),
     ({"trian": {"seed": 0}}, "'trian' was unexpected"),
     ({"data_source": "ftp"}, "['data_source']"),
+    ({"precision": "bf16"}, "['precision']"),
     ({"train": {"biases": ["rpb", "alibi"]}}, "['train']['biases'][1]"),
+    ({"train": {"presets": ["huge"]}}, "['train']['presets'][0]"),
+    ({"datasets": {"mini_test": {"path": "test", "fetch": "ImageNet"}}}, "['datasets']['mini_test']['fetch']"),
     ({"eval": {"datasets": ["mini_test", "Set5"]}}, "eval.datasets: 'Set5' is not a key of datasets"),
     ({"report": {"crop": {"scale": 3}}}, "report.crop.scale: 3 is not one of scales [2]"),
+    ({"train": {"per_preset": {"base": {"dataset": "mini_train"}}}}, "train.per_preset.base: 'base' is not one of"),
+    ({"train": {"per_preset": {"tiny": {"dataset": "DF2K"}}}}, "train.per_preset.tiny.dataset: 'DF2K' is not a key"),
+    ({"verify": {"datasets": ["mini_test"], "resources": {"threads": 1, "gpus": 0, "mem_mb": 100, "runtime": 1},
+                 "models": [{"name": "m", "preset": "tiny", "scale": 2}]}},
+     "verify.models[0] (m): give exactly one of url (downloaded) and path"),
 ])
 def test_invalid_config_fails_before_any_job_naming_the_field(tmp_path: Path, override: dict, field: str) -> None:
     workdir = copy_workflow(tmp_path / "workflow")
@@ -101,10 +171,76 @@ def test_invalid_config_fails_before_any_job_naming_the_field(tmp_path: Path, ov
     assert "Job stats" not in done.stdout
 
 
+def test_schema_lists_equal_the_package_constants() -> None:
+    """The schema names presets, biases, precisions and fetch sources by value (JSON schema cannot
+    import them): this keeps each list equal to the constant the suite checks against."""
+    from suite.data.fetch import FETCH_NAMES
+    from suite.models import BIASES, PRECISIONS, PRESETS
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    assert schema["$defs"]["preset"]["enum"] == list(PRESETS)
+    assert schema["$defs"]["bias"]["enum"] == list(BIASES)
+    assert schema["properties"]["precision"]["enum"] == list(PRECISIONS)
+    fetch = schema["properties"]["datasets"]["additionalProperties"]["properties"]["fetch"]["enum"]
+    assert fetch == [*FETCH_NAMES, None]
+
+
+def test_sweep_files_live_in_one_folder() -> None:
+    """Every sweep file (a YAML with `variants` and `points`) of the package and the workflow sits in
+    suite/profiling/configs/, and the workflow configs name theirs there."""
+    def is_sweep(path: Path) -> bool:
+        content = yaml.safe_load(path.read_text())
+        return isinstance(content, dict) and {"variants", "points"} <= set(content)
+
+    sweeps = [path for folder in ("suite", "workflows") for path in (REPO / folder).rglob("*.yaml") if is_sweep(path)]
+    assert sweeps and {path.parent for path in sweeps} == {REPO / SWEEPS}, sweeps
+    for config in (REPO / "workflows/config").glob("*.yaml"):
+        sweep = (yaml.safe_load(config.read_text()).get("profile") or {}).get("sweep")
+        assert sweep is None or (Path(sweep).parent == SWEEPS and (REPO / sweep).is_file()), (config, sweep)
+
+
+def write_result_folder(results: Path, record: dict | None) -> None:
+    """A results folder as a finished run leaves it: every output of the report present and newer."""
+    for name in ("REPORT.md", "tables/psnr_ssim.csv", "eval/bicubic/mini_test-x2.json"):
+        (results / name).parent.mkdir(parents=True, exist_ok=True)
+        (results / name).write_text("{}")
+    if record is not None:
+        (results / "data.json").write_text(json.dumps(record))
+
+
+def test_own_data_goes_to_its_own_results_folder(tmp_path: Path) -> None:
+    """README: `--config data_root=... data_source=local` must neither write into results/default/
+    nor take its results as up to date."""
+    workdir = copy_workflow(tmp_path / "workflow")
+    write_result_folder(workdir / "results/default", {
+        "data_source": "mini", "data_root": "data/mini", "datasets": {"mini_test": "test", "mini_train": "train"}})
+    own = tmp_path / "my photos"
+    for split in ("train", "test"):
+        (own / split).mkdir(parents=True)
+    done = snakemake(workdir, "-n", "--config", f"data_root={own}", "data_source=local")
+    assert done.returncode == 0, done.stdout + done.stderr
+    counts = job_counts(done.stdout)
+    assert counts["train"] == 2 and counts["eval_bicubic_with_images"] == 1 and counts["report"] == 1
+    assert "results/local-my_photos/REPORT.md" in done.stdout
+    assert "results/default/" not in done.stdout
+
+    # An explicit name whose folder holds results on other data is refused, naming both.
+    clash = snakemake(workdir, "-n", "--config", f"data_root={own}", "data_source=local", "name=default")
+    assert clash.returncode != 0 and "Job stats" not in clash.stdout
+    assert "results/default/ holds results computed on other data" in clash.stdout + clash.stderr
+    assert "data_source 'local'" in clash.stdout + clash.stderr
+
+    # A results folder without a record of its data cannot be trusted either.
+    write_result_folder(workdir / "results/old", None)
+    unknown = snakemake(workdir, "-n", "--config", "name=old")
+    assert unknown.returncode != 0 and "results/old/ holds results but no record of their data" in unknown.stderr + unknown.stdout
+
+
 def test_slurm_profile_names_real_rules_and_parses(workdir: Path) -> None:
     profile = yaml.safe_load((workdir / "workflows/profiles/slurm/config.yaml").read_text())
     assert profile["executor"] == "slurm"
     rules = set(snakemake(workdir, "--list-rules").stdout.split())
+    rules |= set(snakemake(workdir, "--list-rules", "--configfile", "workflows/config/verify.yaml").stdout.split())
     assert set(profile["set-resources"]) <= rules, set(profile["set-resources"]) - rules
     # Every setting of the profile is accepted by snakemake (the local executor stands in for SLURM,
     # whose plugin is an optional extra).

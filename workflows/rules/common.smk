@@ -1,29 +1,48 @@
 # Helpers shared by the .smk files: names and paths derived from the validated config, the checks
-# JSON schema cannot express (one field naming a key of another), and the command-line fragments
-# the rules pass to `suite`. No rules here.
+# JSON schema cannot express (one field naming a key of another), the record of the data a results
+# folder belongs to, and the command-line fragments the rules pass to `suite`. No rules here.
 
+import json
 import os
 import re
 import shlex
+import tempfile
 
 import yaml
 from snakemake.exceptions import WorkflowError
 
-RESULTS = f"results/{config['name']}"
-LOGS = f"logs/{config['name']}"
-DATA_ROOT = config["data_root"].rstrip("/")
+DATA_ROOT = os.path.normpath(config["data_root"])
 ENV = "../envs/suite.yaml"  # relative to the rule files
 
+
+def _fail(field: str, message: str) -> None:
+    raise WorkflowError(f"invalid config: {field}: {message}")
+
+
+def results_name() -> str:
+    """The run's name: config `name`, or derived from the data so that results on other data never
+    land in the default folder ("default" for the mini benchmark, else "<data_source>-<folder>")."""
+    if config["name"] is not None:
+        return config["name"]
+    if config["data_source"] == "mini":
+        return "default"
+    folder = re.sub(r"[^A-Za-z0-9_.+-]", "_", os.path.basename(os.path.abspath(DATA_ROOT)))
+    return f"{config['data_source']}-{folder.lstrip('.') or 'root'}"
+
+
+NAME = results_name()
+RESULTS = f"results/{NAME}"
+LOGS = f"logs/{NAME}"
+DATA_RECORD = f"{RESULTS}/data.json"
+
+VERIFY = config.get("verify") is not None
 SCALES = config["scales"]
 PRESETS = config["train"]["presets"]
 BIASES = config["train"]["biases"]
 EVAL_DATASETS = config["eval"]["datasets"]
 CROP = config["report"]["crop"]
 MODELS = [f"{preset}-{bias}" for preset in PRESETS for bias in BIASES]  # "<preset>-<bias>", e.g. "tiny-rib"
-
-
-def _fail(field: str, message: str) -> None:
-    raise WorkflowError(f"invalid config: {field}: {message}")
+RELEASED = {model["name"]: model for model in config["verify"]["models"]} if VERIFY else {}
 
 
 def check_config() -> None:
@@ -34,6 +53,9 @@ def check_config() -> None:
         "train.val_dataset": [config["train"]["val_dataset"]],
         "eval.datasets": EVAL_DATASETS,
         "report.crop.dataset": [CROP["dataset"]],
+        **{f"train.per_preset.{preset}.dataset": [settings["dataset"]]
+           for preset, settings in config["train"]["per_preset"].items() if "dataset" in settings},
+        **({"verify.datasets": config["verify"]["datasets"]} if VERIFY else {}),
     }
     for field, names in named.items():
         for name in names:
@@ -46,13 +68,69 @@ def check_config() -> None:
     source = config["train"]["finetune_from"]
     if source is not None and source not in SCALES:
         _fail("train.finetune_from", f"{source} is not one of scales {SCALES}")
+    for preset in config["train"]["per_preset"]:
+        if preset not in PRESETS:
+            _fail(f"train.per_preset.{preset}", f"{preset!r} is not one of train.presets {PRESETS}")
+    if VERIFY:
+        names = [model["name"] for model in config["verify"]["models"]]
+        for index, model in enumerate(config["verify"]["models"]):
+            field = f"verify.models[{index}] ({model['name']})"
+            if names.count(model["name"]) > 1:
+                _fail(field, f"the name {model['name']!r} is given to {names.count(model['name'])} models")
+            if (model.get("url") is None) == (model.get("path") is None):
+                _fail(field, "give exactly one of url (downloaded) and path (a file placed by hand)")
 
 
 check_config()
 
 
+def data_identity() -> dict:
+    """What the results of this config are computed on: compared with results/<name>/data.json."""
+    return {
+        "data_source": config["data_source"],
+        "data_root": DATA_ROOT,
+        "datasets": {name: entry["path"] for name, entry in sorted(config["datasets"].items())},
+    }
+
+
+def check_data_record() -> None:
+    """Refuse to put results on one data into a folder whose results are on other data (or to take
+    them as up to date there): results/<name>/data.json names the data of the folder's results."""
+    if os.path.exists(DATA_RECORD):
+        try:
+            with open(DATA_RECORD) as handle:
+                recorded = json.load(handle)
+        except (OSError, ValueError) as err:
+            raise WorkflowError(f"{DATA_RECORD}: unreadable record of this folder's data ({err}); "
+                                f"remove {RESULTS}/ or give this run another name (--config name=...)")
+        if recorded != data_identity():
+            raise WorkflowError(
+                f"{RESULTS}/ holds results computed on other data ({DATA_RECORD}: data_source "
+                f"{recorded.get('data_source')!r}, data_root {recorded.get('data_root')!r}); this run uses "
+                f"data_source {config['data_source']!r}, data_root {DATA_ROOT!r}: give it its own name, "
+                f"e.g. --config name=mydata (or name=null to derive one from the data)")
+    elif os.path.isdir(RESULTS) and os.listdir(RESULTS):
+        raise WorkflowError(f"{RESULTS}/ holds results but no record of their data ({DATA_RECORD}): "
+                            f"remove the folder to recompute it, or give this run another name (--config name=...)")
+
+
+check_data_record()
+
+
+onstart:
+    # The first run that writes into results/<name>/ records the data (check_data_record reads it).
+    if not os.path.exists(DATA_RECORD):
+        os.makedirs(RESULTS, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=RESULTS, prefix=".data.json.")
+        with os.fdopen(handle, "w") as stream:
+            json.dump(data_identity(), stream, indent=2, sort_keys=True)
+            stream.write("\n")
+        os.replace(temp, DATA_RECORD)
+
+
 wildcard_constraints:
     model="|".join(re.escape(model) for model in MODELS),
+    released="|".join(re.escape(name) for name in RELEASED) or "(?!)",
     dataset="|".join(re.escape(name) for name in config["datasets"]),
     scale=r"\d+",
 
@@ -74,7 +152,7 @@ def dataset_ready(name: str) -> str:
 
 
 def fetch_url_option(archive: str) -> str:
-    """`--url URL` when a dataset fetched from `archive` names a mirror, else nothing."""
+    """`--url URL` when a dataset fetched from `archive` names one, else nothing."""
     urls = {entry["url"] for entry in config["datasets"].values()
             if entry.get("fetch") == archive and entry.get("url")}
     if len(urls) > 1:
@@ -104,6 +182,21 @@ def is_finetuned(scale) -> bool:
     return source is not None and int(scale) != source
 
 
+def finetune_source(scale) -> int:
+    """The scale a fine-tuned scale starts from: the next smaller trained scale from finetune_from up,
+    so with scales 2, 3, 4 and finetune_from 2, x3 starts from x2 and x4 from x3 (the official chain)."""
+    source = config["train"]["finetune_from"]
+    return max(s for s in SCALES if source <= s < int(scale))
+
+
+def preset_settings(model: str) -> dict:
+    return config["train"]["per_preset"].get(model.rsplit("-", 1)[0], {})
+
+
+def train_dataset(model: str) -> str:
+    return preset_settings(model).get("dataset", config["train"]["dataset"])
+
+
 def train_recipe(wildcards) -> str:
     key = "finetune_recipe" if is_finetuned(wildcards.scale) else "recipe"
     return config["train"][key]
@@ -112,7 +205,7 @@ def train_recipe(wildcards) -> str:
 def train_init(wildcards) -> list:
     """The checkpoint a fine-tuned scale starts from (nothing for a scale trained from scratch)."""
     if is_finetuned(wildcards.scale):
-        return [f"{run_dir(wildcards.model, config['train']['finetune_from'])}/final.pt"]
+        return [f"{run_dir(wildcards.model, finetune_source(wildcards.scale))}/final.pt"]
     return []
 
 
@@ -130,13 +223,14 @@ def train_overrides(wildcards, input, output, threads) -> str:
         "model.preset": preset,
         "model.bias": bias,
         "model.scale": int(wildcards.scale),
-        "data.train": dataset_dir(config["train"]["dataset"]),
+        "data.train": dataset_dir(train_dataset(wildcards.model)),
         "data.val": dataset_dir(config["train"]["val_dataset"]),
         "run.seed": config["train"]["seed"],
         "run.device": config["device"],
-        "run.dtype": config["dtype"],
+        "run.precision": config["precision"],
         "run.threads": threads_per_process(threads),
         **config["train"]["overrides"],
+        **preset_settings(wildcards.model).get("overrides", {}),
     }
     if input.init:
         values["init_from"] = str(input.init)
@@ -145,7 +239,7 @@ def train_overrides(wildcards, input, output, threads) -> str:
 
 def eval_options() -> str:
     """Inference options of `suite eval --checkpoint` named in the config."""
-    options = []
+    options = [f"--device {config['device']}", f"--precision {config['precision']}"]
     if config["eval"]["tile"]:
         options += [f"--tile {config['eval']['tile']}", f"--overlap {config['eval']['overlap']}"]
     if config["eval"]["self_ensemble"]:
@@ -178,7 +272,7 @@ def crop_hr_dir() -> str:
 def report_options() -> str:
     """Options of `suite report` beyond --results/--out: validation set and the crop to show."""
     options = [
-        f"--config {shlex.quote(config['name'])}",
+        f"--title {shlex.quote(NAME)}",
         f"--val-dataset {shlex.quote(config['train']['val_dataset'])}",
         f"--crop-dataset {shlex.quote(CROP['dataset'])}",
         f"--crop-scale {CROP['scale']}",
@@ -188,3 +282,40 @@ def report_options() -> str:
     if CROP["image"]:
         options.append(f"--crop-image {shlex.quote(CROP['image'])}")
     return " ".join(options)
+
+
+# ---- released-model verification (config `verify`) ----
+
+
+def released_source(name: str) -> str:
+    """Where `suite data fetch-file` takes model `name`'s checkpoint from: its URL, or the file placed
+    by hand (copied with the same checksum lock, so what is evaluated is pinned either way)."""
+    model = RELEASED[name]
+    return model["url"] if model.get("url") else os.path.abspath(model["path"])
+
+
+def released_sha256_option(name: str) -> str:
+    sha256 = RELEASED[name].get("sha256")
+    return f"--sha256 {sha256}" if sha256 else ""
+
+
+def released_model_options(name: str) -> str:
+    """`suite eval` options that name the network a released checkpoint is loaded into."""
+    model = RELEASED[name]
+    options = [f"--preset {shlex.quote(model['preset'])}", f"--bias {model.get('bias') or 'rib'}"]
+    overrides = model.get("model_overrides") or {}
+    if overrides:
+        options.append("--model-overrides " + " ".join(
+            shlex.quote(f"{key}={_yaml_value(value)}") for key, value in overrides.items()))
+    return " ".join(options)
+
+
+def verify_jsons() -> list:
+    return [f"{RESULTS}/eval/{name}/{dataset}-x{model['scale']}.json"
+            for name, model in RELEASED.items() for dataset in config["verify"]["datasets"]]
+
+
+def verify_paper_options() -> str:
+    """`--paper-row MODEL=ROW` for every released model compared with a row of the paper."""
+    pairs = [f"{name}={model['paper']}" for name, model in RELEASED.items() if model.get("paper")]
+    return ("--paper-rows " + " ".join(shlex.quote(pair) for pair in pairs)) if pairs else ""

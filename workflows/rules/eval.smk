@@ -43,7 +43,6 @@ rule eval_checkpoint:
         f"{LOGS}/eval/{{model}}/{{dataset}}-x{{scale}}.log",
     params:
         data=lambda wildcards: dataset_dir(wildcards.dataset),
-        device=config["device"],
         options=eval_options(),
         images="",
     conda:
@@ -55,7 +54,7 @@ rule eval_checkpoint:
         gpu=config["eval"]["resources"]["gpus"],
     shell:
         "OMP_NUM_THREADS={threads} suite eval --checkpoint {input.checkpoint:q} --data {params.data:q} "
-        "--scale {wildcards.scale} --name {wildcards.dataset} --device {params.device} {params.options} "
+        "--scale {wildcards.scale} --name {wildcards.dataset} {params.options} "
         "--out {output.json:q} {params.images} > {log:q} 2>&1"
 
 
@@ -65,7 +64,6 @@ use rule eval_checkpoint as eval_checkpoint_with_images with:
         images=directory(f"{RESULTS}/images/{{model}}/{crop_tag()}"),
     params:
         data=lambda wildcards: dataset_dir(wildcards.dataset),
-        device=config["device"],
         options=eval_options(),
         images=lambda wildcards, output: f"--save-images {shlex.quote(output.images)}",
 

@@ -1,5 +1,7 @@
 # Profiling: the window sweep of `suite profile sweep` (timings, memory, kernels, TensorBoard traces
 # under profile/traces/); an out-of-memory point is a row with status "oom", not a failure.
+# `--resume` continues an unfinished sweep (killed, or out of its time budget) and measures a finished
+# one again (a forced re-run: the old points are moved aside under profile/replaced/).
 
 
 rule profile_sweep:
@@ -23,4 +25,4 @@ rule profile_sweep:
         gpu=config["profile"]["resources"]["gpus"],
     shell:
         "OMP_NUM_THREADS={threads} suite profile sweep --config {input.sweep:q} --out {params.out_dir:q} "
-        "> {log:q} 2>&1"
+        "--resume > {log:q} 2>&1"

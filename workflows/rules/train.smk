@@ -1,12 +1,15 @@
 # Training: one `suite train` run per preset, bias and scale, from a recipe plus dotted overrides.
-# final.pt is written last, so it is the target; --resume continues a run stopped early from its last
-# checkpoint (and starts fresh where there is none).
+# final.pt is written last, so it is the target. Snakemake runs the job again when final.pt is missing
+# (a run stopped early), when the recipe, an override or an input changed, or when forced (--forceall);
+# `--resume-or-restart` then continues an unfinished run of the same recipe from its last checkpoint,
+# and otherwise (recipe changed, or the earlier run had finished: a forced re-run) moves the old run
+# aside inside the run folder and trains afresh, so checkpoints of two recipes are never mixed.
 
 
 rule train:
     input:
         recipe=train_recipe,
-        train_data=lambda wildcards: dataset_ready(config["train"]["dataset"]),
+        train_data=lambda wildcards: dataset_ready(train_dataset(wildcards.model)),
         val_data=lambda wildcards: dataset_ready(config["train"]["val_dataset"]),
         init=train_init,
     output:
@@ -26,5 +29,5 @@ rule train:
         runtime=config["train"]["resources"]["runtime"],
         gpu=config["train"]["resources"]["gpus"],
     shell:
-        "OMP_NUM_THREADS={params.threads_per_process} {params.launcher} train --config {input.recipe:q} --resume "
-        "{params.overrides} > {log:q} 2>&1"
+        "OMP_NUM_THREADS={params.threads_per_process} {params.launcher} train --config {input.recipe:q} "
+        "--resume-or-restart {params.overrides} > {log:q} 2>&1"
