@@ -525,3 +525,27 @@ def test_fetch_file_offline_names_the_file_and_folder(tmp_path, capsys):
     out.write_bytes(_checkpoint_bytes())  # placed by hand: verified and pinned without network
     assert main(["data", "fetch-file", f"http://127.0.0.1:{port}/x.pth", "--out", str(out)]) == 0
     assert "SSTLarge_Plus_DFLIP_X2.pth" in _lock(out.parent)
+
+
+def test_fetch_file_copies_a_local_file_or_file_url_and_leaves_it(tmp_path):
+    body = _checkpoint_bytes()
+    mine = tmp_path / "my downloads" / "SST_DF2K_X2.pth"
+    mine.parent.mkdir()
+    mine.write_bytes(body)
+    out = tmp_path / "released" / "a.pth"
+    record = fetch_file(str(mine), out)
+    assert record["action"] == "downloaded" and out.read_bytes() == body and mine.read_bytes() == body
+    assert _lock(out.parent)["a.pth"]["sha256"] == hashlib.sha256(body).hexdigest()
+    out2 = tmp_path / "released" / "b.pth"
+    assert fetch_file(mine.as_uri(), out2)["sha256"] == hashlib.sha256(body).hexdigest()
+    with pytest.raises(FileNotFoundError, match=r"source file not found: .*missing\.pth"):
+        fetch_file(str(tmp_path / "missing.pth"), tmp_path / "released" / "c.pth")
+    # an archive fetch from a file:// URL works too
+    (tmp_path / "benchmark.tar").write_bytes(_benchmark_tar())
+    assert fetch("Set5", tmp_path / "root", url=(tmp_path / "benchmark.tar").as_uri())[0]["action"] == "extracted"
+
+
+def test_bench_resize_left_suite_data(capsys):
+    with pytest.raises(SystemExit):
+        main(["data", "bench-resize", "--images", "1"])
+    assert "invalid choice: 'bench-resize'" in capsys.readouterr().err

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -41,23 +40,8 @@ def _mini(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_resize(args: argparse.Namespace) -> int:
-    from suite.data.benchmark import bench_resize
-    from suite.files import write_json_atomic
-
-    result = bench_resize(args.images, args.height, args.width, tuple(args.scales), seed=args.seed)
-    per_scale = ", ".join(f"{k} {v:.2f} s" for k, v in result["seconds_per_scale"].items())
-    print(f"degrade + re-upscale {result['n_images']} images of {result['width']}x{result['height']} at "
-          f"{', '.join('x%d' % s for s in result['scales'])}: {result['seconds_total']:.2f} s ({per_scale})")
-    if args.out:
-        write_json_atomic(args.out, result)
-    else:
-        print(json.dumps(result))
-    return 0
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("data", help="datasets: fetch, mini benchmark, resize benchmark",
+    parser = subparsers.add_parser("data", help="datasets: fetch, fetch-file, mini benchmark",
                                    description=__doc__)
     actions = parser.add_subparsers(dest="data_command", required=True)
 
@@ -81,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              description="Resumable download of URL to --out with SHA-256 verification "
                                          "(--sha256, else the lock file beside --out, pinned on first use); "
                                          "a file already at --out is verified and used without network.")
-    one.add_argument("url", help="where to download from")
+    one.add_argument("url", help="http(s) URL to download, or a local path / file:// URL to copy "
+                                  "(a checkpoint downloaded by hand)")
     one.add_argument("--out", type=Path, required=True, help="the file to write (its folder holds the lock file)")
     one.add_argument("--sha256", help="expected SHA-256 (64 hex digits)")
     one.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)")
@@ -90,12 +75,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mini = actions.add_parser("mini", help="write the embedded mini benchmark (scikit-image photographs)")
     mini.add_argument("--root", type=Path, required=True, help="output folder")
     mini.set_defaults(func=_mini)
-
-    bench = actions.add_parser("bench-resize", help="time MATLAB-bicubic degradation and re-upscaling")
-    bench.add_argument("--images", type=int, default=100)
-    bench.add_argument("--height", type=int, default=768)
-    bench.add_argument("--width", type=int, default=1024)
-    bench.add_argument("--scales", type=int, nargs="+", default=[2, 4])
-    bench.add_argument("--seed", type=int, default=0)
-    bench.add_argument("--out", type=Path, help="write the timings as JSON here")
-    bench.set_defaults(func=_bench_resize)

@@ -25,7 +25,9 @@ import http.client
 import json
 import os
 import re
+import shutil
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field
@@ -188,7 +190,7 @@ def download(url: str, target: Path, timeout: float = 30.0, log: Callable[[str],
                                    f"run again to resume from {part}") from err
             raise _offline_error(url, target, getattr(err, "reason", err)) from err
         with response:
-            status = response.status
+            status = response.status or 200  # file:// and ftp:// answer without a status
             if have and status == 206:
                 content_range = response.headers.get("Content-Range", "")
                 if not content_range.startswith(f"bytes {have}-"):
@@ -386,13 +388,38 @@ def _check_single_file(path: Path) -> None:
             raise ValueError(f"{path} is damaged: member {bad!r} fails its CRC check")
 
 
+def _local_source(source: str) -> Path | None:
+    """The file a `fetch_file` source names when it is a local path or a file:// URL, else None."""
+    if source.startswith("file://"):
+        return Path(urllib.request.url2pathname(urllib.parse.urlparse(source).path))
+    if "://" in source:
+        return None
+    return Path(source)
+
+
+def _copy_local(source: Path, target: Path, log: Callable[[str], None]) -> int:
+    """Copy a local file to `target` via `target.part` -> bytes copied."""
+    if not source.is_file():
+        raise FileNotFoundError(f"source file not found: {source}")
+    if target.exists() and source.resolve() == target.resolve():
+        return 0
+    part = target.with_name(target.name + ".part")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log(f"{target.name}: copying {source}")
+    shutil.copyfile(source, part)
+    os.replace(part, target)
+    return target.stat().st_size
+
+
 def fetch_file(url: str | None, out: str | Path, sha256: str | None = None, timeout: float = 30.0,
                log: Callable[[str], None] = lambda _: None) -> dict:
-    """Download one file (e.g. a released checkpoint) to `out`, resuming, verified -> a record.
+    """Download (or copy) one file, e.g. a released checkpoint, to `out`, verified -> a record.
 
+    `url`: http(s) (resumed with Range requests), a local path or a file:// URL (copied: a file the
+    user downloaded by hand stays untouched), or None (the file must already be at `out`).
     The SHA-256 is checked against `sha256` when given, else against the lock file beside `out`
     (`<folder>/suite-data.lock.json`), and pinned there once the file passed every check. A file
-    already at `out` is verified and used without network access; `url` None means "placed by hand".
+    already at `out` is verified and used without network access.
     Record: {"file", "url", "sha256", "downloaded_bytes", "action": "present"|"downloaded"}.
     """
     out = Path(out)
@@ -411,7 +438,11 @@ def fetch_file(url: str | None, out: str | Path, sha256: str | None = None, time
                             f"edit or delete that entry if the file really changed")
     expected = sha256 or pinned
     present = out.is_file()
-    received = _obtain(url, out, str(out.name), timeout, log)
+    local = _local_source(url) if url else None
+    if local is not None and not present:
+        received = _copy_local(local, out, log)
+    else:
+        received = _obtain(url, out, str(out.name), timeout, log)
     digest = file_sha256(out)
     _check_digest(out, digest, expected, url, "--sha256" if sha256 else str(_lock_path(folder)))
     if expected is None:
