@@ -1,1 +1,0 @@
-"""Micro-benchmarks of model components (`suite bench ...`); whole-network profiling lives in suite.profiling."""
