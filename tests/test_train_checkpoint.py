@@ -16,7 +16,7 @@ from suite.cli import main
 from suite.models import build_model
 from suite.checkpoint import CheckpointError, load_checkpoint, read_pointer
 from suite.train.config import load_recipe
-from suite.train.trainer import _init_weights, train
+from suite.train.trainer import SUMMARY_FIELDS, _init_weights, reinterpolate_subpixel, train
 
 SMALL = {"dim": 16, "n_blocks": 1, "window_sizes": [8, 8], "ranks": [4, 4]}
 
@@ -60,10 +60,12 @@ def test_run_writes_every_output(trained: Path) -> None:
     assert set(rows[0]) == {"iteration", "loss", "lr", "step_time_s", "val_psnr", "val_ssim"}
     assert rows[0]["val_psnr"] == "" and float(rows[1]["val_psnr"]) > 20
     summary = json.loads((trained / "summary.json").read_text())
-    for key in ("median_step_time_s", "wall_time_s", "iterations", "params", "device", "dtype",
-                "torch_version", "seed"):
+    assert tuple(summary) == SUMMARY_FIELDS
+    for key in ("median_step_time_s", "wall_time_s", "iterations", "params", "device", "precision", "seed"):
         assert summary[key] is not None, key
-    assert summary["iterations"] == 4 and summary["seed"] == 3 and summary["dtype"] == "float32"
+    assert summary["iterations"] == 4 and summary["seed"] == 3 and summary["precision"] == "fp32"
+    assert summary["compile"] is False and summary["provenance"]["torch"] == torch.__version__
+    assert summary["provenance"]["precision"] == "fp32" and "git_commit" in summary["provenance"]
     assert summary["val_psnr"] == float(rows[1]["val_psnr"])
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -89,7 +91,8 @@ def test_ema_differs_from_raw_weights(trained: Path) -> None:
 def test_without_resume_an_existing_run_is_not_overwritten(trained: Path, capsys) -> None:
     before = (trained / "final.pt").read_bytes()
     code = main(["train", "--config", str(trained.parent / "run.yaml")])
-    assert code == 2 and "pass --resume" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "pass --resume" in err and str(trained) in err
     assert (trained / "final.pt").read_bytes() == before
 
 
@@ -164,11 +167,12 @@ def test_init_from_loads_all_but_the_upsampler(trained: Path) -> None:
     source = load_checkpoint(trained / "final.pt")
     x3 = build_model("tiny", "rib", 3, **SMALL)
     fresh = {k: v.clone() for k, v in x3.state_dict().items()}
-    skipped = _init_weights(x3, str(trained / "final.pt"))
-    assert skipped == ["to_pixels.weight", "to_pixels.bias"]
+    resized = _init_weights(x3, str(trained / "final.pt"))
+    assert resized == ["to_pixels.weight", "to_pixels.bias"]
     for key, value in x3.state_dict().items():
-        expected = fresh[key] if key in skipped else source["ema"][key]
+        expected = reinterpolate_subpixel(source["ema"][key], 2, 3) if key in resized else source["ema"][key]
         assert torch.equal(value, expected), key
+    assert not torch.equal(x3.state_dict()["to_pixels.weight"], fresh["to_pixels.weight"])
     other = build_model("tiny", "rib", 3, **{**SMALL, "dim": 24})
     with pytest.raises(ValueError, match="init_from .* different network: dim: 16 in the checkpoint, 24"):
         _init_weights(other, str(trained / "final.pt"))
@@ -186,10 +190,10 @@ def test_init_from_fine_tunes_x3(trained: Path, tmp_path: Path, mini_root: Path)
 
 def test_bfloat16_autocast_run(tmp_path: Path, mini_root: Path) -> None:
     # On CUDA `auto` picks bfloat16; the CPU path of the same autocast code runs here.
-    recipe = load_recipe(small_recipe(tmp_path, mini_root, "bf16", dtype="bfloat16", val_every=0),
+    recipe = load_recipe(small_recipe(tmp_path, mini_root, "bf16", precision="autocast-bf16", val_every=0),
                          ["schedule.iterations=2", "data.val=null"])
     state = load_checkpoint(train(recipe))
     summary = json.loads((tmp_path / "bf16" / "summary.json").read_text())
-    assert (summary["dtype"], summary["autocast"]) == ("bfloat16", True)
-    assert state["provenance"]["dtype"] == "bfloat16"
+    assert summary["precision"] == "autocast-bf16"
+    assert state["provenance"]["precision"] == "autocast-bf16"
     assert all(v.dtype == torch.float32 for v in state["model"].values() if v.is_floating_point())

@@ -1,69 +1,80 @@
-"""`suite eval`: score an upscaler (classical method or trained checkpoint) on a dataset -> JSON + one line."""
+"""`suite eval`: score an upscaler (classical method, suite checkpoint or released BasicSR checkpoint) on a
+dataset -> JSON + one line."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 # Overlap between tiles when --tile is given without --overlap (LR pixels).
 DEFAULT_OVERLAP = 16
+METHODS = ("bicubic",)
+# The choices of --precision and --protocol, kept here so that building the parser imports no torch;
+# tests/test_cli.py checks them against suite.models.PRECISIONS and suite.metrics.PROTOCOLS.
+PRECISIONS = ("fp32", "autocast-bf16", "attention-bf16")
+PROTOCOLS = ("basicsr-y", "pyiqa-rounded-y")
 
 
 def _bicubic(scale: int):
     from suite.data.resize import imresize
 
-    def upscale(lr: np.ndarray) -> np.ndarray:
+    def upscale(lr):
         return imresize(lr, float(scale))
 
     return upscale
 
 
-METHODS = {"bicubic": _bicubic}
+def resolve_device(device: str) -> str:
+    """`auto` -> cuda when torch sees a GPU, else cpu; anything else as given."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _model_only_flags(args: argparse.Namespace) -> list[str]:
     given = [("--tile", args.tile is not None), ("--overlap", args.overlap is not None),
-             ("--self-ensemble", args.self_ensemble)]
+             ("--self-ensemble", args.self_ensemble), ("--preset", args.preset is not None),
+             ("--precision", args.precision != "fp32"), ("--compile", args.compile)]
     return [flag for flag, present in given if present]
 
 
-def build_upscaler(args: argparse.Namespace) -> tuple[object, str, dict]:
+def build_upscaler(args: argparse.Namespace, device: str) -> tuple[object, str, dict]:
     """-> (upscale(lr uint8 HWC) -> sr uint8 HWC, method name, provenance items)."""
     if args.method is not None:
         misplaced = _model_only_flags(args)
         if misplaced:
             raise ValueError(f"{', '.join(misplaced)}: model inference options, valid only with --checkpoint "
                              f"(not --method {args.method})")
-        return METHODS[args.method](args.scale), args.method, {}
-    try:
-        from suite.evaluate.checkpoint import load_upscaler  # written with the training code
-    except ModuleNotFoundError as err:
-        if err.name != "suite.evaluate.checkpoint":
-            raise
-        raise RuntimeError("--checkpoint needs suite.evaluate.checkpoint, which this checkout lacks") from err
+        return _bicubic(args.scale), args.method, {}
+    from suite.evaluate.checkpoint import load_upscaler
+
     overlap = args.overlap if args.overlap is not None else DEFAULT_OVERLAP
-    upscale = load_upscaler(args.checkpoint, args.device, args.tile, overlap, args.self_ensemble)
-    method = getattr(upscale, "method", args.checkpoint.stem)
-    return upscale, method, {"checkpoint": str(args.checkpoint), "tile": args.tile, "overlap": overlap,
-                             "self_ensemble": args.self_ensemble, **getattr(upscale, "provenance", {})}
+    upscale = load_upscaler(args.checkpoint, device, args.tile, overlap, args.self_ensemble, preset=args.preset,
+                            scale=args.scale, precision=args.precision, compile=args.compile)
+    if upscale.scale != args.scale:
+        raise ValueError(f"--checkpoint {args.checkpoint} is a x{upscale.scale} model, --scale asks x{args.scale}")
+    return upscale, upscale.method, {"checkpoint": str(args.checkpoint), "tile": args.tile, "overlap": overlap,
+                                     "self_ensemble": args.self_ensemble, **upscale.provenance}
 
 
 def _run(args: argparse.Namespace) -> int:
     from suite.data.datasets import open_paired
     from suite.evaluate import evaluate
-    from suite.files import write_json_atomic
+    from suite.files import check_regular_target, write_json_atomic
 
     if args.scale < 2:
         raise ValueError(f"--scale must be 2 or more, got {args.scale}")
+    check_regular_target(args.out)  # refuse a bad --out before any work
+    device = resolve_device(args.device)
     dataset = open_paired(args.data, args.scale, split=args.split)
     if args.name:
         dataset.name = args.name
-    upscale, method, extra = build_upscaler(args)
+    upscale, method, extra = build_upscaler(args, device)
     extra["data_path"] = str(args.data)
     result = evaluate(upscale, dataset, args.scale, method, save_images=args.save_images,
-                      device=args.device, extra_provenance=extra)
+                      device=device, extra_provenance=extra, protocol=args.protocol)
     write_json_atomic(args.out, result)
     print(f"{result['dataset']} x{args.scale} {method}: PSNR {result['psnr']:.4f} dB, "
           f"SSIM {result['ssim']:.4f} over {result['n_images']} images -> {args.out}")
@@ -72,20 +83,31 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "eval", help="PSNR/SSIM (Y channel, border = scale) of an upscaler on a dataset",
-        description="Evaluate a classical method or a trained checkpoint on a benchmark folder, a DIV2K "
-                    "root or an HR-only folder; writes JSON and prints a one-line summary.")
+        "eval", help="PSNR/SSIM of an upscaler (classical, suite or released checkpoint) on a dataset",
+        description="Evaluate a classical method, a suite checkpoint or a released BasicSR checkpoint "
+                    "(with --preset) on a benchmark folder, a DIV2K root or an HR-only folder; writes "
+                    "JSON and prints a one-line summary.")
     upscaler = parser.add_mutually_exclusive_group(required=True)
-    upscaler.add_argument("--method", choices=sorted(METHODS), help="classical upscaler (MATLAB bicubic)")
-    upscaler.add_argument("--checkpoint", type=Path, metavar="CKPT", help="trained model checkpoint")
+    upscaler.add_argument("--method", choices=METHODS, help="classical upscaler (MATLAB bicubic)")
+    upscaler.add_argument("--checkpoint", type=Path, metavar="CKPT",
+                          help="a suite checkpoint, or a released BasicSR .pth together with --preset")
     parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="dataset folder")
     parser.add_argument("--scale", type=int, required=True, help="upscaling factor (2, 3, 4, ...)")
     parser.add_argument("--out", type=Path, required=True, metavar="FILE", help="result JSON")
     parser.add_argument("--split", default="valid", help="DIV2K half when --data is a DIV2K root (default valid)")
     parser.add_argument("--name", help="dataset name recorded in the result (default: from the folder)")
     parser.add_argument("--save-images", type=Path, metavar="DIR", help="also write the SR images here")
-    parser.add_argument("--device", default="cpu", help="torch device for the model and metrics (default cpu)")
+    parser.add_argument("--device", default="auto",
+                        help="torch device for the model and metrics: cpu, cuda, cuda:N, or auto (default: "
+                             "cuda when available)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default=PROTOCOLS[0],
+                        help=f"metric protocol (default {PROTOCOLS[0]}, BasicSR's on the unrounded Y channel)")
     model = parser.add_argument_group("model inference (with --checkpoint)")
+    model.add_argument("--preset", metavar="P",
+                       help="the paper preset of a released BasicSR checkpoint (light, base, large, ..., XL+)")
+    model.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                       help="fp32 (default), autocast-bf16, or attention-bf16 (the official setting)")
+    model.add_argument("--compile", action="store_true", help="torch.compile the network (off by default)")
     model.add_argument("--tile", type=int, metavar="T",
                        help="run the model on LR tiles of T x T (default: whole image)")
     model.add_argument("--overlap", type=int, metavar="O",

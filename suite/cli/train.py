@@ -1,4 +1,9 @@
-"""`suite train`: train a network from a YAML recipe (validated before any work), optionally resuming."""
+"""`suite train`: train a network from a YAML recipe (validated before any work).
+
+Without a flag an `out_dir` that already holds a run is an error; `--resume` continues it from its
+newest valid checkpoint; `--resume-or-restart` (the workflow's) continues an unfinished run of the same
+recipe and otherwise moves the earlier run to `out_dir/replaced/<time>/` and trains afresh.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +15,25 @@ def _run(args: argparse.Namespace) -> int:
     from suite.train.trainer import train
 
     recipe = load_recipe(args.config, args.overrides)
-    train(recipe, resume=args.resume)
+    mode = "resume" if args.resume else "resume-or-restart" if args.resume_or_restart else "new"
+    train(recipe, mode=mode)
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "train", help="train a model from a YAML recipe (checkpoints, exact --resume, DDP via torchrun)",
+        "train", help="train a model from a YAML recipe (checkpoints, exact resume, DDP via torchrun)",
         description="Train from a YAML recipe (sections model, data, optim, schedule, ema, run; see "
                     "suite/train/config.py for every field and its paper-scale default). Launch with "
-                    "`torchrun --nproc_per_node N -m suite train ...` for DistributedDataParallel.")
+                    "`torchrun --nproc_per_node N -m suite train ...` for DistributedDataParallel. "
+                    + __doc__.split("\n\n", 1)[1].replace("\n", " "))
     parser.add_argument("--config", required=True, metavar="FILE", help="recipe YAML")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from OUT_DIR/checkpoints/last (starts fresh when there is none)")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true",
+                       help="continue OUT_DIR's run from its newest valid checkpoint (error if there is none)")
+    start.add_argument("--resume-or-restart", action="store_true",
+                       help="continue an unfinished run of the same recipe; otherwise move the earlier run "
+                            "aside and train afresh")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="dotted overrides, e.g. schedule.iterations=1000 model.bias=rpb")
     parser.set_defaults(func=_run)

@@ -12,6 +12,7 @@ exceeds overlap/2 gives tile seams of the size of that dependence, not an exact 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Callable
@@ -20,17 +21,33 @@ import numpy as np
 import torch
 from torch import nn
 
-from suite.models import SRTransformer, build_model
-from suite.checkpoint import load_checkpoint
+from suite.checkpoint import CheckpointError, load_checkpoint
 from suite.files import file_sha256
+from suite.models import SRTransformer, build_model
+from suite.models.presets import check_precision
 
 WEIGHTS = ("ema", "model")
+
+
+def apply_precision(model: SRTransformer, precision: str) -> torch.dtype | None:
+    """Set `model` up for a precision of PRECISIONS -> the autocast dtype to run it under (None: none).
+
+    attention-bf16 (the official setting): the network stays float32, its attention layers cast
+    q, k, v (and RIB's factors) to bfloat16 for the kernel only. autocast-bf16: the whole forward
+    under torch.autocast. fp32: neither.
+    """
+    check_precision(precision)
+    for layer in model.attention_layers():
+        layer.attention_dtype = torch.bfloat16 if precision == "attention-bf16" else None
+    return torch.bfloat16 if precision == "autocast-bf16" else None
 
 
 def model_from_checkpoint(state: dict, weights: str = "ema") -> SRTransformer:
     """The network a checkpoint trained, with its EMA (default) or raw weights, in eval mode."""
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
+    if weights not in state:
+        raise CheckpointError(f"the checkpoint holds no {weights!r} weights (it has {', '.join(k for k in WEIGHTS if k in state)})")
     config = dict(state["model_config"])
     model = build_model(config.pop("preset"), config.pop("bias"), config.pop("scale"), **config)
     model.load_state_dict(state[weights])
@@ -113,10 +130,14 @@ class ModelUpscaler:
     """`upscale(lr uint8 (h, w, 3)) -> sr uint8 (h*s, w*s, 3)` with a network, in float32."""
 
     def __init__(self, model: SRTransformer, device: str | torch.device = "cpu", tile: int | None = None,
-                 overlap: int = 16, use_self_ensemble: bool = False) -> None:
+                 overlap: int = 16, use_self_ensemble: bool = False, precision: str = "fp32",
+                 compile: bool = False) -> None:
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.scale = model.scale
+        self.precision, self.compile = precision, compile
+        self.autocast_dtype = apply_precision(self.model, precision)
+        self.network = torch.compile(self.model) if compile else self.model
         self.tile, self.overlap, self.use_self_ensemble = tile, overlap, use_self_ensemble
         self.align = window_alignment(model)
         if tile is not None:
@@ -126,11 +147,14 @@ class ModelUpscaler:
         """(1, 3, h, w) float in [0, 1] -> (1, 3, h*s, w*s), unclamped."""
         def once(lr: torch.Tensor) -> torch.Tensor:
             if self.tile is None:
-                return self.model(lr)
-            return tiled_forward(self.model, lr, self.scale, self.tile, self.overlap, self.align)
+                return self.network(lr)
+            return tiled_forward(self.network, lr, self.scale, self.tile, self.overlap, self.align)
 
-        with torch.inference_mode():
-            return self_ensemble(once, x) if self.use_self_ensemble else once(x)
+        autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype is not None
+                    else contextlib.nullcontext())
+        with torch.inference_mode(), autocast:
+            sr = self_ensemble(once, x) if self.use_self_ensemble else once(x)
+        return sr.float()
 
     def __call__(self, lr: np.ndarray) -> np.ndarray:
         if lr.dtype != np.uint8 or lr.ndim != 3 or lr.shape[2] != 3:
@@ -143,18 +167,44 @@ class ModelUpscaler:
 
 
 def load_upscaler(path: str | Path, device: str | torch.device = "cpu", tile: int | None = None,
-                  overlap: int = 16, self_ensemble: bool = False, weights: str = "ema") -> ModelUpscaler:
-    """The upscaler of a training checkpoint; `.method` and `.provenance` describe it for the result JSON."""
+                  overlap: int = 16, self_ensemble: bool = False, weights: str = "ema", *,
+                  preset: str | None = None, scale: int | None = None, precision: str = "fp32",
+                  compile: bool = False) -> ModelUpscaler:
+    """The upscaler of a checkpoint; `.method` and `.provenance` describe it for the result JSON.
+
+    A suite checkpoint rebuilds its own network. With `preset`, `path` is a released BasicSR file
+    (`params_ema`, else `params`), converted by suite.models.official.load_released for that preset
+    at `scale`; its SHA-256 and the conversion are recorded.
+    """
     path = Path(path)
-    state = load_checkpoint(path, map_location="cpu")
-    upscaler = ModelUpscaler(model_from_checkpoint(state, weights), device, tile, overlap, self_ensemble)
+    if preset is not None:
+        from suite.models.official import load_released
+
+        model, conversion = load_released(path, preset, scale)
+        upscaler = ModelUpscaler(model, device, tile, overlap, self_ensemble, precision, compile)
+        upscaler.method = f"{preset}-released"
+        upscaler.provenance = {"checkpoint_sha256": file_sha256(path), "checkpoint_format": "basicsr",
+                               "conversion": conversion, "model_config": model.config,
+                               "model_device": str(device), "precision": precision, "compile": compile}
+        return upscaler
+    try:
+        state = load_checkpoint(path, map_location="cpu")
+    except CheckpointError as err:
+        if "not a suite training checkpoint" in str(err):
+            raise CheckpointError(f"{err}; for a released BasicSR file pass --preset (one of the paper "
+                                  f"presets) to convert it") from None
+        raise
+    upscaler = ModelUpscaler(model_from_checkpoint(state, weights), device, tile, overlap, self_ensemble,
+                             precision, compile)
     recipe = state.get("config", {})
     upscaler.method = recipe.get("name") or f"{state['model_config']['preset']}-{state['model_config']['bias']}"
     upscaler.provenance = {
         "checkpoint_sha256": file_sha256(path),
-        "checkpoint_iteration": int(state["iteration"]),
+        "checkpoint_format": "suite",
+        "checkpoint_iteration": int(state.get("iteration", 0)),
         "weights": weights,
-        "dtype": "float32",
+        "precision": precision,
+        "compile": compile,
         "model_device": str(device),
         "model_config": state["model_config"],
         "training_config": recipe,

@@ -10,25 +10,29 @@ import numpy as np
 from suite.data.datasets import PairedDataset
 from suite.data.io import write_png
 from suite.env import run_record
-from suite.metrics import SRMetrics, to_unit_tensor
+from suite.metrics import DEFAULT_PROTOCOL, SRMetrics, to_unit_tensor
 
 Upscaler = Callable[[np.ndarray], np.ndarray]
+RESULT_FIELDS = ("dataset", "scale", "method", "n_images", "psnr", "ssim", "images", "metric_options", "provenance")
 
 
 def evaluate(upscale: Upscaler, dataset: PairedDataset, scale: int, method: str,
              save_images: str | Path | None = None, *, device: str = "cpu",
-             extra_provenance: dict | None = None,
+             extra_provenance: dict | None = None, protocol: str = DEFAULT_PROTOCOL,
              on_image: Callable[[dict], None] | None = None) -> dict:
-    """Score `upscale` on every image of `dataset` -> result dict (see CONTRACT: eval JSON).
+    """Score `upscale` on every image of `dataset` -> result dict (keys in RESULT_FIELDS).
 
     `save_images`: folder for the SR images as `<name>.png`. `device`: where the metrics run (and
     what provenance records). `extra_provenance`: merged into the provenance (e.g. a checkpoint).
+    `protocol`: the metric protocol, one of suite.metrics.PROTOCOLS (recorded in metric_options).
     `on_image(row)`: called after each image, e.g. to print progress.
     """
     if dataset.scale != scale:
         raise ValueError(f"dataset {dataset.name} was opened at x{dataset.scale}, evaluation asks x{scale}")
-    metrics = SRMetrics(scale, device=device)
+    metrics = SRMetrics(scale, device=device, protocol=protocol)
     out_dir = Path(save_images) if save_images is not None else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)  # an unusable folder fails now, not after scoring
     rows = []
     for index in range(len(dataset)):
         item = dataset[index]

@@ -16,14 +16,10 @@ from typing import Any
 
 import yaml
 
-from suite.overrides import apply_overrides
-from suite.models import BIASES, PRESETS
-from suite.models.attention import BACKENDS
-from suite.models.presets import DEFAULTS as MODEL_DEFAULTS
-from suite.models.presets import OVERRIDABLE
+from suite.models.presets import PRECISIONS, ModelConfigError, resolve_model_config
+from suite.overrides import apply_overrides, short_repr
 
 SCHEDULE_KINDS = ("step", "cosine")
-DTYPES = ("auto", "float32", "bfloat16")
 
 # SPEC section 5: L1, AdamW lr 5e-4 betas (0.9, 0.9) no weight decay, 500k iterations with 20k linear
 # warm-up, x0.5 at 250k/400k/450k/475k/490k, EMA 0.999, global batch 32, LR patch 64. No clipping is
@@ -53,7 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "run": {
         "seed": 0,
         "device": "auto",  # auto: cuda when available, else cpu
-        "dtype": "auto",  # auto: bfloat16 autocast on cuda, float32 on cpu
+        # auto: autocast-bf16 on cuda, fp32 on cpu. attention-bf16 is the official setting (SPEC section 5).
+        "precision": "auto",
+        "compile": False,  # torch.compile the network for training (same numbers, up to kernel rounding)
         "threads": None,  # torch.set_num_threads; None leaves torch's default
         "log_every": 100,
         "val_every": 5000,  # 0: no periodic validation
@@ -65,8 +63,10 @@ DEFAULTS: dict[str, Any] = {
 # Fields that may differ between a checkpoint and the recipe resuming it: they change how a run is
 # observed or fed, not what it computes.
 RESUMABLE_CHANGES = frozenset({
-    "name", "out_dir", "data.num_workers", "run.log_every", "run.val_every", "run.checkpoint_every", "run.threads",
+    "name", "out_dir", "data.num_workers", "run.log_every", "run.val_every", "run.checkpoint_every",
 })
+# run.threads is not among them: a different intra-op thread count changes CPU reduction order, so a
+# resume with other threads would not be bit-identical to an uninterrupted run.
 
 
 class RecipeError(ValueError):
@@ -107,9 +107,9 @@ def _as_int(source: str, field: str, value: Any, minimum: int | None = None) -> 
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(source, f"{field} = {value!r} must be an integer")
+        raise _fail(source, f"{field} = {short_repr(value)} must be an integer")
     if minimum is not None and value < minimum:
-        raise _fail(source, f"{field} = {value!r} must be >= {minimum}")
+        raise _fail(source, f"{field} = {short_repr(value)} must be >= {minimum}")
     return value
 
 
@@ -121,19 +121,19 @@ def _as_float(source: str, field: str, value: Any) -> float:
         except ValueError:
             pass
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _fail(source, f"{field} = {value!r} must be a finite number")
+        raise _fail(source, f"{field} = {short_repr(value)} must be a finite number")
     return float(value)
 
 
 def _as_bool(source: str, field: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise _fail(source, f"{field} = {value!r} must be true or false")
+        raise _fail(source, f"{field} = {short_repr(value)} must be true or false")
     return value
 
 
 def _as_choice(source: str, field: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise _fail(source, f"{field} = {value!r} is not one of {', '.join(choices)}")
+        raise _fail(source, f"{field} = {short_repr(value)} is not one of {', '.join(choices)}")
     return value
 
 
@@ -143,15 +143,16 @@ def _as_path(source: str, field: str, value: Any, required: bool) -> str | None:
             raise _fail(source, f"{field} is required")
         return None
     if not isinstance(value, str) or not value:
-        raise _fail(source, f"{field} = {value!r} must be a path")
+        raise _fail(source, f"{field} = {short_repr(value)} must be a path")
     return value
 
 
 def _check_keys(source: str, section: str, given: dict, allowed: dict | frozenset) -> None:
-    unknown = sorted(set(given) - set(allowed))
+    unknown = sorted(str(key) for key in set(given) - set(allowed))
     if unknown:
         where = f"{section}." if section else ""
-        raise _fail(source, f"unknown field(s) {', '.join(where + key for key in unknown)}; "
+        named = [(where + key)[:80] for key in unknown[:10]] + (["..."] if len(unknown) > 10 else [])
+        raise _fail(source, f"unknown field(s) {', '.join(named)}; "
                             f"expected some of {', '.join(where + key for key in sorted(allowed))}")
 
 
@@ -164,79 +165,34 @@ def _merge_defaults(source: str, raw: dict) -> dict:
             if value is None:
                 value = {}
             if not isinstance(value, dict):
-                raise _fail(source, f"{key} = {value!r} must be a mapping")
+                raise _fail(source, f"{key} = {short_repr(value)} must be a mapping")
             _check_keys(source, key, value, default)
             value = {**copy.deepcopy(default), **value}
         merged[key] = copy.deepcopy(value)
     model = merged["model"]
     if not isinstance(model, dict):
-        raise _fail(source, f"model = {model!r} must be a mapping")
+        raise _fail(source, f"model = {short_repr(model)} must be a mapping")
     _check_keys(source, "model", model, DEFAULTS["model"])
     merged["model"] = {**copy.deepcopy(DEFAULTS["model"]), **model}
     return merged
 
 
-def _validate_model(source: str, model: dict) -> dict:
-    preset = model["preset"]
-    if preset not in PRESETS:
-        raise _fail(source, f"model.preset = {preset!r} is not a preset; expected one of {', '.join(PRESETS)}")
-    bias = _as_choice(source, "model.bias", model["bias"], BIASES)
-    scale = _as_int(source, "model.scale", model["scale"], minimum=2)
+def _validate_model(source: str, model: dict) -> tuple[dict, dict]:
+    """-> (the recipe's model section, typed; the full resolved model config from suite.models)."""
     overrides = model["overrides"] if model["overrides"] is not None else {}
     if not isinstance(overrides, dict):
-        raise _fail(source, f"model.overrides = {overrides!r} must be a mapping")
-    _check_keys(source, "model.overrides", overrides, OVERRIDABLE)
-    resolved = {**PRESETS[preset], **MODEL_DEFAULTS, **overrides}
-
-    def field_of(key: str) -> str:
-        return f"model.overrides.{key}" if key in overrides else f"model.preset {preset!r} field {key}"
-
-    checked: dict[str, Any] = {}
-    for key in ("dim", "n_blocks", "heads", "fourier_levels", "mlp_hidden"):
-        checked[key] = _as_int(source, field_of(key), resolved[key], minimum=1)
-    checked["exp_ratio"] = _as_float(source, field_of("exp_ratio"), resolved["exp_ratio"])
-    if checked["exp_ratio"] <= 0:
-        raise _fail(source, f"{field_of('exp_ratio')} = {checked['exp_ratio']!r} must be positive")
-    checked["backend"] = _as_choice(source, field_of("backend"), resolved["backend"], BACKENDS)
-    for key in ("window_sizes", "ranks"):
-        values = resolved[key]
-        if isinstance(values, int) and not isinstance(values, bool):
-            values = [values]
-        if not isinstance(values, (list, tuple)) or not values:
-            raise _fail(source, f"{field_of(key)} = {values!r} must be a non-empty list of integers")
-        checked[key] = [_as_int(source, f"{field_of(key)}[{i}]", v) for i, v in enumerate(values)]
-        for i, v in enumerate(checked[key]):
-            if v <= 0:
-                what = "rank" if key == "ranks" else "window size"
-                raise _fail(source, f"{field_of(key)}[{i}] = {v} must be a positive {what}")
-    if len(checked["ranks"]) != len(checked["window_sizes"]):
-        raise _fail(source, f"{field_of('ranks')} = {checked['ranks']} needs one entry per layer of "
-                            f"{field_of('window_sizes')} = {checked['window_sizes']}")
-    if checked["dim"] % checked["heads"]:
-        raise _fail(source, f"{field_of('dim')} = {checked['dim']} is not divisible by "
-                            f"{field_of('heads')} = {checked['heads']}")
-    if bias == "rpb" and checked["backend"] == "flash":
-        raise _fail(source, "model.bias = 'rpb' cannot use model.overrides.backend = 'flash': flash kernels "
-                            "take no additive bias")
+        raise _fail(source, f"model.overrides = {short_repr(overrides)} must be a mapping")
+    try:
+        resolved = resolve_model_config(model["preset"], model["bias"], model["scale"], overrides)
+    except ModelConfigError as err:
+        raise _fail(source, str(err)) from None
     # Only what the recipe overrides is kept, so the recipe stays readable; the preset fills the rest.
-    kept = {key: checked[key] for key in overrides}
-    return {"preset": preset, "bias": bias, "scale": scale, "overrides": kept, "resolved": checked}
+    kept = {key: resolved[key] for key in overrides}
+    section = {"preset": resolved["preset"], "bias": resolved["bias"], "scale": resolved["scale"], "overrides": kept}
+    return section, resolved
 
 
-def validate(raw: dict, source: str = "recipe") -> dict:
-    """Fill defaults and check every field; returns the recipe with typed values."""
-    recipe = _merge_defaults(source, raw)
-    if recipe["name"] is not None and not isinstance(recipe["name"], str):
-        raise _fail(source, f"name = {recipe['name']!r} must be a string")
-    recipe["out_dir"] = _as_path(source, "out_dir", recipe["out_dir"], required=True)
-    recipe["name"] = recipe["name"] or Path(recipe["out_dir"]).name
-    recipe["init_from"] = _as_path(source, "init_from", recipe["init_from"], required=False)
-
-    model = _validate_model(source, recipe["model"])
-    resolved = model.pop("resolved")
-    recipe["model"] = model
-
-    data = recipe["data"]
+def _validate_data(source: str, data: dict, model: dict, resolved: dict) -> None:
     data["train"] = _as_path(source, "data.train", data["train"], required=True)
     data["val"] = _as_path(source, "data.val", data["val"], required=False)
     data["lr_patch"] = _as_int(source, "data.lr_patch", data["lr_patch"], minimum=1)
@@ -261,17 +217,20 @@ def validate(raw: dict, source: str = "recipe") -> dict:
                     f"RPB pads a smaller map up to its window, so training would see mostly padding; "
                     f"use data.lr_patch >= {max(resolved['window_sizes'])} or smaller windows"))
 
-    optim = recipe["optim"]
+
+def _validate_optim(source: str, optim: dict) -> None:
     optim["lr"] = _as_float(source, "optim.lr", optim["lr"])
     if optim["lr"] <= 0:
         raise _fail(source, f"optim.lr = {optim['lr']!r} must be positive")
     betas = optim["betas"]
     if not isinstance(betas, (list, tuple)) or len(betas) != 2:
-        raise _fail(source, f"optim.betas = {betas!r} must be a pair [beta1, beta2]")
+        raise _fail(source, f"optim.betas = {short_repr(betas)} must be a pair [beta1, beta2]")
     optim["betas"] = [_as_float(source, f"optim.betas[{i}]", b) for i, b in enumerate(betas)]
     for i, beta in enumerate(optim["betas"]):
         if not 0.0 <= beta < 1.0:
             raise _fail(source, f"optim.betas[{i}] = {beta!r} must lie in [0, 1)")
+
+
     optim["weight_decay"] = _as_float(source, "optim.weight_decay", optim["weight_decay"])
     if optim["weight_decay"] < 0:
         raise _fail(source, f"optim.weight_decay = {optim['weight_decay']!r} must be >= 0")
@@ -279,7 +238,8 @@ def validate(raw: dict, source: str = "recipe") -> dict:
     if optim["grad_clip"] < 0:
         raise _fail(source, f"optim.grad_clip = {optim['grad_clip']!r} must be >= 0 (0 turns clipping off)")
 
-    schedule = recipe["schedule"]
+
+def _validate_schedule(source: str, schedule: dict) -> None:
     schedule["kind"] = _as_choice(source, "schedule.kind", schedule["kind"], SCHEDULE_KINDS)
     schedule["iterations"] = _as_int(source, "schedule.iterations", schedule["iterations"], minimum=1)
     schedule["warmup"] = _as_int(source, "schedule.warmup", schedule["warmup"], minimum=0)
@@ -288,7 +248,7 @@ def validate(raw: dict, source: str = "recipe") -> dict:
                             f"schedule.iterations = {schedule['iterations']}")
     milestones = schedule["milestones"] if schedule["milestones"] is not None else []
     if not isinstance(milestones, (list, tuple)):
-        raise _fail(source, f"schedule.milestones = {milestones!r} must be a list of iterations")
+        raise _fail(source, f"schedule.milestones = {short_repr(milestones)} must be a list of iterations")
     schedule["milestones"] = [_as_int(source, f"schedule.milestones[{i}]", m, minimum=1)
                               for i, m in enumerate(milestones)]
     if any(b <= a for a, b in zip(schedule["milestones"], schedule["milestones"][1:])):
@@ -297,22 +257,38 @@ def validate(raw: dict, source: str = "recipe") -> dict:
     if not 0.0 < schedule["gamma"] <= 1.0:
         raise _fail(source, f"schedule.gamma = {schedule['gamma']!r} must lie in (0, 1]")
 
-    recipe["ema"]["decay"] = _as_float(source, "ema.decay", recipe["ema"]["decay"])
-    if not 0.0 <= recipe["ema"]["decay"] < 1.0:
-        raise _fail(source, f"ema.decay = {recipe['ema']['decay']!r} must lie in [0, 1)")
 
-    run = recipe["run"]
+def _validate_run(source: str, run: dict) -> None:
     run["seed"] = _as_int(source, "run.seed", run["seed"], minimum=0)
     device = run["device"]
     if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or
                                            (device.startswith("cuda:") and device[5:].isdigit())):
-        raise _fail(source, f"run.device = {device!r} must be auto, cpu, cuda or cuda:N")
-    run["dtype"] = _as_choice(source, "run.dtype", run["dtype"], DTYPES)
+        raise _fail(source, f"run.device = {short_repr(device)} must be auto, cpu, cuda or cuda:N")
+    run["precision"] = _as_choice(source, "run.precision", run["precision"], ("auto", *PRECISIONS))
+    run["compile"] = _as_bool(source, "run.compile", run["compile"])
     if run["threads"] is not None:
         run["threads"] = _as_int(source, "run.threads", run["threads"], minimum=1)
     run["log_every"] = _as_int(source, "run.log_every", run["log_every"], minimum=1)
     run["val_every"] = _as_int(source, "run.val_every", run["val_every"], minimum=0)
     run["checkpoint_every"] = _as_int(source, "run.checkpoint_every", run["checkpoint_every"], minimum=1)
+
+
+def validate(raw: dict, source: str = "recipe") -> dict:
+    """Fill defaults and check every field; returns the recipe with typed values."""
+    recipe = _merge_defaults(source, raw)
+    if recipe["name"] is not None and not isinstance(recipe["name"], str):
+        raise _fail(source, f"name = {short_repr(recipe['name'])} must be a string")
+    recipe["out_dir"] = _as_path(source, "out_dir", recipe["out_dir"], required=True)
+    recipe["name"] = recipe["name"] or Path(recipe["out_dir"]).name
+    recipe["init_from"] = _as_path(source, "init_from", recipe["init_from"], required=False)
+    recipe["model"], resolved = _validate_model(source, recipe["model"])
+    _validate_data(source, recipe["data"], recipe["model"], resolved)
+    _validate_optim(source, recipe["optim"])
+    _validate_schedule(source, recipe["schedule"])
+    recipe["ema"]["decay"] = _as_float(source, "ema.decay", recipe["ema"]["decay"])
+    if not 0.0 <= recipe["ema"]["decay"] < 1.0:
+        raise _fail(source, f"ema.decay = {recipe['ema']['decay']!r} must lie in [0, 1)")
+    _validate_run(source, recipe["run"])
     return recipe
 
 

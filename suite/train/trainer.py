@@ -1,11 +1,14 @@
-"""The training loop: L1 + AdamW + warm-up/decay schedule + EMA, bf16 autocast on CUDA, gradient
-clipping, periodic validation of the EMA weights, atomic checkpoints with an exact `--resume`, a stop
-on a non-finite loss, and DDP when launched by torchrun.
+"""The training loop: L1 + AdamW + warm-up/decay schedule + EMA, a precision policy (fp32, bf16
+autocast, or the official bf16-inside-attention), gradient clipping, periodic validation of the EMA
+weights, atomic checkpoints with an exact resume, a stop on a non-finite loss, and DDP when launched
+by torchrun.
 
-Exactness: everything a step reads is restored from the checkpoint (weights, EMA, AdamW moments,
-scheduler, RNG states) and the samples of iteration k are a pure function of (seed, k) through
-`GlobalBatchStream` + `TrainPatches`, so on the CPU a killed-and-resumed run ends bit-identical to
-an uninterrupted one.
+`train` reads top to bottom: prepare (device, data, run folder), `build` (seeded network, EMA,
+optimiser, schedule), `restore` (a checkpoint's states), `loop` (the steps), `finish` (summary and
+final.pt). Exactness: everything a step reads is restored from the checkpoint (weights, EMA, AdamW
+moments, scheduler, RNG states) and the samples of iteration k are a pure function of (seed, k)
+through `GlobalBatchStream` + `TrainPatches`, so on the CPU a killed-and-resumed run ends
+bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import math
 import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,28 +27,33 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
-import suite
-from suite.models import count_parameters, build_model
+from suite.checkpoint import checkpoint_name, copy_atomic, load_checkpoint, save_checkpoint, write_pointer
+from suite.env import run_record
+from suite.evaluate.checkpoint import apply_precision
+from suite.files import write_json_atomic
+from suite.models import build_model, count_parameters
 from suite.train import distributed
-from suite.checkpoint import (
-    checkpoint_name, copy_atomic, load_checkpoint, read_pointer, save_checkpoint, write_pointer,
-)
-from suite.train.rng import capture_rng, restore_rng
-from suite.train.config import RecipeError, recipe_hash, resolved_model_config, resume_differences
+from suite.train.config import RecipeError, recipe_hash, resolved_model_config
 from suite.train.monitor import Progress, Scalars, TrainLog
+from suite.train.rng import capture_rng, restore_rng
+from suite.train.rundir import RunLock, restore_point
 from suite.train.sampler import EpochKeyed, GlobalBatchStream
 from suite.train.schedule import build_scheduler
 
-# The upsampler's last conv maps to 3*s^2 channels: the only weights tied to the scale.
-SCALE_DEPENDENT = ("to_pixels.",)
+# summary.json's fields, in order: the report reads summaries through this list.
+SUMMARY_FIELDS = (
+    "name", "iterations", "median_step_time_s", "mean_step_time_s", "wall_time_s", "params", "device",
+    "precision", "compile", "seed", "threads", "world_size", "global_batch", "lr_patch", "model",
+    "val_psnr", "val_ssim", "config_hash", "provenance",
+)
 
 
 class NonFiniteLoss(RuntimeError):
     """The loss or the gradient norm became NaN/Inf; the message names the iteration and the last checkpoint."""
 
 
-def resolve_device(recipe: dict, world: distributed.World) -> tuple[torch.device, torch.dtype | None]:
-    """run.device/run.dtype -> (device, autocast dtype or None for float32)."""
+def resolve_device(recipe: dict, world: distributed.World) -> tuple[torch.device, str]:
+    """run.device/run.precision -> (device, precision, `auto` resolved)."""
     requested = recipe["run"]["device"]
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
@@ -60,29 +69,27 @@ def resolve_device(recipe: dict, world: distributed.World) -> tuple[torch.device
         if index >= torch.cuda.device_count():
             raise RecipeError(f"run.device = {requested!r} but only {torch.cuda.device_count()} GPU(s) exist")
     device = torch.device(requested)
-    dtype = recipe["run"]["dtype"]
-    if dtype == "auto":
-        dtype = "bfloat16" if device.type == "cuda" else "float32"
-    return device, (torch.bfloat16 if dtype == "bfloat16" else None)
-
-
+    precision = recipe["run"]["precision"]
+    if precision == "auto":
+        precision = "autocast-bf16" if device.type == "cuda" else "fp32"
+    return device, precision
 def check_data(recipe: dict) -> None:
     """Data fields against the disk: folders exist and hold LR images for the model's scale."""
     data, scale = recipe["data"], recipe["model"]["scale"]
-    for field, split in (("data.train", "train"), ("data.val", "valid")):
-        root = data[field.split(".")[1]]
+    for name, split in (("data.train", "train"), ("data.val", "valid")):
+        root = data[name.split(".")[1]]
         if root is None:
             continue
         folder = Path(root)
         if not folder.is_dir():
-            raise RecipeError(f"{field} = {root!r} is not a folder")
+            raise RecipeError(f"{name} = {root!r} is not a folder")
         for lr_root in (folder / "LR_bicubic", folder / f"DIV2K_{split}_LR_bicubic"):
             if not lr_root.is_dir() or (lr_root / f"X{scale}").is_dir():
                 continue
             stored = sorted(p.name for p in lr_root.iterdir() if p.is_dir() and p.name.startswith("X"))
             if stored and not data["on_the_fly"]:
                 raise RecipeError(
-                    f"{field} = {root!r} stores LR images for {', '.join(stored)} ({lr_root}) but not "
+                    f"{name} = {root!r} stores LR images for {', '.join(stored)} ({lr_root}) but not "
                     f"X{scale} for model.scale = {scale}; add {lr_root / f'X{scale}'} or set "
                     f"data.on_the_fly: true to make x{scale} LR from the HR with MATLAB bicubic")
 
@@ -107,20 +114,43 @@ def _open_val_data(recipe: dict):
         raise RecipeError(f"data.val = {recipe['data']['val']!r}: {err}") from None
 
 
+def reinterpolate_subpixel(weight: torch.Tensor, old_scale: int, new_scale: int) -> torch.Tensor:
+    """A tensor feeding PixelShuffle(old_scale), (C*s^2, ...) in (c, dy, dx) channel order, resized
+    bilinearly on its (s, s) sub-pixel grid to PixelShuffle(new_scale) (official fine-tuning, SPEC 5)."""
+    channels = weight.shape[0] // (old_scale * old_scale)
+    rest = weight.shape[1:]
+    grid = weight.reshape(channels, old_scale, old_scale, -1).permute(0, 3, 1, 2)  # (C, R, s, s)
+    flat = grid.reshape(-1, 1, old_scale, old_scale).double()
+    resized = F.interpolate(flat, size=(new_scale, new_scale), mode="bilinear", align_corners=False)
+    resized = resized.to(weight.dtype).reshape(channels, -1, new_scale, new_scale).permute(0, 2, 3, 1)
+    return resized.reshape(channels * new_scale * new_scale, *rest).contiguous()
+
+
 def _init_weights(model: torch.nn.Module, path: str) -> list[str]:
-    """Load `init_from`'s EMA weights except scale-dependent ones that differ in shape; -> skipped keys."""
+    """Load `init_from`'s EMA weights; sub-pixel tensors of another scale are re-interpolated -> their keys."""
     state = load_checkpoint(path)
+    old_scale, new_scale = int(state["model_config"]["scale"]), int(model.config["scale"])
     source = {k: v for k, v in state["model_config"].items() if k != "scale"}
     target = {k: v for k, v in model.config.items() if k != "scale"}
     differing = [f"{k}: {source.get(k)!r} in the checkpoint, {target.get(k)!r} in the recipe"
                  for k in sorted(set(source) | set(target)) if source.get(k) != target.get(k)]
     if differing:
         raise RecipeError(f"init_from = {path!r} is a different network: {'; '.join(differing)}")
-    weights = state["ema"]
+    weights = dict(state["ema"] if "ema" in state else state["model"])
     own = model.state_dict()
-    skipped = [k for k in weights if k.startswith(SCALE_DEPENDENT) and weights[k].shape != own[k].shape]
-    model.load_state_dict({**weights, **{k: own[k] for k in skipped}})
-    return skipped
+    resized = []
+    for key, value in weights.items():
+        if key not in own or value.shape == own[key].shape:
+            continue
+        fits = (value.shape[1:] == own[key].shape[1:] and value.shape[0] % (old_scale ** 2) == 0
+                and value.shape[0] // old_scale ** 2 * new_scale ** 2 == own[key].shape[0])
+        if not fits:
+            raise RecipeError(f"init_from = {path!r}: {key} has shape {tuple(value.shape)}, the x{new_scale} "
+                              f"network needs {tuple(own[key].shape)}")
+        weights[key] = reinterpolate_subpixel(value, old_scale, new_scale)
+        resized.append(key)
+    model.load_state_dict(weights)
+    return resized
 
 
 def _seed_everything(seed: int) -> None:
@@ -131,13 +161,13 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-def _validate(ema_model: torch.nn.Module, dataset, recipe: dict, device: torch.device) -> dict:
+def _validate(ema_model: torch.nn.Module, dataset, recipe: dict, device: torch.device, precision: str) -> dict:
     from suite.evaluate import evaluate
     from suite.evaluate.checkpoint import ModelUpscaler
 
     model = ema_model.module
     was_training = model.training
-    upscaler = ModelUpscaler(model, device)
+    upscaler = ModelUpscaler(model, device, precision=precision)  # the EMA weights run as the model trains
     try:
         result = evaluate(upscaler, dataset, recipe["model"]["scale"], recipe["name"], device=str(device))
     finally:
@@ -145,131 +175,183 @@ def _validate(ema_model: torch.nn.Module, dataset, recipe: dict, device: torch.d
     return {"psnr": result["psnr"], "ssim": result["ssim"]}
 
 
-def train(recipe: dict, resume: bool = False) -> Path:
-    """Run (or continue, with `resume`) the recipe; returns `out_dir/final.pt`."""
+@dataclass
+class Run:
+    """Everything one training run holds: what `build` makes, `restore` fills and `loop` advances."""
+
+    recipe: dict
+    world: distributed.World
+    device: torch.device
+    precision: str
+    train_data: object
+    val_data: object
+    model: torch.nn.Module
+    ema: AveragedModel
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    config_hash: str
+    record: dict
+    start: int = 0
+    elapsed_before: float = 0.0
+    step_times: list = field(default_factory=list)
+    last_val: dict | None = None
+    resumed_from: Path | None = None
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.recipe["out_dir"])
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out_dir / "checkpoints"
+
+
+def train(recipe: dict, mode: str = "new") -> Path:
+    """Run the recipe in one of suite.train.rundir.MODES (new, resume, resume-or-restart) -> out_dir/final.pt."""
     world = distributed.world_from_env()
-    device, amp_dtype = resolve_device(recipe, world)
+    device, precision = resolve_device(recipe, world)
     if recipe["run"]["threads"] is not None:
         torch.set_num_threads(recipe["run"]["threads"])
-    data_cfg = recipe["data"]
-    if data_cfg["batch_size"] % world.size:
-        raise RecipeError(f"data.batch_size = {data_cfg['batch_size']} is not divisible by the "
+    if recipe["data"]["batch_size"] % world.size:
+        raise RecipeError(f"data.batch_size = {recipe['data']['batch_size']} is not divisible by the "
                           f"{world.size} torchrun processes (it is the global batch)")
     check_data(recipe)
-
-    out_dir = Path(recipe["out_dir"])
-    ckpt_dir = out_dir / "checkpoints"
-    final_path = out_dir / "final.pt"
-    resume_from = read_pointer(ckpt_dir) if resume else None
-    if not resume and (read_pointer(ckpt_dir) is not None or final_path.exists()):
-        raise RecipeError(f"out_dir = {str(out_dir)!r} already holds a run ({ckpt_dir / 'last'} or {final_path}); "
-                          f"pass --resume to continue it or choose another out_dir")
-    checkpoint = load_checkpoint(resume_from) if resume_from is not None else None
-    config_hash = recipe_hash(recipe)
-    if checkpoint is not None:
-        differences = resume_differences(checkpoint["config"], recipe)
-        if differences:
-            raise RecipeError(f"--resume: the recipe differs from the one {resume_from} was trained with: "
-                              + "; ".join(differences))
     if recipe["init_from"] is not None and not Path(recipe["init_from"]).is_file():
         raise RecipeError(f"init_from = {recipe['init_from']!r} does not exist")
     train_data = _open_train_data(recipe)
-    val_data = _open_val_data(recipe) if data_cfg["val"] is not None else None
-    samples_per_epoch = len(train_data)
-    if checkpoint is not None and checkpoint["sampler"]["samples_per_epoch"] != samples_per_epoch:
-        raise RecipeError(f"--resume: data.train now gives {samples_per_epoch} samples per epoch, the "
-                          f"checkpoint {resume_from} was trained with {checkpoint['sampler']['samples_per_epoch']}")
+    val_data = _open_val_data(recipe) if recipe["data"]["val"] is not None else None
     if device.type == "cuda":
         torch.cuda.set_device(device)
 
     distributed.init(world, device)
     try:
-        return _run(recipe, world, device, amp_dtype, train_data, val_data, checkpoint, resume_from, config_hash)
+        with RunLock(recipe["out_dir"]) if world.is_main else contextlib.nullcontext():
+            resume_from = None
+            if world.is_main:
+                resume_from, _ = restore_point(recipe, mode, len(train_data), lambda text: print(text, file=sys.stderr))
+                _decode_everything(recipe, train_data, val_data)
+            resume_from = distributed.gather_to_all(resume_from)[0]  # rank 0 decided for every rank
+            checkpoint = load_checkpoint(resume_from) if resume_from is not None else None
+            run = build(recipe, world, device, precision, train_data, val_data, init=checkpoint is None)
+            if checkpoint is not None:
+                restore(run, checkpoint, resume_from)
+            loop(run)
+            return finish(run)
     finally:
         distributed.shutdown()
 
 
-def _run(recipe, world, device, amp_dtype, train_data, val_data, checkpoint, resume_from, config_hash) -> Path:
-    data_cfg, run_cfg, sched_cfg = recipe["data"], recipe["run"], recipe["schedule"]
-    out_dir = Path(recipe["out_dir"])
-    ckpt_dir = out_dir / "checkpoints"
-    total = sched_cfg["iterations"]
+def _decode_everything(recipe: dict, train_data, val_data) -> None:
+    """Read every training and validation image now: a corrupt file found hours into training is a lost run."""
+    from suite.data import decode_all
 
-    _seed_everything(run_cfg["seed"])
+    for field_name, dataset in (("data.train", train_data), ("data.val", val_data)):
+        if dataset is None:
+            continue
+        try:
+            decode_all(dataset)
+        except (ValueError, OSError) as err:
+            raise RecipeError(f"{field_name} = {recipe['data'][field_name.split('.')[1]]!r}: {err}") from None
+
+
+def build(recipe: dict, world, device, precision: str, train_data, val_data, init: bool) -> Run:
+    """Seed every RNG, then the network (init_from's weights on a fresh run), EMA, AdamW, schedule."""
+    _seed_everything(recipe["run"]["seed"])
     model = build_model(**resolved_model_config(recipe))
-    skipped: list[str] = []
-    if recipe["init_from"] is not None and checkpoint is None:
-        skipped = _init_weights(model, recipe["init_from"])
+    resized: list[str] = []
+    if recipe["init_from"] is not None and init:
+        resized = _init_weights(model, recipe["init_from"])
     model.to(device).train()
+    apply_precision(model, precision)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe["ema"]["decay"]), use_buffers=False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["optim"]["lr"],
                                   betas=tuple(recipe["optim"]["betas"]),
                                   weight_decay=recipe["optim"]["weight_decay"])
-    scheduler = build_scheduler(optimizer, sched_cfg)
+    scheduler = build_scheduler(optimizer, recipe["schedule"])
+    record = run_record(device, precision=precision, compile=recipe["run"]["compile"], world_size=world.size)
+    if resized and world.is_main:
+        print(f"{recipe['name']}: init_from {recipe['init_from']}: re-interpolated {', '.join(resized)} "
+              f"to x{recipe['model']['scale']}", file=sys.stderr)
+    return Run(recipe, world, device, precision, train_data, val_data, model, ema, optimizer, scheduler,
+               recipe_hash(recipe), record)
 
-    start, elapsed_before, step_times, last_val = 0, 0.0, [], None
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        ema.module.load_state_dict(checkpoint["ema"])
-        ema.n_averaged.fill_(checkpoint["ema_updates"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        start = int(checkpoint["iteration"])
-        elapsed_before = float(checkpoint["timing"]["elapsed_s"])
-        step_times = checkpoint["timing"]["step_times_s"].tolist()
-        last_val = checkpoint["validation"]
-        rng_states = checkpoint["rng"]
-        restore_rng(rng_states[world.rank] if world.rank < len(rng_states) else rng_states[0])
+
+def restore(run: Run, checkpoint: dict, path: Path) -> None:
+    """Every state a step reads, from `checkpoint`: weights, EMA, AdamW, schedule, timing, RNGs."""
+    run.model.load_state_dict(checkpoint["model"])
+    run.ema.module.load_state_dict(checkpoint["ema"])
+    run.ema.n_averaged.fill_(checkpoint["ema_updates"])
+    run.optimizer.load_state_dict(checkpoint["optimizer"])
+    run.scheduler.load_state_dict(checkpoint["scheduler"])
+    run.start = int(checkpoint["iteration"])
+    run.elapsed_before = float(checkpoint["timing"]["elapsed_s"])
+    run.step_times = checkpoint["timing"]["step_times_s"].tolist()
+    run.last_val = checkpoint["validation"]
+    run.resumed_from = path
+    saved_threads = checkpoint["provenance"].get("threads")
+    if saved_threads is not None and saved_threads != torch.get_num_threads() and run.world.is_main:
+        print(f"{run.recipe['name']}: warning: {path} was trained with {saved_threads} CPU threads, this process "
+              f"has {torch.get_num_threads()}: the resumed run will not be bit-identical to an uninterrupted one",
+              file=sys.stderr)
+    rng_states = checkpoint["rng"]
+    restore_rng(rng_states[run.world.rank] if run.world.rank < len(rng_states) else rng_states[0])
+
+
+def _state(run: Run, stream: GlobalBatchStream, iteration: int, elapsed: float) -> dict:
+    """The checkpoint of `run` after `iteration` steps."""
+    rng = distributed.gather_to_all(capture_rng())
+    data_cfg = run.recipe["data"]
+    return {
+        "iteration": iteration,
+        "model": run.model.state_dict(),
+        "ema": run.ema.module.state_dict(),
+        "ema_updates": int(run.ema.n_averaged.item()),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "rng": rng,
+        "sampler": {**stream.position(iteration), "samples_per_epoch": len(run.train_data),
+                    "global_batch": data_cfg["batch_size"], "seed": run.recipe["run"]["seed"]},
+        "config": run.recipe,
+        "config_hash": run.config_hash,
+        "model_config": run.model.config,
+        "timing": {"elapsed_s": elapsed, "step_times_s": torch.tensor(run.step_times, dtype=torch.float64)},
+        "validation": run.last_val,
+        "provenance": {**run.record, "threads": torch.get_num_threads()},
+    }
+
+
+def loop(run: Run) -> None:
+    """The training steps from `run.start` to schedule.iterations, with logging, validation, checkpoints."""
+    recipe, world, device, model = run.recipe, run.world, run.device, run.model
+    data_cfg, run_cfg = recipe["data"], recipe["run"]
+    total = recipe["schedule"]["iterations"]
+    resumed = run.resumed_from is not None
     trained = torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None) if world.distributed else model
-
-    stream = GlobalBatchStream(len(train_data), data_cfg["batch_size"], run_cfg["seed"],
-                               world.rank, world.size, start=start)
+    if run_cfg["compile"]:
+        trained = torch.compile(trained)
+    stream = GlobalBatchStream(len(run.train_data), data_cfg["batch_size"], run_cfg["seed"],
+                               world.rank, world.size, start=run.start)
     workers = data_cfg["num_workers"]
-    loader = DataLoader(EpochKeyed(train_data), batch_sampler=stream, num_workers=workers,
+    loader = DataLoader(EpochKeyed(run.train_data), batch_sampler=stream, num_workers=workers,
                         pin_memory=device.type == "cuda", persistent_workers=workers > 0,
                         generator=torch.Generator())  # own generator: the global RNG stays untouched
 
     main = world.is_main
-    log = TrainLog(out_dir / "train_log.csv", resume_at=start if checkpoint is not None else None) if main else None
-    scalars = Scalars(out_dir / "tb", resume_at=start if checkpoint is not None else None) if main else None
-    progress = Progress(total, start, run_cfg["log_every"], recipe["name"], enabled=main)
-    if checkpoint is not None:
-        progress.note(f"{recipe['name']}: resuming from {resume_from} at iteration {start}")
-    if skipped:
-        progress.note(f"{recipe['name']}: init_from {recipe['init_from']}: kept the new model's "
-                      f"{', '.join(skipped)} (scale-dependent)")
-    n_params = count_parameters(model)
-    last_good = str(resume_from) if resume_from is not None else None
+    log = TrainLog(run.out_dir / "train_log.csv", resume_at=run.start if resumed else None) if main else None
+    scalars = Scalars(run.out_dir / "tb", resume_at=run.start if resumed else None) if main else None
+    progress = Progress(total, run.start, run_cfg["log_every"], recipe["name"], enabled=main)
+    if resumed:
+        progress.note(f"{recipe['name']}: resuming from {run.resumed_from} at iteration {run.start}")
+    last_good = str(run.resumed_from) if resumed else None
     max_norm = recipe["optim"]["grad_clip"] if recipe["optim"]["grad_clip"] > 0 else math.inf
-    val_every = run_cfg["val_every"] if val_data is not None else 0
+    val_every = run_cfg["val_every"] if run.val_data is not None else 0
+    amp_dtype = torch.bfloat16 if run.precision == "autocast-bf16" else None
 
     def autocast():
         return torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
 
-    def state(iteration: int, elapsed: float) -> dict:
-        rng = distributed.gather_to_all(capture_rng())
-        return {
-            "iteration": iteration,
-            "model": model.state_dict(),
-            "ema": ema.module.state_dict(),
-            "ema_updates": int(ema.n_averaged.item()),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": rng,
-            "sampler": {**stream.position(iteration), "samples_per_epoch": len(train_data),
-                        "global_batch": data_cfg["batch_size"], "seed": run_cfg["seed"]},
-            "config": recipe,
-            "config_hash": config_hash,
-            "model_config": model.config,
-            "timing": {"elapsed_s": elapsed, "step_times_s": torch.tensor(step_times, dtype=torch.float64)},
-            "validation": last_val,
-            "provenance": {"suite_version": suite.__version__, "torch": str(torch.__version__),
-                           "device": str(device), "dtype": str(amp_dtype or torch.float32).replace("torch.", ""),
-                           "world_size": world.size},
-        }
-
-    iteration = start
+    iteration = run.start
     loop_start = time.perf_counter()
     batches = iter(loader)
     try:
@@ -283,7 +365,7 @@ def _run(recipe, world, device, amp_dtype, train_data, val_data, checkpoint, res
             with autocast():
                 sr = trained(lr_patch)
             loss = F.l1_loss(sr.float(), hr_patch)
-            optimizer.zero_grad(set_to_none=True)
+            run.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
             loss_value = float(distributed.mean_over_world(loss.detach()).item())
@@ -293,19 +375,19 @@ def _run(recipe, world, device, amp_dtype, train_data, val_data, checkpoint, res
                 raise NonFiniteLoss(
                     f"{recipe['name']}: non-finite {what} at iteration {iteration}; stopped without writing "
                     f"a checkpoint for it. Last good checkpoint: {last_good or 'none (no checkpoint yet)'}")
-            lr_now = optimizer.param_groups[0]["lr"]
-            optimizer.step()
-            scheduler.step()
-            ema.update_parameters(model)
+            lr_now = run.optimizer.param_groups[0]["lr"]
+            run.optimizer.step()
+            run.scheduler.step()
+            run.ema.update_parameters(model)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             step_time = time.perf_counter() - step_start
-            step_times.append(step_time)
+            run.step_times.append(step_time)
 
             val = None
             if val_every and (iteration % val_every == 0 or iteration == total):
                 if main:
-                    val = last_val = _validate(ema, val_data, recipe, device)
+                    val = run.last_val = _validate(run.ema, run.val_data, recipe, device, run.precision)
                     progress.note(f"{recipe['name']}: iteration {iteration}: validation (EMA) "
                                   f"PSNR {val['psnr']:.4f} dB, SSIM {val['ssim']:.4f}")
                 distributed.barrier()
@@ -317,11 +399,11 @@ def _run(recipe, world, device, amp_dtype, train_data, val_data, checkpoint, res
                                 val__psnr=val["psnr"] if val else None, val__ssim=val["ssim"] if val else None)
                 progress.update(iteration, loss_value, lr_now)
             if iteration % run_cfg["checkpoint_every"] == 0 or iteration == total:
-                snapshot = state(iteration, elapsed_before + time.perf_counter() - loop_start)
+                snapshot = _state(run, stream, iteration, run.elapsed_before + time.perf_counter() - loop_start)
                 if main:
-                    path = save_checkpoint(snapshot, ckpt_dir / checkpoint_name(iteration))
-                    write_pointer(ckpt_dir, path)
-                last_good = str(ckpt_dir / checkpoint_name(iteration))
+                    path = save_checkpoint(snapshot, run.ckpt_dir / checkpoint_name(iteration))
+                    write_pointer(run.ckpt_dir, path)
+                last_good = str(run.ckpt_dir / checkpoint_name(iteration))
                 distributed.barrier()
     finally:
         progress.close()
@@ -330,11 +412,14 @@ def _run(recipe, world, device, amp_dtype, train_data, val_data, checkpoint, res
             scalars.close()
         del batches
 
-    final_path = out_dir / "final.pt"
-    if main:
-        from suite.files import write_json_atomic
 
-        last_path = ckpt_dir / checkpoint_name(total)
+def finish(run: Run) -> Path:
+    """summary.json (SUMMARY_FIELDS) from the last checkpoint, then final.pt, the workflow's target."""
+    recipe = run.recipe
+    total = recipe["schedule"]["iterations"]
+    final_path = run.out_dir / "final.pt"
+    if run.world.is_main:
+        last_path = run.ckpt_dir / checkpoint_name(total)
         final_state = load_checkpoint(last_path)
         times = final_state["timing"]["step_times_s"].tolist()
         validation = final_state["validation"]
@@ -344,23 +429,23 @@ def _run(recipe, world, device, amp_dtype, train_data, val_data, checkpoint, res
             "median_step_time_s": statistics.median(times) if times else None,
             "mean_step_time_s": statistics.fmean(times) if times else None,
             "wall_time_s": final_state["timing"]["elapsed_s"],
-            "params": n_params,
-            "device": str(device),
-            "dtype": final_state["provenance"]["dtype"],
-            "autocast": amp_dtype is not None,
-            "torch_version": str(torch.__version__),
-            "suite_version": suite.__version__,
-            "seed": run_cfg["seed"],
+            "params": count_parameters(run.model),
+            "device": str(run.device),
+            "precision": run.precision,
+            "compile": recipe["run"]["compile"],
+            "seed": recipe["run"]["seed"],
             "threads": torch.get_num_threads(),
-            "world_size": world.size,
-            "global_batch": data_cfg["batch_size"],
-            "lr_patch": data_cfg["lr_patch"],
-            "model": model.config,
+            "world_size": run.world.size,
+            "global_batch": recipe["data"]["batch_size"],
+            "lr_patch": recipe["data"]["lr_patch"],
+            "model": run.model.config,
             "val_psnr": validation["psnr"] if validation else None,
             "val_ssim": validation["ssim"] if validation else None,
-            "config_hash": config_hash,
+            "config_hash": run.config_hash,
+            "provenance": run.record,
         }
-        write_json_atomic(out_dir / "summary.json", summary)
+        assert tuple(summary) == SUMMARY_FIELDS
+        write_json_atomic(run.out_dir / "summary.json", summary)
         copy_atomic(last_path, final_path)  # written last: the workflow's target
         print(f"{recipe['name']}: {total} iterations, median step {summary['median_step_time_s']:.4f} s, "
               f"wall {summary['wall_time_s']:.1f} s -> {final_path}", file=sys.stderr)

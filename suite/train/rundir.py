@@ -1,0 +1,135 @@
+"""The run folder: a lock naming its holder, and what a new `suite train` does with earlier outputs.
+
+Three start modes, so that no run's outputs are ever overwritten without being asked to:
+- `new` (no flag): an `out_dir` that already holds run outputs is an error naming it.
+- `resume` (`--resume`): continue from the newest checkpoint that loads and checks out, found by
+  scanning `checkpoints/` (the `last` pointer may be missing, unreadable or stale after a kill); an
+  error naming the folder when outputs exist but no checkpoint is valid, or the recipe differs.
+- `resume-or-restart` (`--resume-or-restart`, the workflow's): resume an unfinished run of the same
+  recipe; otherwise (recipe changed, run already complete = a forced re-run, or no valid checkpoint)
+  move the earlier run to `out_dir/replaced/<UTC time>/` and train afresh.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Callable
+
+from suite.checkpoint import latest_valid_checkpoint
+from suite.files import remove_stale_temps
+from suite.train.config import resume_differences
+
+MODES = ("new", "resume", "resume-or-restart")
+LOCK_NAME = ".lock"
+REPLACED = "replaced"
+# What a training run writes into its folder: any of these means the folder holds a run.
+RUN_OUTPUTS = ("checkpoints", "final.pt", "summary.json", "train_log.csv", "tb")
+
+
+class RunFolderError(RuntimeError):
+    """A run folder that cannot be used as asked; the message names the folder."""
+
+
+class RunLock:
+    """An exclusive lock on a run folder (flock on `out_dir/.lock`, released when the process ends).
+
+    The lock file holds the holder's pid, host, start time and command, so the refusal names it.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_NAME
+        self._fd: int | None = None
+
+    def __enter__(self) -> "RunLock":
+        import fcntl
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown holder"
+            os.close(fd)
+            raise RunFolderError(f"out_dir {self.folder} is in use by another training ({holder}); "
+                                 f"lock file {self.path}") from None
+        now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+        text = f"pid {os.getpid()} on {socket.gethostname()} since {now}: {' '.join(sys.argv)[:300]}\n"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, text.encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import fcntl
+
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def existing_outputs(out_dir: Path) -> list[str]:
+    return [name for name in RUN_OUTPUTS if (out_dir / name).exists() or (out_dir / name).is_symlink()]
+
+
+def move_aside(out_dir: Path) -> Path:
+    """Move every earlier output of `out_dir` (not the lock, not earlier replaced runs) to replaced/<UTC>/."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    target = out_dir / REPLACED / stamp
+    target.mkdir(parents=True)
+    for entry in sorted(out_dir.iterdir()):
+        if entry.name not in (LOCK_NAME, REPLACED):
+            entry.rename(target / entry.name)
+    return target
+
+
+def restore_point(recipe: dict, mode: str, samples_per_epoch: int,
+                  note: Callable[[str], None]) -> tuple[Path | None, dict | None]:
+    """Clear stale temp files, apply `mode` to `out_dir` -> (checkpoint path, its state) or (None, None).
+
+    Call it holding the folder's RunLock.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    out_dir = Path(recipe["out_dir"])
+    for path in remove_stale_temps(out_dir):
+        note(f"{recipe['name']}: removed {path}, left by a write that was killed")
+    outputs = existing_outputs(out_dir)
+    if mode == "new":
+        if outputs:
+            raise RunFolderError(f"out_dir {out_dir} already holds a run ({', '.join(outputs)}); pass --resume to "
+                                 f"continue it, --resume-or-restart to continue it or start over (the earlier "
+                                 f"run is moved aside), or choose another out_dir")
+        return None, None
+    ckpt_dir = out_dir / "checkpoints"
+    path, state, skipped = latest_valid_checkpoint(ckpt_dir)
+    for reason in skipped:
+        note(f"{recipe['name']}: skipped {reason}")
+    problem = None
+    if state is None:
+        problem = f"{ckpt_dir} holds no valid checkpoint" if outputs else None
+    else:
+        differences = resume_differences(state["config"], recipe)
+        if state["sampler"]["samples_per_epoch"] != samples_per_epoch:
+            differences.append(f"samples per epoch of data.train: {state['sampler']['samples_per_epoch']} -> "
+                               f"{samples_per_epoch}")
+        if differences:
+            problem = f"the recipe differs from the one {path} was trained with: " + "; ".join(differences)
+    if mode == "resume":
+        if problem is not None:
+            raise RunFolderError(f"--resume: {problem} (out_dir {out_dir}); use --resume-or-restart to start over")
+        return path, state
+    if problem is None and state is not None and int(state["iteration"]) >= recipe["schedule"]["iterations"]:
+        problem = f"the run in {out_dir} is complete (a forced re-run trains again)"
+    if problem is None and state is not None:
+        return path, state
+    if outputs:
+        target = move_aside(out_dir)
+        note(f"{recipe['name']}: {problem}; moved the earlier run to {target} and training afresh")
+    return None, None
