@@ -32,21 +32,13 @@ from suite.env import run_record
 from suite.evaluate.checkpoint import apply_precision
 from suite.files import write_json_atomic
 from suite.models import build_model, count_parameters
-from suite.train import distributed
+from suite.train import SUMMARY_FIELDS, distributed
 from suite.train.config import RecipeError, recipe_hash, resolved_model_config
 from suite.train.monitor import Progress, Scalars, TrainLog
 from suite.train.rng import capture_rng, restore_rng
 from suite.train.rundir import RunLock, restore_point
 from suite.train.sampler import EpochKeyed, GlobalBatchStream
 from suite.train.schedule import build_scheduler
-
-# summary.json's fields, in order: the report reads summaries through this list.
-SUMMARY_FIELDS = (
-    "name", "iterations", "median_step_time_s", "mean_step_time_s", "wall_time_s", "params", "device",
-    "precision", "compile", "seed", "threads", "world_size", "global_batch", "lr_patch", "model",
-    "val_psnr", "val_ssim", "config_hash", "provenance",
-)
-
 
 class NonFiniteLoss(RuntimeError):
     """The loss or the gradient norm became NaN/Inf; the message names the iteration and the last checkpoint."""
