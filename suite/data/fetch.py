@@ -362,7 +362,7 @@ def fetch(name: str, root: str | Path, parts: list[str] | None = None, url: str 
             path.unlink()
         records.append({"archive": archive.filename, "url": archive_url, "sha256": digest,
                         "downloaded_bytes": received, "action": "extracted"})
-    for folder, sources in source.links.items():
+    for folder, sources in (source.links.items() if set(chosen) == set(source.parts) else ()):
         _link_folder(root, folder, sources.split(), log)
     return records
 
