@@ -75,6 +75,7 @@ def test_default_dry_run_plans_every_step(workdir: Path) -> None:
     sweep = shell_lines(done.stdout, "suite profile sweep")
     assert sweep and "--config suite/profiling/configs/tiny_cpu.yaml" in sweep[0] and "--resume" in sweep[0]
     assert "results/default/REPORT.md" in done.stdout and "--title default" in done.stdout
+    assert "--paper-rows" not in done.stdout
 
 
 def test_paper_dry_run_plans_the_papers_models(workdir: Path) -> None:
@@ -105,6 +106,7 @@ def test_paper_dry_run_plans_the_papers_models(workdir: Path) -> None:
         assert ("data.batch_size=64" in line) == light, line
         assert ("data.lr_patch=96" in line) == plus, line
     assert "suite data fetch DF2K --root data/paper" in done.stdout
+    assert "--paper-rows 'large+-rib=SST-L+ (DF2K)'" in shell_lines(done.stdout, "suite report")[0]
     assert "suite data fetch benchmark --root data/paper" in done.stdout
     # The official recipes, as SPEC section 5 and options/train state them.
     finetune = yaml.safe_load((workdir / "workflows/config/recipes/paper_finetune.yaml").read_text())
@@ -138,6 +140,8 @@ def test_verify_dry_run_evaluates_released_models_without_training(workdir: Path
         assert len(mine) == 5 and all(f"--scale {model['scale']} " in line and "--preset XL+" in line
                                       and "--precision attention-bf16" in line for line in mine)
     assert "train" not in counts and "profile_sweep" not in counts
+    report = shell_lines(done.stdout, "suite report")[0]
+    assert "--title verify" in report and "'SSTXL_Plus_DFLIP_X4=SST-XL+ (DFLIP)'" in report
 
 
 def test_lint_is_clean(workdir: Path) -> None:
@@ -183,6 +187,16 @@ def test_schema_lists_equal_the_package_constants() -> None:
     assert schema["properties"]["precision"]["enum"] == list(PRECISIONS)
     fetch = schema["properties"]["datasets"]["additionalProperties"]["properties"]["fetch"]["enum"]
     assert fetch == [*FETCH_NAMES, None]
+
+
+def test_paper_rows_of_the_configs_are_rows_of_the_paper_values() -> None:
+    from suite.report.paper import PAPER_KEYS
+
+    paper = yaml.safe_load((REPO / "workflows/config/paper.yaml").read_text())
+    verify = yaml.safe_load((REPO / "workflows/config/verify.yaml").read_text())
+    rows = {**paper["report"]["paper_rows"], **{m["name"]: m["paper"] for m in verify["verify"]["models"]}}
+    assert rows == {"large+-rib": "SST-L+ (DF2K)", **{f"SSTXL_Plus_DFLIP_X{s}": "SST-XL+ (DFLIP)" for s in (2, 3, 4)}}
+    assert set(rows.values()) <= set(PAPER_KEYS)
 
 
 def test_sweep_files_live_in_one_folder() -> None:

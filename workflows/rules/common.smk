@@ -281,7 +281,15 @@ def report_options() -> str:
     ]
     if CROP["image"]:
         options.append(f"--crop-image {shlex.quote(CROP['image'])}")
+    options.append(paper_rows_option(config["report"]["paper_rows"]))
     return " ".join(options)
+
+
+def paper_rows_option(rows: dict) -> str:
+    """`--paper-rows METHOD=ROW ...`: compare results/<name>/eval/METHOD/ with the paper's row ROW."""
+    if not rows:
+        return ""
+    return "--paper-rows " + " ".join(shlex.quote(f"{method}={row}") for method, row in rows.items())
 
 
 # ---- released-model verification (config `verify`) ----
@@ -316,6 +324,4 @@ def verify_jsons() -> list:
 
 
 def verify_paper_options() -> str:
-    """`--paper-row MODEL=ROW` for every released model compared with a row of the paper."""
-    pairs = [f"{name}={model['paper']}" for name, model in RELEASED.items() if model.get("paper")]
-    return ("--paper-rows " + " ".join(shlex.quote(pair) for pair in pairs)) if pairs else ""
+    return paper_rows_option({name: model["paper"] for name, model in RELEASED.items() if model.get("paper")})

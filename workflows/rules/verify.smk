@@ -53,8 +53,8 @@ rule verify_report:
     input:
         evals=verify_jsons(),
     output:
-        verify_csv=f"{RESULTS}/tables/verify.csv",
-        verify_md=f"{RESULTS}/tables/verify.md",
+        comparison_csv=f"{RESULTS}/tables/paper_comparison.csv",
+        comparison_md=f"{RESULTS}/tables/paper_comparison.md",
         report_md=f"{RESULTS}/REPORT.md",
     log:
         f"{LOGS}/report.log",
