@@ -1,0 +1,138 @@
+"""Write the official-equivalence fixtures of tests/test_official.py from the official SST code.
+
+    python tools/official/make_fixtures.py PATH/TO/SST [--out tests/fixtures/official]
+
+PATH/TO/SST is a checkout of the public repository dslisleedh/SST (its commit is recorded). Nothing of
+it enters this project: its two network files are copied into a temporary folder, where
+- the bfloat16 casts of q, k and v in its attention are replaced by float32 (the fixtures compare float32);
+- `basicsr.utils.registry` is a stub (the network only registers itself there);
+and the official classes are imported from that copy. It needs `einops` importable (install it outside
+this project, e.g. `pip install --target /tmp/extra einops` and PYTHONPATH=/tmp/extra).
+
+For each small network below it seeds torch, builds the official class, perturbs every parameter (so
+zero-initialised biases and small factors matter), and writes
+- `<name>.pth`: a BasicSR file, {"params_ema": state_dict, "params": state_dict + 1 (a decoy)};
+- `<name>.io.pt`: {"input": (1, 3, h, w), "output": the official float32 output};
+and `manifest.json`: the official commit, torch version, and per fixture the official kwargs and the
+suite preset + overrides that build the same network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import types
+from pathlib import Path
+
+import torch
+
+# name -> (official SST kwargs, suite preset and overrides, input height and width). Small widths and
+# depths; both upsampler kinds; x2, x3 and x4; RPB; windows that are no powers of two; equal windows
+# (shifted layers); a map smaller than a window (padded up to it).
+FIXTURES = {
+    "rib_pixelshuffle_x2": (
+        dict(dim=24, window_sizes=[4, 8, 6], num_heads=[2, 2, 2], ranks=[4, 6, 5], n_blocks=2, exp_ratio=1.5,
+             attn_type="RIB", rib_hidden_dim=32, rib_n_freqs=10, upscaling_factor=2,
+             upsampler_type="pixelshuffle", gate_type="DWC", intermediate_dim=16),
+        dict(preset="base", scale=2, overrides=dict(dim=24, heads=2, window_sizes=[4, 8, 6], ranks=[4, 6, 5],
+                                                    n_blocks=2, exp_ratio=1.5, upsampler_dim=16)),
+        (13, 11),
+    ),
+    "rib_direct_x4_small_map": (
+        dict(dim=24, window_sizes=[4, 16, 12], num_heads=[3, 3, 3], ranks=[4, 4, 6], n_blocks=1, exp_ratio=1.5,
+             attn_type="RIB", rib_hidden_dim=32, rib_n_freqs=10, upscaling_factor=4,
+             upsampler_type="pixelshuffle_direct", gate_type="DWC"),
+        dict(preset="light", scale=4, overrides=dict(dim=24, heads=3, window_sizes=[4, 16, 12], ranks=[4, 4, 6],
+                                                     n_blocks=1)),
+        (10, 9),  # smaller than the 16 and 12 windows: padded up to them
+    ),
+    "rib_direct_x3_shifted": (
+        dict(dim=16, window_sizes=[8, 8], num_heads=[2, 2], ranks=[8, 8], n_blocks=1, exp_ratio=2,
+             attn_type="RIB", rib_hidden_dim=32, rib_n_freqs=10, upscaling_factor=3,
+             upsampler_type="pixelshuffle_direct", gate_type="DWC"),
+        dict(preset="light+", scale=3, overrides=dict(dim=16, heads=2, window_sizes=[8, 8], ranks=[8, 8],
+                                                      n_blocks=1, exp_ratio=2.0)),
+        (12, 17),
+    ),
+    "rpb_pixelshuffle_x4": (
+        dict(dim=16, window_sizes=[4, 4, 6], num_heads=[2, 2, 2], ranks=None, n_blocks=1, exp_ratio=2,
+             attn_type="SDPA", rib_hidden_dim=32, rib_n_freqs=10, upscaling_factor=4,
+             upsampler_type="pixelshuffle", gate_type="DWC", intermediate_dim=8),
+        dict(preset="large", scale=4, bias="rpb", overrides=dict(dim=16, heads=2, window_sizes=[4, 4, 6],
+                                                                 ranks=[1, 1, 1], n_blocks=1, exp_ratio=2.0,
+                                                                 upsampler_dim=8)),
+        (9, 10),
+    ),
+}
+
+
+def official_module(checkout: Path, workdir: Path) -> types.ModuleType:
+    """The official sst_arch module, imported from a patched temporary copy."""
+    package = workdir / "official_sst"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    utils = (checkout / "sst" / "archs" / "arch_utils.py").read_text()
+    # float32 attention: the official kernel path casts q, k, v (and RIB's factors) to bfloat16.
+    patched, count = re.subn(r"torch\.bfloat16", "torch.float32", utils)
+    if count == 0:
+        raise SystemExit("arch_utils.py has no bfloat16 cast to replace: is this the official SST code?")
+    (package / "arch_utils.py").write_text(patched)
+    (package / "sst_arch.py").write_text((checkout / "sst" / "archs" / "sst_arch.py").read_text())
+    registry = workdir / "basicsr" / "utils"
+    registry.mkdir(parents=True)
+    (workdir / "basicsr" / "__init__.py").write_text("")
+    (registry / "__init__.py").write_text("")
+    (registry / "registry.py").write_text(
+        "class _Registry:\n    def register(self):\n        return lambda cls: cls\n\nARCH_REGISTRY = _Registry()\n"
+    )
+    sys.path.insert(0, str(workdir))
+    return importlib.import_module("official_sst.sst_arch")
+
+
+def perturb(model: torch.nn.Module, seed: int) -> None:
+    """Move every parameter off its initial value; order-one RIB factors and RPB tables, so position matters."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            std = 0.5 if name.endswith(("to_q", "to_k", "relative_position_bias")) else 0.05
+            param.add_(torch.randn(param.shape, generator=generator) * std)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkout", type=Path, help="a checkout of github.com/dslisleedh/SST")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "tests/fixtures/official")
+    args = parser.parse_args()
+    commit = subprocess.run(["git", "-C", str(args.checkout), "rev-parse", "HEAD"], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    manifest = {"official_repository": "https://github.com/dslisleedh/SST", "official_commit": commit,
+                "torch": torch.__version__, "attention": "official code with q, k, v cast to float32",
+                "fixtures": {}}
+    with tempfile.TemporaryDirectory() as workdir:
+        sst_arch = official_module(args.checkout, Path(workdir))
+        for index, (name, (kwargs, ours, (height, width))) in enumerate(FIXTURES.items()):
+            torch.manual_seed(index)
+            model = sst_arch.SST(**kwargs)
+            perturb(model, seed=100 + index)
+            model.eval()
+            x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(200 + index))
+            with torch.no_grad():
+                y = model(x)
+            state = {key: value.clone() for key, value in model.state_dict().items()}
+            decoy = {key: value + 1 for key, value in state.items()}  # `params`: must not be the one loaded
+            torch.save({"params_ema": state, "params": decoy}, args.out / f"{name}.pth")
+            torch.save({"input": x, "output": y}, args.out / f"{name}.io.pt")
+            manifest["fixtures"][name] = {"official_kwargs": kwargs, "suite": ours, "input_hw": [height, width]}
+            print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters, output {tuple(y.shape)}")
+    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
