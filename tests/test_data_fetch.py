@@ -549,3 +549,26 @@ def test_bench_resize_left_suite_data(capsys):
     with pytest.raises(SystemExit):
         main(["data", "bench-resize", "--images", "1"])
     assert "invalid choice: 'bench-resize'" in capsys.readouterr().err
+
+
+def test_parallel_fetches_into_one_root_take_turns(server, tmp_path):
+    from suite.data.fetch import _folder_lock
+
+    server.files["/benchmark.tar"] = _benchmark_tar()
+    waiting = threading.Event()
+    result = {}
+
+    def log(message):
+        if message.startswith("waiting for another fetch"):
+            waiting.set()
+
+    def second():
+        result["records"] = fetch("Set14", tmp_path, mirror=server.base, log=log)
+
+    with _folder_lock(tmp_path, log):  # a first job holds the root
+        worker = threading.Thread(target=second)
+        worker.start()
+        assert waiting.wait(10)
+        assert server.requests == [] and not (tmp_path / "downloads").exists()  # nothing touched meanwhile
+    worker.join(30)
+    assert result["records"][0]["action"] == "extracted"

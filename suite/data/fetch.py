@@ -20,7 +20,9 @@ file beside it (`<folder>/suite-data.lock.json`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import fcntl
 import http.client
 import json
 import os
@@ -141,6 +143,23 @@ def read_lock(folder: str | Path) -> dict:
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
         raise ValueError(f"lock file {path} is not valid ({err}); fix or delete it") from err
     return archives
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path, log: Callable[[str], None]):
+    """Hold an exclusive lock on `folder`'s downloads: parallel jobs (a workflow fetching several sets
+    or checkpoints at once) take turns instead of writing one `.part` file or the lock file together."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".suite-fetch.flock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for another fetch into {folder} to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _pinned(folder: Path, filename: str) -> str | None:
@@ -325,8 +344,13 @@ def fetch(name: str, root: str | Path, parts: list[str] | None = None, url: str 
     root = Path(root)
     if root.exists() and not root.is_dir():
         raise ValueError(f"data root {root} is not a folder")
-    root.mkdir(parents=True, exist_ok=True)
-    protected = (_lock_path(root), root / "downloads", root / ".suite-data")
+    with _folder_lock(root, log):
+        return _fetch_locked(name, source, chosen, root, url, mirror, timeout, remove_archives, log)
+
+
+def _fetch_locked(name: str, source: Source, chosen: list[str], root: Path, url: str | None, mirror: str | None,
+                  timeout: float, remove_archives: bool, log: Callable[[str], None]) -> list[dict]:
+    protected = (_lock_path(root), root / "downloads", root / ".suite-data", root / ".suite-fetch.flock")
     records = []
     for part in chosen:
         archive = source.parts[part]
@@ -432,6 +456,13 @@ def fetch_file(url: str | None, out: str | Path, sha256: str | None = None, time
     folder = out.parent
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"cannot write {out}: {folder} is not a folder")
+    with _folder_lock(folder, log):
+        return _fetch_file_locked(url, out, sha256, timeout, log)
+
+
+def _fetch_file_locked(url: str | None, out: Path, sha256: str | None, timeout: float,
+                       log: Callable[[str], None]) -> dict:
+    folder = out.parent
     pinned = _pinned(folder, out.name)
     if sha256 and pinned and sha256 != pinned:
         raise ChecksumError(f"--sha256 {sha256} for {out} contradicts {_lock_path(folder)}, which pins {pinned}; "
