@@ -20,6 +20,7 @@ COMMANDS = {
     "profile": "profile training/inference steps: one setting (run) or a grid (sweep)",
     "bench": "micro-benchmarks: attention layers, image resizing",
     "report": "tables, figures and REPORT.md from a results folder",
+    "doctor": "what this machine will do: versions, devices, attention backends, lock, disk",
 }
 MESSAGE_LIMIT = 2000
 
