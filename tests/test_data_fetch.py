@@ -376,8 +376,9 @@ def _absurd_size_tar() -> bytes:
 
 
 def _bad_crc_zip() -> bytes:
-    data = bytearray(_zip({"DIV2K_valid_HR/0801.png": _png_bytes(1)}))
-    data[40] ^= 0xFF  # a byte inside the stored member data
+    name = "DIV2K_valid_HR/0801.png"
+    data = bytearray(_zip({name: _png_bytes(1)}))
+    data[30 + len(name) + 10] ^= 0xFF  # a byte of the stored member data, after its 30-byte local header
     return bytes(data)
 
 
@@ -401,6 +402,8 @@ def test_damaged_archives_are_one_line_errors_naming_the_file(tmp_path, capsys, 
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]  # progress lines come first
     assert err.startswith("suite data: error: ")
+    if kind == "bad-crc":
+        assert "Bad CRC-32" in err
     assert str(tmp_path / "downloads" / name) in err
     assert _lock(tmp_path) == {}
     assert not (tmp_path / "benchmark").exists() and not (tmp_path / "DIV2K").exists()

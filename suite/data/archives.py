@@ -65,8 +65,7 @@ def _member(source: str, is_dir: bool, size: int) -> Member:
 def _describe_start(head: bytes) -> str:
     if not head:
         return "it is empty"
-    text = head.lstrip()[:64].lower()
-    if text.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body", b"<")):
+    if head.lstrip().startswith(b"<"):  # <!DOCTYPE html>, <html>, <?xml ...>
         return "it starts like an HTML page: the server probably sent a web page (error or login page), not the file"
     return f"it starts with {head[:16]!r}"
 
