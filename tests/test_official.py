@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from suite.files import file_sha256
 from suite.models import build_model
 from suite.models.official import (
     ReleasedCheckpointError,
@@ -163,8 +164,11 @@ def to_official_key(key: str, n_blocks: int, n_layers: int) -> str:
 
 
 def official_shape(key: str, value: torch.Tensor) -> torch.Tensor:
-    if key.endswith("rib.mlp.0.weight"):
-        return value.t().contiguous()
+    if key.endswith("rib.mlp.0.weight"):  # the inverse of the converter's reorder
+        order = [fourier_labels_official(10).index(label) for label in fourier_labels_ours(10)]
+        official = torch.empty(value.shape[1], value.shape[0])
+        official[order] = value.t()
+        return official
     if key.endswith("rib.mlp.0.bias"):
         return value[None]
     if key.endswith(("rib.to_q.weight", "rib.to_k.weight")):
@@ -172,3 +176,27 @@ def official_shape(key: str, value: torch.Tensor) -> torch.Tensor:
     if value.dim() == 2:
         return value[:, :, None, None]
     return value
+
+
+def test_suite_convert_writes_a_suite_checkpoint(tmp_path):
+    from suite.checkpoint import load_checkpoint
+    from suite.cli import main
+    from suite.cli.convert import OFFICIAL_PRESETS
+    from suite.models import OFFICIAL_NAMES
+
+    assert OFFICIAL_PRESETS == tuple(OFFICIAL_NAMES)
+    model = build_model("light", "rib", 3)
+    n_blocks, n_layers = len(model.blocks), len(model.blocks[0].layers)
+    official = {to_official_key(key, n_blocks, n_layers): official_shape(key, value)
+                for key, value in model.state_dict().items()}
+    source = tmp_path / "SSTlight_DFLIP_X3.pth"
+    torch.save({"params_ema": official, "params": official}, source)
+    out = tmp_path / "converted.pt"
+    assert main(["convert", str(source), "--preset", "light", "--scale", "3", "--out", str(out)]) == 0
+    saved = load_checkpoint(out)
+    assert saved["model_config"] == model.config and "ema" in saved and "model" not in saved
+    for key, value in model.state_dict().items():
+        assert torch.equal(saved["ema"][key], value), key
+    assert saved["provenance"]["converted_from"]["source_sha256"] == file_sha256(source)
+    assert main(["convert", str(source), "--preset", "light", "--scale", "3", "--out", str(out)]) == 2  # exists
+    assert main(["convert", str(source), "--preset", "base", "--scale", "3", "--out", str(tmp_path / "b.pt")]) == 2

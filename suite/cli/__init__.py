@@ -17,6 +17,7 @@ COMMANDS = {
     "data": "datasets: fetch, single files, mini benchmark",
     "train": "train a model from a YAML recipe (checkpoints, exact resume, DDP via torchrun)",
     "eval": "PSNR/SSIM of an upscaler (classical, suite or released checkpoint) on a dataset",
+    "convert": "convert a released official checkpoint (BasicSR .pth) into a suite checkpoint",
     "profile": "profile training/inference steps: one setting (run) or a grid (sweep)",
     "bench": "micro-benchmarks: attention layers, image resizing",
     "report": "tables, figures and REPORT.md from a results folder",

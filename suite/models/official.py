@@ -25,7 +25,8 @@ from suite.models.network import SRTransformer
 from suite.models.presets import OFFICIAL_NAMES, build_model
 
 OFFICIAL_REPOSITORY = "https://github.com/dslisleedh/SST"
-PARAM_KEYS = ("params_ema", "params")  # BasicSR: the EMA weights are the ones to evaluate
+PARAM_KEYS = ("params_ema", "params")
+LISTED = 12  # keys listed per kind of mismatch; the count says how many there are  # BasicSR: the EMA weights are the ones to evaluate
 
 
 class ReleasedCheckpointError(ValueError):
@@ -153,7 +154,7 @@ def convert_basicsr_state(state_dict: dict[str, torch.Tensor], model: SRTransfor
         converted[ours] = tensor.to(target[ours].dtype)
     missing = [f"{key} {tuple(value.shape)}" for key, value in target.items() if key not in addressed]
     if missing or unexpected or misshaped:
-        parts = [f"{label} ({len(items)}): {', '.join(items)}"
+        parts = [f"{label} ({len(items)}): {', '.join(items[:LISTED])}" + (" ..." if len(items) > LISTED else "")
                  for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
                  if items]
         raise ReleasedCheckpointError("the official weights do not fit the network: " + "; ".join(parts))
