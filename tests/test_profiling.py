@@ -1,5 +1,6 @@
 """suite.profiling: analytic FLOPs, kernel attribution on real CPU traces, the row schema, OOM and
-flex-failure rows, sweeps in process and in workers, config errors. Tiny shapes throughout."""
+flex-failure rows, sweeps in process and in workers, re-run rules, config errors, the one attention
+benchmark. Tiny shapes throughout; nothing here asserts a timing."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from suite.cli import main
 from suite.models import build_model
 from suite.models import attention as attention_module
 from suite.profiling import kernels, measure as measure_module, tables
-from suite.profiling.attention_bench import AttentionSpec, bench
+from suite.profiling.attention import AttentionSpec, bench
 from suite.profiling.flops import forward_flops, step_flops
 from suite.profiling.measure import PointSpec, measure
 from suite.profiling.sweep import invocation, load_config, resolve_out, run_sweep
@@ -34,7 +35,7 @@ def small_spec(**fields) -> PointSpec:
 
 def write_config(path: Path, **fields) -> Path:
     config = {
-        "preset": "tiny", "overrides": SMALL, "device": "cpu", "dtype": "float32", "threads": 1,
+        "preset": "tiny", "overrides": SMALL, "device": "cpu", "precision": "fp32", "threads": 1,
         "isolation": "none", "profiler": {"warmup": 1, "active": 1},
         "phases": {"train": {"batch": 1, "warmup": 1, "steps": 1}},
         "variants": [{"bias": "rpb", "backend": "sdpa"}, {"bias": "rib"}],
@@ -110,9 +111,9 @@ def test_kernel_names_of_gpu_backends():
 # --- single setting: CLI, schema, upsert -----------------------------------------------------------
 
 def run_cli(tmp_path: Path, *extra: str) -> int:
-    args = ["profile", "--preset", "tiny", "--window", "8", "--patch", "16", "--batch", "1", "--device", "cpu",
+    args = ["profile", "run", "--preset", "tiny", "--window", "8", "--patch", "16", "--batch", "1", "--device", "cpu",
             "--warmup", "1", "--steps", "2", "--profile-active", "1", "--threads", "1",
-            "--override", "dim=16", "--override", "n_blocks=1", "--override", "ranks=[4,4]", "--out", str(tmp_path)]
+            "--out", str(tmp_path), "--override", "dim=16", "n_blocks=1", "ranks=[4,4]"]
     return main(args + list(extra))
 
 
@@ -141,7 +142,9 @@ def test_profile_command_writes_schema_rows_and_traces(tmp_path):
         assert isinstance(row["top_ops"], list) and row["top_ops"][0]["self_ms_per_iter"] > 0
         assert row["torch_version"] == torch.__version__ and row["device"] == "cpu" and row["threads"] == 1
         assert row["command"] == invocation()  # this process's command line
-        assert row["point_command"].startswith("suite profile --preset tiny --bias " + row["bias"])
+        assert row["point_command"].startswith("suite profile run --preset tiny --bias " + row["bias"])
+        assert row["precision"] == "fp32" and row["compile"] is False
+        assert row["memory_method"].endswith("(fresh process per point)")  # a worker process
         run_dir = tmp_path / "traces" / row["name"]
         assert row["trace_files"] == [p.name for p in kernels.trace_files(run_dir)] and len(row["trace_files"]) == 1
     rib = rows["rib-train-w8-p16-b1-sdpa-fp32-tiny"]
@@ -156,9 +159,11 @@ def test_profile_command_rejects_bad_input(tmp_path, capsys):
     assert run_cli(tmp_path, "--bias", "rpb", "--backend", "flash", "--phase", "train") == 2
     assert "bias 'rpb' with backend 'flash' is invalid" in capsys.readouterr().err
     assert run_cli(tmp_path, "--bias", "rib", "--phase", "train", "--override", "window_sizes=[8,8]") == 2
-    assert "--window sets the window of every layer" in capsys.readouterr().err
-    assert main(["profile", "--preset", "tiny", "--bias", "rib"]) == 2
-    assert "missing --phase, --window, --out" in capsys.readouterr().err
+    assert "sets the window of every layer" in capsys.readouterr().err
+    assert run_cli(tmp_path, "--bias", "rib", "--phase", "train", "--precision", "fp16") == 2
+    assert "precision = 'fp16' must be one of fp32, autocast-bf16, attention-bf16" in capsys.readouterr().err
+    assert run_cli(tmp_path, "--bias", "rib", "--phase", "train", "--time-limit", "0") == 2
+    assert "--time-limit must be positive" in capsys.readouterr().err
     assert not (tmp_path / "profile.csv").exists()
 
 
@@ -185,19 +190,19 @@ def test_injected_oom_gives_oom_row_and_sweep_goes_on(tmp_path, monkeypatch):
     assert oom.get("ms_median") is None
     # Every other point of the sweep, before and after the failing one, ran.
     assert [row["status"] for name, row in rows.items() if name != oom["name"]] == ["ok"] * 3
-    speedup = {(r["window"], r["rpb_variant"]): r for r in tables.read_rows(tmp_path / "out" / "speedup.json")}
-    assert speedup[(16, "rpb-sdpa")]["rpb_status"] == "oom"
-    assert speedup[(16, "rpb-sdpa")]["speedup_rpb_over_rib"] is None
+    speedup = {r["window"]: r for r in tables.read_rows(tmp_path / "out" / "speedup.json")}
+    assert speedup[16]["rpb_status"] == "oom" and speedup[16]["rpb_variant"] == "rpb-sdpa"
+    assert speedup[16]["speedup_rpb_over_rib"] is None
     rpb_ms = rows["rpb-train-w8-p16-b1-sdpa-fp32-tiny"]["ms_median"]
     rib_ms = rows["rib-train-w8-p16-b1-sdpa-fp32-tiny"]["ms_median"]
-    assert speedup[(8, "rpb-sdpa")]["speedup_rpb_over_rib"] == round(rpb_ms / rib_ms, 3)
+    assert speedup[8]["speedup_rpb_over_rib"] == round(rpb_ms / rib_ms, 3)
     with open(tmp_path / "out" / "profile.csv", newline="") as handle:
         assert [r["status"] for r in csv.DictReader(handle)].count("oom") == 1
 
 
 def test_real_memory_cap_oom_in_worker_process(tmp_path):
     # A worker process under a 2 GiB data cap: RPB's (1, 2, 9216, 9216) bias and its logits at a
-    # 96x96 window cannot fit, the 8x8 window after it can. A second run keeps both rows.
+    # 96x96 window cannot fit, the 8x8 window after it can.
     config = write_config(
         tmp_path / "sweep.yaml", isolation="process", memory_cap_gb=2, overrides={"n_blocks": 1},
         variants=[{"bias": "rpb", "backend": "math"}], phases={"infer": {"batch": 1, "warmup": 0, "steps": 1}},
@@ -210,10 +215,6 @@ def test_real_memory_cap_oom_in_worker_process(tmp_path):
     assert "memory_cap_gb=2" in rows[0]["error"] and "can't allocate memory" in rows[0]["error"]
     assert rows[1]["memory_method"] == "VmHWM growth over RSS at the first step (fresh process per point)"
     assert (out / "logs" / f"{rows[0]['name']}.log").exists() and (out / "command.txt").exists()
-    lines = []
-    assert run_sweep(str(config), str(out), log=lines.append) == 0
-    assert sum("kept from an earlier run" in line for line in lines) == 2
-    assert tables.read_rows(out / "profile.json") == rows
 
 
 def test_flex_compile_failure_is_recorded_not_fatal(tmp_path, monkeypatch):
@@ -238,35 +239,18 @@ def test_attention_bench_rows():
                          warmup=1, steps=2, threads=1)
     rows = bench(spec)
     assert [(r["variant"], r["pass"]) for r in rows] == [
-        (v, p) for p in ("fwd", "fwd+bwd") for v in ("rpb-sdpa", "rpb-math", "rib", "none@D+R")]
+        (v, p) for p in ("fwd", "fwd+bwd") for v in ("rpb-sdpa", "rpb-math", "rib", "none", "none@D+R")]
     by = {(r["variant"], r["pass"]): r for r in rows}
     assert all(r["status"] == "ok" and r["n_windows"] == 4 and set(r) <= set(tables.ATTENTION_COLUMNS) for r in rows)
     assert by[("none@D+R", "fwd")]["kernel_head_dim"] == 16 == by[("rib", "fwd")]["kernel_head_dim"]
     assert by[("rpb-sdpa", "fwd")]["kernel_head_dim"] == 8
     assert by[("none@D+R", "fwd+bwd")]["ratio_to_none"] == 1.0
-    assert by[("rib", "fwd+bwd")]["ratio_to_none"] == round(
-        by[("rib", "fwd+bwd")]["ms_median"] / by[("none@D+R", "fwd+bwd")]["ms_median"], 4)
+    # Per-round ratios: their median lies between the extreme rounds' ratios.
+    rib, ref = by[("rib", "fwd+bwd")], by[("none@D+R", "fwd+bwd")]
+    assert rib["rounds"] == 2 and rib["ratio_to_none_iqr"] >= 0
+    assert rib["ms_min"] / ref["ms_max"] <= rib["ratio_to_none"] <= rib["ms_max"] / ref["ms_min"]
     assert by[("rib", "fwd+bwd")]["attention_kernels"] == ["cpu-flash"]
     assert by[("rpb-math", "fwd")]["attention_kernels"] == ["math"]
-
-
-def test_speedup_rows_pick_fastest_rpb_and_leave_failed_points_empty():
-    def row(variant, ms, status="ok", mem=10.0, window=32):
-        return {"window": window, "patch": 64, "phase": "train", "variant": variant, "status": status,
-                "ms_median": ms, "peak_mem_mb": mem, "attention_kernels": []}
-
-    rows = [row("rpb-sdpa", 10.0, mem=50.0), row("rpb-flex", 6.0), row("rib", 3.0, mem=5.0), row("none", 2.0),
-            row("rpb-sdpa", None, "oom", window=96), row("rpb-flex", None, "fallback", window=96),
-            row("rib", 8.0, window=96)]
-    table = {(r["window"], r["rpb_variant"]): r for r in tables.speedup_rows(rows)}
-    assert table[(32, "rpb-sdpa")]["speedup_rpb_over_rib"] == 3.333
-    assert table[(32, "rpb-sdpa")]["mem_rpb_over_rib"] == 10.0
-    assert table[(32, "rpb-flex")]["speedup_rpb_over_rib"] == 2.0
-    assert table[(32, "rpb-best (rpb-flex)")]["speedup_rpb_over_rib"] == 2.0
-    assert table[(32, "rpb-sdpa")]["rib_over_none"] == 1.5
-    assert table[(96, "rpb-sdpa")]["rpb_status"] == "oom" and table[(96, "rpb-sdpa")]["speedup_rpb_over_rib"] is None
-    assert table[(96, "rpb-flex")]["speedup_rpb_over_rib"] is None
-    assert not any(key[0] == 96 and key[1].startswith("rpb-best") for key in table)  # no RPB variant ran there
 
 
 # --- configs --------------------------------------------------------------------------------------
@@ -281,12 +265,20 @@ def test_builtin_configs_expand_to_their_points():
             "rib-train-w32-p64-b2-sdpa-fp32-tiny"} <= set(names)
     gpu = load_config("gpu")
     names = [t.name for t in gpu.tasks]
-    assert gpu.raw["dtype"] == "bfloat16" and gpu.raw["preset"] == "base"
-    assert {"rpb-train-w64-p64-b8-sdpa-bf16-base", "rpb-train-w64-p64-b8-flex-bf16-base",
-            "rib-train-w64-p64-b8-flash-bf16-base", "none-infer-w96-p256-b1-flash-bf16-base"} <= set(names)
+    assert gpu.raw["precision"] == "attention-bf16" and gpu.raw["preset"] == "base"
+    assert {"rpb-train-w64-p64-b8-sdpa-attention-bf16-base", "rpb-train-w64-p64-b8-flex-attention-bf16-base",
+            "rib-train-w64-p64-b8-flash-attention-bf16-base",
+            "none-infer-w96-p256-b1-flash-attention-bf16-base"} <= set(names)
+    # The paper's setting: RPB at windows 32 and 64 only; RIB and none on flash at 32, 64 and 96.
+    profile = [t.spec for t in gpu.tasks if t.kind == "profile"]
+    assert {s["window"] for s in profile if s["bias"] == "rpb"} == {32, 64}
+    assert {s["window"] for s in profile if s["bias"] in ("rib", "none")} == {32, 64, 96}
+    assert {s["backend"] for s in profile if s["bias"] in ("rib", "none")} == {"flash"}
+    assert {s["phase"] for s in profile} == {"train", "infer"}
     attention = [t for t in gpu.tasks if t.kind == "attention"]
     assert [t.spec["window"] for t in attention] == [32, 64, 96]
     assert attention[0].spec["rpb_backends"] == ["sdpa", "flex"] and attention[0].spec["ranks"] == [18, 34]
+    assert attention[2].spec["rpb_backends"] == []
     assert attention[0].spec["head_dim"] == 30
 
 
@@ -318,38 +310,84 @@ def test_unknown_config_and_gpu_placeholder_fail_clearly(tmp_path):
 
 
 def test_resume_measures_again_when_settings_change(tmp_path):
-    config = write_config(tmp_path / "sweep.yaml", variants=[{"bias": "none"}])
+    config = write_config(tmp_path / "sweep.yaml", variants=[{"bias": "none"}], time_budget_s=0,
+                          points=[{"window": 8, "patch": 16}, {"window": 16, "patch": 16}])
     out = tmp_path / "out"
-    assert run_sweep(str(config), str(out), log=lambda line: None) == 0
+    assert run_sweep(str(config), str(out), log=lambda line: None) == 1  # budget 0: one task per run
     first = tables.read_rows(out / "profile.json")
-    write_config(tmp_path / "sweep.yaml", variants=[{"bias": "none"}], seed=1)
+    write_config(tmp_path / "sweep.yaml", variants=[{"bias": "none"}], seed=1,
+                 points=[{"window": 8, "patch": 16}, {"window": 16, "patch": 16}])
     lines = []
-    assert run_sweep(str(config), str(out), log=lines.append) == 0
+    assert run_sweep(str(config), str(out), resume=True, log=lines.append) == 0
     assert not any("kept from an earlier run" in line for line in lines)
     second = tables.read_rows(out / "profile.json")
-    assert [r["seed"] for r in first] == [0] and [r["seed"] for r in second] == [1]
+    assert [r["seed"] for r in first] == [0] and [r["seed"] for r in second] == [1, 1]
 
 
-def test_module_entry_point_time_budget_and_resume(tmp_path):
-    # `python -m suite.profiling` (the GPU machines' entry: no `suite.cli`, so none of its dependencies)
-    # stops after its time budget with exit code 3, and the same command finishes the sweep. A budget
-    # of 0 runs one new task per invocation.
+def test_rerun_rules_resume_unfinished_recompute_finished(tmp_path, capsys):
+    # A killed or time-boxed sweep continues (`--resume`); a finished one asked again (Snakemake's forced
+    # re-run) is measured again, its old results moved aside; without a flag an earlier sweep is an error.
     config = write_config(tmp_path / "sweep.yaml", variants=[{"bias": "rib"}, {"bias": "none"}], time_budget_s=0)
     out = tmp_path / "out"
-    script = (
-        "import runpy, sys\n"
-        f"sys.argv = ['python -m suite.profiling', 'sweep', '--config', {str(config)!r}, '--out', {str(out)!r}]\n"
-        "try:\n    runpy.run_module('suite.profiling', run_name='__main__')\n"
-        "except SystemExit as done:\n    code = done.code\n"
-        "print('suite.cli imported:', 'suite.cli' in sys.modules)\nsys.exit(code)\n"
-    )
-    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert first.returncode == 3, first.stderr[-2000:]
-    assert "1 task(s) left" in first.stdout and "suite.cli imported: False" in first.stdout
+    args = ["profile", "sweep", "--config", str(config), "--out", str(out)]
+    assert main(args) == 3  # one task done, one left
+    assert "1 task(s) left" in capsys.readouterr().err
     assert [row["variant"] for row in tables.read_rows(out / "profile.json")] == ["rib"]
-    second = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert second.returncode == 0, second.stderr[-2000:]
-    assert "kept from an earlier run" in second.stdout
-    assert [row["variant"] for row in tables.read_rows(out / "profile.json")] == ["rib", "none"]
+    assert main(args) == 2
+    assert f"{out} holds an incomplete sweep; pass --resume" in capsys.readouterr().err
+    first = tables.read_rows(out / "profile.json")[0]
+    assert main(args + ["--resume"]) == 0
+    assert "kept from an earlier run" in capsys.readouterr().out
+    rows = tables.read_rows(out / "profile.json")
+    assert [row["variant"] for row in rows] == ["rib", "none"] and rows[0] == first
     invocations = json.loads((out / "sweep.json").read_text())["invocations"]
     assert [run["tasks_left"] for run in invocations] == [1, 0]
+    # Snakemake deletes the outputs of a forced job before running it; the finished sweep is measured again.
+    for name in ("profile.csv", "profile.json", "speedup.csv", "attention.csv"):
+        (out / name).unlink(missing_ok=True)
+    assert main(args + ["--resume"]) == 3  # budget 0 again: the recomputation starts over, one task
+    output = capsys.readouterr().out
+    assert "had finished; measuring again" in output and "kept from an earlier run" not in output
+    [aside] = list((out / "replaced").iterdir())
+    assert (aside / "sweep.json").exists() and len(list((aside / "points").glob("*.json"))) == 2
+    assert [row["variant"] for row in tables.read_rows(out / "profile.json")] == ["rib"]
+    # A sweep killed mid-way (no `finished` in its last invocation) continues.
+    record = json.loads((out / "sweep.json").read_text())
+    del record["invocations"][-1]["finished"]
+    (out / "sweep.json").write_text(json.dumps(record))
+    assert main(args + ["--resume"]) == 0
+    assert "continuing the interrupted sweep" in capsys.readouterr().out
+    assert main(args + ["--fresh"]) == 3
+    assert not (out / "points" / f"{rows[1]['name']}.json").exists()
+
+
+def test_dry_run_lists_points_and_budget_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["profile", "sweep", "--config", "gpu", "--out", str(out), "--dry-run"]) == 0
+    plan = capsys.readouterr().out
+    assert "23 tasks on cuda, preset base, precision attention-bf16" in plan
+    assert "train window  96 patch  96 batch  8 rib  backend flash" in plan
+    assert "window  96 patch  96 batch  8 rpb" not in plan
+    assert "time limit per task: 150 s; budget: no new task starts after 240 s" in plan
+    assert not out.exists()
+
+
+def test_cli_modules_import_no_torch():
+    code = ("import sys; import suite.cli.profile, suite.cli.bench; from suite.cli import build_parser; "
+            "build_parser(); print(sorted(m for m in ('torch', 'numpy', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "torch" not in out.stdout
+
+
+def test_compiled_and_eager_outputs_agree():
+    # `compile: true` runs the same network: same outputs to float32 tolerance (tiny network, CPU).
+    spec = small_spec(phase="infer", compile=True)
+    torch.manual_seed(0)
+    model = build_model(**spec.model_config()).eval()
+    lr = torch.rand(1, 3, 16, 16)
+    with torch.inference_mode():
+        eager = model(lr)
+        compiled = torch.compile(model)(lr)
+    assert torch.allclose(eager, compiled, atol=1e-5, rtol=1e-5), (eager - compiled).abs().max()
+    assert spec.name.endswith("-fp32-compiled-tiny") and "--compile" in spec.command()

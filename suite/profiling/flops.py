@@ -4,7 +4,7 @@ Counts what `torch.utils.flop_counter` counts (matrix products and convolutions,
 multiply-add, no bias adds, no element-wise work) so the two agree exactly on the forward pass.
 A training step is counted as 3x the forward (the backward pass as twice the forward), the usual
 approximation. Attention is counted per window as `2 N^2 d` for `q k^T` plus `2 N^2 d` for the
-product with `v`, with `d = D` for RPB / none and the padded `D + R` for RIB (the kernel's head dim).
+product with `v`, with `d` the kernel's head dim: D (RPB, none) or D + R (RIB), padded to a multiple of 8.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ def window_shape(bias: str, window: int, height: int, width: int) -> tuple[int, 
 
 
 def attention_head_dim(bias: str, head_dim: int, rank: int) -> int:
-    """Head dim the attention kernel sees: D, or D + R padded to a multiple of 8 for RIB."""
-    return ceil_to(head_dim + rank, PAD_MULTIPLE) if bias == "rib" else head_dim
+    """Head dim the attention kernel sees: D + R (RIB) or D, padded to a multiple of 8 (every variant
+    projects straight into that layout)."""
+    return ceil_to(head_dim + (rank if bias == "rib" else 0), PAD_MULTIPLE)
 
 
 def attention_flops(n_windows: int, heads: int, tokens: int, kernel_head_dim: int) -> int:
@@ -54,8 +55,9 @@ def forward_flops(config: dict[str, Any], batch: int, height: int, width: int) -
             n_windows = batch * (padded_h // win_h) * (padded_w // win_w)
             n = win_h * win_w
             total += 2 * tokens * dim * 9 + 2 * tokens * dim * dim  # gate: depthwise 3x3, pointwise
-            total += 2 * tokens * dim * 3 * dim  # qkv
-            total += attention_flops(n_windows, heads, n, attention_head_dim(bias, head_dim, rank))
+            kernel_dim = attention_head_dim(bias, head_dim, rank)
+            total += 2 * tokens_padded(batch, height, width, win_h, win_w) * dim * 3 * heads * kernel_dim  # qkv
+            total += attention_flops(n_windows, heads, n, kernel_dim)
             if bias == "rib":  # MLP of the Fourier features, once per forward per layer
                 total += 2 * n * fourier_inputs * config["mlp_hidden"] + 2 * 2 * n * config["mlp_hidden"] * heads * rank
             total += 2 * tokens * dim * dim  # output projection
@@ -63,6 +65,11 @@ def forward_flops(config: dict[str, Any], batch: int, height: int, width: int) -
         total += 2 * tokens * dim * dim * 9  # block conv 3x3
     total += 2 * tokens * dim * 3 * scale * scale * 9  # to_pixels conv 3x3
     return total
+
+
+def tokens_padded(batch: int, height: int, width: int, win_h: int, win_w: int) -> int:
+    """Tokens the qkv projection sees: the map is padded to whole windows before it."""
+    return batch * ceil_to(height, win_h) * ceil_to(width, win_w)
 
 
 def step_flops(config: dict[str, Any], phase: str, batch: int, patch: int) -> int:

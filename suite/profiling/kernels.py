@@ -34,28 +34,45 @@ OPERATOR_FAMILIES: tuple[tuple[str, str], ...] = (
     ("aten::_safe_softmax", "math"),
 )
 
-# Substrings of CUDA kernel names, checked in order: cuDNN's SDPA kernels also contain "flash".
+# Substrings of CUDA kernel names, checked in order (names as the profiler records them):
+# - cuDNN fused attention (SDPA's CUDNN_ATTENTION): `cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_...`,
+#   `..._flash_bprop_...`; they contain "flash", so cuDNN is tested first;
+# - FlexAttention (Inductor's Triton template): `triton_tem_fused_flex_attention_0`,
+#   `triton_tem_fused_flex_attention_backward_2`, `triton_per_fused_flex_attention_backward_0`;
+# - FlashAttention-2 vendored in PyTorch (SDPA's FLASH_ATTENTION): `pytorch_flash::flash_fwd_kernel<...>`,
+#   `pytorch_flash::flash_bwd_dq_dk_dv_loop_seqk_parallel_kernel<...>`;
+# - the flash-attn package: FA2 `flash::flash_fwd_kernel<...>` (older builds `flash_fwd_kernel<...>` without the
+#   namespace), `flash_bwd_dot_do_o_kernel`, `flash_bwd_convert_dq_kernel`; FA3 (Hopper)
+#   `cutlass::device_kernel<flash::enable_sm90_or_later<flash::FlashAttnFwdSm90<...>>>` and `flash::FlashAttnBwdSm90`;
+#   FA4 (CuTe DSL) `kernel_cutlass_kernel_flash_attncuteflash_fwd_sm100FlashAttentionForwardSm100_...`;
+# - memory-efficient attention (SDPA's EFFICIENT_ATTENTION, xFormers' cutlass kernels):
+#   `fmha_cutlassF_bf16_aligned_64x128_rf_sm80(...)` (forward), `fmha_cutlassB_...` (backward).
 KERNEL_FAMILIES: tuple[tuple[str, str], ...] = (
     ("cudnn", "cudnn"),
     ("flex_attention", "flex"),
-    ("pytorch_flash", "flash"),  # FlashAttention-2 vendored in PyTorch
-    ("flash::", "flash"),  # the flash-attn package's kernels (FA2, FA3, FA4)
+    ("pytorch_flash::", "flash"),
+    ("flash::", "flash"),
+    ("flashattn", "flash"),
     ("flash_fwd", "flash"),
     ("flash_bwd", "flash"),
-    ("fmha_cutlass", "efficient"),  # fmha_cutlassF (forward) / fmha_cutlassB (backward)
+    ("fmha_cutlass", "efficient"),
 )
 
+# What each bias may run on CUDA (SPEC 3): RPB adds an N x N bias, which flash kernels cannot; RIB and
+# `none` on the `flash` backend run FlashAttention (the package, or SDPA's flash or cuDNN kernel).
+FLASH_FAMILIES = ("flash", "cudnn")
 
-def operator_family(name: str) -> str | None:
+
+def operator_family(name: str, compiled_model: bool = False) -> str | None:
     """Family of one profiler operator name, or None when it is no attention kernel."""
     for prefix, family in OPERATOR_FAMILIES:
         if name == prefix or name.startswith(prefix + "_backward"):
             return family
     if "flex_attention" in name:
         return "flex"
-    if "CompiledFxGraph" in name:
-        # A torch.compile region; the suite compiles nothing but FlexAttention (CPU kernels of a
-        # compiled graph carry no attention name, CUDA ones do: triton_tem_fused_flex_attention_*).
+    if "CompiledFxGraph" in name and not compiled_model:
+        # A torch.compile region in an uncompiled model is FlexAttention's (its CPU kernels carry no
+        # attention name; CUDA ones do). In a compiled model every region is one: no evidence.
         return "flex"
     return None
 
@@ -69,12 +86,12 @@ def kernel_family(name: str) -> str | None:
     return None
 
 
-def attribute(operators: Iterable[str], kernels: Iterable[str] = ()) -> dict[str, list[str]]:
+def attribute(operators: Iterable[str], kernels: Iterable[str] = (), compiled_model: bool = False) -> dict[str, list[str]]:
     """Families seen and the names that gave them away: {"families": [...], "names": [...]} (sorted)."""
     families: set[str] = set()
     evidence: set[str] = set()
     for name in operators:
-        family = operator_family(name)
+        family = operator_family(name, compiled_model)
         if family:
             families.add(family)
             evidence.add(name)
@@ -107,7 +124,7 @@ def trace_files(run_dir: Path) -> list[Path]:
     return sorted(p for p in run_dir.iterdir() if p.name.endswith((".pt.trace.json", ".pt.trace.json.gz")))
 
 
-def attribute_run(run_dir: Path) -> dict[str, list[str]]:
+def attribute_run(run_dir: Path, compiled_model: bool = False) -> dict[str, list[str]]:
     """Attention kernel families in every trace file of a run directory."""
     operators: set[str] = set()
     kernels: set[str] = set()
@@ -115,4 +132,17 @@ def attribute_run(run_dir: Path) -> dict[str, list[str]]:
         ops, kerns = read_trace_names(path)
         operators |= ops
         kernels |= kerns
-    return attribute(operators, kernels)
+    return attribute(operators, kernels, compiled_model)
+
+
+def kernel_violation(bias: str, backend: str, device: str, families: Iterable[str]) -> str | None:
+    """Why a CUDA row's kernels contradict its bias and backend, or None: RPB must never run a flash
+    kernel, and RIB / none on the `flash` backend must run one."""
+    if not str(device).startswith("cuda"):
+        return None
+    found = set(families)
+    if bias == "rpb" and "flash" in found:
+        return "RPB ran a flash kernel, which cannot add its bias: the attribution or the model is wrong"
+    if bias in ("rib", "none") and backend == "flash" and not found & set(FLASH_FAMILIES):
+        return f"{bias} on backend flash ran {', '.join(sorted(found)) or 'no attention kernel'}, not a flash kernel"
+    return None

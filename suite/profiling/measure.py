@@ -1,5 +1,5 @@
-"""Measure one setting: warm-up, timed steps (CUDA-synchronised), peak memory, then a short
-`torch.profiler` run on a schedule whose trace `tensorboard_trace_handler` writes to
+"""Measure one setting: timed steps on `suite.profiling.timing` (warm-up, device sync, median/IQR),
+peak memory, then a short `torch.profiler` run whose trace `tensorboard_trace_handler` writes to
 `<traces>/<name>/`, read back for the attention kernel family and the top operators.
 
 Timing runs without the profiler attached, so its overhead is not in `ms_median`; memory is measured
@@ -8,40 +8,36 @@ over the warm-up and timed steps (see `suite.profiling.memory`).
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 import platform
 import shlex
 import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.profiler import ProfilerActivity, profile, schedule, tensorboard_trace_handler
 
-from suite.env import device_name
-from suite.models import PRESETS, build_model, count_parameters, resolve_backend
-from suite.profiling import kernels
+from suite.env import device_name, run_record
+from suite.models import build_model, count_parameters, resolve_backend
+from suite.models.presets import resolve_model_config
+from suite.profiling import kernels, timing
 from suite.profiling.flops import step_flops
 from suite.profiling.memory import PeakMemory
+from suite.profiling.precision import check_precision, compute_dtype, precision_scope
 
 PHASES = ("train", "infer")
-DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
-DTYPE_TAGS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 TOP_OPS = 8
-FLEX_FALLBACK_WARNING = "FlexAttention failed to compile"
 
 
 @dataclass
 class PointSpec:
-    """One profiled setting; `suite profile` flags map one to one onto these fields."""
+    """One profiled setting; `suite profile run` flags map one to one onto these fields."""
 
     preset: str
     bias: str
@@ -50,7 +46,8 @@ class PointSpec:
     patch: int
     batch: int
     backend: str = "auto"
-    dtype: str = "float32"
+    precision: str = "fp32"
+    compile: bool = False
     device: str = "cpu"
     scale: int = 2
     warmup: int = 3
@@ -62,76 +59,76 @@ class PointSpec:
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        if self.preset not in PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}; expected one of {', '.join(PRESETS)}")
+        """Raise ValueError naming the field; the model fields go through `resolve_model_config`."""
         if self.phase not in PHASES:
-            raise ValueError(f"unknown phase {self.phase!r}; expected one of {', '.join(PHASES)}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {self.dtype!r}; expected one of {', '.join(DTYPES)}")
+            raise ValueError(f"phase {self.phase!r} is not one of {', '.join(PHASES)}")
+        check_precision(self.precision)
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be true or false, got {self.compile!r}")
         for key in ("window", "patch", "batch", "scale", "steps", "profile_active"):
             value = getattr(self, key)
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")
         for key in ("warmup", "profile_warmup", "seed"):
             value = getattr(self, key)
-            if not isinstance(value, int) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{key} must be a non-negative integer, got {value!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ValueError(f"threads must be a positive integer, got {self.threads!r}")
         if "window_sizes" in self.overrides:
-            raise ValueError("window_sizes cannot be overridden: --window sets the window of every layer")
+            raise ValueError("window_sizes cannot be overridden: the point's window sets the window of every layer")
         if "backend" in self.overrides:
-            raise ValueError("backend cannot be overridden: use --backend")
-        torch.device(self.device)  # raises on a malformed device string
-        resolve_backend(self.bias, self.backend, torch.device(self.device))  # unknown bias/backend, invalid pair
+            raise ValueError("backend cannot be overridden: it is the point's own field")
+        try:
+            device = torch.device(self.device)
+        except RuntimeError as err:
+            raise ValueError(f"device {self.device!r} is not a torch device ({timing.first_line(str(err))})") from None
+        self.model_config()  # preset, bias, backend and overrides, validated in one place
+        resolve_backend(self.bias, self.backend, device)
+
+    def model_config(self) -> dict[str, Any]:
+        base = resolve_model_config(self.preset, self.bias, self.scale, self.overrides)
+        overrides = {**self.overrides, "window_sizes": [self.window] * len(base["ranks"]), "backend": self.backend}
+        return resolve_model_config(self.preset, self.bias, self.scale, overrides)
 
     @property
     def resolved_backend(self) -> str:
-        """The backend `auto` becomes for this bias, device, compute dtype and phase (as the model resolves it)."""
-        dtype = DTYPES[self.dtype] or torch.float32
-        return resolve_backend(self.bias, self.backend, torch.device(self.device), dtype, self.phase == "train")
+        """The backend `auto` becomes for this bias, device, precision and phase (as the model resolves it)."""
+        return resolve_backend(self.bias, self.backend, torch.device(self.device), compute_dtype(self.precision),
+                               self.phase == "train")
 
     @property
     def variant(self) -> str:
-        """`rib`, `none` or `rpb-<backend>`: the label of the speedup tables."""
+        """`rib`, `none` or `rpb-<backend>`: the label of a row (tables group by `bias`, not by this)."""
         return self.bias if self.backend == "auto" else f"{self.bias}-{self.backend}"
 
     @property
     def name(self) -> str:
         """Run name: the trace directory and the row key, e.g. `rib-train-w32-p64-b2-sdpa-fp32-tiny`."""
-        return (
-            f"{self.bias}-{self.phase}-w{self.window}-p{self.patch}-b{self.batch}-"
-            f"{self.resolved_backend}-{DTYPE_TAGS[self.dtype]}-{self.preset}"
-        )
+        compiled = "-compiled" if self.compile else ""
+        return (f"{self.bias}-{self.phase}-w{self.window}-p{self.patch}-b{self.batch}-"
+                f"{self.resolved_backend}-{self.precision}{compiled}-{self.preset}")
 
     def command(self, out_dir: str = "DIR") -> str:
-        """The `suite profile` command that measures this setting alone."""
+        """The `suite profile run` command that measures this setting alone."""
         args = [
-            "suite", "profile", "--preset", self.preset, "--bias", self.bias, "--phase", self.phase,
+            "suite", "profile", "run", "--preset", self.preset, "--bias", self.bias, "--phase", self.phase,
             "--window", str(self.window), "--patch", str(self.patch), "--batch", str(self.batch),
-            "--backend", self.backend, "--dtype", self.dtype, "--device", self.device, "--scale", str(self.scale),
-            "--warmup", str(self.warmup), "--steps", str(self.steps), "--profile-warmup", str(self.profile_warmup),
-            "--profile-active", str(self.profile_active), "--seed", str(self.seed),
+            "--backend", self.backend, "--precision", self.precision, "--device", self.device,
+            "--scale", str(self.scale), "--warmup", str(self.warmup), "--steps", str(self.steps),
+            "--profile-warmup", str(self.profile_warmup), "--profile-active", str(self.profile_active),
+            "--seed", str(self.seed),
         ]
+        if self.compile:
+            args.append("--compile")
         if self.threads is not None:
             args += ["--threads", str(self.threads)]
-        for key, value in self.overrides.items():
-            args += ["--override", f"{key}={value}"]
+        if self.overrides:
+            args += ["--override", *(f"{key}={value}" for key, value in self.overrides.items())]
         return shlex.join(args + ["--out", out_dir])
-
-    def model_overrides(self) -> dict[str, Any]:
-        ranks = self.overrides.get("ranks", PRESETS[self.preset]["ranks"])
-        return {**self.overrides, "window_sizes": (self.window,) * len(ranks), "backend": self.backend}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def is_out_of_memory(err: BaseException) -> bool:
-    """CUDA allocator OOM, or a CPU allocation refused (a memory cap, an exhausted machine)."""
-    if isinstance(err, (torch.cuda.OutOfMemoryError, MemoryError)):  # the CUDA class is torch.OutOfMemoryError
-        return True
-    return isinstance(err, RuntimeError) and "can't allocate memory" in str(err)
 
 
 def host_load() -> float | None:
@@ -147,45 +144,42 @@ def spec_columns(spec: PointSpec, command: str) -> dict[str, Any]:
         "name": spec.name, "status": "", "error": "", "preset": spec.preset, "variant": spec.variant,
         "bias": spec.bias, "backend": spec.backend, "backend_resolved": spec.resolved_backend,
         "phase": spec.phase, "window": spec.window, "patch": spec.patch, "batch": spec.batch,
-        "scale": spec.scale, "dtype": spec.dtype, "device": spec.device, "threads": spec.threads,
-        "warmup": spec.warmup, "steps": spec.steps, "seed": spec.seed,
+        "scale": spec.scale, "precision": spec.precision, "compile": spec.compile, "device": spec.device,
+        "threads": spec.threads, "warmup": spec.warmup, "steps": spec.steps, "seed": spec.seed,
         "overrides": ";".join(f"{k}={v}" for k, v in spec.overrides.items()),
+        "ms_median": None, "peak_mem_mb": None, "attention_kernels": [],
         "torch_version": torch.__version__, "cuda_version": torch.version.cuda or "",
         "python_version": platform.python_version(), "command": command, "point_command": spec.command(),
     }
 
 
 def describe(spec: PointSpec, command: str) -> dict[str, Any]:
-    """Identity columns plus what the running process knows: device name, threads, load, time."""
+    """Identity columns plus what the running process knows: device name, threads, commit, load, time."""
     row = spec_columns(spec, command)
+    record = run_record(spec.device)
+    commit = record.get("git_commit")
     row.update(
         device_name=device_name(torch.device(spec.device)), threads=torch.get_num_threads(),
-        host_load_1min=host_load(), timestamp=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        git_commit=f"{commit}{'-dirty' if record.get('git_dirty') else ''}" if commit else None,
+        host_load_1min=host_load(), timestamp=record.get("created_utc"),
     )
     return row
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def build_step(spec: PointSpec, device: torch.device) -> tuple[Callable[[], None], nn.Module]:
     """The iteration to time (a training step or an inference forward) and the model it runs."""
     torch.manual_seed(spec.seed)
-    model = build_model(spec.preset, spec.bias, spec.scale, **spec.model_overrides()).to(device)
+    model = build_model(**spec.model_config()).to(device)
+    scope = precision_scope(model, spec.precision, device)
+    network = torch.compile(model) if spec.compile else model
     lr = torch.rand(spec.batch, 3, spec.patch, spec.patch, device=device)  # (B, 3, p, p)
-    autocast_dtype = DTYPES[spec.dtype]
-
-    def autocast():
-        return torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
 
     if spec.phase == "infer":
         model.eval()
 
         def infer_step() -> None:
-            with torch.inference_mode(), autocast():
-                model(lr)
+            with torch.inference_mode(), scope():
+                network(lr)
 
         return infer_step, model
 
@@ -194,8 +188,8 @@ def build_step(spec: PointSpec, device: torch.device) -> tuple[Callable[[], None
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def train_step() -> None:
-        with autocast():
-            sr = model(lr)
+        with scope():
+            sr = network(lr)
         loss = F.l1_loss(sr.float(), hr)
         loss.backward()
         optimizer.step()
@@ -238,9 +232,9 @@ def run_profiler(step: Callable[[], None], spec: PointSpec, device: torch.device
     ) as prof:
         for _ in range(spec.profile_warmup + spec.profile_active):
             step()
-            synchronize(device)
+            timing.synchronize(device)
             prof.step()
-    found = kernels.attribute_run(run_dir)
+    found = kernels.attribute_run(run_dir, compiled_model=spec.compile)
     return {
         "attention_kernels": found["families"],
         "attention_ops": found["names"],
@@ -249,34 +243,11 @@ def run_profiler(step: Callable[[], None], spec: PointSpec, device: torch.device
     }
 
 
-def time_steps(step: Callable[[], None], spec: PointSpec, device: torch.device, memory: PeakMemory) -> dict[str, Any]:
-    memory.start()
-    for _ in range(spec.warmup):
-        step()
-    synchronize(device)
-    times_ms = []
-    for _ in range(spec.steps):
-        synchronize(device)
-        start = time.perf_counter()
-        step()
-        synchronize(device)
-        times_ms.append((time.perf_counter() - start) * 1000.0)
-    peak = memory.peak_mib()
-    p25, median, p75 = np.percentile(times_ms, [25, 50, 75])
-    return {
-        "ms_median": round(float(median), 3), "ms_iqr": round(float(p75 - p25), 3),
-        "ms_min": round(min(times_ms), 3), "ms_max": round(max(times_ms), 3),
-        "images_per_s": round(spec.batch * 1000.0 / float(median), 3),
-        "peak_mem_mb": round(peak, 1), "mem_baseline_mb": round(memory.baseline_mib(), 1),
-        "memory_method": memory.method,
-    }
-
-
 def measure(spec: PointSpec, trace_root: Path, process: str = "shared", command: str | None = None) -> dict[str, Any]:
-    """Profile one setting; returns its row. An out-of-memory error gives a row with status `oom`;
-    a FlexAttention compile failure (RPB fell back to SDPA) gives status `fallback`; other errors raise.
-    `process` says how fresh this process is for memory: "worker", "single" or "shared" (see memory.py).
-    """
+    """Profile one setting; returns its row. Status (the rules of suite.profiling.timing): `ok`; `oom`
+    (out of memory: no timings); `fallback` (RPB's FlexAttention fell back to SDPA: timed, but no ratio
+    uses it). Other errors raise. `process` says how fresh this process is for memory: "worker",
+    "single" or "shared" (see memory.py)."""
     spec.validate()
     device = torch.device(spec.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -285,41 +256,37 @@ def measure(spec: PointSpec, trace_root: Path, process: str = "shared", command:
         torch.set_num_threads(spec.threads)
     row = describe(spec, command if command is not None else shlex.join(sys.argv))
     run_dir = trace_root / spec.name
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            row.update(_measure(spec, device, run_dir, process))
-            row["status"] = "ok"
-        except Exception as err:  # noqa: BLE001 - only out-of-memory is handled here
-            if not is_out_of_memory(err):
-                raise
-            row["status"] = "oom"
-            row["error"] = f"{type(err).__name__}: {first_line(str(err))}"
-        finally:
-            gc.collect()
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-    fallbacks = [str(w.message) for w in caught if FLEX_FALLBACK_WARNING in str(w.message)]
-    if fallbacks and row["status"] == "ok":
-        row["status"] = "fallback"
-        row["error"] = first_line(fallbacks[0])
-    if row["status"] == "ok" or row["status"] == "fallback":
-        row["trace_dir"] = str(run_dir)
-    return row
-
-
-def _measure(spec: PointSpec, device: torch.device, run_dir: Path, process: str) -> dict[str, Any]:
-    step, model = build_step(spec, device)
-    result: dict[str, Any] = {"params": count_parameters(model)}
+    try:
+        step, model = build_step(spec, device)
+    except Exception as err:  # noqa: BLE001 - only out-of-memory is expected
+        if not timing.is_out_of_memory(err):
+            raise
+        row.update(status=timing.OOM, error=timing.reason(err))
+        timing.release(device)
+        return row
+    row["params"] = count_parameters(model)
     gflop = step_flops(model.config, spec.phase, spec.batch, spec.patch) / 1e9
     del model  # the step closure keeps what it needs
-    result.update(time_steps(step, spec, device, PeakMemory(device, process)))
-    result.update(run_profiler(step, spec, device, run_dir))
-    result["gflop_per_iter"] = round(gflop, 4)
-    result["tflops"] = round(gflop / result["ms_median"], 4) if result["ms_median"] > 0 else math.nan
-    return result
-
-
-def first_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[0][:500] if lines else ""
+    memory = PeakMemory(device, process)
+    memory.start()
+    times, status = timing.time_interleaved({spec.name: step}, device, spec.warmup, spec.steps)
+    row["status"], row["error"] = status[spec.name]
+    if spec.name not in times:  # out of memory (or unsupported): no timings, no trace
+        del step
+        timing.release(device)
+        return row
+    stats = timing.summarise(times[spec.name], digits=3)
+    stats.pop("rounds")
+    row.update(stats)
+    median = row["ms_median"]
+    row.update(
+        images_per_s=round(spec.batch * 1000.0 / median, 3) if median > 0 else math.nan,
+        peak_mem_mb=round(memory.peak_mib(), 1), mem_baseline_mb=round(memory.baseline_mib(), 1),
+        memory_method=memory.method,
+    )
+    row.update(run_profiler(step, spec, device, run_dir))
+    row.update(gflop_per_iter=round(gflop, 4), tflops=round(gflop / median, 4) if median > 0 else math.nan,
+               trace_dir=str(run_dir))
+    del step
+    timing.release(device)
+    return row

@@ -1,16 +1,19 @@
 """`suite profile sweep`: a grid of (window, patch) points x phases x bias variants from a YAML
 config, each point profiled in a fresh worker process (honest peak memory, crash isolation), an
-attention-only micro-benchmark per point, and the tables: `profile.{csv,json}`,
-`speedup.{csv,json}` (RPB time / RIB time) and `attention.{csv,json}`.
+attention-only benchmark per point (suite.profiling.attention), and the tables of
+suite.profiling.tables: `profile.{csv,json}`, `speedup.{csv,json}` and `attention.{csv,json}`.
 
 A point that runs out of memory is a row with status `oom` and the sweep goes on; a worker that
 dies or overruns `point_timeout_s` is a row with status `error` / `timeout`. Finished points are
-kept in `<out>/points/`, so a killed or time-boxed sweep resumes where it stopped when the same
-command is run again (`--fresh` starts over). Built-in configs: `cpu`, `gpu` (suite/profiling/configs).
+kept in `<out>/points/`. Re-running into a folder that holds a sweep needs a flag: `--resume`
+continues an unfinished sweep (killed, or stopped by its time budget) and recomputes a finished one
+(a forced re-run: the old points are moved to `<out>/replaced/<UTC time>/`); `--fresh` deletes the
+old sweep first. Sweep files live in one folder, suite/profiling/configs/; `--config NAME` names one.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import functools
 import json
 import os
@@ -26,25 +29,26 @@ from typing import Any, Callable
 
 import yaml
 
+from suite.env import run_record
 from suite.files import write_text_atomic
-from suite.models import PRESETS
-from suite.models.presets import DEFAULTS
+from suite.models.presets import ModelConfigError, resolve_model_config
 from suite.profiling import tables
-from suite.profiling.attention_bench import AttentionSpec
-from suite.profiling.measure import DTYPES, PHASES, PointSpec, spec_columns
+from suite.profiling.attention import AttentionSpec
+from suite.profiling.measure import PHASES, PointSpec, spec_columns
+from suite.profiling.precision import check_precision
 from suite.profiling.worker import run_task
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding `suite/`, for workers' PYTHONPATH
 
 TOP_KEYS = {
-    "preset", "overrides", "scale", "device", "dtype", "threads", "seed", "isolation", "memory_cap_gb",
+    "preset", "overrides", "scale", "device", "precision", "compile", "threads", "seed", "isolation", "memory_cap_gb",
     "point_timeout_s", "time_budget_s", "profiler", "phases", "variants", "points", "attention", "description",
 }
 PHASE_KEYS = {"batch", "patch", "warmup", "steps"}
 PROFILER_KEYS = {"warmup", "active"}
-VARIANT_KEYS = {"bias", "backend"}
-POINT_KEYS = {"window", "patch", "phases"}
+VARIANT_KEYS = {"bias", "backend", "compile"}
+POINT_KEYS = {"window", "patch", "phases", "biases"}
 ATTENTION_KEYS = {"batch", "warmup", "steps"}
 
 
@@ -104,11 +108,15 @@ def load_config(config: str) -> SweepConfig:
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML ({err})") from err
     where = str(path)
-    _check_keys(where, raw, TOP_KEYS, {"preset", "device", "dtype", "phases", "variants", "points"})
-    if raw["preset"] not in PRESETS:
-        raise ValueError(f"{where}: preset {raw['preset']!r} is not one of {', '.join(PRESETS)}")
-    if raw["dtype"] not in DTYPES:
-        raise ValueError(f"{where}: dtype {raw['dtype']!r} is not one of {', '.join(DTYPES)}")
+    _check_keys(where, raw, TOP_KEYS, {"preset", "device", "precision", "phases", "variants", "points"})
+    overrides = raw.get("overrides") or {}
+    try:
+        check_precision(raw["precision"])
+        model = resolve_model_config(raw["preset"], "rib", raw.get("scale", 2), overrides)
+    except ModelConfigError as err:
+        raise ValueError(f"{where}: {err}") from None
+    if not isinstance(raw.get("compile", False), bool):
+        raise ValueError(f"{where}: compile must be true or false, got {raw['compile']!r}")
     device = str(raw["device"])
     isolation = raw.get("isolation", "process")
     if isolation not in ("process", "none"):
@@ -138,15 +146,17 @@ def load_config(config: str) -> SweepConfig:
     variants = []
     for i, variant in enumerate(raw["variants"]):
         _check_keys(f"{where}: variants[{i}]", variant, VARIANT_KEYS, {"bias"})
-        variants.append((variant["bias"], variant.get("backend", "auto")))
+        compiled = variant.get("compile", raw.get("compile", False))
+        if not isinstance(compiled, bool):
+            raise ValueError(f"{where}: variants[{i}].compile must be true or false, got {compiled!r}")
+        variants.append((variant["bias"], variant.get("backend", "auto"), compiled))
     if len(set(variants)) != len(variants):
-        raise ValueError(f"{where}: variants: the same bias and backend are listed twice")
+        raise ValueError(f"{where}: variants: the same bias, backend and compile are listed twice")
 
     if not isinstance(raw["points"], list) or not raw["points"]:
         raise ValueError(f"{where}: points must be a non-empty list of {{window, patch}}")
-    overrides = raw.get("overrides") or {}
     common = dict(
-        preset=raw["preset"], dtype=raw["dtype"], device=device, scale=raw.get("scale", 2),
+        preset=raw["preset"], precision=raw["precision"], device=device, scale=raw.get("scale", 2),
         threads=raw.get("threads"), seed=raw.get("seed", 0), overrides=overrides,
         profile_warmup=profiler.get("warmup", 1), profile_active=profiler.get("active", 1),
     )
@@ -167,6 +177,11 @@ def load_config(config: str) -> SweepConfig:
         for phase in point_phases:
             if phase not in phases:
                 raise ValueError(f"{point_where}.phases: {phase!r} has no settings under phases ({', '.join(phases)})")
+        listed = sorted({bias for bias, _, _ in variants})
+        point_biases = point.get("biases", listed)
+        if not isinstance(point_biases, list) or not point_biases or not set(point_biases) <= set(listed):
+            raise ValueError(f"{point_where}.biases: expected a non-empty list of the variants' biases "
+                             f"({', '.join(listed)}), got {point_biases!r}")
         for phase in point_phases:
             settings = phases[phase]
             # A phase may fix its own input size (inference on larger images than training patches).
@@ -175,35 +190,44 @@ def load_config(config: str) -> SweepConfig:
                 raise ValueError(
                     f"{where}: phases.{phase}.patch {phase_patch} is smaller than window {window} of points[{i}]"
                 )
-            for bias, backend in variants:
+            for bias, backend, compiled in variants:
+                if bias not in point_biases:
+                    continue
                 spec = PointSpec(
-                    bias=bias, backend=backend, phase=phase, window=window, patch=phase_patch, batch=settings["batch"],
+                    bias=bias, backend=backend, compile=compiled, phase=phase, window=window, patch=phase_patch, batch=settings["batch"],
                     warmup=settings.get("warmup", 3), steps=settings.get("steps", 10), **common,
                 )
                 try:
                     spec.validate()
                 except ValueError as err:
-                    raise ValueError(f"{point_where} ({bias}, {backend}, {phase}): {err}") from err
+                    raise ValueError(f"{point_where} ({bias}, {backend}, {phase}): {err}") from None
                 tasks.append(Task("profile", spec.name, spec.to_dict(), spec_columns(spec, "")))
         if raw.get("attention"):
-            tasks.append(_attention_task(f"{where}: attention", raw, phases, variants, window, patch, device))
+            point_variants = [variant for variant in variants if variant[0] in point_biases]
+            tasks.append(_attention_task(f"{where}: attention", raw, model, phases, point_variants, window, patch,
+                                         device))
     return SweepConfig(str(path), raw, tasks)
 
 
-def _attention_task(where, raw, phases, variants, window, patch, device) -> Task:
+def _attention_task(where, raw, model, phases, variants, window, patch, device) -> Task:
     settings = _check_keys(where, raw["attention"], ATTENTION_KEYS)
-    model = {**PRESETS[raw["preset"]], **DEFAULTS, **(raw.get("overrides") or {})}
     default_batch = phases.get("train", next(iter(phases.values())))["batch"]
-    rpb_backends = [backend for bias, backend in variants if bias == "rpb"]  # `auto` resolves per pass
-    rib_backends = [backend for bias, backend in variants if bias == "rib"]
+    rpb_backends = list(dict.fromkeys(backend for bias, backend, _ in variants if bias == "rpb"))
+    rib_backends = [backend for bias, backend, _ in variants if bias == "rib"]
+    none_backends = [backend for bias, backend, _ in variants if bias == "none"]
     spec = AttentionSpec(
         window=window, patch=patch, batch=settings.get("batch", default_batch), heads=model["heads"],
-        head_dim=model["dim"] // model["heads"], ranks=sorted(set(int(r) for r in model["ranks"])),
-        rpb_backends=rpb_backends or ["sdpa"], rib_backend=rib_backends[0] if rib_backends else "auto",
-        dtype=raw["dtype"], device=device, warmup=settings.get("warmup", 2), steps=settings.get("steps", 5),
+        head_dim=model["dim"] // model["heads"], ranks=sorted(set(model["ranks"])),
+        rpb_backends=rpb_backends, rib_backend=rib_backends[0] if rib_backends else "auto",
+        none_backend=none_backends[0] if none_backends else "auto",
+        precision=raw["precision"], device=device, warmup=settings.get("warmup", 2), steps=settings.get("steps", 5),
         threads=raw.get("threads"), seed=raw.get("seed", 0), fourier_levels=model["fourier_levels"],
         mlp_hidden=model["mlp_hidden"],
     )
+    try:
+        spec.validate()
+    except ValueError as err:
+        raise ValueError(f"{where} (window {window}): {err}") from None
     return Task("attention", spec.name, spec.to_dict(), {"name": spec.name, "window": window, "patch": patch})
 
 
@@ -216,8 +240,95 @@ def failure_rows(task: Task, status: str, message: str, command: str) -> list[di
     return [row]
 
 
+def run_in_worker(task: Task, work_dir: Path, trace_root: Path, log_path: Path, command: str,
+                  timeout: float | None, memory_cap: float | None) -> tuple[list[dict[str, Any]], bool]:
+    """Run one task in a fresh interpreter (honest peak memory, crash isolation, a time limit):
+    (rows, whether they are a measurement to keep). A timeout or a crash gives a `timeout` / `error`
+    row, not kept, so a resumed sweep tries that task again."""
+    request_path = work_dir / f"{task.name}.request.json"
+    result_path = work_dir / f"{task.name}.result.json"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    result_path.unlink(missing_ok=True)
+    request = {
+        "kind": task.kind, "name": task.name, "spec": task.spec, "trace_root": str(trace_root),
+        "command": command, "result": str(result_path), "memory_cap_gb": memory_cap,
+    }
+    write_text_atomic(request_path, json.dumps(request, indent=1) + "\n")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    try:
+        with open(log_path, "w", encoding="utf-8") as log_file:
+            proc = subprocess.run(
+                [sys.executable, "-m", "suite.profiling.worker", str(request_path)],
+                stdout=log_file, stderr=subprocess.STDOUT, env=env, timeout=timeout,
+            )
+    except subprocess.TimeoutExpired:
+        message = f"worker ran past its time limit of {timeout:g} s; log: {log_path}"
+        return failure_rows(task, "timeout", message, command), False
+    finally:
+        request_path.unlink(missing_ok=True)
+    if result_path.exists():
+        rows = json.loads(result_path.read_text(encoding="utf-8"))["rows"]
+        result_path.unlink()
+        return rows, True
+    how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
+    message = f"worker ended with {how} and no result: {tail(log_path)}"
+    return failure_rows(task, "error", message, command), False
+
+
+SWEEP_PARTS = ("points", "traces", "logs", "sweep.json", "command.txt",
+               *(f"{stem}.{ext}" for stem in ("profile", "speedup", "attention") for ext in ("csv", "json")))
+
+
+def sweep_state(out_dir: Path) -> str | None:
+    """`complete`, `incomplete` (stopped by its time budget), `interrupted` (killed) or None (no sweep)."""
+    path = out_dir / "sweep.json"
+    if not path.exists():
+        return "interrupted" if (out_dir / "points").is_dir() else None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        last = record["invocations"][-1]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return "interrupted"
+    if "finished" not in last:
+        return "interrupted"
+    return "complete" if last.get("tasks_left") == 0 else "incomplete"
+
+
+def prepare_out(out_dir: Path, resume: bool, fresh: bool, log: Callable[[str], None]) -> None:
+    """Apply the re-run rules to an output folder that may hold an earlier sweep (see the module doc)."""
+    state = sweep_state(out_dir)
+    if state is None:
+        return
+    if fresh:
+        for part in SWEEP_PARTS:
+            target = out_dir / part
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+        log(f"--fresh: deleted the earlier sweep in {out_dir}")
+        return
+    if not resume:
+        raise ValueError(
+            f"{out_dir} holds an {state} sweep; pass --resume to continue it (a finished one is measured "
+            f"again, the old results moved aside) or --fresh to delete it first"
+        )
+    if state == "complete":  # a forced re-run: recompute, keep the old measurements beside
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        aside = out_dir / "replaced" / stamp
+        aside.mkdir(parents=True)
+        for part in SWEEP_PARTS:
+            if (out_dir / part).exists():
+                (out_dir / part).rename(aside / part)
+        log(f"--resume: the sweep in {out_dir} had finished; measuring again (old results in {aside})")
+    else:
+        log(f"--resume: continuing the {state} sweep in {out_dir}")
+
+
 class Sweep:
-    """Runs the tasks of a config into an output folder, resuming from `points/`."""
+    """Runs the tasks of a config into an output folder, reusing finished points from `points/`."""
 
     def __init__(self, config: SweepConfig, out_dir: Path, command: str, log: Callable[[str], None]) -> None:
         self.config = config
@@ -238,7 +349,7 @@ class Sweep:
             return None
         try:
             saved = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
+        except (ValueError, UnicodeDecodeError):
             return None
         if saved.get("kind") != task.kind or saved.get("spec") != task.spec:
             return None  # measured under other settings: measure again
@@ -266,7 +377,7 @@ class Sweep:
             if self.budget is not None and ran_one and time.monotonic() - start >= self.budget:
                 left = total - index + 1
                 self.log(f"time budget of {self.budget} s spent: {left} task(s) left; "
-                         "run the same command again to resume")
+                         "run the same command with --resume to continue")
                 break
             task_start = time.monotonic()
             ran_one = True
@@ -288,69 +399,31 @@ class Sweep:
             except Exception as err:  # noqa: BLE001 - one broken point must not stop the sweep
                 message = f"{type(err).__name__}: {str(err).strip()[:500]}"
                 return failure_rows(task, "error", message, self.command), True
-        return self.execute_in_worker(task)
-
-    def execute_in_worker(self, task: Task) -> tuple[list[dict[str, Any]], bool]:
-        request_path = self.points_dir / f"{task.name}.request.json"
-        result_path = self.points_dir / f"{task.name}.result.json"
-        log_path = self.out_dir / "logs" / f"{task.name}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        result_path.unlink(missing_ok=True)
-        request = {
-            "kind": task.kind, "name": task.name, "spec": task.spec, "trace_root": str(self.trace_root),
-            "command": self.command, "result": str(result_path), "memory_cap_gb": self.memory_cap,
-        }
-        write_text_atomic(request_path, json.dumps(request, indent=1) + "\n")
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        try:
-            with open(log_path, "w", encoding="utf-8") as log_file:
-                proc = subprocess.run(
-                    [sys.executable, "-m", "suite.profiling.worker", str(request_path)],
-                    stdout=log_file, stderr=subprocess.STDOUT, env=env, timeout=self.timeout,
-                )
-        except subprocess.TimeoutExpired:
-            message = f"worker ran past point_timeout_s={self.timeout}; log: {log_path}"
-            return failure_rows(task, "timeout", message, self.command), False
-        finally:
-            request_path.unlink(missing_ok=True)
-        if result_path.exists():
-            rows = json.loads(result_path.read_text(encoding="utf-8"))["rows"]
-            result_path.unlink()
-            return rows, True
-        how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
-        message = f"worker ended with {how} and no result: {tail(log_path)}"
-        return failure_rows(task, "error", message, self.command), False
+        return run_in_worker(task, self.points_dir, self.trace_root, self.out_dir / "logs" / f"{task.name}.log",
+                             self.command, self.timeout, self.memory_cap)
 
     def rows(self, kind: str) -> list[dict[str, Any]]:
         return [row for task in self.config.tasks if task.kind == kind for row in self.results.get(task.name, [])]
 
     def write_tables(self) -> None:
-        profile_rows = self.rows("profile")
-        tables.write_rows(self.out_dir, "profile", profile_rows, tables.PROFILE_COLUMNS)
-        tables.write_rows(self.out_dir, "speedup", tables.speedup_rows(profile_rows), tables.SPEEDUP_COLUMNS)
-        tables.write_rows(self.out_dir, "attention", self.rows("attention"), tables.ATTENTION_COLUMNS)
+        tables.write_tables(self.out_dir, self.rows("profile"), self.rows("attention"))
 
     def write_provenance(self, started: bool, left: int | None = None) -> None:
-        """`sweep.json` (config, and per invocation: command, host, load, timing, statuses) and
+        """`sweep.json` (config, and per invocation: the run record, command, load, timing, statuses) and
         `command.txt` (the command line) beside the tables. A resumed sweep adds an invocation."""
         path = self.out_dir / "sweep.json"
         record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-        now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         if started:
-            import torch  # versions only: the parent never initialises CUDA
-
             record.update(config_path=self.config.path, config=self.config.raw, tasks=len(self.config.tasks))
             record.setdefault("invocations", []).append({
-                "command": self.command, "cwd": os.getcwd(), "started": now, "torch_version": torch.__version__,
-                "python": sys.version.split()[0], "host": os.uname().nodename, "cpus": os.cpu_count(),
-                "load_at_start": os.getloadavg(),
+                **run_record(self.config.raw.get("device")), "command": self.command, "cwd": os.getcwd(),
+                "host": os.uname().nodename, "cpus": os.cpu_count(), "load_at_start": os.getloadavg(),
             })
             write_text_atomic(self.out_dir / "command.txt", self.command + "\n")
         else:
             record["invocations"][-1].update(
-                finished=now, load_at_end=os.getloadavg(), tasks_left=left, statuses=status_counts(self.rows("profile"))
+                finished=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+                load_at_end=os.getloadavg(), tasks_left=left, statuses=status_counts(self.rows("profile")),
             )
         write_text_atomic(path, json.dumps(record, indent=1, default=str) + "\n")
 
@@ -363,7 +436,7 @@ def status_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def summary(rows: list[dict[str, Any]]) -> str:
-    if len(rows) == 1 and "ms_median" in rows[0]:
+    if len(rows) == 1 and rows[0].get("ms_median") is not None:
         row = rows[0]
         kernels = "+".join(row.get("attention_kernels") or []) or "-"
         return f"{row['status']} {row['ms_median']} ms/iter, peak {row.get('peak_mem_mb')} MiB, attention {kernels}"
@@ -393,33 +466,66 @@ def resolve_out(out: str) -> Path:
 
 
 def invocation(argv: list[str] | None = None) -> str:
-    """The command line as a person would type it: `suite ...` or `python -m suite.profiling ...`."""
+    """The command line as a person would type it (`suite ...`)."""
     argv = list(sys.argv if argv is None else argv)
     program = Path(argv[0]).name if argv else "suite"
     if program == "__main__.py":
-        program = "python -m " + ("suite.profiling" if Path(argv[0]).parent.name == "profiling" else "suite")
+        program = "python -m suite"
     return " ".join([program] + [shlex.quote(a) for a in argv[1:]])
 
 
-def run_sweep(config: str, out: str, fresh: bool = False, log: Callable[[str], None] | None = None) -> int:
+SPEEDUP_CONSOLE = (
+    "phase", "window", "patch", "compile", "rpb_variant", "rpb_status", "rpb_ms", "rib_variant", "rib_ms",
+    "none_ms", "speedup_rpb_over_rib", "rib_over_none", "rpb_peak_mem_mb", "rib_peak_mem_mb", "mem_rpb_over_rib",
+    "rpb_kernels", "rib_kernels", "none_kernels",
+)
+ATTENTION_CONSOLE = ("window", "patch", "n_windows", "rank", "variant", "pass", "status", "ms_median",
+                     "ratio_to_none", "attention_kernels")
+
+
+def report(profile_rows: list[dict[str, Any]], attention_rows: list[dict[str, Any]], log: Callable[[str], None]) -> None:
+    """The console tables: speedup and memory per point with the kernel family of every side, and the
+    attention-only ratios."""
+    log("\nPer point: the fastest variant of each bias, RPB/RIB time and memory, kernels (speedup.csv):")
+    log(tables.render(tables.speedup_rows(profile_rows), SPEEDUP_CONSOLE))
+    attention = [r for r in attention_rows if r.get("pass")]
+    if attention:
+        log("\nAttention only, time / time of none at head dim D+R (attention.csv):")
+        log(tables.render(attention, ATTENTION_CONSOLE))
+
+
+def run_sweep(config: str, out: str, resume: bool = False, fresh: bool = False,
+              log: Callable[[str], None] | None = None) -> int:
     """Load, run and report a sweep; returns the number of tasks left (0 when complete)."""
     log = log or functools.partial(print, flush=True)  # progress shows up in redirected logs too
     sweep_config = load_config(config)
     out_dir = resolve_out(out)
-    if fresh:
-        for sub in ("points", "traces", "logs"):
-            shutil.rmtree(out_dir / sub, ignore_errors=True)
-        (out_dir / "sweep.json").unlink(missing_ok=True)
+    prepare_out(out_dir, resume, fresh, log)
     sweep = Sweep(sweep_config, out_dir, invocation(), log)
     log(f"sweep {sweep_config.path}: {len(sweep_config.tasks)} tasks -> {out_dir}")
     left = sweep.run()
-    speedups = tables.speedup_rows(sweep.rows("profile"))
-    log("\nRPB / RIB time per point and phase (speedup.csv):")
-    log(tables.render(speedups, ("window", "patch", "phase", "rpb_variant", "rpb_status", "rpb_ms", "rib_ms",
-                                 "none_ms", "speedup_rpb_over_rib", "rib_over_none", "mem_rpb_over_rib")))
-    attention = [r for r in sweep.rows("attention") if r.get("pass")]
-    if attention:
-        log("\nAttention only, time / time of none at head dim D+R (attention.csv):")
-        log(tables.render(attention, ("window", "patch", "n_windows", "rank", "variant", "pass", "status",
-                                      "ms_median", "ratio_to_none", "attention_kernels")))
+    report(sweep.rows("profile"), sweep.rows("attention"), log)
     return left
+
+
+def dry_run(config: str, out: str | None) -> str:
+    """The plan of a sweep without measuring or writing anything: every task, the limits and the budget."""
+    sweep_config = load_config(config)
+    raw = sweep_config.raw
+    lines = [f"sweep {sweep_config.path}: {len(sweep_config.tasks)} tasks on {raw['device']}, preset {raw['preset']}, "
+             f"precision {raw['precision']}" + (f" -> {out}" if out else "")]
+    for index, task in enumerate(sweep_config.tasks, 1):
+        spec = task.spec
+        if task.kind == "profile":
+            what = (f"{spec['phase']:<5} window {spec['window']:>3} patch {spec['patch']:>3} batch {spec['batch']:>2} "
+                    f"{spec['bias']:<4} backend {spec['backend']}{' compiled' if spec['compile'] else ''}")
+        else:
+            what = (f"attention-only window {spec['window']:>3} map {spec['patch']:>3}: rpb {'/'.join(spec['rpb_backends']) or '-'}, "
+                    f"rib {spec['rib_backend']}, none {spec['none_backend']}; ranks {spec['ranks']}")
+        lines.append(f"  [{index:>2}] {what}")
+    timeout = raw.get("point_timeout_s")
+    budget = raw.get("time_budget_s")
+    lines.append(f"time limit per task: {f'{timeout} s' if timeout else 'none'}; budget: "
+                 + (f"no new task starts after {budget} s (the task running then finishes; "
+                    f"worst case {budget + (timeout or 0)} s); --resume continues" if budget is not None else "none"))
+    return "\n".join(lines)

@@ -1,6 +1,7 @@
-"""Worker process of a sweep: `python -m suite.profiling.worker REQUEST.json` runs one task (a
-profiled setting or an attention micro-benchmark) in a fresh interpreter, under the sweep's memory
-cap if it has one, and writes its rows atomically to the result file the request names."""
+"""Worker process (internal) of `suite profile run` and `suite profile sweep`: `python -m
+suite.profiling.worker REQUEST.json` runs one task (a profiled setting or an attention benchmark) in a
+fresh interpreter, under the sweep's memory cap if it has one, and writes its rows atomically to the
+result file the request names. Not a user entry point: `suite profile` writes the requests."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from suite.profiling.attention_bench import AttentionSpec, bench
-from suite.profiling.measure import PointSpec, measure
 from suite.files import write_text_atomic
+from suite.profiling.attention import AttentionSpec, bench
+from suite.profiling.measure import PointSpec, measure
 
 GIB = 2**30
 

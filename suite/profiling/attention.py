@@ -1,0 +1,303 @@
+"""The one attention benchmark: `WindowAttention` layers of the network, RPB (each requested backend),
+RIB, `none` (head dim D) and `none@D+R` (no bias at RIB's kernel head dim D+R, padded like RIB's: the
+physical floor RIB can at best reach), timed on the windows one layer sees at a window and map size.
+
+It times the layers' own attention method, `WindowAttention.attend` (window tokens -> the heads'
+outputs: the qkv projection into the padded head layout, RIB's factors added in place, the kernel),
+so RIB's positional MLP, its extension of q, k, v and the padding are in the time exactly as the
+network pays them; the window split and merge and the output projection, equal for all variants,
+are not. Forward runs without autograd (as inference does), forward+backward with the projected
+input requiring a gradient. All variants of a pass run interleaved on `suite.profiling.timing`.
+Used by `suite bench attention` and by the attention-only points of `suite profile sweep`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from suite.models import WindowAttention, resolve_backend
+from suite.models.attention import PAD_MULTIPLE
+from suite.profiling import timing
+from suite.profiling.flops import attention_flops
+from suite.profiling.precision import check_precision, compute_dtype, precision_scope
+
+PASSES = ("fwd", "fwd+bwd")
+REFERENCE = "none@D+R"
+
+
+def padded(head_dim: int) -> int:
+    return head_dim + -head_dim % PAD_MULTIPLE
+
+
+@dataclass
+class AttentionSpec:
+    """One window and map size: the layers' shapes, the backends and how to time them."""
+
+    window: int
+    patch: int  # side of the square feature map, rounded up to a multiple of the window
+    batch: int
+    heads: int
+    head_dim: int
+    ranks: list[int]
+    rpb_backends: list[str] = field(default_factory=lambda: ["auto"])  # empty: no RPB layer
+    rib_backend: str = "auto"
+    none_backend: str = "auto"
+    precision: str = "fp32"
+    device: str = "cpu"
+    warmup: int = 2
+    steps: int = 5
+    threads: int | None = None
+    seed: int = 0
+    fourier_levels: int = 10
+    mlp_hidden: int = 32
+    clock: str = "wall"
+
+    @property
+    def side(self) -> int:
+        return math.ceil(self.patch / self.window) * self.window
+
+    @property
+    def n_windows(self) -> int:
+        return self.batch * (self.side // self.window) ** 2
+
+    @property
+    def name(self) -> str:
+        return f"attention-w{self.window}-p{self.patch}-b{self.batch}-{self.precision}"
+
+    def validate(self) -> None:
+        for key in ("window", "patch", "batch", "heads", "head_dim", "steps"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"attention benchmark: {key} must be a positive integer, got {value!r}")
+        if self.warmup < 0:
+            raise ValueError(f"attention benchmark: warmup must be >= 0, got {self.warmup!r}")
+        if not self.ranks or any(not isinstance(r, int) or r < 1 for r in self.ranks):
+            raise ValueError(f"attention benchmark: ranks must be positive integers, got {self.ranks!r}")
+        check_precision(self.precision)
+        if self.clock not in timing.CLOCKS:
+            raise ValueError(f"attention benchmark: clock {self.clock!r} is not one of {', '.join(timing.CLOCKS)}")
+        device = torch.device(self.device)
+        if self.clock == "cpu" and (device.type != "cpu" or self.threads != 1):
+            raise ValueError("clock 'cpu' (this thread's CPU time) needs device cpu and threads 1")
+        for backend in self.rpb_backends:
+            resolve_backend("rpb", backend, device)
+        resolve_backend("rib", self.rib_backend, device)
+        resolve_backend("none", self.none_backend, device)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Variant:
+    label: str
+    bias: str
+    backend: str  # as requested
+    layer: WindowAttention
+    kernel_head_dim: int
+
+
+def variants(spec: AttentionSpec, rank: int, device: torch.device) -> list[Variant]:
+    """The layers to time at one RIB rank, built under one seed as the network builds them."""
+    dim = spec.heads * spec.head_dim
+    ref_dim = padded(spec.head_dim + rank)
+
+    def layer(width: int, bias: str, backend: str) -> WindowAttention:
+        torch.manual_seed(spec.seed)
+        return WindowAttention(width, spec.heads, spec.window, bias=bias, rank=rank, backend=backend,
+                               fourier_levels=spec.fourier_levels, mlp_hidden=spec.mlp_hidden).to(device)
+
+    found = [
+        Variant("rpb" if backend == "auto" else f"rpb-{backend}", "rpb", backend, layer(dim, "rpb", backend),
+                padded(spec.head_dim))
+        for backend in spec.rpb_backends
+    ]
+    found.append(Variant("rib", "rib", spec.rib_backend, layer(dim, "rib", spec.rib_backend), ref_dim))
+    found.append(Variant("none", "none", spec.none_backend, layer(dim, "none", spec.none_backend),
+                         padded(spec.head_dim)))
+    reference = layer(dim, "none", spec.none_backend)
+    # No bias at RIB's kernel head dim, with RIB's projection shape (C in, heads x (D+R padded) out): the
+    # layer's own zero-row padding widened from D's to D+R's, so only the kernel's head dim differs.
+    reference.extra_channels = ref_dim - spec.head_dim
+    found.append(Variant(REFERENCE, "none", spec.none_backend, reference, ref_dim))
+    return found
+
+
+def attention_step(variant: Variant, spec: AttentionSpec, device: torch.device, backward: bool) -> Callable[[], None]:
+    """One call of the layer's attention method on the window tokens (B*windows, N, C) of a map, as its
+    forward makes them; with `backward`, also its gradient (the tokens requiring one, as in a network)."""
+    layer = variant.layer
+    generator = torch.Generator().manual_seed(spec.seed)
+    n = spec.window * spec.window
+    tokens = torch.randn(spec.n_windows, n, layer.dim, generator=generator).to(device).requires_grad_(backward)
+    scope = precision_scope(layer, spec.precision, device)
+    layer.train(backward)  # eval without autograd: the layer may reuse what does not depend on the input
+
+    def call() -> torch.Tensor:
+        return layer.attend(tokens, spec.window, spec.window)
+
+    if not backward:
+        def forward() -> None:
+            with torch.no_grad(), scope():
+                call()
+
+        return forward
+
+    with scope():
+        grad_out = torch.randn_like(call().detach())
+
+    def forward_backward() -> None:
+        with scope():
+            out = call()
+        out.backward(grad_out)
+        tokens.grad = None
+        for param in layer.parameters():
+            param.grad = None
+
+    return forward_backward
+
+
+def families(step: Callable[[], None], device: torch.device) -> list[str]:
+    """The attention kernel families one call ran, read from the profiler."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    from suite.profiling import kernels
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        step()
+        timing.synchronize(device)
+    events = prof.events()
+    operators = [e.name for e in events if e.device_type == DeviceType.CPU]
+    device_kernels = [e.name for e in events if e.device_type != DeviceType.CPU]
+    return kernels.attribute(operators, device_kernels)["families"]
+
+
+def bench(spec: AttentionSpec) -> list[dict[str, Any]]:
+    """Rows (one per rank, pass and variant) with `ratio_to_none`: the median over rounds of
+    time / time of `none@D+R` in the same round."""
+    spec.validate()
+    device = torch.device(spec.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {spec.device!r} requested but torch {torch.__version__} sees no CUDA device")
+    if spec.threads is not None:
+        torch.set_num_threads(spec.threads)
+    rows: list[dict[str, Any]] = []
+    n = spec.window * spec.window
+    for rank in spec.ranks:
+        found = variants(spec, rank, device)
+        for pass_name in PASSES:
+            backward = pass_name == "fwd+bwd"
+            steps = {v.label: attention_step(v, spec, device, backward) for v in found}
+            times, status = timing.time_interleaved(steps, device, spec.warmup, spec.steps, spec.clock)
+            reference = times.get(REFERENCE) if status[REFERENCE][0] == timing.OK else None
+            for variant in found:
+                state, why = status[variant.label]
+                row: dict[str, Any] = {
+                    "name": spec.name, "window": spec.window, "patch": spec.patch, "batch": spec.batch,
+                    "n_windows": spec.n_windows, "heads": spec.heads, "head_dim": spec.head_dim, "rank": rank,
+                    "variant": variant.label, "bias": variant.bias,
+                    "backend": resolve_backend(variant.bias, variant.backend, device, compute_dtype(spec.precision),
+                                               backward and variant.bias == "rpb"),
+                    "kernel_head_dim": variant.kernel_head_dim, "pass": pass_name, "precision": spec.precision,
+                    "device": spec.device, "status": state, "error": why, "ms_median": None, "ms_iqr": None,
+                    "ms_min": None, "ms_max": None, "rounds": 0, "ratio_to_none": None, "ratio_to_none_iqr": None,
+                    "attention_kernels": [],
+                    "gflop_fwd": round(attention_flops(spec.n_windows, spec.heads, n, variant.kernel_head_dim) / 1e9, 4),
+                }
+                if variant.label in times:
+                    row.update(timing.summarise(times[variant.label]))
+                    row["attention_kernels"] = families(steps[variant.label], device)
+                    if reference is not None and state == timing.OK:
+                        row["ratio_to_none"], row["ratio_to_none_iqr"] = timing.ratio_summary(
+                            times[variant.label], reference)
+                rows.append(row)
+            del steps
+            timing.release(device)
+    return rows
+
+
+def pair_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per rank and pass: RPB (its fastest backend that ran) / RIB, and RIB / none@D+R, from the rows'
+    medians (the per-round ratio to none@D+R is in the rows)."""
+    out = []
+    keys = sorted({(row["rank"], row["pass"]) for row in rows}, key=lambda k: (k[0], PASSES.index(k[1])))
+    for rank, pass_name in keys:
+        group = [r for r in rows if r["rank"] == rank and r["pass"] == pass_name and r["status"] == timing.OK]
+        by = {r["variant"]: r for r in group}
+        rpbs = [r for r in group if r["bias"] == "rpb"]
+        record: dict[str, Any] = {"window": rows[0]["window"], "rank": rank, "pass": pass_name,
+                                  "rpb_variant": None, "rpb_over_rib": None, "rib_over_none_at_d_plus_r": None}
+        rib = by.get("rib")
+        if rpbs and rib:
+            best = min(rpbs, key=lambda r: r["ms_median"])
+            record.update(rpb_variant=best["variant"], rpb_over_rib=round(best["ms_median"] / rib["ms_median"], 3))
+        if rib:
+            record["rib_over_none_at_d_plus_r"] = rib["ratio_to_none"]
+        out.append(record)
+    return out
+
+
+
+RATIO_COLUMNS = ("window", "rank", "pass", "rpb_variant", "rpb_over_rib", "rib_over_none_at_d_plus_r")
+
+
+def run_benchmark(
+    windows: list[int], preset: str, ranks: list[int] | None, overrides: list[str], map_size: int, batch: int,
+    rounds: int, warmup: int, device: str, precision: str, rpb_backends: list[str] | None, rib_backend: str,
+    none_backend: str, threads: int | None, clock: str, seed: int, out_dir: Path, command: str,
+    log: Callable[[str], None],
+) -> list[Path]:
+    """`suite bench attention`: one AttentionSpec per window from the preset's layer shapes; logs a table
+    per window and writes attention.{json,csv} (rows), attention_ratios.{json,csv} and bench.json."""
+    from suite.env import run_record
+    from suite.files import write_json_atomic
+    from suite.models.presets import resolve_model_config
+    from suite.overrides import apply_overrides
+    from suite.profiling import tables
+
+    model = resolve_model_config(preset, "rib", 2, apply_overrides({}, overrides, "--override"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if rpb_backends is None:
+        # FlexAttention has no CPU backward in torch; ask for it explicitly to time its CPU forward.
+        rpb_backends = ["sdpa", "flex"] if torch.device(device).type == "cuda" else ["math", "sdpa"]
+    specs = [
+        AttentionSpec(
+            window=window, patch=map_size, batch=batch, heads=model["heads"], head_dim=model["dim"] // model["heads"],
+            ranks=list(ranks) if ranks else sorted(set(model["ranks"])), rpb_backends=list(rpb_backends),
+            rib_backend=rib_backend, none_backend=none_backend, precision=precision, device=device, warmup=warmup,
+            steps=rounds, threads=threads, seed=seed, fourier_levels=model["fourier_levels"],
+            mlp_hidden=model["mlp_hidden"], clock=clock,
+        )
+        for window in windows
+    ]
+    for spec in specs:
+        spec.validate()  # every window's settings before the first is timed
+    meta = run_record(device, command=command, preset=preset, model=model, precision=precision, map_size=map_size,
+                      batch=batch, rounds=rounds, warmup=warmup, clock=clock, seed=seed,
+                      threads=threads if threads is not None else torch.get_num_threads())
+    log(f"attention of WindowAttention layers, preset {preset} (dim {model['dim']}, {model['heads']} heads of "
+        f"{model['dim'] // model['heads']}); {device} ({meta['device_name']}), {precision}, median of {rounds} "
+        f"interleaved rounds after {warmup} warm-up; ratio_to_none: per-round median of time / none@D+R")
+    rows: list[dict[str, Any]] = []
+    ratios: list[dict[str, Any]] = []
+    for spec in specs:
+        window_rows = bench(spec)
+        rows += window_rows
+        ratios += pair_ratios(window_rows)
+        log(f"\nwindow {spec.window} (map {spec.side}x{spec.side}, {spec.n_windows} windows of {spec.window ** 2} tokens)")
+        log(tables.render(window_rows, ("rank", "pass", "variant", "backend", "kernel_head_dim", "status",
+                                        "ms_median", "ms_iqr", "ratio_to_none", "attention_kernels")))
+        log(tables.render(pair_ratios(window_rows), RATIO_COLUMNS))
+    tables.write_rows(out_dir, "attention", rows, tables.ATTENTION_COLUMNS)
+    tables.write_rows(out_dir, "attention_ratios", ratios, RATIO_COLUMNS)
+    write_json_atomic(out_dir / "bench.json", meta)
+    return [out_dir / name for name in ("attention.json", "attention.csv", "attention_ratios.json",
+                                        "attention_ratios.csv", "bench.json")]
