@@ -1,83 +1,77 @@
-"""`suite bench attention`: what it writes and how it refuses bad input (its timings are not tested)."""
+"""`suite bench attention`: what it writes and how it refuses bad input (its timings are not tested);
+the timing helper's out-of-memory and fallback rules."""
 
 from __future__ import annotations
 
-import csv
 import json
 import warnings
 
 import pytest
 import torch
 
-from suite.bench.attention import first_run
 from suite.cli import main
+from suite.profiling import tables, timing
 
-SMALL = ["bench", "attention", "--dim", "16", "--heads", "2", "--rank", "4", "--map", "8", "--windows", "4,8",
-         "--repeats", "2", "--warmup", "0", "--device", "cpu", "--threads", "1"]
+SMALL = ["--preset", "tiny", "--override", "dim=16", "heads=2", "--ranks", "4", "--map", "8", "--rounds", "2",
+         "--warmup", "0", "--device", "cpu", "--threads", "1"]
 
 
 def test_bench_writes_rows_ratios_and_provenance(tmp_path, capsys):
-    out = tmp_path / "bench"
-    assert main([*SMALL, "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "RPB/RIB" in printed and "RIB/none" in printed
-
-    result = json.loads((out / "attention.json").read_text())
-    meta = result["meta"]
-    assert meta["device"] == "cpu" and meta["dtype"] == "float32" and meta["threads"] == 1
-    assert meta["torch"] and meta["command"].startswith("suite bench attention")
-    assert meta["head_dim"] == 8 and meta["kernel_head_dim_rib"] == 16 and meta["kernel_head_dim_rpb_none"] == 8
-    rows = result["rows"]
-    expected = {(w, v, p) for w in (4, 8) for v in ("rpb[math]", "rpb[sdpa]", "rib", "none")
-                for p in ("forward", "forward+backward")}
-    assert {(r["window"], r["variant"], r["phase"]) for r in rows} == expected
-    assert all(r["status"] == "ok" and r["repeats"] == 2 and r["min_ms"] <= r["median_ms"] <= r["max_ms"] for r in rows)
-    assert {r["backend"] for r in rows if r["variant"] == "rib"} == {"sdpa"}
-    for ratio in result["ratios"]:
-        assert ratio["rpb_backend"] in ("math", "sdpa")
-        assert ratio["rpb_over_rib_min"] <= ratio["rpb_over_rib"] <= ratio["rpb_over_rib_max"]
-        assert ratio["rib_over_none_min"] <= ratio["rib_over_none"] <= ratio["rib_over_none_max"]
-
-    with open(out / "attention.csv", newline="") as handle:
-        table = list(csv.DictReader(handle))
-    assert len(table) == len(rows) and {"device", "torch", "dtype", "command", "median_ms"} <= set(table[0])
-    with open(out / "attention_ratios.csv", newline="") as handle:
-        assert len(list(csv.DictReader(handle))) == 4  # 2 windows x 2 phases
-    assert not list(out.glob(".*.tmp")), "a temporary file was left behind"
+    assert main(["bench", "attention", "--windows", "4", "8", *SMALL, "--out", str(tmp_path)]) == 0
+    rows = tables.read_rows(tmp_path / "attention.json")
+    assert {(r["window"], r["variant"]) for r in rows} == {
+        (w, v) for w in (4, 8) for v in ("rpb-math", "rpb-sdpa", "rib", "none", "none@D+R")}
+    assert all(r["status"] == "ok" and r["rounds"] == 2 and r["precision"] == "fp32" for r in rows)
+    ratios = tables.read_rows(tmp_path / "attention_ratios.json")
+    assert [(r["window"], r["pass"]) for r in ratios] == [(4, "fwd"), (4, "fwd+bwd"), (8, "fwd"), (8, "fwd+bwd")]
+    meta = json.loads((tmp_path / "bench.json").read_text())
+    assert meta["torch"] == torch.__version__ and meta["command"].startswith("suite bench attention")
+    assert meta["model"]["dim"] == 16 and meta["git_commit"]
+    assert "window 8 (map 8x8, 1 windows of 64 tokens)" in capsys.readouterr().out
 
 
-def test_first_run_records_what_cannot_be_timed():
-    """A backend that fell back (FlexAttention without a CPU backward) or ran out of memory is recorded, not timed."""
-
-    def fell_back() -> None:
-        warnings.warn("FlexAttention failed to compile or run on cpu (NotImplementedError: no backward)", stacklevel=1)
-
-    def out_of_memory() -> None:
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-
-    def broken() -> None:
-        raise KeyError("a bug")
-
-    assert first_run(lambda: None) == ("ok", "")
-    status, reason = first_run(fell_back)
-    assert status == "unsupported" and "FlexAttention failed" in reason
-    status, reason = first_run(out_of_memory)
-    assert status == "oom" and "Tried to allocate" in reason
-    with pytest.raises(KeyError):  # anything else is a bug and stops the run
-        first_run(broken)
-
-
-@pytest.mark.parametrize(
-    "extra,message",
-    [
-        (["--rpb-backends", "flash"], "bias 'rpb' with backend 'flash' is invalid"),
-        (["--preset", "huge"], "unknown preset 'huge'"),
-        (["--timer", "cpu", "--threads", "2"], "timer 'cpu'"),
-        (["--dtype", "float8"], "unknown dtype 'float8'"),
-    ],
-)
+@pytest.mark.parametrize("extra, message", [
+    (["--precision", "fp16"], "precision = 'fp16' must be one of"),
+    (["--rpb-backends", "flash"], "bias 'rpb' with backend 'flash' is invalid"),
+    (["--override", "dimm=3"], "unknown model field(s) dimm"),
+    (["--clock", "cpu", "--threads", "2"], "clock 'cpu' (this thread's CPU time) needs device cpu and threads 1"),
+])
 def test_bench_rejects_bad_input_with_one_clear_line(tmp_path, capsys, extra, message):
-    assert main([*SMALL, *extra, "--out", str(tmp_path / "x")]) == 2
+    assert main(["bench", "attention", "--windows", "4", *SMALL, *extra, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("suite bench: error: ") and message in err
-    assert not (tmp_path / "x").exists()
+    assert err.startswith("suite bench: error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "attention.json").exists()
+
+
+def test_timing_rules_oom_fallback_unsupported():
+    calls = {"n": 0}
+
+    def fine():
+        calls["n"] += 1
+
+    def oom():
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+
+    def oom_later():
+        if calls["n"] > 2:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes")
+
+    def fallback():
+        warnings.warn("FlexAttention failed to compile or run on cpu (X); RPB falls back to SDPA")
+
+    def unsupported():
+        raise NotImplementedError("no backward here")
+
+    times, status = timing.time_interleaved(
+        {"fine": fine, "oom": oom, "later": oom_later, "fallback": fallback, "unsupported": unsupported},
+        torch.device("cpu"), warmup=1, rounds=3)
+    assert status["fine"] == ("ok", "") and len(times["fine"]) == 3
+    assert status["oom"][0] == "oom" and "Tried to allocate 9.00 GiB" in status["oom"][1] and "oom" not in times
+    assert status["later"][0] == "oom" and "later" not in times  # ran out mid-way: no partial times
+    assert status["fallback"][0] == "fallback" and len(times["fallback"]) == 3
+    assert status["unsupported"][0] == "unsupported"
+    with pytest.raises(ZeroDivisionError):
+        timing.time_interleaved({"bug": lambda: 1 / 0}, torch.device("cpu"), warmup=0, rounds=1)
+    summary = timing.summarise([1.0, 2.0, 3.0, 10.0])
+    assert summary == {"ms_median": 2.5, "ms_iqr": 3.0, "ms_min": 1.0, "ms_max": 10.0, "rounds": 4}
+    assert timing.ratio_summary([2.0, 4.0, 9.0], [1.0, 2.0, 3.0]) == (2.0, 0.5)

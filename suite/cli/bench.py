@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 from pathlib import Path
 
 
@@ -62,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _attention(args: argparse.Namespace) -> int:
     from suite.profiling.attention import run_benchmark
 
-    command = shlex.join(["suite", *sys.argv[1:]]) if sys.argv and sys.argv[0] else "suite bench attention"
+    command = _command_line(args, ["suite", "bench", "attention"])
     paths = run_benchmark(
         windows=args.windows, preset=args.preset, ranks=args.ranks, overrides=args.override,
         map_size=args.map_size, batch=args.batch, rounds=args.rounds, warmup=args.warmup, device=args.device,
@@ -72,6 +71,18 @@ def _attention(args: argparse.Namespace) -> int:
     )
     print("\nwrote " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def _command_line(args: argparse.Namespace, prefix: list[str]) -> str:
+    """The command with every option spelled out, so the recorded line reruns exactly this benchmark."""
+    parts = list(prefix)
+    for key, value in vars(args).items():
+        if key in ("func", "command", "bench") or value is None or value is False or value == []:
+            continue
+        parts.append("--" + ("map" if key == "map_size" else key.replace("_", "-")))
+        if value is not True:
+            parts += [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    return shlex.join(parts)
 
 
 def _resize(args: argparse.Namespace) -> int:
