@@ -159,3 +159,68 @@ def test_rib_can_stand_in_for_a_smooth_relative_bias():
     # A rank-4 RIB bias has rank <= 4, so it cannot beat the best rank-4 approximation (Eckart-Young).
     best_rank4 = torch.linalg.eigvalsh(target).flip(0)[4:].square().sum().sqrt() / target.norm()
     assert errors[4] >= best_rank4.item() - 1e-4
+
+
+def test_rib_factor_cache_never_goes_stale():
+    """Eval-mode factors are reused, and recomputed after an in-place update, a state_dict load, a dtype
+    change, or in training mode; with autograd on they are computed afresh so gradients flow."""
+    layer = make_layer("rib", window=8).eval()
+    x = torch.randn(1, 16, 16, 24, generator=torch.Generator().manual_seed(3))
+
+    def fresh() -> torch.Tensor:  # the same layer with nothing cached
+        clone = make_layer("rib", window=8).eval()
+        clone.load_state_dict(layer.state_dict())
+        with torch.no_grad():
+            return clone.to(x.dtype)(x)
+
+    with torch.no_grad():
+        first = layer(x)
+        assert set(layer._cache) == {"qkv", "rib8x8"}
+        assert torch.equal(layer(x), first)
+        layer.rib.to_q.weight.mul_(2.0)  # in place, as an optimizer step
+        assert torch.equal(layer(x), fresh()) and not torch.allclose(layer(x), first)
+        layer.qkv.bias.add_(0.1)
+        assert torch.equal(layer(x), fresh())
+    other = make_layer("rib", window=8)
+    with torch.no_grad():
+        other.rib.mlp[0].weight.normal_()
+    layer.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        assert torch.equal(layer(x), fresh())
+        layer.double()
+        x = x.double()
+        assert layer(x).dtype == torch.float64
+        assert torch.equal(layer(x), fresh())
+    layer.train()
+    layer(x).sum().backward()
+    assert layer.rib.to_k.weight.grad is not None and layer.rib.to_k.weight.grad.abs().sum() > 0
+    layer.eval()
+    layer.rib.to_k.weight.grad = None
+    layer(x).sum().backward()  # eval mode with autograd: no cached constant in the graph
+    assert layer.rib.to_k.weight.grad is not None and layer.rib.to_k.weight.grad.abs().sum() > 0
+
+
+def test_attention_bf16_casts_only_the_kernel_inputs(monkeypatch):
+    import suite.models.attention as attention
+
+    seen = []
+    real = attention.dot_product_attention
+
+    def spy(q, k, v, *args, **kwargs):
+        seen.append((q.dtype, k.dtype, v.dtype))
+        return real(q, k, v, *args, **kwargs)
+
+    monkeypatch.setattr(attention, "dot_product_attention", spy)
+    layer = make_layer("rib", window=8).eval()
+    x = torch.randn(1, 16, 16, 24, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        full = layer(x)
+        assert attention.apply_precision(layer, "attention-bf16") is None
+        half = layer(x)
+        assert attention.apply_precision(layer, "autocast-bf16") == torch.bfloat16
+        assert layer.attention_dtype is None
+    assert seen == [(torch.float32,) * 3, (torch.bfloat16,) * 3]
+    assert half.dtype == torch.float32 and not torch.equal(half, full)
+    torch.testing.assert_close(half, full, atol=5e-2, rtol=5e-2)
+    with pytest.raises(ValueError, match="precision = 'bf16' must be one of fp32, autocast-bf16, attention-bf16"):
+        attention.apply_precision(layer, "bf16")

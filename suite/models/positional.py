@@ -77,14 +77,18 @@ class ImplicitNeuralBias(nn.Module):
         nn.init.normal_(self.to_k.weight, std=0.05)
 
     def forward(self, height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Factors for a `height x width` window: two float32 tensors (heads, N, R)."""
-        # float32 even under autocast: high Fourier frequencies lose their phase in bf16.
+        """Factors for a `height x width` window: two tensors (heads, N, R), float32 (float64 for a
+        float64 module)."""
+        # float32 at least, even under autocast or in a bfloat16 module: high Fourier frequencies lose
+        # their phase in bf16. (Casting float32 weights to float32 is free and changes nothing.)
+        dtype = torch.promote_types(self.to_q.weight.dtype, torch.float32)
+        linear, hidden_layer = nn.functional.linear, self.mlp[0]
         with torch.autocast(device_type=device.type, enabled=False):
-            feats = fourier_features(window_coordinates(height, width, device), self.fourier_levels)
-            hidden = self.mlp(feats.float())  # (N, hidden)
+            feats = fourier_features(window_coordinates(height, width, device), self.fourier_levels).to(dtype)
+            hidden = torch.relu(linear(feats, hidden_layer.weight.to(dtype), hidden_layer.bias.to(dtype)))  # (N, hidden)
             n = hidden.shape[0]
-            q_pos = self.to_q(hidden).view(n, self.heads, self.rank).transpose(0, 1)
-            k_pos = self.to_k(hidden).view(n, self.heads, self.rank).transpose(0, 1)
+            q_pos = linear(hidden, self.to_q.weight.to(dtype)).view(n, self.heads, self.rank).transpose(0, 1)
+            k_pos = linear(hidden, self.to_k.weight.to(dtype)).view(n, self.heads, self.rank).transpose(0, 1)
         return q_pos, k_pos
 
     def dense_bias(self, height: int, width: int, device: torch.device) -> torch.Tensor:
