@@ -32,7 +32,7 @@ import yaml
 from suite.env import run_record
 from suite.files import write_text_atomic
 from suite.models.presets import ModelConfigError, resolve_model_config
-from suite.profiling import tables
+from suite.profiling import kernels, tables
 from suite.profiling.attention import AttentionSpec
 from suite.profiling.measure import PHASES, PointSpec, spec_columns
 from suite.profiling.precision import check_precision
@@ -488,6 +488,11 @@ def report(profile_rows: list[dict[str, Any]], attention_rows: list[dict[str, An
     attention-only ratios."""
     log("\nPer point: the fastest variant of each bias, RPB/RIB time and memory, kernels (speedup.csv):")
     log(tables.render(tables.speedup_rows(profile_rows), SPEEDUP_CONSOLE))
+    for row in profile_rows:
+        problem = kernels.kernel_violation(row["bias"], row.get("backend_resolved") or row["backend"], row["device"],
+                                           row.get("attention_kernels") or [])
+        if problem and row["status"] == "ok":
+            log(f"KERNEL CHECK FAILED for {row['name']}: {problem}")
     attention = [r for r in attention_rows if r.get("pass")]
     if attention:
         log("\nAttention only, time / time of none at head dim D+R (attention.csv):")
