@@ -16,7 +16,7 @@ from suite.evaluate.checkpoint import (
     ModelUpscaler, load_upscaler, model_from_checkpoint, self_ensemble, tile_spans, tiled_forward,
 )
 from suite.models import build_model
-from suite.checkpoint import load_checkpoint
+from suite.checkpoint import load_checkpoint, save_checkpoint
 from suite.files import file_sha256
 from suite.train.config import load_recipe
 from suite.train.trainer import train
@@ -146,7 +146,9 @@ def test_eval_checkpoint_writes_provenance_and_images(checkpoint: Path, mini_roo
     assert prov["suite_version"] == __import__("suite").__version__
     assert "git_commit" in prov  # None outside a git checkout
     assert prov["torch"] == str(torch.__version__)
-    assert prov["device"] == "cpu" and prov["dtype"] == "float32" and prov["weights"] == "ema"
+    assert prov["device"] == "cpu" and prov["weights"] == "ema"  # --device auto on a machine without CUDA
+    assert (prov["precision"], prov["compile"], prov["checkpoint_format"]) == ("fp32", False, "suite")
+    assert result["metric_options"]["protocol"] == "basicsr-y"
     assert prov["checkpoint_sha256"] == file_sha256(checkpoint)
     assert prov["training_config"] == state["config"] and prov["training_config_hash"] == state["config_hash"]
     assert (prov["tile"], prov["overlap"], prov["self_ensemble"]) == (24, 8, True)
@@ -163,3 +165,69 @@ def test_eval_refuses_a_bad_checkpoint(tmp_path: Path, mini_root: Path, capsys) 
     assert code == 2
     assert str(bad) in capsys.readouterr().err
     assert not (tmp_path / "e.json").exists()
+
+
+def _eval(checkpoint: Path, data: Path, out: Path, *extra: str) -> int:
+    return main(["eval", "--checkpoint", str(checkpoint), "--data", str(data), "--scale", "2", "--out", str(out),
+                 *extra])
+
+
+def test_eval_records_precision_and_protocol(checkpoint: Path, mini_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "e.json"
+    assert _eval(checkpoint, mini_root / "test", out, "--precision", "attention-bf16",
+                 "--protocol", "pyiqa-rounded-y") == 0
+    result = json.loads(out.read_text())
+    assert result["provenance"]["precision"] == "attention-bf16"
+    assert result["metric_options"]["protocol"] == "pyiqa-rounded-y"
+    upscaler = load_upscaler(checkpoint, precision="attention-bf16")
+    assert all(layer.attention_dtype == torch.bfloat16 for layer in upscaler.model.attention_layers())
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("nan", "holds NaN or infinite weights"),
+    ("no_settings", "lacks its model settings"),
+])
+def test_eval_refuses_damaged_checkpoint_contents(checkpoint: Path, mini_root: Path, tmp_path: Path, capsys,
+                                                  damage: str, message: str) -> None:
+    state = load_checkpoint(checkpoint)
+    state = {k: v for k, v in state.items() if k not in ("format", "format_version")}
+    if damage == "nan":
+        state["ema"]["head.weight"][0, 0, 0, 0] = float("nan")
+    else:
+        del state["model_config"]
+    bad = save_checkpoint(state, tmp_path / "bad.pt")
+    assert _eval(bad, mini_root / "test", tmp_path / "e.json") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(bad) in err and message in err
+    assert not (tmp_path / "e.json").exists()
+
+
+def test_eval_dispatches_released_checkpoints(monkeypatch, mini_root: Path, tmp_path: Path) -> None:
+    # suite.models.official.load_released converts BasicSR files (tested by the models' own tests);
+    # here: --preset routes the file to it and the result records the file's SHA-256 and the conversion.
+    import suite.models.official as official
+
+    calls = []
+
+    def fake_load_released(path, preset, scale, bias="rib"):
+        calls.append((Path(path), preset, scale))
+        return build_model("tiny", "rib", scale, dim=16, n_blocks=1, window_sizes=[8, 8], ranks=[4, 4]), \
+            {"source_keys": "params_ema", "converted": 12}
+
+    monkeypatch.setattr(official, "load_released", fake_load_released)
+    released = tmp_path / "SST_x2.pth"
+    released.write_bytes(b"stands for a BasicSR file")
+    out = tmp_path / "e.json"
+    assert _eval(released, mini_root / "test", out, "--preset", "base") == 0
+    prov = json.loads(out.read_text())["provenance"]
+    assert calls == [(released, "base", 2)]
+    assert prov["checkpoint_sha256"] == file_sha256(released) and prov["checkpoint_format"] == "basicsr"
+    assert prov["conversion"] == {"source_keys": "params_ema", "converted": 12}
+
+
+def test_eval_without_preset_names_the_basicsr_hint(mini_root: Path, tmp_path: Path, capsys) -> None:
+    foreign = tmp_path / "foreign.pth"
+    torch.save({"params": {"w": torch.zeros(1)}}, foreign)
+    assert _eval(foreign, mini_root / "test", tmp_path / "e.json") == 2
+    err = capsys.readouterr().err
+    assert str(foreign) in err and "--preset" in err
