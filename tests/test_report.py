@@ -1,9 +1,13 @@
-"""`suite report` on synthetic result files: cells, OOM, the paper's rows, errors naming the file."""
+"""`suite report` on synthetic result files written in the suite's own formats: cells, OOM, GPU-sweep
+labels, the paper's rows and the measured-vs-paper table, targets, the teaser figure, the lock warning,
+errors naming the file."""
 
 from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +16,26 @@ import pytest
 
 from suite.cli import main
 from suite.data.io import write_png
+from suite.profiling.tables import PROFILE_COLUMNS, write_rows
 from suite.report import CropRequest, ReportInputError, build_report, tables
 from suite.report.crop import most_lost_detail
-from suite.report.figures import latency_figure, memory_figure, speedup_figure
-from suite.report.paper import PAPER_ROWS
-from suite.report.readers import read_profile
+from suite.report.figures import (
+    latency_figure,
+    memory_figure,
+    speedup_figure,
+    teaser_figure,
+    teaser_points,
+)
+from suite.report.paper import (
+    PAPER_KEYS,
+    PAPER_VALUES,
+    PaperValuesError,
+    parse_paper_values,
+)
+from suite.report.readers import read_evals, read_profile, read_runs
 from suite.report.tables import latex_escape
+from suite.train.monitor import CSV_FIELDS
+from suite.train.trainer import SUMMARY_FIELDS
 
 # Synthetic measurements: distinct values so a number in the wrong cell shows.
 EVALS = {
@@ -29,13 +47,25 @@ EVALS = {
     ("tiny-rib", "Set5", 2): (34.2222, 0.9344),
 }
 IMAGE_NAMES = ("img0", "img1")
-# (bias, phase, window) -> ms per iteration, or None for out of memory
-PROFILE = {
-    ("rpb", "train", 8): 40.0, ("rib", "train", 8): 16.0, ("none", "train", 8): 12.0,
-    ("rpb", "train", 32): None, ("rib", "train", 32): 50.0, ("none", "train", 32): 30.0,
-    ("rpb", "infer", 8): 10.0, ("rib", "infer", 8): 8.0, ("none", "infer", 8): 5.0,
-    ("rpb", "infer", 32): 90.0, ("rib", "infer", 32): 30.0, ("none", "infer", 32): 20.0,
+STEP_S = {"rpb": 0.5, "rib": 0.2}  # median training step per bias: 2.5x
+# A GPU sweep's rows as `suite profile sweep` labels them: (variant, phase, window, patch) -> ms or None (OOM).
+GPU_PROFILE = {
+    ("rpb-flex", "train", 32, 64): 40.0, ("rpb-sdpa", "train", 32, 64): 60.0,
+    ("rib-flash", "train", 32, 64): 16.0, ("none-flash", "train", 32, 64): 12.0,
+    ("rpb-flex", "train", 64, 64): 100.0, ("rpb-sdpa", "train", 64, 64): None,
+    ("rib-flash", "train", 64, 64): 30.0, ("none-flash", "train", 64, 64): 25.0,
+    ("rpb-flex", "train", 96, 96): None, ("rpb-sdpa", "train", 96, 96): None,
+    ("rib-flash", "train", 96, 96): 50.0, ("none-flash", "train", 96, 96): 40.0,
+    ("rpb-flex", "infer", 32, 64): 10.0, ("rpb-sdpa", "infer", 32, 64): 9.0,
+    ("rib-flash", "infer", 32, 64): 8.0, ("none-flash", "infer", 32, 64): 5.0,
+    ("rpb-flex", "infer", 64, 64): 90.0, ("rpb-sdpa", "infer", 64, 64): 120.0,
+    ("rib-flash", "infer", 64, 64): 30.0, ("none-flash", "infer", 64, 64): 20.0,
+    ("rpb-flex", "infer", 96, 96): 200.0, ("rpb-sdpa", "infer", 96, 96): None,
+    ("rib-flash", "infer", 96, 96): 50.0, ("none-flash", "infer", 96, 96): 40.0,
 }
+# RPB time (fastest backend that ran) / RIB time per point, or the side that did not run.
+EXPECTED_SPEEDUP = {("train", 32): 40 / 16, ("train", 64): 100 / 30, ("train", 96): "RPB OOM",
+                    ("infer", 32): 9 / 8, ("infer", 64): 90 / 30, ("infer", 96): 200 / 50}
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -47,31 +77,50 @@ def _picture(seed: int, height: int = 64, width: int = 48) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
-def make_results(root: Path) -> Path:
-    """A results folder as the workflow lays it out, with known numbers."""
+def profile_row(variant: str, phase: str, window: int, patch: int, ms: float | None, device: str = "cuda") -> dict:
+    """One row with every column `suite profile` writes (PROFILE_COLUMNS)."""
+    bias, _, backend = variant.partition("-")
+    row = {column: None for column in PROFILE_COLUMNS}
+    row.update(name=f"{variant}-{phase}-w{window}-p{patch}", status="oom" if ms is None else "ok",
+               error="CUDA out of memory" if ms is None else "", preset="tiny", variant=variant, bias=bias,
+               backend=backend or "auto", phase=phase, window=window, patch=patch, batch=2 if phase == "train" else 1,
+               scale=2, precision="fp32", compile=False, device=device, device_name="Test GPU",
+               ms_median=ms, peak_mem_mb=None if ms is None else 10 * ms,
+               attention_kernels=[] if ms is None else [backend or "math"])
+    return row
+
+
+def run_record(matches: bool = True) -> dict:
+    lock = {"lock_file": "requirements/lock.txt", "lock_sha256": "0" * 64, "matches": matches,
+            "differences": [] if matches else ["torch 2.14.1 installed, 2.15.0 locked"]}
+    return {"git_commit": "abc1234", "git_dirty": False, "device": "cpu", "torch": "2.x", "lock": lock}
+
+
+def make_results(root: Path, profile: dict = GPU_PROFILE, device: str = "cuda") -> Path:
+    """A results folder as the workflow lays it out, in the formats the suite writes, with known numbers."""
     results = root / "results" / "synthetic"
     for (method, dataset, scale), (psnr, ssim) in EVALS.items():
         images = [{"name": name, "psnr": psnr + i, "ssim": ssim} for i, name in enumerate(IMAGE_NAMES)]
         _write_json(results / "eval" / method / f"{dataset}-x{scale}.json", {
             "dataset": dataset, "scale": scale, "method": method, "n_images": len(images), "psnr": psnr,
-            "ssim": ssim, "images": images, "metric_options": {"test_y_channel": True, "color_space": "ycbcr"},
-            "provenance": {"git_commit": "abc1234", "git_dirty": False, "device": "cpu", "torch": "2.x"},
+            "ssim": ssim, "images": images,
+            "metric_options": {"protocol": "basicsr-y", "description": "BasicSR's protocol", "pyiqa_version": "0.1.16"},
+            "provenance": run_record(),
         })
-    for seed, bias in enumerate(("rpb", "rib")):
+    for bias, step in STEP_S.items():
         run = results / "train" / f"tiny-{bias}-x2"
-        _write_json(run / "summary.json", {"iterations": 300, "median_step_time_s": 0.5 / (seed + 1),
-                                           "wall_time_s": 200.0, "params": 75000, "device": "cpu",
-                                           "dtype": "float32", "seed": 0, "torch_version": "2.x"})
-        pd.DataFrame({"iteration": [10, 50, 100, 150], "loss": [0.1, 0.09, 0.08, 0.07],
-                      "lr": [1e-3] * 4, "step_time_s": [0.5] * 4,
-                      "val_psnr": [float("nan"), 30.0 + seed, float("nan"), 31.0 + seed],
-                      "val_ssim": [float("nan"), 0.88, float("nan"), 0.9]}).to_csv(run / "train_log.csv", index=False)
-    rows = [{"bias": bias, "phase": phase, "window": window, "patch": 64, "batch": 2,
-             "ms_median": "" if ms is None else ms, "peak_mem_mb": "" if ms is None else 10 * ms,
-             "status": "oom" if ms is None else "ok", "device": "cpu", "dtype": "float32"}
-            for (bias, phase, window), ms in PROFILE.items()]
-    (results / "profile").mkdir(parents=True)
-    pd.DataFrame(rows).to_csv(results / "profile" / "profile.csv", index=False)
+        summary = {field: None for field in SUMMARY_FIELDS}
+        summary.update(name=f"tiny-{bias}-x2", iterations=300, median_step_time_s=step, wall_time_s=200.0,
+                       params=75000, device="cpu", precision="fp32", seed=0, global_batch=4, lr_patch=32,
+                       model={"preset": "tiny", "bias": bias, "window_sizes": [32, 32]}, provenance=run_record())
+        _write_json(run / "summary.json", summary)
+        offset = 1.0 if bias == "rib" else 0.0
+        log = {"iteration": [10, 50, 100, 150], "loss": [0.1, 0.09, 0.08, 0.07], "lr": [1e-3] * 4,
+               "step_time_s": [step] * 4, "val_psnr": [math.nan, 30.0 + offset, math.nan, 31.0 + offset],
+               "val_ssim": [math.nan, 0.88, math.nan, 0.9]}
+        pd.DataFrame(log, columns=list(CSV_FIELDS)).to_csv(run / "train_log.csv", index=False)
+    rows = [profile_row(*key, ms, device=device) for key, ms in profile.items()]
+    write_rows(results / "profile", "profile", rows, PROFILE_COLUMNS)
     hr_dir = root / "data" / "mini_test" / "HR"
     for i, name in enumerate(IMAGE_NAMES):
         hr = _picture(i, 65, 49)  # one pixel more than the SR images: the report modcrops
@@ -92,10 +141,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _report(make_results(tmp_path_factory.mktemp("built")))
 
 
-def _report(results: Path, out: Path | None = None) -> Path:
+def _report(results: Path, out: Path | None = None, **options) -> Path:
     out = out or results
     crop = CropRequest("mini_test", 2, results.parent.parent / "data" / "mini_test" / "HR", size=32)
-    build_report(results, out, "synthetic", "mini_test", crop)
+    build_report(results, out, "synthetic", "mini_test", crop, **options)
     return out
 
 
@@ -105,9 +154,10 @@ def _row(frame: pd.DataFrame, source: str, method: str, bias: str) -> pd.Series:
     return match.iloc[0]
 
 
+# --- PSNR table, paper rows, protocol ------------------------------------------------------------
+
 def test_psnr_values_land_in_their_cells(built: Path) -> None:
-    out = built
-    frame = pd.read_csv(out / "tables/psnr_ssim.csv")
+    frame = pd.read_csv(built / "tables/psnr_ssim.csv")
     for (method, dataset, scale), (psnr, ssim) in EVALS.items():
         preset, bias = ("bicubic", "") if method == "bicubic" else method.split("-")
         row = _row(frame, "measured", preset, bias)
@@ -115,111 +165,252 @@ def test_psnr_values_land_in_their_cells(built: Path) -> None:
         assert row[f"{dataset}_x{scale}_ssim"] == ssim
     # Measured rows have nothing in the paper-only columns.
     assert math.isnan(_row(frame, "measured", "tiny", "rib")["Urban100_x4_psnr"])
-    markdown = (out / "tables/psnr_ssim.md").read_text()
+    markdown = (built / "tables/psnr_ssim.md").read_text()
     rib_line = next(line for line in markdown.splitlines() if line.startswith("| measured | tiny | rib |"))
     assert "31.61 / 0.9123" in rib_line and "34.22 / 0.9344" in rib_line
 
 
-def test_paper_rows_are_labelled_and_carry_the_papers_numbers(built: Path) -> None:
-    out = built
-    frame = pd.read_csv(out / "tables/psnr_ssim.csv")
+def test_paper_rows_come_from_the_data_file_and_are_labelled(built: Path) -> None:
+    frame = pd.read_csv(built / "tables/psnr_ssim.csv")
     paper = frame[frame["source"] == "paper"]
-    assert len(paper) == len(PAPER_ROWS)
-    assert set(frame["source"]) == {"measured", "paper"}
-    large = _row(frame, "paper", "RIB large", "rib")
-    assert large["Set5_x2_psnr"] == 38.77 and large["Set5_x2_ssim"] == 0.9636
-    assert large["Manga109_x4_psnr"] == 33.40
-    bicubic_paper = _row(frame, "paper", "bicubic", "")
-    assert bicubic_paper["Set5_x2_psnr"] == 33.66  # same column as the measured Set5 x2, another row
+    assert list(paper["method"]) == list(PAPER_KEYS) == list(PAPER_VALUES.rows)
+    xl = _row(frame, "paper", "SST-XL+ (DFLIP)", "rib")
+    assert xl["Set5_x2_psnr"] == 38.77 and xl["Set5_x2_ssim"] == 0.9636 and xl["Manga109_x4_psnr"] == 33.40
+    assert "not the `large` preset" in xl["note"]
+    assert not frame["method"].str.contains("large", case=False).any()  # no paper row claims a preset
+    assert _row(frame, "paper", "bicubic", "")["Set5_x2_psnr"] == 33.66
     assert _row(frame, "measured", "bicubic", "")["Set5_x2_psnr"] == 33.6601
-    markdown = (out / "tables/psnr_ssim.md").read_text()
-    assert "are the paper's figures" in markdown
-    assert "| paper | RIB large+ | rib | DF2K; paper's teaser |" in markdown
-    latex = (out / "tables/psnr_ssim.tex").read_text()
-    assert "mini\\_test $\\times$2" in latex and "\\emph{paper}" in latex
+    markdown = (built / "tables/psnr_ssim.md").read_text()
+    assert "| paper | SST-L+ (DF2K) | rib | RIB large+ trained on DF2K |" in markdown
+    assert "the official repository's README table" in markdown and "paper_values.yaml" in markdown
+
+
+def test_every_caption_names_the_metric_protocol(built: Path) -> None:
+    assert (built / "tables/psnr_ssim.md").read_text().startswith(
+        "PSNR (dB) / SSIM, Y channel, metric protocol `basicsr-y`.")
+    assert "metric protocol basicsr-y" in (built / "tables/psnr_ssim.tex").read_text()
+    assert "Metric protocol `basicsr-y`: BasicSR's protocol" in (built / "REPORT.md").read_text()
+
+
+def test_mixed_protocols_are_flagged(results: Path) -> None:
+    path = results / "eval/tiny-rib/Set5-x2.json"
+    data = json.loads(path.read_text())
+    data["metric_options"]["protocol"] = "pyiqa-rounded-y"
+    _write_json(path, data)
+    caption = tables.psnr_caption(read_evals(results))
+    assert "metric protocols (MIXED) `basicsr-y`, `pyiqa-rounded-y`" in caption
 
 
 def test_footnote_gives_budget_device_and_commit(built: Path) -> None:
     markdown = (built / "tables/psnr_ssim.md").read_text()
-    assert "tiny-rpb-x2: 300 iterations, 200 s wall" in markdown
-    assert "Device: cpu" in markdown and "Commit: abc1234." in markdown
+    assert "tiny-rpb-x2: 300 iterations (batch 4, LR patch 32), 200 s wall" in markdown
+    assert "Device: cpu; training precision: fp32" in markdown and "Commit: abc1234." in markdown
 
 
-def test_speed_table_shows_oom_and_measured_speedups(built: Path) -> None:
-    out = built
-    speed = pd.read_csv(out / "tables/speed.csv", dtype=str)
+# --- measured against the paper (12.2) -----------------------------------------------------------
+
+def test_measured_against_paper_per_cell(results: Path) -> None:
+    for dataset, psnr, ssim in (("Set5", 38.70, 0.9630), ("Urban100", 35.90, 0.9551)):
+        _write_json(results / f"eval/sst-xl-plus-x2/{dataset}-x2.json", {
+            "dataset": dataset, "scale": 2, "psnr": psnr, "ssim": ssim, "images": [],
+            "metric_options": {"protocol": "basicsr-y"}, "provenance": run_record()})
+    out = _report(results, paper_rows={"sst-xl-plus-x2": "SST-XL+ (DFLIP)"})
+    frame = pd.read_csv(out / "tables/paper_comparison.csv")
+    set5 = frame[(frame["dataset"] == "Set5") & (frame["scale"] == 2)].iloc[0]
+    assert (set5["psnr_measured"], set5["psnr_paper"]) == (38.70, 38.77)
+    assert set5["psnr_diff"] == pytest.approx(38.70 - 38.77) and set5["ssim_diff"] == pytest.approx(0.9630 - 0.9636)
+    assert set5["paper_row"] == "SST-XL+ (DFLIP)" and set5["protocol"] == "basicsr-y"
+    # Every cell the paper states is listed; the ones not measured here stay empty.
+    assert len(frame) == len(PAPER_VALUES.rows["SST-XL+ (DFLIP)"].scores)
+    assert math.isnan(frame[(frame["dataset"] == "Manga109") & (frame["scale"] == 4)].iloc[0]["psnr_measured"])
+    report = (out / "REPORT.md").read_text()
+    assert "## Measured against the paper" in report
+    assert "| sst-xl-plus-x2 | SST-XL+ (DFLIP) | x2 | Urban100 | 35.90 | 35.83 | +0.07 | 0.9551 | 0.9540 | +0.0011 |" in report
+    # The same method folder also appears in the main table as a measured row under its own name.
+    assert "| measured | sst-xl-plus-x2 |" in report
+
+
+def test_paper_rows_option_errors_name_the_problem(results: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(ValueError, match=r"no paper row 'SST-L \(DF2K\)'.*choose one of SST-L\+ \(DF2K\)"):
+        _report(results, paper_rows={"tiny-rib": "SST-L (DF2K)"})
+    with pytest.raises(ReportInputError, match="no eval results for --paper-rows large-rib=SST-L"):
+        _report(results, paper_rows={"large-rib": "SST-L+ (DF2K)"})
+    assert main(["report", "--results", str(results), "--out", str(results), "--paper-rows", "tiny-rib"]) == 2
+    assert "--paper-rows 'tiny-rib': expected METHOD=ROW" in capsys.readouterr().err
+
+
+def test_paper_values_file_errors_name_the_entry() -> None:
+    good = {"paper": "P", "groups": {"g": {"source": "S"}}, "speed": {"group": "g"},
+            "rows": {"A": {"group": "g", "scores": {"Set5 x2": [30.0, None]}}}}
+    assert parse_paper_values(good, "f.yaml").rows["A"].scores == {("Set5", 2): (30.0, None)}
+    bad_cell = {**good, "rows": {"A": {"group": "g", "scores": {"Set5 2x": [30.0, None]}}}}
+    with pytest.raises(PaperValuesError, match=r"f.yaml: rows.A.scores: 'Set5 2x' is not '<Dataset> x<scale>'"):
+        parse_paper_values(bad_cell, "f.yaml")
+    bad_value = {**good, "rows": {"A": {"group": "g", "scores": {"Set5 x2": ["30", None]}}}}
+    with pytest.raises(PaperValuesError, match=r"rows.A.scores.Set5 x2: '30' is not a number"):
+        parse_paper_values(bad_value, "f.yaml")
+    with pytest.raises(PaperValuesError, match="group must be one of g"):
+        parse_paper_values({**good, "rows": {"A": {"group": "h", "scores": {}}}}, "f.yaml")
+
+
+def test_paper_costs_are_converted_to_ms_and_mb() -> None:
+    train = [cost for cost in PAPER_VALUES.costs if cost.phase == "train"]
+    assert [(c.method, c.ms, c.memory_mb) for c in train] == [("PFT", 1410.0, 85400.0),
+                                                               ("SST-L+ (DF2K)", 672.0, 67700.0)]
+    assert train[0].stated == "1.41 s/iter, 85.4 GB"
+
+
+# --- speed table and figures from a GPU sweep's rows (9.1) ---------------------------------------
+
+def test_gpu_sweep_rows_give_the_expected_speedups_in_table_and_figure(built: Path) -> None:
+    speed = pd.read_csv(built / "tables/speed.csv", dtype=str)
+    for (phase, window), expected in EXPECTED_SPEEDUP.items():
+        row = speed[(speed["phase"] == phase) & (speed["window"] == str(window))].iloc[0]
+        text = expected if isinstance(expected, str) else f"{expected:.2f}x"
+        assert row["speedup_rpb_over_rib"] == text, (phase, window)
     train32 = speed[(speed["phase"] == "train") & (speed["window"] == "32")].iloc[0]
-    assert train32["rpb_ms"] == "OOM" and train32["rpb_peak_mb"] == "OOM"
-    assert train32["rib_speedup"] == "RPB OOM" and float(train32["rib_ms"]) == 50.0
+    assert (train32["rpb_variant"], train32["rib_variant"]) == ("rpb-flex", "rib-flash")  # by bias, not label
+    train64 = speed[(speed["phase"] == "train") & (speed["window"] == "64")].iloc[0]
+    assert train64["rpb_variant"] == "rpb-flex" and float(train64["rpb_ms"]) == 100.0  # sdpa's OOM ignored
+    train96 = speed[(speed["phase"] == "train") & (speed["window"] == "96")].iloc[0]
+    assert train96["rpb_ms"] == "OOM" and float(train96["rib_ms"]) == 50.0
     infer32 = speed[(speed["phase"] == "infer") & (speed["window"] == "32")].iloc[0]
-    assert float(infer32["rib_speedup"]) == 90.0 / 30.0
-    assert float(infer32["none_speedup"]) == 90.0 / 20.0
-    assert list(speed["phase"]) == ["train", "train", "infer", "infer"]
-    markdown = (out / "tables/speed.md").read_text()
-    assert "| train | 32 | 64 | 2 | OOM | OOM |" in markdown
-    assert "3.00x" in markdown and "quoted, not measured here" in markdown
+    assert infer32["rpb_variant"] == "rpb-sdpa"  # the faster RPB backend at that point
+    markdown = (built / "tables/speed.md").read_text()
+    assert "| train | 96 | 96 | 2 | fp32 | False | rpb-flex | OOM | OOM | rib-flash | 50.0 | 500.0 |" in markdown
+    assert "3.33x" in markdown and "quoted, not measured here" in markdown and "Test GPU" in markdown
 
 
-def test_speedup_is_over_the_fastest_rpb_backend(results: Path) -> None:
-    path = results / "profile/profile.csv"
-    rows = pd.read_csv(path)
-    rows["variant"] = rows["bias"]
-    flex = rows[rows["bias"] == "rpb"].assign(variant="rpb-flex", ms_median=lambda f: f["ms_median"] / 2)
-    rows.loc[rows["bias"] == "rpb", "variant"] = "rpb-sdpa"
-    pd.concat([rows, flex]).to_csv(path, index=False)
-    speed = tables.speed_table(read_profile(path))
-    infer32 = speed[(speed["phase"] == "infer") & (speed["window"] == 32)].iloc[0]
-    assert infer32["rpb_fastest"] == "rpb-flex"
-    assert infer32["rib_speedup"] == 45.0 / 30.0 and infer32["rpb-sdpa_ms"] == 90.0
-    assert "RPB (flex) ms/iter" in tables.speed_markdown(speed, read_profile(path))
-    bars = sorted(round(bar.get_height(), 12) for bar in speedup_figure(read_profile(path)).axes[0].patches)
-    assert bars == sorted(round(v, 12) for v in (20 / 16, 5 / 8, 45 / 30))
+def test_speedup_bars_are_the_measured_ratios(results: Path) -> None:
+    fig = speedup_figure(read_profile(results / "profile/profile.json"))
+    heights = sorted(round(bar.get_height(), 3) for bar in fig.axes[0].patches)
+    assert heights == sorted(round(v, 3) for v in EXPECTED_SPEEDUP.values() if not isinstance(v, str))
+    assert [t.get_text() for t in fig.axes[0].texts if "OOM" in t.get_text()] == ["RPB OOM"]
+    assert "RPB time / RIB time" in fig.axes[0].get_ylabel()
+
+
+def test_latency_figure_has_one_line_per_bias_and_marks_oom(results: Path) -> None:
+    fig = latency_figure(read_profile(results / "profile/profile.json"))
+    train_axis = fig.axes[0]
+    assert train_axis.get_yscale() == "log" and "ms" in train_axis.get_ylabel()
+    labels = [t.get_text() for t in train_axis.get_legend().get_texts()]
+    assert labels == ["RPB (flex)", "RIB (flash)", "no-bias (flash)", "did not run (OOM, ...)"]
+    rpb_line = train_axis.get_lines()[0]
+    assert list(rpb_line.get_xdata()) == [32, 64] and list(rpb_line.get_ydata()) == [40.0, 100.0]
+    crosses = [c for c in train_axis.collections if len(c.get_offsets())]
+    assert sum(len(c.get_offsets()) for c in crosses) == 1  # RPB at window 96
+
+
+def test_memory_axis_is_linear_when_a_point_grew_no_memory(tmp_path: Path) -> None:
+    results = make_results(tmp_path, device="cpu")
+    path = results / "profile/profile.json"
+    document = json.loads(path.read_text())
+    for row in document["rows"]:
+        if row["bias"] == "none" and row["status"] == "ok":
+            row["peak_mem_mb"] = 0.0
+    path.write_text(json.dumps(document))
+    fig = memory_figure(read_profile(path))
+    assert [ax.get_yscale() for ax in fig.axes] == ["linear", "linear"]
+    assert fig.axes[0].get_ylabel() == "peak memory (MB)"
+
+
+# --- teaser figure (12.3) ------------------------------------------------------------------------
+
+def test_teaser_uses_the_papers_settings_when_the_sweep_has_them(results: Path) -> None:
+    profile = read_profile(results / "profile/profile.json")
+    picked, how = teaser_points(profile, "train")
+    assert how == "at the paper's settings"
+    assert (picked["rpb"]["variant"], picked["rpb"]["window"], picked["rpb"]["ms"]) == ("rpb-flex", 32, 40.0)
+    assert (picked["rib"]["variant"], picked["rib"]["window"], picked["rib"]["ms"]) == ("rib-flash", 96, 50.0)
+    fig = teaser_figure(read_evals(results), read_runs(results), profile)
+    psnr_axis, train_time = fig.axes[0], fig.axes[1]
+    # Measured bars (s/iter) then the paper's, hatched.
+    heights = [bar.get_height() for bar in train_time.patches]
+    assert heights == pytest.approx([0.040, 0.050, 1.41, 0.672])
+    assert [bool(bar.get_hatch()) for bar in train_time.patches] == [False, False, True, True]
+    labels = [t.get_text() for t in psnr_axis.get_legend().get_texts()]
+    assert "paper: SST-L+ (DF2K) (Urban100)" in labels and "tiny-rib (mini_test)" in labels
+    paper_line = next(line for line in psnr_axis.get_lines() if line.get_label() == "paper: SST-L+ (DF2K) (Urban100)")
+    assert list(paper_line.get_ydata()) == [35.63, 31.53, 29.06] and paper_line.get_linestyle() == "--"
+    assert "Measured here: tiny model(s), cuda times" in fig._suptitle.get_text()
+
+
+def test_teaser_of_a_cpu_run_says_so(tmp_path: Path) -> None:
+    cpu = {key: ms for key, ms in GPU_PROFILE.items() if key[2] < 96}
+    results = make_results(tmp_path, profile=cpu, device="cpu")
+    profile = read_profile(results / "profile/profile.json")
+    picked, how = teaser_points(profile, "infer")
+    assert how == "at the largest window both ran (window 64, patch 64)"
+    assert (picked["rpb"]["ms"], picked["rib"]["ms"]) == (90.0, 30.0)
+    title = teaser_figure(read_evals(results), read_runs(results), profile)._suptitle.get_text()
+    assert title.startswith("What this CPU run measured: tiny model(s), cpu times")
+    assert "PSNR on mini_test" in title  # most evaluations; ties: the table's column order
+
+
+# --- targets, training table, lock warning -------------------------------------------------------
+
+def test_targets_section_passes_and_fails_with_measured_values(built: Path, results: Path) -> None:
+    report = (built / "REPORT.md").read_text()
+    assert "## Targets" in report
+    assert ("| PASS | tiny x2: RIB training step >= 2x faster than RPB at the preset's 32x32 window | "
+            "2.50x (median step 0.5000 s / 0.2000 s) |") in report
+    assert "| PASS | tiny x2 mini_test: RIB PSNR at most 0.1 dB below RPB | RIB - RPB = +0.107 dB |" in report
+    assert "| PASS | tiny x2 Set5: RPB above bicubic by more than 0.1 dB | +0.451 dB |" in report
+    summary_path = results / "train/tiny-rib-x2/summary.json"
+    summary = json.loads(summary_path.read_text())
+    _write_json(summary_path, {**summary, "median_step_time_s": 0.3})
+    found = tables.targets(read_evals(results), read_runs(results))
+    assert [(t.passed, t.measured.split(" ")[0]) for t in found][0] == (False, "1.67x")
+    assert "(1 FAIL)" in tables.targets_markdown(found)
 
 
 def test_training_table_reads_summary_and_last_validation(built: Path) -> None:
     training = pd.read_csv(built / "tables/training.csv")
     rib = training[training["run"] == "tiny-rib-x2"].iloc[0]
-    assert rib["median_step_time_s"] == 0.25 and rib["final_val_iteration"] == 150
-    assert rib["final_val_psnr"] == 32.0
+    assert rib["median_step_time_s"] == 0.2 and rib["final_val_iteration"] == 150
+    assert rib["final_val_psnr"] == 32.0 and rib["precision"] == "fp32"
 
+
+def test_lock_mismatch_shows_a_warning_line(built: Path, results: Path) -> None:
+    assert "Warning" not in (built / "REPORT.md").read_text()
+    path = results / "eval/tiny-rib/Set5-x2.json"
+    _write_json(path, {**json.loads(path.read_text()), "provenance": run_record(matches=False)})
+    summary_path = results / "train/tiny-rpb-x2/summary.json"
+    _write_json(summary_path, {**json.loads(summary_path.read_text()), "provenance": run_record(matches=False)})
+    report = (_report(results) / "REPORT.md").read_text()
+    assert "## Environment warnings" in report
+    for file in (path, summary_path):
+        assert (f"> **Warning:** `{file}` was produced in an environment that did not match the lock "
+                f"`requirements/lock.txt` (torch 2.14.1 installed, 2.15.0 locked).") in report
+
+
+# --- outputs, determinism, figures without pyplot ------------------------------------------------
 
 def test_every_output_is_written_and_report_links_them(built: Path) -> None:
-    out = built
-    for name in ("speedup", "latency", "memory", "val_psnr", "crop"):
-        assert (out / f"figures/{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert (out / f"figures/{name}.pdf").read_bytes()[:5] == b"%PDF-"
-    report = (out / "REPORT.md").read_text()
-    for link in ("figures/speedup.png", "figures/crop.png", "train/tiny-rib-x2/train_log.csv",
-                 "profile/profile.csv", "eval/tiny-rpb/Set5-x2.json"):
+    for name in ("teaser", "speedup", "latency", "memory", "val_psnr", "crop"):
+        assert (built / f"figures/{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (built / f"figures/{name}.pdf").read_bytes()[:5] == b"%PDF-"
+    report = (built / "REPORT.md").read_text()
+    assert report.startswith("# Benchmark report: synthetic\n")
+    for link in ("figures/teaser.png", "figures/teaser.pdf", "figures/speedup.png", "figures/crop.png",
+                 "train/tiny-rib-x2/train_log.csv", "profile/profile.json", "eval/tiny-rpb/Set5-x2.json"):
         assert link in report
-    assert not list(out.rglob("*.tmp")), "atomic writes left temp files behind"
-    assert "Val psnr" not in report and "### Validation PSNR during training" in report
+    assert not list(built.rglob("*.tmp")), "atomic writes left temp files behind"
 
 
 def test_tables_are_identical_when_written_twice(built: Path, tmp_path: Path) -> None:
     first, second = built, _report(built, tmp_path / "again")
-    for table in ("psnr_ssim.csv", "psnr_ssim.md", "psnr_ssim.tex", "speed.csv", "training.csv"):
+    for table in ("psnr_ssim.csv", "psnr_ssim.md", "psnr_ssim.tex", "speed.csv", "training.csv", "targets.md"):
         assert (first / "tables" / table).read_bytes() == (second / "tables" / table).read_bytes()
 
 
-def test_speedup_bars_are_the_measured_ratios(results: Path) -> None:
-    profile = read_profile(results / "profile/profile.csv")
-    fig = speedup_figure(profile)
-    heights = sorted(round(bar.get_height(), 12) for bar in fig.axes[0].patches)
-    # train w8: 40/16; train w32: RPB OOM (no bar); infer w8: 10/8; infer w32: 90/30
-    assert heights == sorted(round(v, 12) for v in (40 / 16, 10 / 8, 90 / 30))
-    assert any(text.get_text() == "RPB OOM" for text in fig.axes[0].texts)
-    assert "RPB time / RIB time" in fig.axes[0].get_ylabel()
-
-
-def test_latency_figure_marks_oom_and_labels_axes(results: Path) -> None:
-    fig = latency_figure(read_profile(results / "profile/profile.csv"))
-    train_axis = fig.axes[0]
-    assert train_axis.get_yscale() == "log" and "ms" in train_axis.get_ylabel()
-    assert "window size" in train_axis.get_xlabel()
-    oom_markers = [c for c in train_axis.collections if len(c.get_offsets())]
-    assert sum(len(c.get_offsets()) for c in oom_markers) == 1  # RPB at window 32
-    assert "out of memory" in [t.get_text() for t in train_axis.get_legend().get_texts()]
+def test_report_never_touches_pyplot(results: Path) -> None:
+    """Figures go through matplotlib's object API: building the whole report imports no pyplot."""
+    code = ("import sys; from suite.report import build_report; "
+            f"build_report({str(results)!r}, {str(results)!r}, 'x'); "
+            "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_crop_picks_the_window_where_bicubic_lost_most() -> None:
@@ -229,71 +420,58 @@ def test_crop_picks_the_window_where_bicubic_lost_most() -> None:
     assert most_lost_detail(hr, bicubic, 16) == (40, 24)
 
 
-@pytest.mark.parametrize("file, column", [
-    ("profile/profile.csv", "window"),
-    ("train/tiny-rib-x2/train_log.csv", "val_psnr"),
-])
-def test_missing_required_column_names_the_file(results: Path, file: str, column: str) -> None:
-    path = results / file
-    frame = pd.read_csv(path)
-    frame.drop(columns=[column]).to_csv(path, index=False)
+# --- bad input -----------------------------------------------------------------------------------
+
+def test_missing_train_log_column_names_the_file(results: Path) -> None:
+    path = results / "train/tiny-rib-x2/train_log.csv"
+    pd.read_csv(path).drop(columns=["val_psnr"]).to_csv(path, index=False)
     with pytest.raises(ReportInputError) as error:
         _report(results)
-    assert str(path) in str(error.value) and column in str(error.value)
+    assert str(path) in str(error.value) and "val_psnr" in str(error.value)
 
 
-def test_missing_summary_key_names_the_file(results: Path) -> None:
+def test_missing_summary_field_names_the_file(results: Path) -> None:
     path = results / "train/tiny-rpb-x2/summary.json"
     _write_json(path, {"wall_time_s": 1.0})
-    with pytest.raises(ReportInputError, match="iterations") as error:
+    with pytest.raises(ReportInputError, match="iterations, median_step_time_s") as error:
+        _report(results)
+    assert str(path) in str(error.value) and "SUMMARY_FIELDS" in str(error.value)
+
+
+def test_profile_row_missing_a_column_names_the_file(results: Path) -> None:
+    path = results / "profile/profile.json"
+    document = json.loads(path.read_text())
+    del document["rows"][3]["window"]
+    path.write_text(json.dumps(document))
+    with pytest.raises(ReportInputError, match=r"rows\[3\] .* lacks window") as error:
         _report(results)
     assert str(path) in str(error.value)
 
 
 def test_scale_mismatch_in_eval_names_the_file(results: Path) -> None:
     path = results / "eval/tiny-rib/Set5-x2.json"
-    data = json.loads(path.read_text())
-    _write_json(path, {**data, "scale": 4})
+    _write_json(path, {**json.loads(path.read_text()), "scale": 4})
     with pytest.raises(ReportInputError, match="scale 4") as error:
         _report(results)
     assert str(path) in str(error.value)
 
 
-def test_profile_column_spellings_are_accepted(results: Path) -> None:
-    path = results / "profile/profile.csv"
-    frame = pd.read_csv(path).rename(columns={"ms_median": "Median ms", "bias": "variant", "peak_mem_mb": "peak_bytes"})
-    frame.to_csv(path, index=False)
-    profile = read_profile(path)
-    assert profile.memory_unit == "MiB"
-    point = profile.rows[(profile.rows["bias"] == "rib") & (profile.rows["phase"] == "train")
-                         & (profile.rows["window"] == 8)].iloc[0]
-    assert point["ms"] == 16.0 and point["peak_mem"] == 160.0 / 2**20
-
-
 def test_cli_reports_a_bad_file_in_one_line(results: Path, capsys: pytest.CaptureFixture) -> None:
-    (results / "profile/profile.csv").write_text("bias,phase\nrpb,train\n")
-    assert main(["report", "--results", str(results), "--out", str(results)]) == 2
+    (results / "profile/profile.json").write_text("{not json")
+    assert main(["report", "--results", str(results), "--out", str(results), "--title", "t"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("suite report: error: ") and error.count("\n") == 1
-    assert "profile.csv" in error and "window" in error
+    assert "profile.json" in error and "not valid JSON" in error
 
 
-def test_cli_refuses_half_a_crop_request(results: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_refuses_half_a_crop_request_and_the_old_config_flag(results: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["report", "--results", str(results), "--out", str(results), "--crop-dataset", "mini_test"]) == 2
     error = capsys.readouterr().err
     assert "--crop-scale" in error and "--crop-hr" in error
     assert not (results / "REPORT.md").exists()
+    with pytest.raises(SystemExit):
+        main(["report", "--results", str(results), "--out", str(results), "--config", "default"])
 
 
 def test_latex_escape() -> None:
     assert latex_escape("base+ 50% a_b & {c}") == r"base+ 50\% a\_b \& \{c\}"
-
-
-def test_memory_axis_is_linear_when_a_point_grew_no_memory(results: Path) -> None:
-    path = results / "profile/profile.csv"
-    rows = pd.read_csv(path)
-    rows.loc[rows["bias"] == "none", "peak_mem_mb"] = 0.0
-    rows.to_csv(path, index=False)
-    fig = memory_figure(read_profile(path))
-    assert [ax.get_yscale() for ax in fig.axes] == ["linear", "linear"]
-    assert fig.axes[0].get_ylabel() == "peak memory (MB)"

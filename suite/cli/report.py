@@ -13,8 +13,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "write tables/, figures/ and REPORT.md under --out.")
     parser.add_argument("--results", type=Path, required=True, help="results folder (results/<config name>)")
     parser.add_argument("--out", type=Path, required=True, help="folder for tables/, figures/ and REPORT.md")
-    parser.add_argument("--config", dest="config_name", help="config name for the report's title")
+    parser.add_argument("--title", help="the report's title (default: the results folder's name)")
     parser.add_argument("--val-dataset", help="validation set of training: its bicubic PSNR is drawn")
+    parser.add_argument("--paper-rows", nargs="+", default=[], metavar="METHOD=ROW",
+                        help="compare eval/<METHOD>/ with a row of the paper's values "
+                             "(suite/report/paper_values.yaml), e.g. large+-rib='SST-L+ (DF2K)'")
     crop = parser.add_argument_group("visual crop comparison (needs images saved by suite eval --save-images)")
     crop.add_argument("--crop-dataset", help="test set of the crop")
     crop.add_argument("--crop-scale", type=int, help="scale of the crop")
@@ -22,6 +25,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     crop.add_argument("--crop-image", help="image name (default: the first one)")
     crop.add_argument("--crop-size", type=int, default=64, help="crop side in HR pixels (default 64)")
     parser.set_defaults(func=run)
+
+
+def parse_paper_rows(items: list[str]) -> dict[str, str]:
+    """["METHOD=ROW", ...] -> {METHOD: ROW}; a malformed or repeated item is an error naming it."""
+    rows: dict[str, str] = {}
+    for item in items:
+        method, sep, key = item.partition("=")
+        if not sep or not method.strip() or not key.strip():
+            raise ValueError(f"--paper-rows {item!r}: expected METHOD=ROW, e.g. large+-rib='SST-L+ (DF2K)'")
+        if method.strip() in rows:
+            raise ValueError(f"--paper-rows names {method.strip()!r} twice")
+        rows[method.strip()] = key.strip()
+    return rows
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--crop-size must be at least 8 HR pixels, got {args.crop_size}")
     crop = (CropRequest(args.crop_dataset, args.crop_scale, args.crop_hr, args.crop_image, args.crop_size)
             if given else None)
-    written = build_report(args.results, args.out, args.config_name, args.val_dataset, crop)
+    paper_rows = parse_paper_rows(args.paper_rows)
+    written = build_report(args.results, args.out, args.title, args.val_dataset, crop, paper_rows)
     print(f"suite report: wrote {len(written)} files under {args.out} (REPORT.md, tables/, figures/)")
     return 0

@@ -8,6 +8,7 @@ from pathlib import Path
 from suite.files import atomic_write
 from suite.report import document, figures, tables
 from suite.report.crop import build_crop
+from suite.report.paper import paper_row
 from suite.report.readers import ReportInputError, read_evals, read_profile, read_runs
 
 __all__ = ["CropRequest", "ReportInputError", "build_report"]
@@ -32,33 +33,53 @@ def write_csv(path: Path, frame) -> Path:
     return write_text(path, frame.to_csv(index=False))
 
 
-def build_report(results: Path, out: Path, config_name: str | None = None, val_dataset: str | None = None,
-                 crop: CropRequest | None = None) -> list[Path]:
+def build_report(results: Path, out: Path, title: str | None = None, val_dataset: str | None = None,
+                 crop: CropRequest | None = None, paper_rows: dict[str, str] | None = None) -> list[Path]:
     """Read every result under `results`, write tables/, figures/ and REPORT.md under `out`; returns
-    the paths written. Raises ReportInputError naming the file when a result cannot be used."""
+    the paths written. `paper_rows`: eval method folder -> paper_values.yaml row to compare it with.
+    Raises ReportInputError naming the file when a result cannot be used."""
     results, out = Path(results), Path(out)
     evals = read_evals(results)
     if not evals:
         raise ReportInputError(f"{results}: no eval results (eval/<method>/<dataset>-x<scale>.json)")
+    paper_rows = dict(paper_rows or {})
+    for method, key in paper_rows.items():
+        paper_row(key)  # an unknown row is an error naming the choices
+        if not any(r.method == method for r in evals):
+            raise ReportInputError(f"{results}/eval/{method}: no eval results for --paper-rows {method}={key}")
     runs = read_runs(results)
-    profile_path = results / "profile" / "profile.csv"
+    profile_path = results / "profile" / "profile.json"
     profile = read_profile(profile_path) if profile_path.is_file() else None
     written: list[Path] = []
     sections: dict[str, str] = {}
 
+    warnings = document.lock_warnings(evals, runs)
+    if warnings:
+        sections["warnings"] = "\n\n".join(warnings)
+
     psnr = tables.psnr_table(evals)
     footnote = document.psnr_footnote(evals, runs)
-    sections["psnr"] = tables.psnr_markdown(psnr, footnote)
+    sections["psnr"] = tables.psnr_markdown(psnr, evals, footnote)
     written += [write_csv(out / "tables/psnr_ssim.csv", psnr.frame),
                 write_text(out / "tables/psnr_ssim.md", sections["psnr"]),
-                write_text(out / "tables/psnr_ssim.tex", tables.psnr_latex(psnr, footnote))]
+                write_text(out / "tables/psnr_ssim.tex", tables.psnr_latex(psnr, evals, footnote))]
+
+    if paper_rows:
+        comparison = tables.paper_comparison(evals, paper_rows)
+        sections["paper"] = tables.comparison_markdown(comparison, evals)
+        written += [write_csv(out / "tables/paper_comparison.csv", comparison),
+                    write_text(out / "tables/paper_comparison.md", sections["paper"])]
+
+    sections["targets"] = tables.targets_markdown(tables.targets(evals, runs))
+    written.append(write_text(out / "tables/targets.md", sections["targets"]))
 
     training = tables.training_table(runs)
     sections["training"] = tables.training_markdown(training)
     written += [write_csv(out / "tables/training.csv", training),
                 write_text(out / "tables/training.md", sections["training"])]
 
-    drawn = []
+    written += figures.save_figure(figures.teaser_figure(evals, runs, profile), out / "figures/teaser")
+    drawn = ["teaser"]
     if profile is not None:
         speed = tables.speed_table(profile)
         sections["speed"] = tables.speed_markdown(speed, profile)
@@ -80,6 +101,6 @@ def build_report(results: Path, out: Path, config_name: str | None = None, val_d
     sources = [r.path for r in evals]
     sources += [run.path / name for run in runs for name in ("summary.json", "train_log.csv")]
     sources += [profile.path] if profile is not None else []
-    markdown = document.report_markdown(config_name or results.name, results, sections, drawn, sources, evals, runs)
+    markdown = document.report_markdown(title or f"`{results.name}`", results, sections, drawn, sources, evals, runs)
     written.append(write_text(out / "REPORT.md", markdown))
     return written

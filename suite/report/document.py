@@ -4,25 +4,33 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
-import subprocess
 from pathlib import Path
 
 import suite
-from suite.report.readers import EvalResult, TrainRun
+from suite.env import run_record
+from suite.report.readers import EvalResult, TrainRun, lock_mismatches
 
 FIGURE_TITLES = {
+    "teaser": "The paper's teaser, from this run's results",
     "speedup": "Speedup of RIB over RPB", "latency": "Latency against window size",
     "memory": "Peak memory against window size", "val_psnr": "Validation PSNR during training",
     "crop": "Visual comparison",
 }
 FIGURE_CAPTIONS = {
+    "teaser": "The layout of the paper's teaser: PSNR per scale (Urban100 where measured, else the run's test "
+              "set); training seconds per iteration and peak memory; inference latency and peak memory. "
+              "Solid bars and lines: this run's result files (eval JSONs, the profile sweep, each bias's "
+              "fastest backend); hatched bars and dashed lines: the paper's values. The title says what was "
+              "measured (models, device) and at which settings.",
     "speedup": "Speedup of RIB over RPB (RPB time / RIB time) per window size, training step and inference, "
                "from one profile sweep. Above 1: RIB is faster. A bar replaced by \"OOM\" could not be "
                "computed because one side ran out of memory.",
-    "latency": "Median milliseconds per iteration against window size (log scales) per positional bias, "
-               "training step and inference. Crosses along the top: out of memory.",
-    "memory": "Peak memory against window size per positional bias: the CUDA allocator's peak on a GPU, "
-              "the growth of the process's peak resident memory on a CPU. Crosses: out of memory.",
+    "latency": "Median milliseconds per iteration against window size (log scales) per positional bias "
+               "(its fastest backend at each point), training step and inference. Crosses along the top: "
+               "the bias did not run there (out of memory, ...).",
+    "memory": "Peak memory against window size per positional bias (its fastest backend at each point): the "
+              "CUDA allocator's peak on a GPU, the growth of the process's peak resident memory on a CPU. "
+              "Crosses: did not run.",
     "val_psnr": "Validation PSNR (EMA weights) against training iterations for every run; dashed: bicubic "
                 "on the same validation set.",
     "crop": "One test image: the full HR image with the crop marked, then the crop of HR, bicubic and each "
@@ -32,15 +40,10 @@ FIGURE_CAPTIONS = {
 
 def report_commit() -> str | None:
     """The suite checkout's commit when the report is written, with "+dirty" for local changes."""
-    repo = Path(suite.__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+    record = run_record()
+    if not record.get("git_commit"):
         return None
-    return head + ("+dirty" if status else "")
+    return record["git_commit"] + ("+dirty" if record.get("git_dirty") else "")
 
 
 def result_commits(evals: list[EvalResult]) -> list[str]:
@@ -60,39 +63,50 @@ def _join(values: set) -> str:
 def psnr_footnote(evals: list[EvalResult], runs: list[TrainRun]) -> list[str]:
     """Footnote lines: metric protocol, training budget per run, devices, commit."""
     notes = []
-    options = next((r.metric_options for r in evals if r.metric_options), None)
-    protocol = "PSNR and SSIM on the Y channel of BT.601 YCbCr with `scale` border pixels cropped (pyiqa)"
-    notes.append(f"Measured rows: {protocol}; metric options {options}." if options else f"Measured rows: {protocol}.")
+    for name in sorted({r.protocol for r in evals}):
+        options = next(r.metric_options for r in evals if r.protocol == name)
+        notes.append(f"Metric protocol `{name}`: {options.get('description', 'not described')} "
+                     f"(pyiqa {options.get('pyiqa_version', '?')}; every option in each eval JSON's metric_options).")
     budgets = []
     for run in runs:
         summary = run.summary
-        recipe = summary.get("config") if isinstance(summary.get("config"), dict) else {}
-        data = recipe.get("data") if isinstance(recipe.get("data"), dict) else {}
-        batch = summary.get("batch_size", data.get("batch_size"))
-        patch = summary.get("lr_patch", data.get("lr_patch"))
-        extra = ", ".join(part for part in (f"batch {batch}" if batch is not None else "",
-                                            f"LR patch {patch}" if patch is not None else "") if part)
         wall = summary.get("wall_time_s")
-        budgets.append(f"{run.name}: {int(summary['iterations'])} iterations"
-                       + (f" ({extra})" if extra else "")
-                       + (f", {float(wall):.0f} s wall" if wall is not None else ""))
+        budgets.append(f"{run.name}: {int(summary['iterations'])} iterations (batch {summary.get('global_batch')}, "
+                       f"LR patch {summary.get('lr_patch')})" + (f", {float(wall):.0f} s wall" if wall is not None else ""))
     if budgets:
         notes.append("Training budget: " + "; ".join(budgets) + ".")
     devices = {run.summary.get("device") for run in runs} | {r.provenance.get("device") for r in evals}
-    dtypes = {run.summary.get("dtype") for run in runs}
-    notes.append(f"Device: {_join(devices)}; training dtype: {_join(dtypes)}.")
+    precisions = {run.summary.get("precision") for run in runs}
+    notes.append(f"Device: {_join(devices)}; training precision: {_join(precisions)}.")
     commits = result_commits(evals)
     notes.append(f"Commit: {', '.join(commits) if commits else (report_commit() or 'not recorded')}.")
     return notes
 
 
-def report_markdown(config_name: str, results: Path, sections: dict[str, str], figures: list[str],
+def lock_warnings(evals: list[EvalResult], runs: list[TrainRun]) -> list[str]:
+    """One warning line per result whose run record says the environment did not match the lock."""
+    lines = []
+    for path, lock in lock_mismatches(evals, runs):
+        differences = lock.get("differences") or []
+        shown = "; ".join(map(str, differences[:5])) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
+        lines.append(f"> **Warning:** `{path}` was produced in an environment that did not match the lock "
+                     f"`{lock.get('lock_file', '?')}`" + (f" ({shown})" if shown else "") + ".")
+    return lines
+
+
+SECTION_TITLES = {"warnings": "Environment warnings", "psnr": "Reconstruction quality (PSNR / SSIM)",
+                  "paper": "Measured against the paper", "targets": "Targets",
+                  "training": "Training runs", "speed": "Speed and memory (profile sweep)"}
+
+
+def report_markdown(title: str, results: Path, sections: dict[str, str], figures: list[str],
                     sources: list[Path], evals: list[EvalResult], runs: list[TrainRun]) -> str:
     """REPORT.md: the tables (Markdown as written to tables/), the figures with captions, provenance."""
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-    torch_versions = {r.provenance.get("torch") for r in evals} | {run.summary.get("torch_version") for run in runs}
+    torch_versions = {r.provenance.get("torch") for r in evals} | {
+        (run.summary.get("provenance") or {}).get("torch") for run in runs}
     lines = [
-        f"# Benchmark report: `{config_name}`",
+        f"# Benchmark report: {title}",
         "",
         f"Written by `suite report` (suite {suite.__version__}, Python {platform.python_version()}) at {now} "
         f"from `{results}`. Evaluated at commit(s) {', '.join(result_commits(evals)) or 'not recorded'}; "
@@ -101,11 +115,9 @@ def report_markdown(config_name: str, results: Path, sections: dict[str, str], f
         "explicitly labelled as the paper's.",
         "",
     ]
-    titles = {"psnr": "Reconstruction quality (PSNR / SSIM)", "training": "Training runs",
-              "speed": "Speed and memory (profile sweep)"}
-    for key, title in titles.items():
+    for key, heading in SECTION_TITLES.items():
         if key in sections:
-            lines += [f"## {title}", "", sections[key].rstrip(), ""]
+            lines += [f"## {heading}", "", sections[key].rstrip(), ""]
     if figures:
         lines += ["## Figures", ""]
         for name in figures:

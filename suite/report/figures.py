@@ -1,36 +1,44 @@
-"""Figures of the report (matplotlib, written as PNG and PDF): speedup, latency and memory against
-window size from the profile sweep, validation PSNR against iterations, the visual crop comparison."""
+"""Figures of the report (matplotlib's object API, written as PNG and PDF): the teaser layout, speedup,
+latency and memory against window size from the profile sweep, validation PSNR against iterations,
+the visual crop comparison.
+
+Figures are built as `Figure` objects, never through pyplot, so no global figure state is kept.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+from matplotlib.transforms import blended_transform_factory
 
-matplotlib.use("Agg")  # files only, no display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter  # noqa: E402
-from matplotlib.transforms import blended_transform_factory  # noqa: E402
-
-from suite.files import atomic_write  # noqa: E402
-from suite.report.crop import CropComparison  # noqa: E402
-from suite.report.readers import Profile, TrainRun, variant_key  # noqa: E402
-from suite.report.tables import OOM, fastest_rpb, variant_label  # noqa: E402
+from suite.files import atomic_write
+from suite.report.crop import CropComparison
+from suite.report.paper import PAPER_VALUES
+from suite.report.readers import EvalResult, Profile, TrainRun, method_key
+from suite.report.tables import (
+    BIASES,
+    bias_label,
+    column_key,
+    speedup_text,
+    variant_label,
+)
 
 BIAS_COLORS = {"rpb": "tab:blue", "rib": "tab:orange", "none": "tab:gray"}
 BIAS_MARKERS = {"rpb": "o", "rib": "s", "none": "^"}
 PHASES = ("train", "infer")
 PHASE_TITLES = {"train": "training step (forward + backward)", "infer": "inference (forward)"}
+# The paper's values: hatched, pale bars and dashed lines with hollow markers, always labelled "paper".
+PAPER_STYLE = {"hatch": "//", "alpha": 0.45, "edgecolor": "black"}
+TEASER_DATASET = "Urban100"
+TEASER_PAPER_ROWS = ("PFT (teaser)", "MambaIRv2-L", "SST-L+ (DF2K)")
 
 
 def save_figure(fig: Figure, stem: Path) -> list[Path]:
-    """Write `stem`.png and `stem`.pdf atomically, then close the figure."""
+    """Write `stem`.png and `stem`.pdf atomically."""
     paths = []
     for ext in ("png", "pdf"):
         path = Path(stem).with_suffix(f".{ext}")
@@ -38,82 +46,87 @@ def save_figure(fig: Figure, stem: Path) -> list[Path]:
         atomic_write(path, lambda handle, ext=ext, metadata=metadata: fig.savefig(
             handle, format=ext, dpi=150, bbox_inches="tight", metadata=metadata))
         paths.append(path)
-    plt.close(fig)
     return paths
 
 
-def _line_points(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per variant and window the point on the line: the largest patch measured at that window."""
-    if "patch" not in rows.columns:
-        return rows
-    largest = rows.groupby(["variant", "window"])["patch"].transform("max")
-    return rows[rows["patch"] == largest]
+# --- profile sweep figures (from the speedup rows: per bias its fastest variant) ------------------
+
+def _line_rows(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(points on the lines: per window the largest patch, other points) of one phase's speedup rows."""
+    largest: dict[int, int] = {}
+    for row in rows:
+        largest[row["window"]] = max(largest.get(row["window"], row["patch"]), row["patch"])
+    on_line = [row for row in rows if row["patch"] == largest[row["window"]]]
+    return on_line, [row for row in rows if row["patch"] != largest[row["window"]]]
 
 
-def _window_axis(ax, rows: pd.DataFrame) -> None:
+def _window_axis(ax, rows: list[dict]) -> None:
     """Log-2 window axis; each tick also names the patch of the line there when patches vary."""
-    windows = sorted(rows["window"].unique().tolist())
+    windows = sorted({row["window"] for row in rows})
     labels = [str(w) for w in windows]
-    if "patch" in rows.columns and rows["patch"].nunique() > 1:
-        line = _line_points(rows)
-        labels = [f"{w}\np{int(line.loc[line['window'] == w, 'patch'].max())}" for w in windows]
+    if len({row["patch"] for row in rows}) > 1:
+        on_line, _ = _line_rows(rows)
+        labels = [f"{w}\np{max(r['patch'] for r in on_line if r['window'] == w)}" for w in windows]
     ax.set_xscale("log", base=2)
     ax.set_xticks(windows, labels)
     ax.minorticks_off()
     ax.set_xlabel("window size (tokens per side)" + ("; p: LR patch" if "\n" in "".join(labels) else ""))
 
 
-def _variant_style(variant: str, variants: list[str]) -> dict:
-    bias = variant.split("-", 1)[0]
-    same_bias = [v for v in variants if v.split("-", 1)[0] == bias]
-    return {"color": BIAS_COLORS.get(bias, "tab:purple"), "marker": BIAS_MARKERS.get(bias, "D"),
-            "linestyle": ["-", "--", ":", "-."][same_bias.index(variant) % 4]}
+def _variants(rows: list[dict], bias: str) -> str:
+    """"RPB (flex, sdpa)": the bias and the backends of its variants that were fastest somewhere."""
+    backends = sorted({row[f"{bias}_variant"].partition("-")[2] for row in rows if row[f"{bias}_variant"]} - {""})
+    return bias_label(bias) + (f" ({', '.join(backends)})" if backends else "")
 
 
-def _per_window_figure(profile: Profile, column: str, ylabel: str, title: str) -> Figure:
-    """`column` against window, one line per variant (the largest patch per window; other patches
-    as hollow markers), one panel per phase; out-of-memory points are crosses along the top."""
-    rows = profile.rows
-    phases = [phase for phase in PHASES if phase in set(rows["phase"])] or sorted(set(rows["phase"]))
-    variants = sorted(rows["variant"].unique(), key=variant_key)
-    fig, axes = plt.subplots(1, len(phases), figsize=(5.2 * len(phases), 4.2), squeeze=False)
-    for ax, phase in zip(axes[0], phases):
-        phase_rows = rows[rows["phase"] == phase]
-        line_rows = _line_points(phase_rows)
+def _per_window_figure(profile: Profile, quantity: str, ylabel: str, title: str) -> Figure:
+    """`quantity` ("ms" or "peak_mem_mb") against window, one line per bias (its fastest variant at each
+    point; the largest patch per window, other patches hollow), one panel per phase; points where a
+    bias did not run are crosses along the top."""
+    speedups = profile.speedups
+    phases = [phase for phase in PHASES if any(row["phase"] == phase for row in speedups)]
+    fig = Figure(figsize=(5.2 * max(1, len(phases)), 4.2))
+    axes = fig.subplots(1, max(1, len(phases)), squeeze=False)[0]
+    for ax, phase in zip(axes, phases):
+        rows = [row for row in speedups if row["phase"] == phase]
+        on_line, others = _line_rows(rows)
         top = blended_transform_factory(ax.transData, ax.transAxes)
-        for variant in variants:
-            style = _variant_style(variant, variants)
-            group = line_rows[line_rows["variant"] == variant].sort_values("window")
-            ok = group[group["status"] == "ok"].dropna(subset=[column])
-            ax.plot(ok["window"], ok[column], label=variant_label(variant), **style)
-            failed = group[group["status"] != "ok"]
-            if len(failed):
-                ax.scatter(failed["window"], [0.96] * len(failed), marker="x", s=70, color=style["color"],
-                           transform=top, clip_on=False, zorder=5)
-            others = phase_rows[(phase_rows["variant"] == variant) & ~phase_rows.index.isin(line_rows.index)
-                                & (phase_rows["status"] == "ok")].dropna(subset=[column])
-            ax.scatter(others["window"], others[column], marker=style["marker"], facecolors="none",
-                       edgecolors=style["color"], zorder=4)
-            for _, other in others.iterrows():
-                ax.annotate(f"p{int(other['patch'])}", (other["window"], other[column]), fontsize=7,
+        failed_any = False
+        for bias in BIASES:
+            if not any(row[f"{bias}_variant"] for row in rows):
+                continue
+            style = {"color": BIAS_COLORS[bias], "marker": BIAS_MARKERS[bias]}
+            line = sorted((r for r in on_line if r[f"{bias}_status"] == "ok"), key=lambda r: r["window"])
+            ax.plot([r["window"] for r in line], [r[f"{bias}_{quantity}"] for r in line],
+                    label=_variants(rows, bias), **style)
+            failed = [r for r in on_line if r[f"{bias}_status"] not in ("ok", "missing")]
+            if failed:
+                failed_any = True
+                ax.scatter([r["window"] for r in failed], [0.96] * len(failed), marker="x", s=70,
+                           color=style["color"], transform=top, clip_on=False, zorder=5)
+            extra = [r for r in others if r[f"{bias}_status"] == "ok"]
+            ax.scatter([r["window"] for r in extra], [r[f"{bias}_{quantity}"] for r in extra],
+                       marker=style["marker"], facecolors="none", edgecolors=style["color"], zorder=4)
+            for r in extra:
+                ax.annotate(f"p{r['patch']}", (r["window"], r[f"{bias}_{quantity}"]), fontsize=7,
                             xytext=(4, -3), textcoords="offset points")
-        measured = phase_rows.loc[phase_rows["status"] == "ok", column].dropna()
-        log_scale = bool(len(measured)) and bool((measured > 0).all())  # a log axis cannot show a zero
-        if log_scale:
+        measured = [r[f"{b}_{quantity}"] for r in rows for b in BIASES if r[f"{b}_status"] == "ok"]
+        log_scale = bool(measured) and all(value is not None and value > 0 for value in measured)
+        if log_scale:  # a log axis cannot show a zero (a CPU point whose peak memory did not grow)
             ax.set_yscale("log")
             ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
             ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
             ax.yaxis.set_minor_formatter(NullFormatter())
             low, high = ax.get_ylim()
-            ax.set_ylim(low, high * 2.5)  # headroom for the out-of-memory crosses along the top
-        _window_axis(ax, phase_rows)
+            ax.set_ylim(low, high * 2.5)  # headroom for the crosses along the top
+        _window_axis(ax, rows)
         ax.set_ylabel(f"{ylabel}, log scale" if log_scale else ylabel)
         ax.set_title(PHASE_TITLES.get(phase, phase))
         ax.grid(True, which="both", alpha=0.3)
         handles, labels = ax.get_legend_handles_labels()
-        if line_rows["status"].ne("ok").any():
+        if failed_any:
             handles.append(Line2D([], [], marker="x", linestyle="none", color="black"))
-            labels.append("out of memory")
+            labels.append("did not run (OOM, ...)")
         if handles:
             ax.legend(handles, labels, fontsize=8)
     fig.suptitle(title)
@@ -126,48 +139,44 @@ def latency_figure(profile: Profile) -> Figure:
 
 
 def memory_figure(profile: Profile) -> Figure:
-    return _per_window_figure(profile, "peak_mem", f"peak memory ({profile.memory_unit})",
-                              "Peak memory against window size")
+    return _per_window_figure(profile, "peak_mem_mb", "peak memory (MB)", "Peak memory against window size")
 
 
 def speedup_figure(profile: Profile) -> Figure:
-    """Bars of fastest-RPB time / fastest-RIB time per window (and patch where varied), train and
-    infer side by side; where one side ran out of memory the bar is replaced by a label saying so."""
-    rows = profile.rows
-    keys = ["window"] + (["patch"] if "patch" in rows.columns and rows["patch"].nunique() > 1 else [])
-    points = sorted({tuple(values) for values in rows[keys].itertuples(index=False)})
-    phases = [phase for phase in PHASES if phase in set(rows["phase"])]
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(points) + 2), 4.2))
+    """Bars of RPB time / RIB time (each bias's fastest variant) per point, train and infer side by
+    side; where one side did not run the bar is replaced by a label saying which and why."""
+    speedups = profile.speedups
+    keys = ["window", "patch", "batch", "precision", "compile"]
+    # Train and infer share a bar group per window (and per any setting that varies within a phase;
+    # the batch usually differs between the phases only).
+    varying = ["window"] + [key for key in keys[1:] if any(
+        len({row[key] for row in speedups if row["phase"] == phase}) > 1 for phase in PHASES)]
+    points = sorted({tuple(row[key] for key in varying) for row in speedups}, key=lambda p: (p[0], *map(str, p[1:])))
+    phases = [phase for phase in PHASES if any(row["phase"] == phase for row in speedups)]
+    fig = Figure(figsize=(max(6.0, 1.1 * len(points) + 2), 4.2))
+    ax = fig.subplots()
     width = 0.8 / max(1, len(phases))
     drawn = False
     for offset, phase in enumerate(phases):
         for position, point in enumerate(points):
-            mask = (rows["phase"] == phase) & np.logical_and.reduce([rows[k] == v for k, v in zip(keys, point)])
-            candidates = rows[mask].to_dict("records")
-            rpb = fastest_rpb(candidates)
-            ribs = [c for c in candidates if c["bias"] == "rib"]
-            ran = [c for c in ribs if c["status"] == "ok"]
-            rib = min(ran, key=lambda c: c["ms"]) if ran else (ribs[0] if ribs else None)
-            if rpb is None or rib is None:
+            row = next((r for r in speedups if r["phase"] == phase and tuple(r[k] for k in varying) == point), None)
+            if row is None or "missing" in (row["rpb_status"], row["rib_status"]):
                 continue
             x = position + (offset - (len(phases) - 1) / 2) * width
-            if rpb["status"] != "ok" or rib["status"] != "ok":
-                failed = "RPB" if rpb["status"] != "ok" else "RIB"
-                status = rpb["status"] if failed == "RPB" else rib["status"]
-                ax.text(x, 0.02, f"{failed} {OOM if status == 'oom' else status.upper()}", rotation=90,
-                        ha="center", va="bottom", fontsize=8,
+            ratio = row["speedup_rpb_over_rib"]
+            if ratio is None:
+                ax.text(x, 0.02, speedup_text(row), rotation=90, ha="center", va="bottom", fontsize=8,
                         transform=blended_transform_factory(ax.transData, ax.transAxes))
                 continue
-            ratio = rpb["ms"] / rib["ms"]
             ax.bar(x, ratio, width=width * 0.95, color=f"C{offset + 2}", label=PHASE_TITLES[phase])
             ax.text(x, ratio, f"{ratio:.2f}x", ha="center", va="bottom", fontsize=8)
             drawn = True
     ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--", label="parity (1x)")
-    ax.set_xticks(range(len(points)), ["\n".join([str(point[0]), *(f"patch {v}" for v in point[1:])])
+    ax.set_xticks(range(len(points)), ["\n".join([str(point[0]), *(f"{k} {v}" for k, v in zip(varying[1:], point[1:]))])
                                        for point in points])
-    ax.set_xlabel("window size" + (" / LR patch" if len(keys) > 1 else ""))
+    ax.set_xlabel("window size" + (" / " + ", ".join(varying[1:]) if len(varying) > 1 else ""))
     ax.set_ylabel("speedup: RPB time / RIB time (x)")
-    ax.set_title("RIB speedup over RPB per window size (fastest backend of each)")
+    ax.set_title("RIB speedup over RPB per window size (fastest backend of each bias)")
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     ax.legend(unique.values(), unique.keys(), fontsize=8)
@@ -178,15 +187,136 @@ def speedup_figure(profile: Profile) -> Figure:
     return fig
 
 
+# --- the paper's teaser layout (12.3) -------------------------------------------------------------
+
+PAPER_SETTING = {"rpb": (32, 64), "rib": (96, 96)}  # (window, LR patch) of the teaser's cost panels
+
+
+def teaser_points(profile: Profile, phase: str) -> tuple[dict[str, dict], str]:
+    """Per bias (rpb, rib) the profile's best row for the teaser's cost panels, and how they were picked:
+    the paper's settings where the sweep has them, else the largest window where both ran, else the
+    largest window each ran at. Returns ({bias: {variant, window, patch, ms, peak_mem_mb}}, description)."""
+    rows = [row for row in profile.speedups if row["phase"] == phase]
+
+    def entry(row: dict, bias: str) -> dict:
+        return {"variant": row[f"{bias}_variant"], "window": row["window"], "patch": row["patch"],
+                "ms": row[f"{bias}_ms"], "peak_mem_mb": row[f"{bias}_peak_mem_mb"]}
+
+    at_paper = {}
+    for bias, (window, patch) in PAPER_SETTING.items():
+        match = [r for r in rows if r["window"] == window and r["patch"] == patch and r[f"{bias}_status"] == "ok"]
+        if match:
+            at_paper[bias] = entry(match[0], bias)
+    if len(at_paper) == 2:
+        return at_paper, "at the paper's settings"
+    both = [r for r in rows if r["rpb_status"] == "ok" and r["rib_status"] == "ok"]
+    if both:
+        row = max(both, key=lambda r: (r["window"], r["patch"]))
+        return ({bias: entry(row, bias) for bias in ("rpb", "rib")},
+                f"at the largest window both ran (window {row['window']}, patch {row['patch']})")
+    picked = {}
+    for bias in ("rpb", "rib"):
+        ran = [r for r in rows if r[f"{bias}_status"] == "ok"]
+        if ran:
+            picked[bias] = entry(max(ran, key=lambda r: (r["window"], r["patch"])), bias)
+    return picked, "at the largest window each bias ran"
+
+
+def _teaser_psnr(ax, evals: list[EvalResult]) -> str:
+    """PSNR against scale: measured methods (solid) and the paper's teaser rows (dashed, hollow)."""
+    urban = [r for r in evals if r.dataset == TEASER_DATASET]
+    if urban:
+        shown, dataset = urban, TEASER_DATASET
+    else:
+        # The test set with the most evaluations; ties: the PSNR table's column order.
+        datasets = sorted({r.dataset for r in evals}, key=lambda d: (-sum(r.dataset == d for r in evals),
+                                                                     column_key((d, 0))))
+        dataset = datasets[0] if datasets else ""
+        shown = [r for r in evals if r.dataset == dataset]
+    for method in sorted({r.method for r in shown}, key=method_key):
+        points = sorted((r.scale, r.psnr) for r in shown if r.method == method)
+        bias = next(r.bias for r in shown if r.method == method)
+        ax.plot(*zip(*points), marker=BIAS_MARKERS.get(bias, "D"), color=BIAS_COLORS.get(bias, "black"),
+                linestyle="-", label=f"{method} ({dataset})")
+    for index, key in enumerate(TEASER_PAPER_ROWS):
+        row = PAPER_VALUES.rows[key]
+        points = sorted((s, v[0]) for (d, s), v in row.scores.items() if d == TEASER_DATASET)
+        ax.plot(*zip(*points), linestyle="--", marker="os^"[index % 3], markerfacecolor="none",
+                color=f"C{index + 4}", label=f"paper: {key} ({TEASER_DATASET})")
+    ax.set_xticks([2, 3, 4], ["x2", "x3", "x4"])
+    ax.set_xlabel("scale")
+    ax.set_ylabel("PSNR (dB, Y channel)")
+    ax.set_title(f"PSNR per scale: measured on {dataset or 'nothing'}"
+                 + ("" if dataset == TEASER_DATASET else f", paper on {TEASER_DATASET}"), fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    return dataset
+
+
+def _teaser_bars(ax, measured: dict[str, dict], phase: str, quantity: str, scale: float, unit: str) -> None:
+    """Measured bars (solid, per bias) then the paper's (hatched, pale), log scale, values written."""
+    bars = []
+    for bias in ("rpb", "rib"):
+        if bias in measured and measured[bias][quantity] is not None:
+            point = measured[bias]
+            bars.append((f"{variant_label(point['variant'])}\nw{point['window']} p{point['patch']}",
+                         point[quantity] / scale, BIAS_COLORS[bias], False))
+    for cost in (c for c in PAPER_VALUES.costs if c.phase == phase):
+        value = cost.ms if quantity == "ms" else cost.memory_mb
+        bars.append((f"paper:\n{cost.method}", value / scale, BIAS_COLORS.get(cost.bias, "gray"), True))
+    for x, (label, value, color, paper) in enumerate(bars):
+        ax.bar(x, value, color=color, **(PAPER_STYLE if paper else {}))
+        ax.text(x, value, f"{value:,.0f}" if value >= 100 else f"{value:.3g}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(bars)), [bar[0] for bar in bars], fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel(unit)
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+
+
+def teaser_figure(evals: list[EvalResult], runs: list[TrainRun], profile: Profile | None) -> Figure:
+    """The paper's teaser layout: PSNR per scale; training time per iteration and memory; inference
+    latency and memory. This run's measurements solid, the paper's hatched or dashed and labelled."""
+    fig = Figure(figsize=(13.5, 6.4))
+    grid = fig.add_gridspec(2, 3)
+    dataset = _teaser_psnr(fig.add_subplot(grid[:, 0]), evals)
+    panels = (("train", "ms", 1000.0, "seconds per iteration", "training: time"),
+              ("train", "peak_mem_mb", 1000.0, "peak memory (GB)", "training: memory"),
+              ("infer", "ms", 1.0, "latency (ms)", "inference: latency"),
+              ("infer", "peak_mem_mb", 1.0, "peak memory (MB)", "inference: memory"))
+    how = {}
+    for index, (phase, quantity, scale, unit, title) in enumerate(panels):
+        ax = fig.add_subplot(grid[index % 2, 1 + index // 2])
+        measured, how[phase] = teaser_points(profile, phase) if profile is not None else ({}, "no profile sweep")
+        _teaser_bars(ax, measured, phase, quantity, scale, unit)
+        ax.set_title(f"{title}, log scale", fontsize=9)
+    devices = sorted({str(r.get("device")) for r in profile.rows}) if profile is not None else []
+    presets = sorted({str(r.get("preset")) for r in profile.rows} | {run.preset for run in runs}) if profile else \
+        sorted({run.preset for run in runs})
+    on_cpu = devices == ["cpu"]
+    fig.suptitle(
+        ("What this CPU run measured: " if on_cpu else "Measured here: ")
+        + f"{', '.join(presets) or 'no'} model(s), {', '.join(devices) or 'no device'} times"
+        + (" (not comparable in scale with the paper's GPU figures)" if on_cpu else "")
+        + f"; PSNR on {dataset or 'nothing'}.\nPaper's values (hatched bars, dashed lines) beside them. "
+        + f"Costs: training {how['train']}, inference {how['infer']}.", fontsize=10)
+    fig.legend(handles=[Patch(color="gray", label="measured here"), Patch(facecolor="gray", label="paper", **PAPER_STYLE)],
+               loc="lower right", fontsize=8)
+    fig.tight_layout(rect=(0, 0.03, 1, 0.97))
+    return fig
+
+
+# --- training and visual comparison ---------------------------------------------------------------
+
 def val_psnr_figure(runs: list[TrainRun], bicubic: dict[int, float], val_dataset: str | None) -> Figure:
     """Validation PSNR against iteration per run; dashed lines: bicubic on the validation set."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
     styles = ["-", "--", ":", "-."]
     presets = sorted({run.preset for run in runs})
     for run in runs:
         style = styles[presets.index(run.preset) % len(styles)]
         ax.plot(run.log["iteration"], run.log["val_psnr"], linestyle=style, marker="o", markersize=3,
-                color=BIAS_COLORS.get(run.bias), label=f"{run.preset} {variant_label(run.bias)} x{run.scale}")
+                color=BIAS_COLORS.get(run.bias), label=f"{run.preset} {bias_label(run.bias)} x{run.scale}")
     for scale, psnr in sorted(bicubic.items()):
         ax.axhline(psnr, color="black", linestyle=(0, (4, 3)), linewidth=1,
                    label=f"bicubic x{scale} ({psnr:.2f} dB)")
@@ -205,15 +335,17 @@ def val_psnr_figure(runs: list[TrainRun], bicubic: dict[int, float], val_dataset
 def crop_figure(comparison: CropComparison) -> Figure:
     """The full HR image with the crop marked, then the crop of HR and of each method."""
     panels = [("HR (full image)", comparison.hr_full), *comparison.panels]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.0), squeeze=False)
+    fig = Figure(figsize=(2.6 * len(panels), 3.0))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
     x, y, size = comparison.box
-    for ax, (title, image) in zip(axes[0], panels):
+    for ax, (title, image) in zip(axes, panels):
         ax.imshow(image, interpolation="nearest")
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[0][0].add_patch(Rectangle((x - 0.5, y - 0.5), size, size, fill=False, edgecolor="red", linewidth=1.5))
+    axes[0].add_patch(Rectangle((x - 0.5, y - 0.5), size, size, fill=False, edgecolor="red", linewidth=1.5))
     fig.suptitle(f"{comparison.image} ({comparison.dataset}, x{comparison.scale}): {size}x{size} HR pixels "
                  f"at x={x}, y={y}; titles give PSNR over the whole image", fontsize=9)
     fig.tight_layout()
     return fig
+

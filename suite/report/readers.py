@@ -1,13 +1,15 @@
-"""Read a results folder: eval JSONs, training summaries and logs, the profile CSV.
+"""Read a results folder through the schemas of the parts that wrote it.
 
 Layout (what the workflow writes under results/<config>/):
-    eval/<method>/<dataset>-x<scale>.json       method: "bicubic" or "<preset>-<bias>"
+    eval/<method>/<dataset>-x<scale>.json       method: "bicubic", "<preset>-<bias>" (a trained run) or
+                                                any other name (e.g. a released model)
     images/<method>/<dataset>-x<scale>/<name>.png
     train/<preset>-<bias>-x<scale>/summary.json, train_log.csv
-    profile/profile.csv
+    profile/profile.json
 
-Column and key names are those of CONTRACT.md; a few spellings of the same quantity are accepted
-(listed in the alias tables), and a missing required one raises ReportInputError naming the file.
+Summaries are read through the trainer's own field list (`SUMMARY_FIELDS`), training logs through its
+CSV columns, the profile through `suite.profiling.tables.read_profile`. A file that does not follow its
+schema raises ReportInputError naming the file and the field.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from suite.profiling import tables as profile_tables
+from suite.train.monitor import CSV_FIELDS as TRAIN_LOG_FIELDS
+from suite.train.trainer import SUMMARY_FIELDS
+
 BIAS_ORDER = ("rpb", "rib", "none")
 PRESET_ORDER = ("tiny", "light", "base", "base+", "large", "large+")
 
@@ -29,28 +35,31 @@ def order_key(value: str, order: tuple[str, ...]) -> tuple[int, str]:
     return (order.index(value) if value in order else len(order), value)
 
 
-def variant_key(variant: str) -> tuple:
-    """Sort key of a profile variant ("rpb-sdpa", "rib", ...): by bias, then by name."""
-    return (order_key(variant.split("-", 1)[0], BIAS_ORDER), variant)
-
-
 def method_key(method: str) -> tuple:
-    """Sort key of a method folder name: bicubic, then "<preset>-<bias>" by preset and bias order."""
+    """Sort key of a method folder name: bicubic, then "<preset>-<bias>" by preset and bias, then others."""
     if method == "bicubic":
         return (0, (0, ""), (0, ""))
-    preset, bias = method.rsplit("-", 1)
-    return (1, order_key(preset, PRESET_ORDER), order_key(bias, BIAS_ORDER))
+    match = MODEL_NAME.match(method)
+    if match is None:
+        return (2, (0, method), (0, ""))
+    return (1, order_key(match["preset"], PRESET_ORDER), order_key(match["bias"], BIAS_ORDER))
 
 
 class ReportInputError(ValueError):
     """A result file the report cannot use; the message names the file and what is wrong."""
 
 
+EVAL_NAME = re.compile(r"^(?P<dataset>[A-Za-z0-9_.+-]+?)-x(?P<scale>\d+)\.json$")
+METHOD_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
+RUN_NAME = re.compile(r"^(?P<preset>[A-Za-z0-9_+]+)-(?P<bias>rpb|rib|none)-x(?P<scale>\d+)$")
+MODEL_NAME = re.compile(r"^(?P<preset>[A-Za-z0-9_+]+)-(?P<bias>rpb|rib|none)$")
+
+
 @dataclass(frozen=True)
 class EvalResult:
     """One method on one test set at one scale (mean PSNR in dB and SSIM, and per image)."""
 
-    method: str  # "bicubic" or "<preset>-<bias>"
+    method: str  # "bicubic", "<preset>-<bias>", or another name (a released model)
     dataset: str
     scale: int
     psnr: float
@@ -61,76 +70,45 @@ class EvalResult:
     path: Path
 
     @property
+    def trained(self) -> bool:
+        return MODEL_NAME.match(self.method) is not None
+
+    @property
     def preset(self) -> str:
-        return "" if self.method == "bicubic" else self.method.rsplit("-", 1)[0]
+        return self.method.rsplit("-", 1)[0] if self.trained else ""
 
     @property
     def bias(self) -> str:
-        return "" if self.method == "bicubic" else self.method.rsplit("-", 1)[1]
+        return self.method.rsplit("-", 1)[1] if self.trained else ""
+
+    @property
+    def protocol(self) -> str:
+        """The metric protocol's name (suite.metrics.PROTOCOLS), as the eval recorded it."""
+        return str(self.metric_options.get("protocol") or "unrecorded")
 
 
 @dataclass(frozen=True)
 class TrainRun:
-    """One training run: its summary.json (normalised keys) and its train_log.csv."""
+    """One training run: its summary.json (the trainer's SUMMARY_FIELDS) and its train_log.csv."""
 
     name: str  # "<preset>-<bias>-x<scale>"
     preset: str
     bias: str
     scale: int
     summary: dict
-    log: pd.DataFrame = field(repr=False)  # columns: iteration, val_psnr (+ val_ssim, loss, lr if logged)
+    log: pd.DataFrame = field(repr=False)  # the trainer's log columns, rows with a validation PSNR
     path: Path = Path()
 
-
-EVAL_NAME = re.compile(r"^(?P<dataset>[A-Za-z0-9_]+)-x(?P<scale>\d+)\.json$")
-RUN_NAME = re.compile(r"^(?P<preset>[A-Za-z0-9_+]+)-(?P<bias>rpb|rib|none)-x(?P<scale>\d+)$")
-MODEL_NAME = re.compile(r"^(?P<preset>[A-Za-z0-9_+]+)-(?P<bias>rpb|rib|none)$")
-
-# summary.json: normalised key -> accepted keys, first match wins.
-SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
-    "iterations": ("iterations", "iters", "total_iterations", "n_iterations"),
-    "median_step_time_s": ("median_step_time_s", "step_time_median_s", "median_step_s",
-                           "step_time_s_median", "median_step_time"),
-    "wall_time_s": ("wall_time_s", "wall_s", "wall_time", "wall_clock_s"),
-    "params": ("params", "n_params", "parameters", "num_params"),
-    "device": ("device",),
-    "dtype": ("dtype",),
-    "seed": ("seed",),
-    "torch_version": ("torch_version", "torch"),
-    "batch_size": ("global_batch", "batch_size", "batch"),
-    "lr_patch": ("lr_patch", "patch"),
-}
-SUMMARY_REQUIRED = ("iterations", "median_step_time_s")
-
-TRAIN_LOG_REQUIRED = ("iteration", "val_psnr")
-TRAIN_LOG_OPTIONAL = ("val_ssim", "loss", "lr", "step_time_s")
-
-# profile.csv: normalised column -> accepted column names.
-PROFILE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "bias": ("bias",),
-    "variant": ("variant",),  # "rib", "none", "rpb-<backend>": a bias on a given attention backend
-    "phase": ("phase",),
-    "window": ("window", "window_size"),
-    "ms": ("ms_median", "median_ms", "ms_per_iter_median", "ms_per_iter", "time_ms_median", "time_ms"),
-    "patch": ("patch", "patch_size", "lr_patch"),
-    "batch": ("batch", "batch_size"),
-    "status": ("status",),
-    "kernel": ("attention_kernels", "attention_kernel", "kernel", "kernel_family"),
-    "device": ("device",),
-    "dtype": ("dtype",),
-    "torch_version": ("torch_version", "torch"),
-}
-PROFILE_REQUIRED = ("phase", "window", "ms")  # and bias or variant
-# Peak memory: accepted column -> (unit shown, factor to that unit).
-PROFILE_MEMORY: dict[str, tuple[str, float]] = {
-    "peak_mem_mb": ("MB", 1.0), "peak_memory_mb": ("MB", 1.0), "peak_mb": ("MB", 1.0),
-    "peak_mem_mib": ("MiB", 1.0), "peak_memory_mib": ("MiB", 1.0), "peak_mib": ("MiB", 1.0),
-    "peak_mem_bytes": ("MiB", 1 / 2**20), "peak_memory_bytes": ("MiB", 1 / 2**20), "peak_bytes": ("MiB", 1 / 2**20),
-}
+    @property
+    def window(self) -> int | None:
+        """The largest attention window of the run's model."""
+        windows = (self.summary.get("model") or {}).get("window_sizes") or []
+        return max(windows) if windows else None
 
 
 def _load_json(path: Path) -> dict:
     try:
+        # Infinity: BasicSR's PSNR of an image identical to its reference.
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ReportInputError(f"{path}: not a readable JSON file ({err})") from err
@@ -149,10 +127,6 @@ def _number(path: Path, key: str, value: object) -> float:
     return number
 
 
-def _normalise_name(name: str) -> str:
-    return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
-
-
 def read_eval(path: Path) -> EvalResult:
     """One eval JSON; its method is its folder's name, dataset and scale its file name's."""
     path = Path(path)
@@ -160,8 +134,8 @@ def read_eval(path: Path) -> EvalResult:
     if not match:
         raise ReportInputError(f"{path}: eval results are named <dataset>-x<scale>.json")
     method = path.parent.name
-    if method != "bicubic" and not MODEL_NAME.match(method):
-        raise ReportInputError(f"{path}: folder {method!r} is neither 'bicubic' nor '<preset>-<bias>'")
+    if not METHOD_NAME.match(method):
+        raise ReportInputError(f"{path}: method folder {method!r} may hold only letters, digits and _.+-")
     data = _load_json(path)
     missing = [key for key in ("psnr", "ssim", "scale") if key not in data]
     if missing:
@@ -169,11 +143,10 @@ def read_eval(path: Path) -> EvalResult:
     scale = int(match["scale"])
     if int(_number(path, "scale", data["scale"])) != scale:
         raise ReportInputError(f"{path}: scale {data['scale']} in the file, x{scale} in its name")
-    images = tuple(data.get("images") or ())
     return EvalResult(
         method=method, dataset=match["dataset"], scale=scale,
         psnr=_number(path, "psnr", data["psnr"]), ssim=_number(path, "ssim", data["ssim"]),
-        images=images, provenance=dict(data.get("provenance") or {}),
+        images=tuple(data.get("images") or ()), provenance=dict(data.get("provenance") or {}),
         metric_options=dict(data.get("metric_options") or {}), path=path,
     )
 
@@ -183,28 +156,19 @@ def read_evals(results: Path) -> list[EvalResult]:
 
 
 def read_summary(path: Path) -> dict:
-    """summary.json with keys normalised per SUMMARY_KEYS; unknown keys are kept as they are."""
-    raw = _load_json(path)
-    summary = dict(raw)
-    lowered = {_normalise_name(key): value for key, value in raw.items()}
-    for key, accepted in SUMMARY_KEYS.items():
-        for name in accepted:
-            if name in lowered:
-                summary[key] = lowered[name]
-                break
-    missing = [key for key in SUMMARY_REQUIRED if key not in summary]
+    """summary.json: every field of the trainer's SUMMARY_FIELDS must be there; times are numbers."""
+    summary = _load_json(path)
+    missing = [key for key in SUMMARY_FIELDS if key not in summary]
     if missing:
-        wanted = "; ".join(f"{key} (any of {', '.join(SUMMARY_KEYS[key])})" for key in missing)
-        raise ReportInputError(f"{path}: missing {wanted}")
-    for key in SUMMARY_REQUIRED:
+        raise ReportInputError(f"{path}: missing field(s) {', '.join(missing)} of the trainer's summary "
+                               f"(suite.train.trainer.SUMMARY_FIELDS); re-run the training with this suite")
+    for key in ("iterations", "median_step_time_s"):
         summary[key] = _number(path, key, summary[key])
     return summary
 
 
-def read_csv_columns(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (),
-                     aliases: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
-    """A CSV with its columns renamed to the normalised names; a missing required column is an
-    error naming the file and the column."""
+def read_train_log(path: Path) -> pd.DataFrame:
+    """train_log.csv (the trainer's columns) -> rows with a validation PSNR, sorted by iteration."""
     path = Path(path)
     try:
         frame = pd.read_csv(path)
@@ -212,30 +176,11 @@ def read_csv_columns(path: Path, required: tuple[str, ...], optional: tuple[str,
         raise ReportInputError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise ReportInputError(f"{path}: not a readable CSV file ({err})") from err
-    frame.columns = [_normalise_name(column) for column in frame.columns]
-    aliases = aliases or {name: (name,) for name in (*required, *optional)}
-    renamed: dict[str, str] = {}
-    for key, accepted in aliases.items():
-        for name in accepted:
-            if name in frame.columns:
-                renamed[name] = key
-                break
-    missing = [key for key in required if key not in renamed.values()]
+    missing = [column for column in TRAIN_LOG_FIELDS if column not in frame.columns]
     if missing:
-        wanted = "; ".join(f"{key} (any of {', '.join(aliases[key])})" if len(aliases[key]) > 1 else key
-                           for key in missing)
-        raise ReportInputError(f"{path}: missing required column {wanted}; "
-                               f"columns present: {', '.join(frame.columns)}")
-    return frame.rename(columns=renamed)
-
-
-def read_train_log(path: Path) -> pd.DataFrame:
-    """train_log.csv -> rows with a validation PSNR, sorted by iteration."""
-    frame = read_csv_columns(path, TRAIN_LOG_REQUIRED, TRAIN_LOG_OPTIONAL)
-    keep = [column for column in (*TRAIN_LOG_REQUIRED, *TRAIN_LOG_OPTIONAL) if column in frame.columns]
-    frame = frame[keep].copy()
-    for column in keep:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+        raise ReportInputError(f"{path}: missing column(s) {', '.join(missing)} of the trainer's log; "
+                               f"columns present: {', '.join(map(str, frame.columns))}")
+    frame = frame[list(TRAIN_LOG_FIELDS)].apply(pd.to_numeric, errors="coerce")
     return frame.dropna(subset=["val_psnr"]).sort_values("iteration").reset_index(drop=True)
 
 
@@ -256,51 +201,30 @@ def read_runs(results: Path) -> list[TrainRun]:
 
 @dataclass(frozen=True)
 class Profile:
-    """The profile sweep, one row per point: bias, variant (the bias where the CSV has no variant),
-    phase, window, ms (NaN unless status is "ok"), peak_mem (in `memory_unit`, NaN if not measured),
-    status ("ok", "oom", ...), and patch, batch, kernel, device, dtype where the CSV has them."""
+    """The profile sweep: its rows as `suite profile` wrote them, and the speedup rows built from them."""
 
-    rows: pd.DataFrame
-    memory_unit: str
+    rows: list[dict]
+    speedups: list[dict]  # suite.profiling.tables.speedup_rows(rows)
     path: Path
 
 
 def read_profile(path: Path) -> Profile:
+    """profile.json through the profiling package's own reader; its errors become ReportInputError."""
     path = Path(path)
-    frame = read_csv_columns(path, PROFILE_REQUIRED, aliases=PROFILE_COLUMNS)
-    memory_unit, memory = "MB", pd.Series(float("nan"), index=frame.index)
-    for column, (unit, factor) in PROFILE_MEMORY.items():
-        if column in frame.columns:
-            memory_unit, memory = unit, pd.to_numeric(frame[column], errors="coerce") * factor
-            break
-    if "bias" not in frame.columns and "variant" not in frame.columns:
-        raise ReportInputError(f"{path}: missing required column bias (or variant); "
-                               f"columns present: {', '.join(frame.columns)}")
-    variant = frame["variant"] if "variant" in frame.columns else frame["bias"]
-    bias = frame["bias"] if "bias" in frame.columns else variant.astype(str).str.split("-").str[0]
-    bias = bias.astype(str).str.strip().str.lower()
-    rows = pd.DataFrame({
-        "bias": bias,
-        "variant": variant.fillna(bias).astype(str).str.strip().str.lower(),
-        "phase": frame["phase"].astype(str).str.strip().str.lower(),
-        "window": pd.to_numeric(frame["window"], errors="coerce"),
-        "ms": pd.to_numeric(frame["ms"], errors="coerce"),
-        "peak_mem": memory,
-        "status": (frame["status"].fillna("ok").astype(str).str.strip().str.lower()
-                   if "status" in frame.columns else "ok"),
-    })
-    for column in ("patch", "batch", "kernel", "device", "dtype", "torch_version"):
-        if column in frame.columns:
-            rows[column] = frame[column]
-    if rows["window"].isna().any():
-        bad = frame.loc[rows["window"].isna(), "window"].iloc[0]
-        raise ReportInputError(f"{path}: window {bad!r} is not a number")
-    rows["window"] = rows["window"].astype(int)
-    failed = rows["status"] != "ok"
-    rows.loc[failed, ["ms", "peak_mem"]] = float("nan")
-    unmeasured = ~failed & rows["ms"].isna()
-    if unmeasured.any():
-        row = rows[unmeasured].iloc[0]
-        raise ReportInputError(f"{path}: status ok but no time for {row['variant']} {row['phase']} "
-                               f"window {row['window']}")
-    return Profile(rows=rows, memory_unit=memory_unit, path=path)
+    try:
+        rows = profile_tables.read_profile(path)
+    except (ValueError, FileNotFoundError) as err:
+        raise ReportInputError(str(err)) from err
+    return Profile(rows=rows, speedups=profile_tables.speedup_rows(rows), path=path)
+
+
+def lock_mismatches(evals: list[EvalResult], runs: list[TrainRun]) -> list[tuple[Path, dict]]:
+    """(file, lock status) of every result whose run record says the environment did not match the lock."""
+    found = []
+    records = [(r.path, r.provenance) for r in evals] + [(run.path / "summary.json", run.summary.get("provenance"))
+                                                          for run in runs]
+    for path, record in records:
+        lock = (record or {}).get("lock") if isinstance(record, dict) else None
+        if isinstance(lock, dict) and lock.get("matches") is False:
+            found.append((path, lock))
+    return found

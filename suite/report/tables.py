@@ -7,21 +7,56 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from suite.report.paper import PAPER, PAPER_ROWS, PAPER_SOURCE, PAPER_SPEED, PAPER_SPEED_SETTING, PaperRow
-from suite.report.readers import EvalResult, Profile, TrainRun, method_key, variant_key
+from suite.report.paper import PAPER, PAPER_SOURCE, PAPER_VALUES, PaperRow, paper_row
+from suite.report.readers import EvalResult, Profile, TrainRun, method_key
 
-DATASET_ORDER = ("Set5", "Set14", "B100", "Urban100", "Manga109")
+DATASET_ORDER = ("Set5", "Set14", "B100", "Urban100", "Manga109", "DIV2K-val", "LSDIR-val")
 MEASURED = "measured"
-OOM = "OOM"
 MISSING = "–"
 BIAS_LABELS = {"rpb": "RPB", "rib": "RIB", "none": "no-bias"}
+BIASES = ("rpb", "rib", "none")
 LABELS = ("source", "method", "bias", "note")
 
 
+def bias_label(bias: str) -> str:
+    return BIAS_LABELS.get(bias, bias)
+
+
+def variant_label(variant: str) -> str:
+    """"rpb-sdpa" -> "RPB (sdpa)", "rib" -> "RIB", "none" -> "no-bias"."""
+    bias, _, backend = variant.partition("-")
+    return bias_label(bias) + (f" ({backend})" if backend else "")
+
+
+def _absent(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    return "\n".join([line(header), "|" + "|".join("---" for _ in header) + "|", *map(line, rows)]) + "\n"
+
+
+def protocols_of(evals: list[EvalResult]) -> list[str]:
+    return sorted({result.protocol for result in evals})
+
+
+def protocol_caption(evals: list[EvalResult]) -> str:
+    """"metric protocol basicsr-y" (or several, each named) for a caption."""
+    names = protocols_of(evals)
+    if not names:
+        return "metric protocol: none recorded"
+    return ("metric protocol " if len(names) == 1 else "metric protocols (MIXED) ") + ", ".join(f"`{n}`" for n in names)
+
+
+# --- PSNR / SSIM ---------------------------------------------------------------------------------
+
 @dataclass(frozen=True)
 class PsnrTable:
-    """Rows: measured methods x bias (bicubic first), then the paper's rows; columns: `columns`
-    as (dataset, scale), each a `<dataset>_x<scale>_psnr` and `_ssim` column of `frame`."""
+    """Rows: measured methods (bicubic first), then the paper's rows; columns: `columns` as (dataset,
+    scale), each a `<dataset>_x<scale>_psnr` and `_ssim` column of `frame`."""
 
     frame: pd.DataFrame
     columns: tuple[tuple[str, int], ...]
@@ -31,24 +66,31 @@ def column_name(dataset: str, scale: int, metric: str) -> str:
     return f"{dataset}_x{scale}_{metric}"
 
 
-def psnr_table(evals: list[EvalResult], paper_rows: tuple[PaperRow, ...] = PAPER_ROWS) -> PsnrTable:
+def _method_labels(method: str) -> tuple[str, str]:
+    """(method, bias) cells of a measured row."""
+    match = method.rsplit("-", 1)
+    if method != "bicubic" and len(match) == 2 and match[1] in BIASES:
+        return match[0], match[1]
+    return method, ""
+
+
+def psnr_table(evals: list[EvalResult], paper_rows: tuple[PaperRow, ...] | None = None) -> PsnrTable:
+    paper_rows = tuple(PAPER_VALUES.rows.values()) if paper_rows is None else paper_rows
     # Every measured column, plus the paper's columns: the paper's rows stay visible even where this
     # run measured none of their datasets (the default config's mini benchmark).
     columns = tuple(sorted({(result.dataset, result.scale) for result in evals}
-                           | {key for row in paper_rows for key in row.scores}, key=_column_key))
-
-    methods = sorted({result.method for result in evals}, key=method_key)
+                           | {key for row in paper_rows for key in row.scores}, key=column_key))
     records = []
-    for method in methods:
-        preset, bias = ("bicubic", "") if method == "bicubic" else method.rsplit("-", 1)
-        record = {"source": MEASURED, "method": preset, "bias": bias, "note": ""}
+    for method in sorted({result.method for result in evals}, key=method_key):
+        name, bias = _method_labels(method)
+        record = {"source": MEASURED, "method": name, "bias": bias, "note": ""}
         for result in evals:
             if result.method == method:
                 record[column_name(result.dataset, result.scale, "psnr")] = result.psnr
                 record[column_name(result.dataset, result.scale, "ssim")] = result.ssim
         records.append(record)
     for row in paper_rows:
-        record = {"source": PAPER_SOURCE, "method": row.method, "bias": row.bias, "note": row.note}
+        record = {"source": PAPER_SOURCE, "method": row.key, "bias": row.bias, "note": row.note}
         for (dataset, scale), (psnr, ssim) in row.scores.items():
             record[column_name(dataset, scale, "psnr")] = psnr
             record[column_name(dataset, scale, "ssim")] = ssim
@@ -59,7 +101,7 @@ def psnr_table(evals: list[EvalResult], paper_rows: tuple[PaperRow, ...] = PAPER
     return PsnrTable(frame=frame, columns=columns)
 
 
-def _column_key(column: tuple[str, int]) -> tuple:
+def column_key(column: tuple[str, int]) -> tuple:
     """Datasets of this run's own (not a standard benchmark) first, then the benchmarks in their usual order."""
     dataset, scale = column
     known = dataset in DATASET_ORDER
@@ -70,10 +112,6 @@ def _score(psnr: float, ssim: float) -> str:
     if _absent(psnr):
         return MISSING
     return f"{psnr:.2f}" if _absent(ssim) else f"{psnr:.2f} / {ssim:.4f}"
-
-
-def _absent(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def psnr_cells(table: PsnrTable) -> tuple[list[str], list[list[str]]]:
@@ -88,18 +126,26 @@ def psnr_cells(table: PsnrTable) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
-
-    return "\n".join([line(header), "|" + "|".join("---" for _ in header) + "|", *map(line, rows)]) + "\n"
+def psnr_caption(evals: list[EvalResult]) -> str:
+    return (f"PSNR (dB) / SSIM, Y channel, {protocol_caption(evals)}. Rows with source **{PAPER_SOURCE}** are "
+            f"published figures (sources below), not measured here.")
 
 
-def psnr_markdown(table: PsnrTable, footnote: list[str]) -> str:
+def paper_sources(keys: list[str] | None = None) -> list[str]:
+    """One line per source of the quoted rows."""
+    rows = PAPER_VALUES.rows.values() if keys is None else [paper_row(key) for key in keys]
+    by_source: dict[str, list[str]] = {}
+    for row in rows:
+        by_source.setdefault(row.source, []).append(row.key)
+    return [f"{', '.join(names)}: {source}" for source, names in by_source.items()]
+
+
+def psnr_markdown(table: PsnrTable, evals: list[EvalResult], footnote: list[str]) -> str:
     header, rows = psnr_cells(table)
     notes = "\n".join(f"- {text}" for text in footnote)
-    return (f"PSNR (dB) / SSIM. Rows with source **{PAPER_SOURCE}** are the paper's figures "
-            f"({PAPER}), not measured here.\n\n{markdown_table(header, rows)}\nNotes:\n\n{notes}\n")
+    sources = "\n".join(f"- {text}" for text in paper_sources())
+    return (f"{psnr_caption(evals)}\n\n{markdown_table(header, rows)}\nSources of the paper rows "
+            f"({PAPER}; values in `{PAPER_VALUES.path}`):\n\n{sources}\n\nNotes:\n\n{notes}\n")
 
 
 LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
@@ -110,7 +156,7 @@ def latex_escape(text: str) -> str:
     return "".join(LATEX_SPECIALS.get(char, char) for char in str(text))
 
 
-def psnr_latex(table: PsnrTable, footnote: list[str]) -> str:
+def psnr_latex(table: PsnrTable, evals: list[EvalResult], footnote: list[str]) -> str:
     header, rows = psnr_cells(table)
     header = [latex_escape(cell).replace(" x", r" $\times$") for cell in header]
     lines = [
@@ -129,130 +175,147 @@ def psnr_latex(table: PsnrTable, footnote: list[str]) -> str:
             lines.append("\\midrule")
         previous = cells[0]
         lines.append(" & ".join(latex_escape(cell).replace("–", "--") for cell in cells) + " \\\\")
-    caption = (f"PSNR (dB) / SSIM. Rows with source \\emph{{{PAPER_SOURCE}}} are the paper's figures "
-               f"({latex_escape(PAPER)}), not measured here. " + " ".join(latex_escape(note) for note in footnote))
+    caption = (latex_escape(psnr_caption(evals).replace("**", "").replace("`", "")) + " "
+               + " ".join(latex_escape(note) for note in [*paper_sources(), *footnote]))
     lines += ["\\bottomrule", "\\end{tabular}", f"\\caption{{{caption}}}", "\\label{tab:psnr-ssim}",
               "\\end{table}"]
     return "\n".join(lines) + "\n"
 
 
-def speed_table(profile: Profile) -> pd.DataFrame:
-    """One row per phase, window (and patch, batch); per variant (a bias on a backend: "rib",
-    "rpb-sdpa", ...) the median ms per iteration, peak memory, attention kernels and speedup over RPB:
-    the fastest RPB variant's time at that point / this variant's time. A point that ran out of
-    memory reads "OOM" in each of its cells."""
-    rows = profile.rows
-    keys = ["phase", "window"] + [column for column in ("patch", "batch") if column in rows.columns]
-    variants = sorted(rows["variant"].unique(), key=variant_key)
-    several_rpb = len({v for v, b in zip(rows["variant"], rows["bias"]) if b == "rpb"}) > 1
-    memory = f"peak_{profile.memory_unit.lower()}"
+# --- measured against the paper (12.2) -----------------------------------------------------------
+
+COMPARISON_COLUMNS = ("method", "paper_row", "scale", "dataset", "psnr_measured", "psnr_paper", "psnr_diff",
+                      "ssim_measured", "ssim_paper", "ssim_diff", "protocol")
+
+
+def paper_comparison(evals: list[EvalResult], paper_rows: dict[str, str]) -> pd.DataFrame:
+    """One row per method named in `paper_rows` (method -> paper row key), scale and dataset where the
+    paper states a value: measured, paper and measured - paper for PSNR and SSIM. A cell the run did
+    not measure stays empty (NaN), so a missing evaluation shows rather than vanishing."""
     records = []
-    for key_values, group in rows.groupby(keys, sort=True, dropna=False):
-        record = dict(zip(keys, key_values))
-        points = group.to_dict("records")
-        by_variant = {point["variant"]: point for point in points}
-        reference = fastest_rpb(points)
-        if several_rpb:
-            record["rpb_fastest"] = reference["variant"] if reference and not _failed(reference) else ""
-        for variant in variants:
-            point = by_variant.get(variant)
-            record[f"{variant}_ms"] = _measurement(point, "ms")
-            record[f"{variant}_{memory}"] = _measurement(point, "peak_mem")
-            if "kernel" in rows.columns:
-                record[f"{variant}_kernel"] = "" if point is None or _absent(point.get("kernel")) else point["kernel"]
-            if point is None or point["bias"] != "rpb":
-                record[f"{variant}_speedup"] = _speedup(reference, point)
+    for method, key in paper_rows.items():
+        row = paper_row(key)
+        measured = {(r.dataset, r.scale): r for r in evals if r.method == method}
+        cells = sorted(set(row.scores) | set(measured), key=lambda c: (c[1], column_key(c)))
+        for dataset, scale in cells:
+            psnr_paper, ssim_paper = row.scores.get((dataset, scale), (math.nan, None))
+            ssim_paper = math.nan if ssim_paper is None else ssim_paper
+            result = measured.get((dataset, scale))
+            psnr, ssim = (result.psnr, result.ssim) if result else (math.nan, math.nan)
+            records.append({"method": method, "paper_row": key, "scale": scale, "dataset": dataset,
+                            "psnr_measured": psnr, "psnr_paper": psnr_paper, "psnr_diff": psnr - psnr_paper,
+                            "ssim_measured": ssim, "ssim_paper": ssim_paper, "ssim_diff": ssim - ssim_paper,
+                            "protocol": result.protocol if result else ""})
+    return pd.DataFrame.from_records(records, columns=list(COMPARISON_COLUMNS))
+
+
+def comparison_markdown(frame: pd.DataFrame, evals: list[EvalResult]) -> str:
+    compared = [r for r in evals if r.method in set(frame["method"])]
+    keys = list(dict.fromkeys(frame["paper_row"]))
+    header = ["Method", "Paper row", "Scale", "Dataset", "PSNR measured", "PSNR paper", "Δ PSNR",
+              "SSIM measured", "SSIM paper", "Δ SSIM"]
+
+    def cell(value: float, digits: int, signed: bool = False) -> str:
+        return MISSING if _absent(value) else (f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}")
+
+    rows = [[r["method"], r["paper_row"], f"x{r['scale']}", r["dataset"],
+             cell(r["psnr_measured"], 2), cell(r["psnr_paper"], 2), cell(r["psnr_diff"], 2, True),
+             cell(r["ssim_measured"], 4), cell(r["ssim_paper"], 4), cell(r["ssim_diff"], 4, True)]
+            for r in frame.to_dict("records")]
+    sources = "\n".join(f"- {line}" for line in paper_sources(keys))
+    return (f"Measured against the paper, per dataset and scale: PSNR (dB) and SSIM on the Y channel, "
+            f"{protocol_caption(compared)}; Δ = measured - paper. {MISSING}: not measured here, or not "
+            f"stated by the source.\n\n{markdown_table(header, rows)}\nSources (values in "
+            f"`{PAPER_VALUES.path}`):\n\n{sources}\n")
+
+
+# --- speed (profile sweep) ------------------------------------------------------------------------
+
+SPEED_KEYS = ("phase", "window", "patch", "batch", "precision", "compile")
+
+
+def _status_text(status: str | None) -> str:
+    return "missing" if status in (None, "missing") else ("OOM" if status == "oom" else str(status).upper())
+
+
+def speedup_text(row: dict, top: str = "rpb", bottom: str = "rib") -> str:
+    """The ratio top/bottom of one speedup row as text, or which side did not run."""
+    ratio = row.get(f"speedup_{top}_over_{bottom}")
+    if ratio is not None:
+        return f"{ratio:.2f}x"
+    for bias in (top, bottom):
+        if row.get(f"{bias}_status") != "ok":
+            return f"{bias_label(bias)} {_status_text(row.get(f'{bias}_status'))}"
+    return MISSING
+
+
+def speed_table(profile: Profile) -> pd.DataFrame:
+    """The speedup rows of the profile (suite.profiling.tables.speedup_rows): one row per point, per bias
+    the fastest variant's time and peak memory, or its status where it did not run."""
+    records = []
+    for row in profile.speedups:
+        record = {key: row[key] for key in SPEED_KEYS}
+        for bias in BIASES:
+            ran = row[f"{bias}_status"] == "ok"
+            status = _status_text(row[f"{bias}_status"])
+            record[f"{bias}_variant"] = row[f"{bias}_variant"] or ""
+            record[f"{bias}_ms"] = row[f"{bias}_ms"] if ran else status
+            record[f"{bias}_peak_mem_mb"] = row[f"{bias}_peak_mem_mb"] if ran else status
+            record[f"{bias}_kernels"] = ";".join(row[f"{bias}_kernels"] or [])
+        record["speedup_rpb_over_rib"] = speedup_text(row)
+        record["speedup_rpb_over_none"] = speedup_text(row, "rpb", "none")
+        record["mem_rpb_over_rib"] = (MISSING if row["mem_rpb_over_rib"] is None
+                                      else f"{row['mem_rpb_over_rib']:.2f}x")
         records.append(record)
-    frame = pd.DataFrame.from_records(records)
-    order = {"train": 0, "infer": 1}
-    return frame.sort_values(keys, key=lambda s: s.map(order) if s.name == "phase" else s, ignore_index=True)
+    return pd.DataFrame.from_records(records)
 
 
-def fastest_rpb(points: list[dict]) -> dict | None:
-    """The RPB point with the smallest time among `points` (one setting, several backends); where
-    none ran, the first failed one; None without RPB points."""
-    rpb = [point for point in points if point["bias"] == "rpb"]
-    ran = [point for point in rpb if not _failed(point)]
-    if ran:
-        return min(ran, key=lambda point: point["ms"])
-    return rpb[0] if rpb else None
-
-
-def _failed(point: dict) -> str | None:
-    status = point["status"]
-    return None if status == "ok" else (OOM if status == "oom" else status.upper())
-
-
-def _measurement(point: dict | None, key: str) -> object:
-    if point is None:
-        return float("nan")
-    failure = _failed(point)
-    return failure if failure else point[key]
-
-
-def _speedup(reference: dict | None, point: dict | None) -> object:
-    if reference is None or point is None:
-        return float("nan")
-    if _failed(point):
-        return _failed(point)
-    if _failed(reference):
-        return f"RPB {_failed(reference)}"
-    return reference["ms"] / point["ms"]
-
-
-def speed_markdown(frame: pd.DataFrame, profile: Profile) -> str:
-    header = [_speed_header(column, profile.memory_unit) for column in frame.columns]
-    rows = [[_speed_cell(column, value) for column, value in record.items()]
-            for record in frame.to_dict("records")]
-    device = _describe(profile.rows, "device")
-    dtype = _describe(profile.rows, "dtype")
-    intro = (f"Profile sweep on {device} ({dtype}): median milliseconds per iteration, peak memory "
-             f"({profile.memory_unit}) and speedup over RPB (the fastest RPB variant's time / this variant's "
-             f"time), all from one sweep. {OOM}: out of memory at that point.\n\n")
-    paper_header = ["Phase", "Method", "Time", "Memory", "Speedup"]
-    paper_rows = [[row["phase"], row["method"], row["time"], row["memory"], row["speedup"]] for row in PAPER_SPEED]
-    paper = (f"\nThe paper's speed figures ({PAPER}; {PAPER_SPEED_SETTING}), quoted, not measured here:\n\n"
-             + markdown_table(paper_header, paper_rows))
-    return intro + markdown_table(header, rows) + paper
-
-
-def _describe(rows: pd.DataFrame, column: str) -> str:
-    if column not in rows.columns:
-        return "an unrecorded " + column
-    values = sorted({str(value) for value in rows[column].dropna()})
+def _describe(rows: list[dict], column: str) -> str:
+    values = sorted({str(row.get(column)) for row in rows if row.get(column) not in (None, "")})
     return ", ".join(values) if values else "an unrecorded " + column
 
 
-def _speed_header(column: str, memory_unit: str) -> str:
-    if column in ("phase", "window", "patch", "batch"):
-        return column.capitalize()
-    if column == "rpb_fastest":
-        return "fastest RPB"
-    variant, _, quantity = column.partition("_")
-    label = {"ms": "ms/iter", "kernel": "kernels", "speedup": "speedup"}.get(quantity, f"peak {memory_unit}")
-    return f"{variant_label(variant)} {label}"
+def speed_markdown(frame: pd.DataFrame, profile: Profile) -> str:
+    present = [bias for bias in BIASES if f"{bias}_variant" in frame and (frame[f"{bias}_variant"] != "").any()]
+    header = ["Phase", "Window", "Patch", "Batch", "Precision", "Compile"]
+    for bias in present:
+        header += [f"{bias_label(bias)} variant", f"{bias_label(bias)} ms/iter", f"{bias_label(bias)} peak MB"]
+    header += ["RPB / RIB time", "RPB / no-bias time", "RPB / RIB memory"]
+    rows = []
+    for record in frame.to_dict("records"):
+        cells = [str(record[key]) for key in SPEED_KEYS]
+        for bias in present:
+            cells += [record[f"{bias}_variant"] or MISSING, _number_cell(record[f"{bias}_ms"]),
+                      _number_cell(record[f"{bias}_peak_mem_mb"])]
+        cells += [record["speedup_rpb_over_rib"], record["speedup_rpb_over_none"], record["mem_rpb_over_rib"]]
+        rows.append(cells)
+    intro = (f"Profile sweep on {_describe(profile.rows, 'device_name')} ({_describe(profile.rows, 'device')}): "
+             f"median milliseconds per iteration and peak memory (MB) per positional bias, each bias's fastest "
+             f"attention backend (its variant) at each point; ratios are RPB's time (memory) over the other "
+             f"bias's, all from one sweep. OOM: out of memory at that point.\n\n")
+    paper_header = ["Phase", "Method", "As stated", "Ratio to RIB"]
+    paper_rows = []
+    for phase in ("train", "infer"):
+        costs = [cost for cost in PAPER_VALUES.costs if cost.phase == phase]
+        rib = next((cost for cost in costs if cost.bias == "rib"), None)
+        for cost in costs:
+            ratio = f"{cost.ms / rib.ms:.2f}x" if rib is not None and cost is not rib else ""
+            paper_rows.append([phase, cost.method, cost.stated, ratio])
+    paper = (f"\nThe paper's cost figures ({PAPER_VALUES.cost_source}; {PAPER_VALUES.cost_setting}), quoted, "
+             f"not measured here:\n\n" + markdown_table(paper_header, paper_rows))
+    return intro + markdown_table(header, rows) + paper
 
 
-def variant_label(variant: str) -> str:
-    """"rpb-sdpa" -> "RPB (sdpa)", "rib" -> "RIB", "none" -> "no-bias"."""
-    bias, _, backend = variant.partition("-")
-    return BIAS_LABELS.get(bias, bias) + (f" ({backend})" if backend else "")
-
-
-def _speed_cell(column: str, value: object) -> str:
+def _number_cell(value: object) -> str:
     if isinstance(value, str):
         return value
-    if _absent(value):
-        return MISSING
-    if column.endswith("_speedup"):
-        return f"{value:.2f}x"
-    if column.endswith("_ms") or "_peak_" in column:
-        return f"{value:.1f}"
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return MISSING if _absent(value) else f"{value:.1f}"
 
+
+# --- training runs --------------------------------------------------------------------------------
 
 TRAINING_COLUMNS = ("run", "preset", "bias", "scale", "iterations", "median_step_time_s", "wall_time_s",
-                    "params", "device", "dtype", "seed", "final_val_iteration", "final_val_psnr")
+                    "params", "device", "precision", "seed", "final_val_iteration", "final_val_psnr")
 
 
 def training_table(runs: list[TrainRun]) -> pd.DataFrame:
@@ -270,7 +333,7 @@ def training_table(runs: list[TrainRun]) -> pd.DataFrame:
 
 def training_markdown(frame: pd.DataFrame) -> str:
     header = ["Run", "Preset", "Bias", "Scale", "Iterations", "Median step (s)", "Wall (s)", "Params",
-              "Device", "Dtype", "Seed", "Last validation at", "Val PSNR (dB)"]
+              "Device", "Precision", "Seed", "Last validation at", "Val PSNR (dB)"]
     formats = {"median_step_time_s": "{:.3f}", "wall_time_s": "{:.0f}", "final_val_psnr": "{:.2f}",
                "iterations": "{:.0f}", "params": "{:,.0f}"}
     rows = []
@@ -278,3 +341,67 @@ def training_markdown(frame: pd.DataFrame) -> str:
         rows.append([MISSING if _absent(value) else formats.get(key, "{}").format(value)
                      for key, value in record.items()])
     return markdown_table(header, rows)
+
+
+# --- targets (the checks of the former smoke benchmark) -------------------------------------------
+
+MIN_SPEEDUP = 2.0  # RIB's training step at least this much faster than RPB's at the preset's window
+MAX_PSNR_DROP_DB = 0.1  # RIB's PSNR at most this far below RPB's
+MIN_MARGIN_DB = 0.1  # both above bicubic by more than this
+
+
+@dataclass(frozen=True)
+class Target:
+    check: str
+    passed: bool
+    measured: str
+    sources: tuple[str, ...]
+
+
+def targets(evals: list[EvalResult], runs: list[TrainRun]) -> list[Target]:
+    """The smoke benchmark's checks, for every preset and scale trained with both RPB and RIB: the
+    training step ratio from the runs' summaries, PSNR on every test set both were evaluated on."""
+    found = []
+    by_key = {(run.preset, run.scale, run.bias): run for run in runs}
+    for preset, scale in sorted({(run.preset, run.scale) for run in runs}, key=lambda k: (method_key(f"{k[0]}-rib"), k[1])):
+        rpb, rib = by_key.get((preset, scale, "rpb")), by_key.get((preset, scale, "rib"))
+        if rpb is None or rib is None:
+            continue
+        speedup = rpb.summary["median_step_time_s"] / rib.summary["median_step_time_s"]
+        window = rib.window
+        found.append(Target(
+            f"{preset} x{scale}: RIB training step >= {MIN_SPEEDUP:g}x faster than RPB"
+            + (f" at the preset's {window}x{window} window" if window else ""),
+            speedup >= MIN_SPEEDUP, f"{speedup:.2f}x (median step {rpb.summary['median_step_time_s']:.4f} s / "
+                                    f"{rib.summary['median_step_time_s']:.4f} s)",
+            (str(rpb.path / "summary.json"), str(rib.path / "summary.json"))))
+        scored = {(r.method, r.dataset): r for r in evals if r.scale == scale}
+        for dataset in sorted({d for (m, d) in scored if m == f"{preset}-rib"}):
+            pair = scored.get((f"{preset}-rpb", dataset)), scored.get((f"{preset}-rib", dataset))
+            bicubic = scored.get(("bicubic", dataset))
+            if pair[0] is None:
+                continue
+            rpb_eval, rib_eval = pair
+            drop = rpb_eval.psnr - rib_eval.psnr
+            found.append(Target(f"{preset} x{scale} {dataset}: RIB PSNR at most {MAX_PSNR_DROP_DB:g} dB below RPB",
+                                drop <= MAX_PSNR_DROP_DB, f"RIB - RPB = {-drop:+.3f} dB",
+                                (str(rpb_eval.path), str(rib_eval.path))))
+            if bicubic is None:
+                continue
+            for label, result in (("RPB", rpb_eval), ("RIB", rib_eval)):
+                margin = result.psnr - bicubic.psnr
+                found.append(Target(f"{preset} x{scale} {dataset}: {label} above bicubic by more than "
+                                    f"{MIN_MARGIN_DB:g} dB", margin > MIN_MARGIN_DB, f"{margin:+.3f} dB",
+                                    (str(result.path), str(bicubic.path))))
+    return found
+
+
+def targets_markdown(found: list[Target]) -> str:
+    if not found:
+        return ("No targets checked: they need a preset trained with both RPB and RIB at one scale "
+                "(train/<preset>-rpb-x<s>, train/<preset>-rib-x<s>).\n")
+    rows = [["PASS" if t.passed else "FAIL", t.check, t.measured] for t in found]
+    verdict = "all pass" if all(t.passed for t in found) else f"{sum(not t.passed for t in found)} FAIL"
+    return (f"The checks of the former smoke benchmark ({verdict}): training step time from the runs' "
+            f"summaries (median over the iterations), PSNR from the evaluations.\n\n"
+            + markdown_table(["Result", "Check", "Measured"], rows))
