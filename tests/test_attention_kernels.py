@@ -232,7 +232,8 @@ def test_rpb_with_flash_is_refused_naming_the_pair(make):
 def test_unknown_bias_or_backend_is_named(bias, backend, named):
     with pytest.raises(ValueError, match=named):
         check_pair(bias, backend)
-    with pytest.raises(ValueError, match=named):
+    field = "bias" if bias not in ("rpb", "rib", "none") else "backend"
+    with pytest.raises(ValueError, match=f"model field {field} = '{bias if field == 'bias' else backend}'"):
         build_model("tiny", bias=bias, backend=backend)
 
 

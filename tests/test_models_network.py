@@ -220,7 +220,7 @@ def test_resolve_model_config_is_what_build_model_records():
     config = resolve_model_config("base+", "rpb", 4, {"n_blocks": 2})
     assert config["preset"] == "base+" and config["n_blocks"] == 2 and config["window_sizes"] == [16, 32, 48, 32, 48, 96]
     assert config["upsampler"] == "pixelshuffle" and config["upsampler_dim"] == 64
-    with pytest.raises(ModelConfigError, match="unknown bias 'alibi'"):
+    with pytest.raises(ModelConfigError, match="model field bias = 'alibi' must be one of rpb, rib, none"):
         resolve_model_config("tiny", "alibi")
     with pytest.raises(ModelConfigError, match="preset = 'huge'"):
         resolve_model_config("huge")

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from suite.models.attention import PRECISIONS, ModelConfigError, check_pair, check_precision  # noqa: F401
+from suite.models.attention import BACKENDS, BIASES, PRECISIONS, ModelConfigError, check_pair, check_precision  # noqa: F401
 from suite.models.network import SRTransformer
 from suite.overrides import short_repr
 
@@ -121,7 +121,9 @@ def resolve_model_config(
         )
     if config["dim"] % config["heads"]:
         raise ModelConfigError(f"model field dim = {config['dim']} is not divisible by heads = {config['heads']}")
-    try:  # bias, backend and whether they go together
+    _choice("bias", bias, BIASES)
+    _choice("backend", raw["backend"], BACKENDS)
+    try:  # whether they go together
         check_pair(bias, raw["backend"])
     except ValueError as err:
         raise ModelConfigError(str(err)) from None
