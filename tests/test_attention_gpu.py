@@ -52,3 +52,18 @@ def test_bf16_autocast_forward_and_backward(bias):
         assert q_pos.dtype == k_pos.dtype == torch.float32
     if bias == "rpb":
         assert model.attention_layers()[0].rpb.table.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("bias,backend", [("rpb", "sdpa"), ("rpb", "flex"), ("rib", "flash"), ("none", "flash")])
+def test_profiled_kernels_match_the_bias_under_attention_bf16(tmp_path, bias, backend):
+    # What the GPU check relies on, on a real GPU: the trace names a kernel family, RPB never a flash
+    # kernel, RIB and none on the flash backend always one (flash-attn, SDPA flash or cuDNN).
+    from suite.profiling import kernels
+    from suite.profiling.measure import PointSpec, measure
+
+    spec = PointSpec(preset="tiny", bias=bias, backend=backend, phase="train", window=16, patch=32, batch=2,
+                     precision="attention-bf16", device="cuda", warmup=1, steps=2, profile_active=1)
+    row = measure(spec, tmp_path / "traces")
+    assert row["status"] in ("ok", "fallback") and row["precision"] == "attention-bf16"
+    assert row["attention_kernels"], row["attention_ops"]
+    assert kernels.kernel_violation(bias, row["backend_resolved"], "cuda", row["attention_kernels"]) is None
