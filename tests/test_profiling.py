@@ -391,3 +391,26 @@ def test_compiled_and_eager_outputs_agree():
         compiled = torch.compile(model)(lr)
     assert torch.allclose(eager, compiled, atol=1e-5, rtol=1e-5), (eager - compiled).abs().max()
     assert spec.name.endswith("-fp32-compiled-tiny") and "--compile" in spec.command()
+
+
+def test_attention_bench_times_the_layers_own_kernel_call(monkeypatch):
+    # The benchmark calls WindowAttention.attend, the method the network's forward runs: the kernel sees
+    # the head dims of the layers (RIB and none@D+R: D+R padded = 16; none and RPB: D = 8), on the layers'
+    # own backends, with the tokens of every window.
+    from suite.models import attention as layer_module
+
+    seen = []
+    real = layer_module.dot_product_attention
+
+    def spy(q, k, v, scale, backend, *args, **kwargs):
+        seen.append((q.shape[-1], q.shape[0], backend))
+        return real(q, k, v, scale, backend, *args, **kwargs)
+
+    monkeypatch.setattr(layer_module, "dot_product_attention", spy)
+    spec = AttentionSpec(window=8, patch=16, batch=1, heads=2, head_dim=8, ranks=[4], rpb_backends=["math"],
+                         warmup=0, steps=1, threads=1)
+    rows = bench(spec)
+    assert {(r["variant"], r["kernel_head_dim"]) for r in rows} == {
+        ("rpb-math", 8), ("rib", 16), ("none", 8), ("none@D+R", 16)}
+    assert {dim for dim, _, _ in seen} == {8, 16} and {n for _, n, _ in seen} == {4}  # 4 windows of 8x8
+    assert {backend for _, _, backend in seen} == {"math", "sdpa"}
