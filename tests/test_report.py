@@ -35,7 +35,7 @@ from suite.report.paper import (
 from suite.report.readers import read_evals, read_profile, read_runs
 from suite.report.tables import latex_escape
 from suite.train.monitor import CSV_FIELDS
-from suite.train.trainer import SUMMARY_FIELDS
+from suite.train import SUMMARY_FIELDS
 
 # Synthetic measurements: distinct values so a number in the wrong cell shows.
 EVALS = {
@@ -220,14 +220,34 @@ def test_measured_against_paper_per_cell(results: Path) -> None:
     assert (set5["psnr_measured"], set5["psnr_paper"]) == (38.70, 38.77)
     assert set5["psnr_diff"] == pytest.approx(38.70 - 38.77) and set5["ssim_diff"] == pytest.approx(0.9630 - 0.9636)
     assert set5["paper_row"] == "SST-XL+ (DFLIP)" and set5["protocol"] == "basicsr-y"
-    # Every cell the paper states is listed; the ones not measured here stay empty.
-    assert len(frame) == len(PAPER_VALUES.rows["SST-XL+ (DFLIP)"].scores)
-    assert math.isnan(frame[(frame["dataset"] == "Manga109") & (frame["scale"] == 4)].iloc[0]["psnr_measured"])
+    # Every cell the paper states at the evaluated scale is listed; the ones not measured here stay empty.
+    x2_cells = [cell for cell in PAPER_VALUES.rows["SST-XL+ (DFLIP)"].scores if cell[1] == 2]
+    assert sorted(zip(frame["dataset"], frame["scale"])) == sorted(x2_cells) and len(x2_cells) == 7
+    assert math.isnan(frame[frame["dataset"] == "Manga109"].iloc[0]["psnr_measured"])
     report = (out / "REPORT.md").read_text()
     assert "## Measured against the paper" in report
     assert "| sst-xl-plus-x2 | SST-XL+ (DFLIP) | x2 | Urban100 | 35.90 | 35.83 | +0.07 | 0.9551 | 0.9540 | +0.0011 |" in report
     # The same method folder also appears in the main table as a measured row under its own name.
     assert "| measured | sst-xl-plus-x2 |" in report
+
+
+def test_verify_folder_with_released_models_only(tmp_path: Path) -> None:
+    """The verify workflow's results: eval JSONs of released models, nothing else (no runs, no profile)."""
+    results = tmp_path / "verify"
+    for scale, psnr in ((2, 38.76), (4, 33.25)):
+        _write_json(results / f"eval/SSTXL_Plus_DFLIP_X{scale}/Set5-x{scale}.json", {
+            "dataset": "Set5", "scale": scale, "psnr": psnr, "ssim": 0.9, "images": [],
+            "metric_options": {"protocol": "basicsr-y"}, "provenance": run_record()})
+    assert main(["report", "--results", str(results), "--out", str(results), "--title", "verify",
+                 "--paper-rows", "SSTXL_Plus_DFLIP_X2=SST-XL+ (DFLIP)", "SSTXL_Plus_DFLIP_X4=SST-XL+ (DFLIP)"]) == 0
+    frame = pd.read_csv(results / "tables/paper_comparison.csv")
+    assert list(frame.groupby("method")["scale"].unique().map(list)) == [[2], [4]]  # no x4 rows of the x2 model
+    measured = frame.dropna(subset=["psnr_measured"])
+    assert list(zip(measured["method"], measured["scale"], measured["psnr_diff"].round(6))) == [
+        ("SSTXL_Plus_DFLIP_X2", 2, round(38.76 - 38.77, 6)), ("SSTXL_Plus_DFLIP_X4", 4, round(33.25 - 33.24, 6))]
+    report = (results / "REPORT.md").read_text()
+    assert report.startswith("# Benchmark report: verify\n") and "## Measured against the paper" in report
+    assert "No targets checked" in report and (results / "figures/teaser.png").is_file()
 
 
 def test_paper_rows_option_errors_name_the_problem(results: Path, capsys: pytest.CaptureFixture) -> None:

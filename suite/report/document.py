@@ -89,8 +89,9 @@ def lock_warnings(evals: list[EvalResult], runs: list[TrainRun]) -> list[str]:
     for path, lock in lock_mismatches(evals, runs):
         differences = lock.get("differences") or []
         shown = "; ".join(map(str, differences[:5])) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
+        lock_file = f"`{lock['lock_file']}`" if lock.get("lock_file") else "(no lock file found)"
         lines.append(f"> **Warning:** `{path}` was produced in an environment that did not match the lock "
-                     f"`{lock.get('lock_file', '?')}`" + (f" ({shown})" if shown else "") + ".")
+                     f"{lock_file}" + (f" ({shown})" if shown else "") + ".")
     return lines
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from suite.profiling import tables as profile_tables
+from suite.train import SUMMARY_FIELDS
 from suite.train.monitor import CSV_FIELDS as TRAIN_LOG_FIELDS
-from suite.train.trainer import SUMMARY_FIELDS
 
 BIAS_ORDER = ("rpb", "rib", "none")
 PRESET_ORDER = ("tiny", "light", "base", "base+", "large", "large+")
@@ -161,7 +161,7 @@ def read_summary(path: Path) -> dict:
     missing = [key for key in SUMMARY_FIELDS if key not in summary]
     if missing:
         raise ReportInputError(f"{path}: missing field(s) {', '.join(missing)} of the trainer's summary "
-                               f"(suite.train.trainer.SUMMARY_FIELDS); re-run the training with this suite")
+                               f"(suite.train.SUMMARY_FIELDS); re-run the training with this suite")
     for key in ("iterations", "median_step_time_s"):
         summary[key] = _number(path, key, summary[key])
     return summary

@@ -189,14 +189,16 @@ COMPARISON_COLUMNS = ("method", "paper_row", "scale", "dataset", "psnr_measured"
 
 
 def paper_comparison(evals: list[EvalResult], paper_rows: dict[str, str]) -> pd.DataFrame:
-    """One row per method named in `paper_rows` (method -> paper row key), scale and dataset where the
-    paper states a value: measured, paper and measured - paper for PSNR and SSIM. A cell the run did
-    not measure stays empty (NaN), so a missing evaluation shows rather than vanishing."""
+    """One row per method named in `paper_rows` (method -> paper row key), and per dataset and scale
+    where either was measured or the paper states a value at a scale the method was evaluated at:
+    measured, paper and measured - paper for PSNR and SSIM. A cell the run did not measure stays empty
+    (NaN), so a missing evaluation shows rather than vanishing."""
     records = []
     for method, key in paper_rows.items():
         row = paper_row(key)
         measured = {(r.dataset, r.scale): r for r in evals if r.method == method}
-        cells = sorted(set(row.scores) | set(measured), key=lambda c: (c[1], column_key(c)))
+        scales = {scale for _, scale in measured}
+        cells = sorted({c for c in row.scores if c[1] in scales} | set(measured), key=lambda c: (c[1], column_key(c)))
         for dataset, scale in cells:
             psnr_paper, ssim_paper = row.scores.get((dataset, scale), (math.nan, None))
             ssim_paper = math.nan if ssim_paper is None else ssim_paper
