@@ -291,6 +291,11 @@ def test_builtin_configs_expand_to_their_points():
         ({"phases": {"train": {"batch": 0}}}, "batch must be a positive integer"),
         ({"memory_cap_gb": 4}, "memory_cap_gb applies to CPU points in worker processes"),
         ({"points": [{"window": 8, "patch": 16, "phases": ["infer"]}]}, "'infer' has no settings under phases"),
+        ({"precision": "fp16"}, "precision = 'fp16' must be one of fp32, autocast-bf16, attention-bf16"),
+        ({"overrides": {"dimm": 3}}, "unknown model field(s) dimm"),
+        ({"compile": "yes"}, "compile must be true or false, got 'yes'"),
+        ({"points": [{"window": 8, "patch": 16, "biases": ["none"]}]}, "points[0].biases: expected a non-empty list"),
+        ({"points": [{"window": [[1] * 50] * 50, "patch": 16}]}, "points[0].window: expected an integer >= 1, got [[1, 1"),
     ],
 )
 def test_config_errors_name_file_and_field(tmp_path, fields, message):

@@ -32,6 +32,7 @@ import yaml
 from suite.env import run_record
 from suite.files import write_text_atomic
 from suite.models.presets import ModelConfigError, resolve_model_config
+from suite.overrides import short_repr
 from suite.profiling import kernels, tables
 from suite.profiling.attention import AttentionSpec
 from suite.profiling.measure import PHASES, PointSpec, spec_columns
@@ -84,10 +85,10 @@ def resolve_config_path(config: str) -> Path:
 def _check_keys(where: str, mapping: Any, allowed: set[str], required: set[str] = frozenset()) -> dict:
     if not isinstance(mapping, dict):
         raise ValueError(f"{where}: expected a mapping, got {type(mapping).__name__}")
-    unknown = sorted(set(mapping) - allowed)
+    unknown = sorted(key if isinstance(key, str) else short_repr(key) for key in set(mapping) - allowed)
     if unknown:
         expected = ", ".join(sorted(allowed))
-        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; expected some of {expected}")
+        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)[:300]}; expected some of {expected}")
     missing = sorted(required - set(mapping))
     if missing:
         raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
@@ -96,35 +97,61 @@ def _check_keys(where: str, mapping: Any, allowed: set[str], required: set[str] 
 
 def _positive_int(where: str, value: Any, minimum: int = 1) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{where}: expected an integer >= {minimum}, got {value!r}")
+        raise ValueError(f"{where}: expected an integer >= {minimum}, got {short_repr(value)}")
     return value
 
 
 def load_config(config: str) -> SweepConfig:
-    """Read and validate a sweep config; errors name the file and the field."""
+    """Read and validate a sweep file; errors name the file and the field. Tasks in file order: per
+    point, its phases x variants, then its attention-only benchmark."""
     path = resolve_config_path(config)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({err})") from err
     where = str(path)
+    raw = _read_yaml(path)
+    model = _check_top(where, raw)
+    phases = _phases(where, raw)
+    variants = _variants(where, raw)
+    if not isinstance(raw["points"], list) or not raw["points"]:
+        raise ValueError(f"{where}: points must be a non-empty list of {{window, patch}}")
+    profiler = _check_keys(f"{where}: profiler", raw.get("profiler", {}), PROFILER_KEYS)
+    common = dict(
+        preset=raw["preset"], precision=raw["precision"], device=str(raw["device"]), scale=raw.get("scale", 2),
+        threads=raw.get("threads"), seed=raw.get("seed", 0), overrides=raw.get("overrides") or {},
+        profile_warmup=profiler.get("warmup", 1), profile_active=profiler.get("active", 1),
+    )
+    tasks: list[Task] = []
+    for i, point in enumerate(raw["points"]):
+        tasks += _point_tasks(where, i, point, raw, model, phases, variants, common)
+    return SweepConfig(where, raw, tasks)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"{path}: not valid YAML ({first})") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a text file ({err})") from None
+
+
+def _check_top(where: str, raw: Any) -> dict[str, Any]:
+    """The top-level fields; returns the model configuration (preset + overrides, validated in one place)."""
     _check_keys(where, raw, TOP_KEYS, {"preset", "device", "precision", "phases", "variants", "points"})
-    overrides = raw.get("overrides") or {}
     try:
         check_precision(raw["precision"])
-        model = resolve_model_config(raw["preset"], "rib", raw.get("scale", 2), overrides)
+        model = resolve_model_config(raw["preset"], "rib", raw.get("scale", 2), raw.get("overrides") or {})
     except ModelConfigError as err:
         raise ValueError(f"{where}: {err}") from None
     if not isinstance(raw.get("compile", False), bool):
-        raise ValueError(f"{where}: compile must be true or false, got {raw['compile']!r}")
+        raise ValueError(f"{where}: compile must be true or false, got {short_repr(raw['compile'])}")
     device = str(raw["device"])
     isolation = raw.get("isolation", "process")
     if isolation not in ("process", "none"):
-        raise ValueError(f"{where}: isolation {isolation!r} is not one of process, none")
+        raise ValueError(f"{where}: isolation {short_repr(isolation)} is not one of process, none")
     cap = raw.get("memory_cap_gb")
     if cap is not None:
-        if not isinstance(cap, (int, float)) or cap <= 0:
-            raise ValueError(f"{where}: memory_cap_gb must be a positive number, got {cap!r}")
+        if isinstance(cap, bool) or not isinstance(cap, (int, float)) or cap <= 0:
+            raise ValueError(f"{where}: memory_cap_gb must be a positive number, got {short_repr(cap)}")
         if not device.startswith("cpu") or isolation != "process":
             raise ValueError(
                 f"{where}: memory_cap_gb applies to CPU points in worker processes (device cpu, isolation process)"
@@ -133,14 +160,20 @@ def load_config(config: str) -> SweepConfig:
         _positive_int(f"{where}: point_timeout_s", raw["point_timeout_s"])
     if raw.get("time_budget_s") is not None:
         _positive_int(f"{where}: time_budget_s", raw["time_budget_s"], minimum=0)
-    profiler = _check_keys(f"{where}: profiler", raw.get("profiler", {}), PROFILER_KEYS)
+    return model
 
+
+def _phases(where: str, raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
     phases = _check_keys(f"{where}: phases", raw["phases"], set(PHASES))
     if not phases:
         raise ValueError(f"{where}: phases: name at least one of {', '.join(PHASES)}")
     for phase, settings in phases.items():
         _check_keys(f"{where}: phases.{phase}", settings, PHASE_KEYS, {"batch"})
+    return phases
 
+
+def _variants(where: str, raw: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(bias, backend, compile) per variant; `compile` defaults to the file's top-level value."""
     if not isinstance(raw["variants"], list) or not raw["variants"]:
         raise ValueError(f"{where}: variants must be a non-empty list")
     variants = []
@@ -148,65 +181,62 @@ def load_config(config: str) -> SweepConfig:
         _check_keys(f"{where}: variants[{i}]", variant, VARIANT_KEYS, {"bias"})
         compiled = variant.get("compile", raw.get("compile", False))
         if not isinstance(compiled, bool):
-            raise ValueError(f"{where}: variants[{i}].compile must be true or false, got {compiled!r}")
+            raise ValueError(f"{where}: variants[{i}].compile must be true or false, got {short_repr(compiled)}")
         variants.append((variant["bias"], variant.get("backend", "auto"), compiled))
     if len(set(variants)) != len(variants):
         raise ValueError(f"{where}: variants: the same bias, backend and compile are listed twice")
+    return variants
 
-    if not isinstance(raw["points"], list) or not raw["points"]:
-        raise ValueError(f"{where}: points must be a non-empty list of {{window, patch}}")
-    common = dict(
-        preset=raw["preset"], precision=raw["precision"], device=device, scale=raw.get("scale", 2),
-        threads=raw.get("threads"), seed=raw.get("seed", 0), overrides=overrides,
-        profile_warmup=profiler.get("warmup", 1), profile_active=profiler.get("active", 1),
-    )
-    tasks: list[Task] = []
-    for i, point in enumerate(raw["points"]):
-        point_where = f"{where}: points[{i}]"
-        _check_keys(point_where, point, POINT_KEYS, {"window", "patch"})
-        window = _positive_int(f"{point_where}.window", point["window"])
-        patch = _positive_int(f"{point_where}.patch", point["patch"])
-        if patch < window:
-            raise ValueError(
-                f"{point_where}: patch {patch} is smaller than window {window}; RIB would clamp its window to "
-                f"the patch while RPB pads the patch up to its window, so they would not compute the same attention"
+
+def _point_tasks(where: str, i: int, point: Any, raw: dict[str, Any], model: dict[str, Any],
+                 phases: dict[str, dict[str, Any]], variants: list[tuple[str, str, bool]],
+                 common: dict[str, Any]) -> list[Task]:
+    """The profile tasks of one point (its phases x the variants of its biases) and its attention task."""
+    point_where = f"{where}: points[{i}]"
+    _check_keys(point_where, point, POINT_KEYS, {"window", "patch"})
+    window = _positive_int(f"{point_where}.window", point["window"])
+    patch = _positive_int(f"{point_where}.patch", point["patch"])
+    if patch < window:
+        raise ValueError(
+            f"{point_where}: patch {patch} is smaller than window {window}; RIB would clamp its window to "
+            f"the patch while RPB pads the patch up to its window, so they would not compute the same attention"
+        )
+    point_phases = point.get("phases", list(phases))
+    if not isinstance(point_phases, list) or not point_phases:
+        raise ValueError(f"{point_where}.phases: expected a non-empty list of phases, got {short_repr(point_phases)}")
+    for phase in point_phases:
+        if phase not in phases:
+            raise ValueError(f"{point_where}.phases: {short_repr(phase)} has no settings under phases "
+                             f"({', '.join(phases)})")
+    listed = sorted({bias for bias, _, _ in variants})
+    point_biases = point.get("biases", listed)
+    if not isinstance(point_biases, list) or not point_biases or not set(point_biases) <= set(listed):
+        raise ValueError(f"{point_where}.biases: expected a non-empty list of the variants' biases "
+                         f"({', '.join(listed)}), got {short_repr(point_biases)}")
+    tasks = []
+    for phase in point_phases:
+        settings = phases[phase]
+        # A phase may fix its own input size (inference on larger images than training patches).
+        phase_patch = settings.get("patch", patch)
+        if phase_patch < window:
+            raise ValueError(f"{where}: phases.{phase}.patch {phase_patch} is smaller than window {window} of points[{i}]")
+        for bias, backend, compiled in variants:
+            if bias not in point_biases:
+                continue
+            spec = PointSpec(
+                bias=bias, backend=backend, compile=compiled, phase=phase, window=window, patch=phase_patch,
+                batch=settings["batch"], warmup=settings.get("warmup", 3), steps=settings.get("steps", 10), **common,
             )
-        point_phases = point.get("phases", list(phases))
-        if not isinstance(point_phases, list) or not point_phases:
-            raise ValueError(f"{point_where}.phases: expected a non-empty list of phases, got {point_phases!r}")
-        for phase in point_phases:
-            if phase not in phases:
-                raise ValueError(f"{point_where}.phases: {phase!r} has no settings under phases ({', '.join(phases)})")
-        listed = sorted({bias for bias, _, _ in variants})
-        point_biases = point.get("biases", listed)
-        if not isinstance(point_biases, list) or not point_biases or not set(point_biases) <= set(listed):
-            raise ValueError(f"{point_where}.biases: expected a non-empty list of the variants' biases "
-                             f"({', '.join(listed)}), got {point_biases!r}")
-        for phase in point_phases:
-            settings = phases[phase]
-            # A phase may fix its own input size (inference on larger images than training patches).
-            phase_patch = settings.get("patch", patch)
-            if phase_patch < window:
-                raise ValueError(
-                    f"{where}: phases.{phase}.patch {phase_patch} is smaller than window {window} of points[{i}]"
-                )
-            for bias, backend, compiled in variants:
-                if bias not in point_biases:
-                    continue
-                spec = PointSpec(
-                    bias=bias, backend=backend, compile=compiled, phase=phase, window=window, patch=phase_patch, batch=settings["batch"],
-                    warmup=settings.get("warmup", 3), steps=settings.get("steps", 10), **common,
-                )
-                try:
-                    spec.validate()
-                except ValueError as err:
-                    raise ValueError(f"{point_where} ({bias}, {backend}, {phase}): {err}") from None
-                tasks.append(Task("profile", spec.name, spec.to_dict(), spec_columns(spec, "")))
-        if raw.get("attention"):
-            point_variants = [variant for variant in variants if variant[0] in point_biases]
-            tasks.append(_attention_task(f"{where}: attention", raw, model, phases, point_variants, window, patch,
-                                         device))
-    return SweepConfig(str(path), raw, tasks)
+            try:
+                spec.validate()
+            except ValueError as err:
+                raise ValueError(f"{point_where} ({bias}, {backend}, {phase}): {err}") from None
+            tasks.append(Task("profile", spec.name, spec.to_dict(), spec_columns(spec, "")))
+    if raw.get("attention"):
+        point_variants = [variant for variant in variants if variant[0] in point_biases]
+        tasks.append(_attention_task(f"{where}: attention", raw, model, phases, point_variants, window, patch,
+                                     common["device"]))
+    return tasks
 
 
 def _attention_task(where, raw, model, phases, variants, window, patch, device) -> Task:
