@@ -59,6 +59,20 @@ def test_set5_bicubic_reproduces_basicsr_per_image(set5_hr, tmp_path, capsys):
         assert f"Set5 x{scale} bicubic: PSNR {result['psnr']:.4f} dB, SSIM {result['ssim']:.4f}" in summary
 
 
+def test_rounded_y_protocol_is_a_named_option(set5_hr, tmp_path):
+    """`--protocol pyiqa-rounded-y`: pyiqa's SSIM module (Y rounded), about 0.001 below BasicSR at Set5 x2
+    (0.9295, ../shared/data/Set5/README.md); PSNR within 3e-4 dB of BasicSR's (pyiqa's eps)."""
+    reference = basicsr_reference(set5_hr.parent / "README.md")[2]["mean"]
+    out = tmp_path / "rounded.json"
+    assert main(["eval", "--method", "bicubic", "--data", str(set5_hr.parent), "--scale", "2", "--out", str(out),
+                 "--protocol", "pyiqa-rounded-y"]) == 0
+    result = json.loads(out.read_text())
+    assert result["metric_options"]["protocol"] == "pyiqa-rounded-y"
+    assert result["metric_options"]["ssim"]["y_rounded"] is True
+    assert round(result["ssim"], 4) == 0.9295 and reference[1] - result["ssim"] > 5e-4
+    assert abs(result["psnr"] - reference[0]) <= 3e-4
+
+
 def test_mini_eval_saves_images_and_records_provenance(mini_root, tmp_path):
     out, images = tmp_path / "r" / "mini.json", tmp_path / "sr"
     assert main(["eval", "--method", "bicubic", "--data", str(mini_root / "test"), "--scale", "4",

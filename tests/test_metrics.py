@@ -139,3 +139,15 @@ def test_identical_images_and_bad_input(bicubic_pairs):
     with pytest.raises(ValueError, match="positive integer"):
         SRMetrics(0)
     assert torch.is_tensor(x) and x.dtype == torch.float64
+
+
+def test_protocol_names_import_without_torch():
+    """The CLI builds --protocol's choices from suite.metrics without loading torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from suite.metrics import PROTOCOLS, DEFAULT_PROTOCOL; "
+            "assert 'torch' not in sys.modules; print(','.join(PROTOCOLS), DEFAULT_PROTOCOL)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["basicsr-y,pyiqa-rounded-y", "basicsr-y"]

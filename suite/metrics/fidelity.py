@@ -20,13 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-PROTOCOLS = ("basicsr-y", "pyiqa-rounded-y")
-DEFAULT_PROTOCOL = PROTOCOLS[0]
-
-PROTOCOL_DESCRIPTIONS = {
-    "basicsr-y": "BasicSR calculate_psnr/calculate_ssim: BT.601 Y unrounded, crop = scale, PSNR without eps",
-    "pyiqa-rounded-y": "pyiqa SSIM module: BT.601 Y rounded to integers, crop = scale, PSNR eps 1e-8",
-}
+from suite.metrics.protocols import DEFAULT_PROTOCOL, PROTOCOL_DESCRIPTIONS, PROTOCOLS
 
 
 def to_unit_tensor(img: np.ndarray) -> torch.Tensor:
