@@ -231,3 +231,10 @@ def test_eval_without_preset_names_the_basicsr_hint(mini_root: Path, tmp_path: P
     assert _eval(foreign, mini_root / "test", tmp_path / "e.json") == 2
     err = capsys.readouterr().err
     assert str(foreign) in err and "--preset" in err
+
+
+def test_compile_wraps_the_network_only_when_asked(checkpoint: Path) -> None:
+    plain, compiled = load_upscaler(checkpoint), load_upscaler(checkpoint, compile=True)
+    assert plain.network is plain.model
+    assert isinstance(compiled.network, torch._dynamo.eval_frame.OptimizedModule)
+    assert compiled.network._orig_mod is compiled.model

@@ -188,12 +188,27 @@ def test_init_from_fine_tunes_x3(trained: Path, tmp_path: Path, mini_root: Path)
     assert math.isfinite(json.loads((tmp_path / "x3" / "summary.json").read_text())["median_step_time_s"])
 
 
-def test_bfloat16_autocast_run(tmp_path: Path, mini_root: Path) -> None:
-    # On CUDA `auto` picks bfloat16; the CPU path of the same autocast code runs here.
-    recipe = load_recipe(small_recipe(tmp_path, mini_root, "bf16", precision="autocast-bf16", val_every=0),
+@pytest.mark.parametrize("precision", ["autocast-bf16", "attention-bf16"])
+def test_bfloat16_runs(tmp_path: Path, mini_root: Path, precision: str) -> None:
+    # On CUDA `auto` picks autocast-bf16; the CPU path of the same code runs here. attention-bf16 (the
+    # official setting) keeps the network in float32 and casts only inside attention.
+    recipe = load_recipe(small_recipe(tmp_path, mini_root, "bf16", precision=precision, val_every=0),
                          ["schedule.iterations=2", "data.val=null"])
     state = load_checkpoint(train(recipe))
     summary = json.loads((tmp_path / "bf16" / "summary.json").read_text())
-    assert summary["precision"] == "autocast-bf16"
-    assert state["provenance"]["precision"] == "autocast-bf16"
+    assert summary["precision"] == precision
+    assert state["provenance"]["precision"] == precision
     assert all(v.dtype == torch.float32 for v in state["model"].values() if v.is_floating_point())
+
+
+def test_reinterpolation_keeps_the_scale_and_constants() -> None:
+    # Official fine-tuning carries the sub-pixel conv over by bilinear re-interpolation of its (s, s) grid.
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(3 * 4, 5, 3, 3, generator=generator)
+    assert torch.equal(reinterpolate_subpixel(weight, 2, 2), weight)
+    constant = torch.arange(3.0).repeat_interleave(4)  # every sub-pixel of channel c holds c
+    assert torch.equal(reinterpolate_subpixel(constant, 2, 4), torch.arange(3.0).repeat_interleave(16))
+    grid = torch.tensor([0.0, 1.0, 0.0, 1.0])  # x2 grid [[0, 1], [0, 1]]: a ramp along x, flat along y
+    resized = reinterpolate_subpixel(grid, 2, 3).reshape(3, 3)
+    assert torch.equal(resized[0], resized[2]) and torch.equal(resized[:, 1], torch.full((3,), 0.5))
+    assert resized[0, 0] < resized[0, 1] < resized[0, 2]
