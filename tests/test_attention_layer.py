@@ -201,7 +201,7 @@ def test_rib_factor_cache_never_goes_stale():
 
 
 def test_attention_bf16_casts_only_the_kernel_inputs(monkeypatch):
-    import suite.models.attention as attention
+    from suite.models import attention
 
     seen = []
     real = attention.dot_product_attention

@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from suite.models import (
-    PRECISIONS, PRESETS, ModelConfigError, SRTransformer, build_model, check_precision, count_parameters,
+    PRECISIONS,
+    PRESETS,
+    ModelConfigError,
+    SRTransformer,
+    build_model,
+    check_precision,
+    count_parameters,
     resolve_model_config,
 )
 

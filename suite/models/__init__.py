@@ -1,10 +1,24 @@
 """SR transformer models: window attention with RPB / RIB / no positional bias, the network and its presets."""
 
 from suite.models.attention import (
-    BACKENDS, BIASES, PRECISIONS, ModelConfigError, WindowAttention, apply_precision, check_pair, check_precision, resolve_backend,
+    BACKENDS,
+    BIASES,
+    PRECISIONS,
+    ModelConfigError,
+    WindowAttention,
+    apply_precision,
+    check_pair,
+    check_precision,
+    resolve_backend,
 )
 from suite.models.network import SRTransformer
-from suite.models.presets import OFFICIAL_NAMES, PRESETS, build_model, count_parameters, resolve_model_config
+from suite.models.presets import (
+    OFFICIAL_NAMES,
+    PRESETS,
+    build_model,
+    count_parameters,
+    resolve_model_config,
+)
 
 __all__ = [
     "BACKENDS", "BIASES", "OFFICIAL_NAMES", "PRECISIONS", "PRESETS", "ModelConfigError", "SRTransformer",

@@ -8,7 +8,7 @@ The body keeps feature maps channels-last, (B, H, W, C); convolutions permute lo
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

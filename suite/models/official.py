@@ -15,8 +15,9 @@ The official module names and layouts (SPEC section 8), and what each becomes he
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 

@@ -16,11 +16,19 @@ Every preset spells out its network options, so what a preset builds is read off
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from torch import nn
 
-from suite.models.attention import BACKENDS, BIASES, PRECISIONS, ModelConfigError, check_pair, check_precision  # noqa: F401
+from suite.models.attention import (  # noqa: F401
+    BACKENDS,
+    BIASES,
+    PRECISIONS,
+    ModelConfigError,
+    check_pair,
+    check_precision,
+)
 from suite.models.network import SRTransformer
 from suite.overrides import short_repr
 
