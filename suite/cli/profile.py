@@ -90,10 +90,9 @@ def run_point(args: argparse.Namespace) -> int:
     out: Path = args.out
     command = invocation()
     task = Task("profile", spec.name, spec.to_dict(), spec_columns(spec, command))
-    work = out / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    rows, _ = run_in_worker(task, work, out / "traces", out / "logs" / f"{spec.name}.log", command,
-                            args.time_limit, None)
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    rows, _ = run_in_worker(task, logs, out / "traces", logs / f"{spec.name}.log", command, args.time_limit, None)
     tables.upsert(out, rows)
     row = rows[0]
     kernels = "+".join(row.get("attention_kernels") or []) or "-"
