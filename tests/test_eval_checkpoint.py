@@ -209,8 +209,8 @@ def test_eval_dispatches_released_checkpoints(monkeypatch, mini_root: Path, tmp_
 
     calls = []
 
-    def fake_load_released(path, preset, scale, bias="rib"):
-        calls.append((Path(path), preset, scale))
+    def fake_load_released(path, preset, scale, bias="rib", overrides=None):
+        calls.append((Path(path), preset, scale, bias, overrides))
         return build_model("tiny", "rib", scale, dim=16, n_blocks=1, window_sizes=[8, 8], ranks=[4, 4]), \
             {"source_keys": "params_ema", "converted": 12}
 
@@ -218,9 +218,10 @@ def test_eval_dispatches_released_checkpoints(monkeypatch, mini_root: Path, tmp_
     released = tmp_path / "SST_x2.pth"
     released.write_bytes(b"stands for a BasicSR file")
     out = tmp_path / "e.json"
-    assert _eval(released, mini_root / "test", out, "--preset", "base") == 0
+    assert _eval(released, mini_root / "test", out, "--preset", "base", "--bias", "rpb",
+                 "--model-overrides", "dim=16", "ranks=[4, 4]") == 0
     prov = json.loads(out.read_text())["provenance"]
-    assert calls == [(released, "base", 2)]
+    assert calls == [(released, "base", 2, "rpb", {"dim": 16, "ranks": [4, 4]})]
     assert prov["checkpoint_sha256"] == file_sha256(released) and prov["checkpoint_format"] == "basicsr"
     assert prov["conversion"] == {"source_keys": "params_ema", "converted": 12}
 
@@ -238,3 +239,8 @@ def test_compile_wraps_the_network_only_when_asked(checkpoint: Path) -> None:
     assert plain.network is plain.model
     assert isinstance(compiled.network, torch._dynamo.eval_frame.OptimizedModule)
     assert compiled.network._orig_mod is compiled.model
+
+
+def test_released_only_options_need_a_preset(checkpoint: Path, mini_root: Path, tmp_path: Path, capsys) -> None:
+    assert _eval(checkpoint, mini_root / "test", tmp_path / "e.json", "--model-overrides", "dim=8") == 2
+    assert "--model-overrides" in capsys.readouterr().err

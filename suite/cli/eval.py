@@ -33,11 +33,29 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _released_only_flags(args: argparse.Namespace) -> list[str]:
+    given = [("--bias", args.bias is not None), ("--model-overrides", bool(args.model_overrides))]
+    return [flag for flag, present in given if present]
+
+
 def _model_only_flags(args: argparse.Namespace) -> list[str]:
     given = [("--tile", args.tile is not None), ("--overlap", args.overlap is not None),
              ("--self-ensemble", args.self_ensemble), ("--preset", args.preset is not None),
              ("--precision", args.precision != "fp32"), ("--compile", args.compile)]
-    return [flag for flag, present in given if present]
+    return [flag for flag, present in given if present] + _released_only_flags(args)
+
+
+def model_overrides(texts: list[str]) -> dict:
+    """`--model-overrides dim=16 ranks=[4,4]` -> {"dim": 16, "ranks": [4, 4]} (flat model field names)."""
+    from suite.overrides import OverrideError, parse_override
+
+    fields = {}
+    for text in texts:
+        path, value = parse_override(text)
+        if len(path) != 1:
+            raise OverrideError(f"--model-overrides {text!r}: a model field name has no dots (e.g. dim=16)")
+        fields[path[0]] = value
+    return fields
 
 
 def build_upscaler(args: argparse.Namespace, device: str) -> tuple[object, str, dict]:
@@ -50,9 +68,14 @@ def build_upscaler(args: argparse.Namespace, device: str) -> tuple[object, str, 
         return _bicubic(args.scale), args.method, {}
     from suite.evaluate.checkpoint import load_upscaler
 
+    if args.preset is None and _released_only_flags(args):
+        raise ValueError(f"{', '.join(_released_only_flags(args))}: options of a released checkpoint, valid only "
+                         f"with --preset (a suite checkpoint carries its own model settings)")
     overlap = args.overlap if args.overlap is not None else DEFAULT_OVERLAP
     upscale = load_upscaler(args.checkpoint, device, args.tile, overlap, args.self_ensemble, preset=args.preset,
-                            scale=args.scale, precision=args.precision, compile=args.compile)
+                            scale=args.scale, bias=args.bias or "rib",
+                            model_overrides=model_overrides(args.model_overrides) if args.preset else None,
+                            precision=args.precision, compile=args.compile)
     if upscale.scale != args.scale:
         raise ValueError(f"--checkpoint {args.checkpoint} is a x{upscale.scale} model, --scale asks x{args.scale}")
     return upscale, upscale.method, {"checkpoint": str(args.checkpoint), "tile": args.tile, "overlap": overlap,
@@ -105,6 +128,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model = parser.add_argument_group("model inference (with --checkpoint)")
     model.add_argument("--preset", metavar="P",
                        help="the paper preset of a released BasicSR checkpoint (light, base, large, ..., XL+)")
+    model.add_argument("--bias", help="with --preset: the positional bias of the released network (default rib)")
+    model.add_argument("--model-overrides", nargs="+", default=[], metavar="KEY=VALUE",
+                       help="with --preset: model fields of the released network that differ from the preset "
+                            "(e.g. small test networks: dim=16 n_blocks=1)")
     model.add_argument("--precision", choices=PRECISIONS, default="fp32",
                        help="fp32 (default), autocast-bf16, or attention-bf16 (the official setting)")
     model.add_argument("--compile", action="store_true", help="torch.compile the network (off by default)")

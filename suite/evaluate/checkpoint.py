@@ -23,23 +23,9 @@ from torch import nn
 
 from suite.checkpoint import CheckpointError, load_checkpoint
 from suite.files import file_sha256
-from suite.models import SRTransformer, build_model
-from suite.models.presets import check_precision
+from suite.models import SRTransformer, apply_precision, build_model
 
 WEIGHTS = ("ema", "model")
-
-
-def apply_precision(model: SRTransformer, precision: str) -> torch.dtype | None:
-    """Set `model` up for a precision of PRECISIONS -> the autocast dtype to run it under (None: none).
-
-    attention-bf16 (the official setting): the network stays float32, its attention layers cast
-    q, k, v (and RIB's factors) to bfloat16 for the kernel only. autocast-bf16: the whole forward
-    under torch.autocast. fp32: neither.
-    """
-    check_precision(precision)
-    for layer in model.attention_layers():
-        layer.attention_dtype = torch.bfloat16 if precision == "attention-bf16" else None
-    return torch.bfloat16 if precision == "autocast-bf16" else None
 
 
 def model_from_checkpoint(state: dict, weights: str = "ema") -> SRTransformer:
@@ -168,19 +154,21 @@ class ModelUpscaler:
 
 def load_upscaler(path: str | Path, device: str | torch.device = "cpu", tile: int | None = None,
                   overlap: int = 16, self_ensemble: bool = False, weights: str = "ema", *,
-                  preset: str | None = None, scale: int | None = None, precision: str = "fp32",
+                  preset: str | None = None, scale: int | None = None, bias: str = "rib",
+                  model_overrides: dict | None = None, precision: str = "fp32",
                   compile: bool = False) -> ModelUpscaler:
     """The upscaler of a checkpoint; `.method` and `.provenance` describe it for the result JSON.
 
     A suite checkpoint rebuilds its own network. With `preset`, `path` is a released BasicSR file
-    (`params_ema`, else `params`), converted by suite.models.official.load_released for that preset
-    at `scale`; its SHA-256 and the conversion are recorded.
+    (`params_ema`, else `params`), converted by suite.models.official.load_released for that preset,
+    `bias` and `scale` (with `model_overrides`, e.g. for small test networks); its SHA-256 and the
+    conversion are recorded.
     """
     path = Path(path)
     if preset is not None:
         from suite.models.official import load_released
 
-        model, conversion = load_released(path, preset, scale)
+        model, conversion = load_released(path, preset, scale, bias=bias, overrides=model_overrides)
         upscaler = ModelUpscaler(model, device, tile, overlap, self_ensemble, precision, compile)
         upscaler.method = f"{preset}-released"
         upscaler.provenance = {"checkpoint_sha256": file_sha256(path), "checkpoint_format": "basicsr",

@@ -29,9 +29,8 @@ from torch.utils.data import DataLoader
 
 from suite.checkpoint import checkpoint_name, copy_atomic, load_checkpoint, save_checkpoint, write_pointer
 from suite.env import run_record
-from suite.evaluate.checkpoint import apply_precision
 from suite.files import write_json_atomic
-from suite.models import build_model, count_parameters
+from suite.models import apply_precision, build_model, count_parameters
 from suite.train import SUMMARY_FIELDS, distributed
 from suite.train.config import RecipeError, recipe_hash, resolved_model_config
 from suite.train.monitor import Progress, Scalars, TrainLog
