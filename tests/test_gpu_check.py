@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from suite.profiling import kernels
 
@@ -30,6 +31,16 @@ def test_dry_run_lists_plan_points_and_budget(tmp_path):
     assert not (tmp_path / "out").exists() and not (ROOT / ".venv-gpu-never").exists()
     bad = subprocess.run(["bash", str(ROOT / "tools" / "gpu-check.sh"), "--fast"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown argument --fast" in bad.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_without_cuda_it_stops_before_measuring(tmp_path):
+    env = {**os.environ, "PYTHON": sys.executable, "GPU_CHECK_OUT": str(tmp_path / "out")}
+    done = subprocess.run(["bash", str(ROOT / "tools" / "gpu-check.sh"), "--no-venv"], capture_output=True,
+                          text=True, env=env, timeout=300, cwd=tmp_path)
+    assert done.returncode == 1 and "sees no CUDA device: nothing to check" in done.stderr
+    assert "environment ready" in done.stdout and "pytest -m gpu: exit" not in done.stdout
+    assert not (tmp_path / "out").exists()
 
 
 def trace(tmp_path: Path, operators: list[str], device_kernels: list[str]) -> Path:

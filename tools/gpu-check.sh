@@ -7,18 +7,23 @@
 #      attention-bf16, RPB on SDPA and FlexAttention at windows 32/64, RIB and no bias on flash kernels
 #      at 32/64/96, training step and inference) inside its time budget, into results/profiles/<gpu>/;
 #      it prints the speedup and memory table with the kernel family of every row.
-# Usage: tools/gpu-check.sh [--dry-run]      (--dry-run: print the plan and the sweep's points; run nothing)
+# Usage: tools/gpu-check.sh [--dry-run] [--no-venv]
+#   --dry-run: print the plan and the sweep's points; run nothing.
+#   --no-venv: use $PYTHON's environment as it is (a machine without network that already has the suite);
+#              also the fallback when installing fails.
 # Environment: GPU_CHECK_VENV (default .venv-gpu), PYTHON (default python3), GPU_CHECK_OUT
 # (default results/profiles/{gpu}). A sweep cut by its budget continues when the script is run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DRY_RUN=0
+NO_VENV=0
 for arg in "$@"; do
   case "$arg" in
     --dry-run) DRY_RUN=1 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
-    *) echo "gpu-check: unknown argument $arg (use --dry-run or --help)" >&2; exit 2 ;;
+    --no-venv) NO_VENV=1 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "gpu-check: unknown argument $arg (use --dry-run, --no-venv or --help)" >&2; exit 2 ;;
   esac
 done
 VENV="${GPU_CHECK_VENV:-.venv-gpu}"
@@ -31,6 +36,7 @@ plan() {
   cat <<PLAN
 gpu-check plan (budget about 8 minutes):
   1. venv $VENV: pip install -r $LOCK, pip install --no-deps -e .      [limit ${INSTALL_LIMIT} s; reused venv: seconds]
+     (offline or --no-venv: $PYTHON's environment as it is)
   2. pip install --only-binary=:all: flash-attn (optional)              [limit ${FLASH_LIMIT} s]
   3. pytest -q -m gpu tests                                             [limit ${PYTEST_LIMIT} s]
   4. suite profile sweep --config gpu --out '$OUT' --resume            [the sweep's own budget, below]
@@ -45,26 +51,34 @@ fi
 
 plan
 start=$SECONDS
-if [ ! -x "$VENV/bin/python" ]; then
-  "$PYTHON" -m venv "$VENV"
+PY="$VENV/bin/python"
+install() {
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  timeout "$INSTALL_LIMIT" "$VENV/bin/python" -m pip install -q -r "$LOCK" &&
+    timeout "$INSTALL_LIMIT" "$VENV/bin/python" -m pip install -q --no-deps -e .
+}
+if [ "$NO_VENV" = 1 ]; then
+  PY="$PYTHON"
+elif ! install; then
+  echo "[gpu-check] installing into $VENV failed (no network?); using $PYTHON's environment as it is" >&2
+  PY="$PYTHON"
 fi
-timeout "$INSTALL_LIMIT" "$VENV/bin/python" -m pip install -q -r "$LOCK"
-timeout "$INSTALL_LIMIT" "$VENV/bin/python" -m pip install -q --no-deps -e .
-echo "[gpu-check] installed in $((SECONDS - start)) s"
+"$PY" -c "import suite, torch" || { echo "[gpu-check] $PY cannot import the suite and torch" >&2; exit 2; }
+echo "[gpu-check] environment ready in $((SECONDS - start)) s: $PY"
+"$PY" -c "import torch, sys; torch.cuda.is_available() or sys.exit('[gpu-check] torch ' + torch.__version__ + ' sees no CUDA device: nothing to check'); print('[gpu-check]', torch.__version__, torch.cuda.get_device_name(0))"
 
-if timeout "$FLASH_LIMIT" "$VENV/bin/python" -m pip install -q --only-binary=:all: flash-attn; then
+if timeout "$FLASH_LIMIT" "$PY" -m pip install -q --only-binary=:all: flash-attn; then
   echo "[gpu-check] flash-attn installed: RIB and none use it"
 else
   echo "[gpu-check] no flash-attn wheel for this torch/CUDA: RIB and none use SDPA's flash kernels"
 fi
-"$VENV/bin/python" -c "import torch; assert torch.cuda.is_available(), 'torch sees no CUDA device'; print('[gpu-check]', torch.__version__, torch.cuda.get_device_name(0))"
 
 status=0
-timeout "$PYTEST_LIMIT" "$VENV/bin/python" -m pytest -q -m gpu tests || status=$?
+timeout "$PYTEST_LIMIT" "$PY" -m pytest -q -m gpu tests || status=$?
 echo "[gpu-check] pytest -m gpu: exit $status after $((SECONDS - start)) s"
 
 sweep_status=0
-"$VENV/bin/suite" profile sweep --config gpu --out "$OUT" --resume || sweep_status=$?
+"$PY" -m suite profile sweep --config gpu --out "$OUT" --resume || sweep_status=$?
 echo "[gpu-check] sweep: exit $sweep_status (3: budget spent, run tools/gpu-check.sh again to finish) after $((SECONDS - start)) s"
 [ "$status" = 0 ] || exit "$status"
 exit "$sweep_status"
