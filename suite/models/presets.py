@@ -32,31 +32,43 @@ from suite.models.attention import (  # noqa: F401
 from suite.models.network import SRTransformer
 from suite.overrides import short_repr
 
-# The official networks' options (sst/archs/sst_arch.py at dslisleedh/SST bcd6132).
-OFFICIAL = dict(body_tail="norm_conv", norm_eps=1e-6, init="official", large_windows="pad")
-LIGHT = dict(dim=48, n_blocks=5, heads=3, ranks=(16, 16, 16, 24, 24, 24), exp_ratio=1.5,
-             upsampler="pixelshuffle_direct", upsampler_dim=None, **OFFICIAL)
-BASE = dict(dim=180, n_blocks=6, heads=6, ranks=(18, 18, 18, 34, 34, 34), exp_ratio=1.25,
-            upsampler="pixelshuffle", upsampler_dim=64, **OFFICIAL)
-LARGE = dict(dim=192, n_blocks=8, heads=6, ranks=(16, 16, 16, 32, 32, 32), exp_ratio=2.0,
-             upsampler="pixelshuffle", upsampler_dim=96, **OFFICIAL)
-WINDOWS = (16, 32, 64, 16, 32, 64)
-WINDOWS_PLUS = (16, 32, 48, 32, 48, 96)
-
+# Paper presets: the official networks (options/test/*.yaml and sst/archs/sst_arch.py of dslisleedh/SST
+# at bcd6132); every option is written out so that a preset reads as the network it builds.
 PRESETS: dict[str, dict[str, Any]] = {
     # Ours: 4 layers at a 32x32 window (alternately shifted) so RPB's N x N cost shows on a CPU,
     # small enough to train to above bicubic on 2 cores in minutes. Head dim 16 + rank 8 = 24.
     # A bicubic residual with a zero-initialised last conv trains faster at this size (SPEC section 4).
-    "tiny": dict(dim=32, n_blocks=2, heads=2, window_sizes=(32, 32), ranks=(8, 8), exp_ratio=2.0,
-                 upsampler="bicubic", upsampler_dim=None, body_tail="norm", norm_eps=1e-5, init="torch",
-                 large_windows="clamp"),
-    "light": dict(LIGHT, window_sizes=(8, 16, 32, 16, 32, 64)),
-    "light+": dict(LIGHT, window_sizes=WINDOWS_PLUS),
-    "base": dict(BASE, window_sizes=WINDOWS),
-    "base+": dict(BASE, window_sizes=WINDOWS_PLUS),
-    "large": dict(LARGE, window_sizes=WINDOWS),
-    "large+": dict(LARGE, window_sizes=WINDOWS_PLUS),
-    "XL+": dict(LARGE, dim=224, n_blocks=10, heads=7, window_sizes=WINDOWS_PLUS),
+    "tiny": {"dim": 32, "n_blocks": 2, "heads": 2, "window_sizes": (32, 32), "ranks": (8, 8), "exp_ratio": 2.0,
+             "upsampler": "bicubic", "upsampler_dim": None, "body_tail": "norm", "norm_eps": 1e-5,
+             "init": "torch", "large_windows": "clamp"},
+    "light": {"dim": 48, "n_blocks": 5, "heads": 3, "window_sizes": (8, 16, 32, 16, 32, 64),
+              "ranks": (16, 16, 16, 24, 24, 24), "exp_ratio": 1.5,
+              "upsampler": "pixelshuffle_direct", "upsampler_dim": None, "body_tail": "norm_conv", "norm_eps": 1e-6,
+              "init": "official", "large_windows": "pad"},
+    "light+": {"dim": 48, "n_blocks": 5, "heads": 3, "window_sizes": (16, 32, 48, 32, 48, 96),
+               "ranks": (16, 16, 16, 24, 24, 24), "exp_ratio": 1.5,
+               "upsampler": "pixelshuffle_direct", "upsampler_dim": None, "body_tail": "norm_conv", "norm_eps": 1e-6,
+               "init": "official", "large_windows": "pad"},
+    "base": {"dim": 180, "n_blocks": 6, "heads": 6, "window_sizes": (16, 32, 64, 16, 32, 64),
+             "ranks": (18, 18, 18, 34, 34, 34), "exp_ratio": 1.25,
+             "upsampler": "pixelshuffle", "upsampler_dim": 64, "body_tail": "norm_conv", "norm_eps": 1e-6,
+             "init": "official", "large_windows": "pad"},
+    "base+": {"dim": 180, "n_blocks": 6, "heads": 6, "window_sizes": (16, 32, 48, 32, 48, 96),
+              "ranks": (18, 18, 18, 34, 34, 34), "exp_ratio": 1.25,
+              "upsampler": "pixelshuffle", "upsampler_dim": 64, "body_tail": "norm_conv", "norm_eps": 1e-6,
+              "init": "official", "large_windows": "pad"},
+    "large": {"dim": 192, "n_blocks": 8, "heads": 6, "window_sizes": (16, 32, 64, 16, 32, 64),
+              "ranks": (16, 16, 16, 32, 32, 32), "exp_ratio": 2.0,
+              "upsampler": "pixelshuffle", "upsampler_dim": 96, "body_tail": "norm_conv", "norm_eps": 1e-6,
+              "init": "official", "large_windows": "pad"},
+    "large+": {"dim": 192, "n_blocks": 8, "heads": 6, "window_sizes": (16, 32, 48, 32, 48, 96),
+               "ranks": (16, 16, 16, 32, 32, 32), "exp_ratio": 2.0,
+               "upsampler": "pixelshuffle", "upsampler_dim": 96, "body_tail": "norm_conv", "norm_eps": 1e-6,
+               "init": "official", "large_windows": "pad"},
+    "XL+": {"dim": 224, "n_blocks": 10, "heads": 7, "window_sizes": (16, 32, 48, 32, 48, 96),
+            "ranks": (16, 16, 16, 32, 32, 32), "exp_ratio": 2.0,
+            "upsampler": "pixelshuffle", "upsampler_dim": 96, "body_tail": "norm_conv", "norm_eps": 1e-6,
+            "init": "official", "large_windows": "pad"},
 }
 # The official configuration each paper preset reproduces (options/test/*.yaml of the official code).
 OFFICIAL_NAMES = {
