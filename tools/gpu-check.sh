@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check in one command (about 8 minutes on one H100/H200; needs only this repository and pip):
 #   1. a venv (.venv-gpu, reused when present) with the locked packages (requirements/test.txt) and the suite;
-#   2. flash-attn if a wheel installs within 2 minutes (optional: else SDPA's flash kernels serve RIB);
+#   2. flash-attn if a wheel installs within a minute (optional: else SDPA's flash kernels serve RIB);
 #   3. pytest -m gpu;
 #   4. the GPU profile sweep of the paper's setting (suite/profiling/configs/gpu.yaml: base preset,
 #      attention-bf16, RPB on SDPA and FlexAttention at windows 32/64, RIB and no bias on flash kernels
@@ -30,11 +30,11 @@ VENV="${GPU_CHECK_VENV:-.venv-gpu}"
 PYTHON="${PYTHON:-python3}"
 OUT="${GPU_CHECK_OUT:-results/profiles/{gpu\}}"
 LOCK=requirements/test.txt
-INSTALL_LIMIT=240 FLASH_LIMIT=120 PYTEST_LIMIT=150
+INSTALL_LIMIT=180 FLASH_LIMIT=60 PYTEST_LIMIT=90
 
 plan() {
   cat <<PLAN
-gpu-check plan (budget about 8 minutes):
+gpu-check plan (about 8 minutes: limits below; with a reused venv the steps before the sweep take 1-2 minutes):
   1. venv $VENV: pip install -r $LOCK, pip install --no-deps -e .      [limit ${INSTALL_LIMIT} s; reused venv: seconds]
      (offline or --no-venv: $PYTHON's environment as it is)
   2. pip install --only-binary=:all: flash-attn (optional)              [limit ${FLASH_LIMIT} s]
