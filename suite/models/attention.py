@@ -346,6 +346,7 @@ class WindowAttention(nn.Module):
                 tuple(self.rib.parameters()), (tokens.device, win_h, win_w),
             )
             qkv[:, :, :2, :, self.head_dim:] += factors.to(qkv.dtype)  # (N, 2, heads, P) broadcast
+        compute_dtype = qkv.dtype  # the activations' (bfloat16 under autocast); the output returns to it
         if self.attention_dtype is not None:
             qkv = qkv.to(self.attention_dtype)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B*, heads, N, D+P) views, memory (B*, N, heads)
@@ -356,7 +357,7 @@ class WindowAttention(nn.Module):
             out = rpb_attention(q, k, v, self.rpb, backend, scale=scale)
         else:
             out = dot_product_attention(q, k, v, scale, backend)
-        return out[..., : self.head_dim].to(tokens.dtype)
+        return out[..., : self.head_dim].to(compute_dtype)
 
     def _extended_projection(self) -> tuple[torch.Tensor, torch.Tensor]:
         """qkv weight (3*heads*(D+P), C) and bias: the layer's, RIB-scaled, with P zero rows per head."""
