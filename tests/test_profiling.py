@@ -59,6 +59,23 @@ def test_forward_flops_equal_torch_flop_counter(bias, window, height, width):
     assert step_flops(model.config, "train", 2, height) == 3 * forward_flops(model.config, 2, height, height)
 
 
+OFFICIAL_SMALL = {"dim": 16, "heads": 2, "n_blocks": 1, "window_sizes": [8, 8], "ranks": [4, 4]}
+
+
+@pytest.mark.parametrize("preset,upsampler_dim", [("base", 8), ("light", None)])
+@pytest.mark.parametrize("bias", ["rpb", "rib", "none"])
+def test_forward_flops_of_official_presets(preset, upsampler_dim, bias):
+    # Official structure: the body tail conv and both upsamplers, windows padded up (large_windows pad).
+    overrides = {**OFFICIAL_SMALL, "backend": "math", "window_sizes": [16, 16]}
+    if upsampler_dim:
+        overrides["upsampler_dim"] = upsampler_dim
+    model = build_model(preset, bias, 3, **overrides)
+    assert model.config["large_windows"] == "pad" and model.config["upsampler"] != "bicubic"
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.rand(1, 3, 12, 20))
+    assert forward_flops(model.config, 1, 12, 20) == counter.get_total_flops()
+
+
 # --- kernel attribution ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize(

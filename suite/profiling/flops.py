@@ -21,9 +21,11 @@ def ceil_to(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def window_shape(bias: str, window: int, height: int, width: int) -> tuple[int, int]:
-    """The (win_h, win_w) a layer uses on an (height, width) map (RPB pads up; others clamp)."""
-    if bias == "rpb":
+def window_shape(bias: str, window: int, height: int, width: int, large_windows: str = "clamp") -> tuple[int, int]:
+    """The (win_h, win_w) a layer uses on an (height, width) map, as `WindowAttention.window_shape`:
+    RPB, and any bias with `large_windows="pad"` (the official presets), pad the map up to the window;
+    RIB and none with "clamp" shrink the window to the map."""
+    if bias == "rpb" or large_windows == "pad":
         return window, window
     return min(window, height), min(window, width)
 
@@ -50,7 +52,7 @@ def forward_flops(config: dict[str, Any], batch: int, height: int, width: int) -
     total = 2 * tokens * 3 * dim * 9  # head conv 3x3
     for _ in range(config["n_blocks"]):
         for window, rank in zip(config["window_sizes"], config["ranks"], strict=True):
-            win_h, win_w = window_shape(bias, window, height, width)
+            win_h, win_w = window_shape(bias, window, height, width, config.get("large_windows", "clamp"))
             padded_h, padded_w = ceil_to(height, win_h), ceil_to(width, win_w)
             n_windows = batch * (padded_h // win_h) * (padded_w // win_w)
             n = win_h * win_w
@@ -63,8 +65,23 @@ def forward_flops(config: dict[str, Any], batch: int, height: int, width: int) -
             total += 2 * tokens * dim * dim  # output projection
             total += 2 * tokens * dim * hidden * 2 + 2 * tokens * hidden * 9  # ConvFFN
         total += 2 * tokens * dim * dim * 9  # block conv 3x3
-    total += 2 * tokens * dim * 3 * scale * scale * 9  # to_pixels conv 3x3
-    return total
+    return total + tail_flops(config, batch, height, width)
+
+
+def tail_flops(config: dict[str, Any], batch: int, height: int, width: int) -> int:
+    """The body tail and the upsampler (SPEC section 4): tiny's conv3x3 to pixels, or the official body
+    conv3x3 and `pixelshuffle` (conv C -> I, conv I -> I*s^2, conv I -> 3 at HR) / `pixelshuffle_direct`."""
+    dim, scale = config["dim"], config["scale"]
+    tokens = batch * height * width
+    upsampler = config.get("upsampler", "bicubic")
+    if upsampler == "bicubic":
+        return 2 * tokens * dim * 3 * scale * scale * 9  # to_pixels conv 3x3
+    total = 2 * tokens * dim * dim * 9  # body tail conv 3x3
+    if upsampler == "pixelshuffle_direct":
+        return total + 2 * tokens * dim * 3 * scale * scale * 9
+    inner = config["upsampler_dim"]
+    total += 2 * tokens * dim * inner * 9 + 2 * tokens * inner * inner * scale * scale * 9
+    return total + 2 * tokens * scale * scale * inner * 3 * 9  # final conv at HR resolution
 
 
 def tokens_padded(batch: int, height: int, width: int, win_h: int, win_w: int) -> int:
