@@ -200,3 +200,14 @@ def test_suite_convert_writes_a_suite_checkpoint(tmp_path):
     assert saved["provenance"]["converted_from"]["source_sha256"] == file_sha256(source)
     assert main(["convert", str(source), "--preset", "light", "--scale", "3", "--out", str(out)]) == 2  # exists
     assert main(["convert", str(source), "--preset", "base", "--scale", "3", "--out", str(tmp_path / "b.pt")]) == 2
+
+
+def test_load_released_with_overrides_reproduces_a_fixture():
+    name = "rpb_pixelshuffle_x4"
+    suite = MANIFEST["fixtures"][name]["suite"]
+    model, provenance = load_released(FIXTURES / f"{name}.pth", suite["preset"], suite["scale"], suite["bias"],
+                                      overrides=suite["overrides"])
+    io = torch.load(FIXTURES / f"{name}.io.pt", weights_only=True)
+    with torch.no_grad():
+        assert (model(io["input"]) - io["output"]).abs().max().item() <= 1e-5
+    assert provenance["model_config"]["dim"] == 16 and provenance["model_config"]["bias"] == "rpb"

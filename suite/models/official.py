@@ -181,14 +181,17 @@ def read_basicsr(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
     raise ReleasedCheckpointError(f"{path}: not a BasicSR checkpoint: no params_ema or params (keys: {keys})")
 
 
-def load_released(path: str | Path, preset: str, scale: int, bias: str = "rib") -> tuple[SRTransformer, dict[str, Any]]:
-    """Build `preset` at `scale` and load an official released checkpoint into it, in eval mode.
+def load_released(
+    path: str | Path, preset: str, scale: int, bias: str = "rib", overrides: dict[str, Any] | None = None
+) -> tuple[SRTransformer, dict[str, Any]]:
+    """Build `preset` at `scale` (with model `overrides`, e.g. the small networks of the equivalence
+    fixtures) and load an official released checkpoint into it, in eval mode.
 
     Returns the model and its provenance: source file and SHA-256, the BasicSR key read, the official
     configuration name and what the conversion did.
     """
     state, param_key = read_basicsr(path)
-    model = build_model(preset, bias, scale)
+    model = build_model(preset, bias, scale, **(overrides or {}))
     try:
         converted = convert_basicsr_state(state, model)
     except ReleasedCheckpointError as err:
