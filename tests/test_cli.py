@@ -156,3 +156,13 @@ def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys) -> None:
 def test_a_bug_keeps_its_traceback(monkeypatch) -> None:
     with pytest.raises(TypeError):
         main(_failing_eval(monkeypatch, TypeError("a bug, not bad input")))
+
+
+def test_unusable_save_images_fails_before_scoring(tmp_path: Path, mini_root: Path, capsys) -> None:
+    blocker = tmp_path / "sr"
+    blocker.write_text("a file, not a folder")
+    code = main(["eval", "--method", "bicubic", "--data", str(mini_root / "test"), "--scale", "2",
+                 "--out", str(tmp_path / "e.json"), "--save-images", str(blocker)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and str(blocker) in err
+    assert not (tmp_path / "e.json").exists() and capsys.readouterr().out == ""
