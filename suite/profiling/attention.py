@@ -183,11 +183,7 @@ def bench(spec: AttentionSpec) -> list[dict[str, Any]]:
     """Rows (one per rank, pass and variant) with `ratio_to_none`: the median over rounds of
     time / time of `none@D+R` in the same round."""
     spec.validate()
-    device = torch.device(spec.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {spec.device!r} requested but torch {torch.__version__} sees no CUDA device")
-    if spec.threads is not None:
-        torch.set_num_threads(spec.threads)
+    device = timing.prepare_device(spec.device, spec.threads)
     rows: list[dict[str, Any]] = []
     n = spec.window * spec.window
     for rank in spec.ranks:

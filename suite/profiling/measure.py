@@ -249,11 +249,7 @@ def measure(spec: PointSpec, trace_root: Path, process: str = "shared", command:
     uses it). Other errors raise. `process` says how fresh this process is for memory: "worker",
     "single" or "shared" (see memory.py)."""
     spec.validate()
-    device = torch.device(spec.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {spec.device!r} requested but torch {torch.__version__} sees no CUDA device")
-    if spec.threads is not None:
-        torch.set_num_threads(spec.threads)
+    device = timing.prepare_device(spec.device, spec.threads)
     row = describe(spec, command if command is not None else shlex.join(sys.argv))
     run_dir = trace_root / spec.name
     try:

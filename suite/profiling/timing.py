@@ -28,6 +28,16 @@ FALLBACK_WARNING = "FlexAttention failed"
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}  # cpu: this thread's CPU time (1 thread only)
 
 
+def prepare_device(name: str, threads: int | None) -> torch.device:
+    """The device to time on, refused with a clear error where torch cannot see it; sets CPU threads."""
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but torch {torch.__version__} sees no CUDA device")
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return device
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
