@@ -184,6 +184,15 @@ def test_profile_command_rejects_bad_input(tmp_path, capsys):
     assert not (tmp_path / "profile.csv").exists()
 
 
+def test_profile_run_has_a_time_limit(tmp_path, capsys):
+    # The point runs in a worker process; past --time-limit it is stopped and recorded as a timeout row.
+    assert run_cli(tmp_path, "--bias", "rib", "--phase", "infer", "--time-limit", "0.01") == 3
+    assert "timeout, worker ran past its time limit of 0.01 s" in capsys.readouterr().out
+    [row] = tables.read_rows(tmp_path / "profile.json")
+    assert row["status"] == "timeout" and row["ms_median"] is None and row["precision"] == "fp32"
+    assert (tmp_path / "logs" / f"{row['name']}.log").exists()
+
+
 # --- failure rows -----------------------------------------------------------------------------------
 
 def test_injected_oom_gives_oom_row_and_sweep_goes_on(tmp_path, monkeypatch):
