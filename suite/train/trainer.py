@@ -217,12 +217,14 @@ def train(recipe: dict, mode: str = "new") -> Path:
     distributed.init(world, device)
     try:
         with RunLock(recipe["out_dir"]) if world.is_main else contextlib.nullcontext():
-            resume_from = None
+            resume_from, checkpoint = None, None
             if world.is_main:
-                resume_from, _ = restore_point(recipe, mode, len(train_data), lambda text: print(text, file=sys.stderr))
+                resume_from, checkpoint = restore_point(recipe, mode, len(train_data),
+                                                        lambda text: print(text, file=sys.stderr))
                 _decode_everything(recipe, train_data, val_data)
             resume_from = distributed.gather_to_all(resume_from)[0]  # rank 0 decided for every rank
-            checkpoint = load_checkpoint(resume_from) if resume_from is not None else None
+            if checkpoint is None and resume_from is not None:
+                checkpoint = load_checkpoint(resume_from)
             run = build(recipe, world, device, precision, train_data, val_data, init=checkpoint is None)
             if checkpoint is not None:
                 restore(run, checkpoint, resume_from)
