@@ -264,11 +264,20 @@ def _teaser_bars(ax, measured: dict[str, dict], phase: str, quantity: str, scale
     for cost in (c for c in PAPER_VALUES.costs if c.phase == phase):
         value = cost.ms if quantity == "ms" else cost.memory_mb
         bars.append((f"paper:\n{cost.method}", value / scale, BIAS_COLORS.get(cost.bias, "gray"), True))
+    bottom = blended_transform_factory(ax.transData, ax.transAxes)
     for x, (label, value, color, paper) in enumerate(bars):
+        if value <= 0:  # a log axis cannot draw it (a CPU point whose peak memory did not grow): say so
+            ax.text(x, 0.02, f"{value:g}", ha="center", va="bottom", fontsize=7, transform=bottom)
+            continue
         ax.bar(x, value, color=color, **(PAPER_STYLE if paper else {}))
         ax.text(x, value, f"{value:,.0f}" if value >= 100 else f"{value:.3g}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(bars)), [bar[0] for bar in bars], fontsize=7)
     ax.set_yscale("log")
+    low, high = ax.get_ylim()
+    # 1-2-5 ticks over a narrow range, powers of ten over a wide one (CPU millibytes beside paper GB).
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if high / low < 300 else (1.0,)))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_ylabel(unit)
     ax.grid(True, axis="y", which="both", alpha=0.3)
 
