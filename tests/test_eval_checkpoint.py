@@ -244,3 +244,25 @@ def test_compile_wraps_the_network_only_when_asked(checkpoint: Path) -> None:
 def test_released_only_options_need_a_preset(checkpoint: Path, mini_root: Path, tmp_path: Path, capsys) -> None:
     assert _eval(checkpoint, mini_root / "test", tmp_path / "e.json", "--model-overrides", "dim=8") == 2
     assert "--model-overrides" in capsys.readouterr().err
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "official"
+
+
+def test_eval_of_an_official_fixture_records_the_source_and_conversion(mini_root: Path, tmp_path: Path,
+                                                                       capsys) -> None:
+    # A BasicSR-format file written by the official code (tests/fixtures/official, see its manifest).
+    manifest = json.loads((FIXTURES / "manifest.json").read_text())["fixtures"]["rib_pixelshuffle_x2"]["suite"]
+    released = FIXTURES / "rib_pixelshuffle_x2.pth"
+    overrides = [f"{key}={json.dumps(value)}" for key, value in manifest["overrides"].items()]
+    out = tmp_path / "e.json"
+    assert _eval(released, mini_root / "test", out, "--preset", manifest["preset"],
+                 "--model-overrides", *overrides) == 0
+    prov = json.loads(out.read_text())["provenance"]
+    assert prov["checkpoint_sha256"] == file_sha256(released) and prov["checkpoint_format"] == "basicsr"
+    assert prov["conversion"]["format"] == "basicsr" and prov["conversion"]["source_sha256"] == file_sha256(released)
+    assert prov["model_config"]["dim"] == manifest["overrides"]["dim"] and prov["precision"] == "fp32"
+    # The same file under the full preset does not fit: one line naming the file and the mis-shaped keys.
+    assert _eval(released, mini_root / "test", tmp_path / "f.json", "--preset", manifest["preset"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(released) in err and not (tmp_path / "f.json").exists()
