@@ -108,8 +108,10 @@ def main() -> None:
     parser.add_argument("checkout", type=Path, help="a checkout of github.com/dslisleedh/SST")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "tests/fixtures/official")
     args = parser.parse_args()
-    commit = subprocess.run(["git", "-C", str(args.checkout), "rev-parse", "HEAD"], check=True,
-                            capture_output=True, text=True).stdout.strip()
+    found = subprocess.run(["git", "-C", str(args.checkout), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if found.returncode != 0 or not (args.checkout / "sst" / "archs" / "sst_arch.py").is_file():
+        raise SystemExit(f"{args.checkout}: not a git checkout of dslisleedh/SST (need sst/archs/sst_arch.py)")
+    commit = found.stdout.strip()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     manifest = {"official_repository": "https://github.com/dslisleedh/SST", "official_commit": commit,
