@@ -318,6 +318,6 @@ def flatten(recipe: dict, prefix: str = "") -> dict[str, Any]:
 def resume_differences(saved: dict, current: dict) -> list[str]:
     """Fields (other than RESUMABLE_CHANGES) whose values differ: `field: saved -> current`."""
     before, after = flatten(saved), flatten(current)
-    return [f"{key}: {before.get(key)!r} -> {after.get(key)!r}"
+    return [f"{key}: {short_repr(before.get(key))} -> {short_repr(after.get(key))}"
             for key in sorted(set(before) | set(after))
             if key not in RESUMABLE_CHANGES and before.get(key) != after.get(key)]
