@@ -397,11 +397,15 @@ def test_lock_mismatch_shows_a_warning_line(built: Path, results: Path) -> None:
     _write_json(path, {**json.loads(path.read_text()), "provenance": run_record(matches=False)})
     summary_path = results / "train/tiny-rpb-x2/summary.json"
     _write_json(summary_path, {**json.loads(summary_path.read_text()), "provenance": run_record(matches=False)})
+    unknown = results / "eval/bicubic/Set5-x2.json"
+    _write_json(unknown, {**json.loads(unknown.read_text()), "provenance": {"lock": {"error": "OSError: x"}}})
     report = (_report(results) / "REPORT.md").read_text()
     assert "## Environment warnings" in report
     for file in (path, summary_path):
         assert (f"> **Warning:** `{file}` was produced in an environment that did not match the lock "
                 f"`requirements/lock.txt` (torch 2.14.1 installed, 2.15.0 locked).") in report
+    assert f"> **Warning:** `{unknown}`: its environment could not be checked against the lock (OSError: x)." in report
+    assert report.count("> **Warning:**") == 3
 
 
 # --- outputs, determinism, figures without pyplot ------------------------------------------------

@@ -87,6 +87,10 @@ def lock_warnings(evals: list[EvalResult], runs: list[TrainRun]) -> list[str]:
     """One warning line per result whose run record says the environment did not match the lock."""
     lines = []
     for path, lock in lock_mismatches(evals, runs):
+        if lock.get("error"):
+            lines.append(f"> **Warning:** `{path}`: its environment could not be checked against the lock "
+                         f"({lock['error']}).")
+            continue
         differences = lock.get("differences") or []
         shown = "; ".join(map(str, differences[:5])) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
         lock_file = f"`{lock['lock_file']}`" if lock.get("lock_file") else "(no lock file found)"

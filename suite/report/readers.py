@@ -219,12 +219,14 @@ def read_profile(path: Path) -> Profile:
 
 
 def lock_mismatches(evals: list[EvalResult], runs: list[TrainRun]) -> list[tuple[Path, dict]]:
-    """(file, lock status) of every result whose run record says the environment did not match the lock."""
+    """(file, lock status) of every result whose run record does not say the environment matched the lock
+    (`matches` False, or a status that could not be determined: {"error": ...}). Records without a lock
+    status (written before the lock existed) say nothing either way and are not listed."""
     found = []
     records = [(r.path, r.provenance) for r in evals] + [(run.path / "summary.json", run.summary.get("provenance"))
                                                           for run in runs]
     for path, record in records:
         lock = (record or {}).get("lock") if isinstance(record, dict) else None
-        if isinstance(lock, dict) and lock.get("matches") is False:
+        if isinstance(lock, dict) and lock.get("matches") is not True:
             found.append((path, lock))
     return found
