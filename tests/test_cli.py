@@ -29,13 +29,6 @@ def test_help_imports_no_torch() -> None:
         assert command in done.stdout
 
 
-def test_eval_choices_match_the_package() -> None:
-    from suite.metrics import PROTOCOLS
-    from suite.models.presets import PRECISIONS
-
-    assert eval_cmd.PRECISIONS == PRECISIONS and eval_cmd.PROTOCOLS == PROTOCOLS
-
-
 def test_eval_device_defaults_to_auto() -> None:
     from suite.cli import build_parser
 

@@ -9,10 +9,6 @@ from pathlib import Path
 # Overlap between tiles when --tile is given without --overlap (LR pixels).
 DEFAULT_OVERLAP = 16
 METHODS = ("bicubic",)
-# The choices of --precision and --protocol, kept here so that building the parser imports no torch;
-# tests/test_cli.py checks them against suite.models.PRECISIONS and suite.metrics.PROTOCOLS.
-PRECISIONS = ("fp32", "autocast-bf16", "attention-bf16")
-PROTOCOLS = ("basicsr-y", "pyiqa-rounded-y")
 
 
 def _bicubic(scale: int):
@@ -105,6 +101,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    # Only `suite eval ...` registers this (not `suite --help`), and it runs a network anyway.
+    from suite.metrics import DEFAULT_PROTOCOL, PROTOCOLS
+    from suite.models import PRECISIONS
+
     parser = subparsers.add_parser(
         "eval", help="PSNR/SSIM of an upscaler (classical, suite or released checkpoint) on a dataset",
         description="Evaluate a classical method, a suite checkpoint or a released BasicSR checkpoint "
@@ -123,8 +123,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto",
                         help="torch device for the model and metrics: cpu, cuda, cuda:N, or auto (default: "
                              "cuda when available)")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default=PROTOCOLS[0],
-                        help=f"metric protocol (default {PROTOCOLS[0]}, BasicSR's on the unrounded Y channel)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default=DEFAULT_PROTOCOL,
+                        help=f"metric protocol (default {DEFAULT_PROTOCOL}, BasicSR's on the unrounded Y channel)")
     model = parser.add_argument_group("model inference (with --checkpoint)")
     model.add_argument("--preset", metavar="P",
                        help="the paper preset of a released BasicSR checkpoint (light, base, large, ..., XL+)")
