@@ -399,13 +399,16 @@ def test_lock_mismatch_shows_a_warning_line(built: Path, results: Path) -> None:
     _write_json(summary_path, {**json.loads(summary_path.read_text()), "provenance": run_record(matches=False)})
     unknown = results / "eval/bicubic/Set5-x2.json"
     _write_json(unknown, {**json.loads(unknown.read_text()), "provenance": {"lock": {"error": "OSError: x"}}})
+    sweep = results / "profile/sweep.json"  # what `suite profile sweep` writes beside profile.json
+    _write_json(sweep, {"config": {}, "invocations": [{**run_record(), "command": "x"},
+                                                      {**run_record(matches=False), "command": "y"}]})
     report = (_report(results) / "REPORT.md").read_text()
     assert "## Environment warnings" in report
-    for file in (path, summary_path):
+    for file in (path, summary_path, sweep):
         assert (f"> **Warning:** `{file}` was produced in an environment that did not match the lock "
                 f"`requirements/lock.txt` (torch 2.14.1 installed, 2.15.0 locked).") in report
     assert f"> **Warning:** `{unknown}`: its environment could not be checked against the lock (OSError: x)." in report
-    assert report.count("> **Warning:**") == 3
+    assert report.count("> **Warning:**") == 4  # the sweep's first invocation matched
 
 
 # --- outputs, determinism, figures without pyplot ------------------------------------------------

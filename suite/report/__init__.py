@@ -53,7 +53,7 @@ def build_report(results: Path, out: Path, title: str | None = None, val_dataset
     written: list[Path] = []
     sections: dict[str, str] = {}
 
-    warnings = document.lock_warnings(evals, runs)
+    warnings = document.lock_warnings(evals, runs, profile)
     if warnings:
         sections["warnings"] = "\n\n".join(warnings)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import suite
 from suite.env import run_record
-from suite.report.readers import EvalResult, TrainRun, lock_mismatches
+from suite.report.readers import EvalResult, Profile, TrainRun, lock_mismatches
 
 FIGURE_TITLES = {
     "teaser": "The paper's teaser, from this run's results",
@@ -83,10 +83,10 @@ def psnr_footnote(evals: list[EvalResult], runs: list[TrainRun]) -> list[str]:
     return notes
 
 
-def lock_warnings(evals: list[EvalResult], runs: list[TrainRun]) -> list[str]:
+def lock_warnings(evals: list[EvalResult], runs: list[TrainRun], profile: Profile | None = None) -> list[str]:
     """One warning line per result whose run record says the environment did not match the lock."""
     lines = []
-    for path, lock in lock_mismatches(evals, runs):
+    for path, lock in lock_mismatches(evals, runs, profile):
         if lock.get("error"):
             lines.append(f"> **Warning:** `{path}`: its environment could not be checked against the lock "
                          f"({lock['error']}).")

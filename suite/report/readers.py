@@ -206,25 +206,35 @@ class Profile:
     rows: list[dict]
     speedups: list[dict]  # suite.profiling.tables.speedup_rows(rows)
     path: Path
+    run_records: tuple[dict, ...] = ()  # one per invocation of the sweep (sweep.json beside profile.json)
 
 
 def read_profile(path: Path) -> Profile:
-    """profile.json through the profiling package's own reader; its errors become ReportInputError."""
+    """profile.json through the profiling package's own reader, and the sweep's run records from the
+    sweep.json beside it where there is one; errors become ReportInputError naming the file."""
     path = Path(path)
     try:
         rows = profile_tables.read_profile(path)
     except (ValueError, FileNotFoundError) as err:
         raise ReportInputError(str(err)) from err
-    return Profile(rows=rows, speedups=profile_tables.speedup_rows(rows), path=path)
+    sweep_path = path.parent / "sweep.json"
+    records: tuple[dict, ...] = ()
+    if sweep_path.is_file():
+        invocations = _load_json(sweep_path).get("invocations") or []
+        records = tuple(record for record in invocations if isinstance(record, dict))
+    return Profile(rows=rows, speedups=profile_tables.speedup_rows(rows), path=path, run_records=records)
 
 
-def lock_mismatches(evals: list[EvalResult], runs: list[TrainRun]) -> list[tuple[Path, dict]]:
+def lock_mismatches(evals: list[EvalResult], runs: list[TrainRun],
+                    profile: Profile | None = None) -> list[tuple[Path, dict]]:
     """(file, lock status) of every result whose run record does not say the environment matched the lock
     (`matches` False, or a status that could not be determined: {"error": ...}). Records without a lock
     status (written before the lock existed) say nothing either way and are not listed."""
     found = []
     records = [(r.path, r.provenance) for r in evals] + [(run.path / "summary.json", run.summary.get("provenance"))
                                                           for run in runs]
+    if profile is not None:
+        records += [(profile.path.parent / "sweep.json", record) for record in profile.run_records]
     for path, record in records:
         lock = (record or {}).get("lock") if isinstance(record, dict) else None
         if isinstance(lock, dict) and lock.get("matches") is not True:
