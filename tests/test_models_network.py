@@ -216,6 +216,7 @@ def test_official_init():
         (dict(exp_ratio="two"), r"exp_ratio = 'two' must be a positive number"),
         (dict(large_windows="crop"), r"large_windows = 'crop' must be one of pad, clamp"),
         (dict(window=8), r"unknown model field\(s\) window"),
+        (dict(body_tail="norm_conv"), r"upsampler = 'bicubic' and body_tail = 'norm_conv' do not go together"),
     ],
 )
 def test_resolve_model_config_names_field_and_value(overrides, message):

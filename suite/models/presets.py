@@ -159,6 +159,11 @@ def resolve_model_config(
     else:
         config["upsampler_dim"] = None
     config["body_tail"] = _choice("body_tail", raw["body_tail"], BODY_TAILS)
+    if (config["upsampler"] == "bicubic") != (config["body_tail"] == "norm"):
+        raise ModelConfigError(
+            f"model fields upsampler = {config['upsampler']!r} and body_tail = {config['body_tail']!r} do not go "
+            "together: the bicubic upsampler goes with body_tail 'norm', the official ones with 'norm_conv'"
+        )
     config["norm_eps"] = _number("norm_eps", raw["norm_eps"])
     config["init"] = _choice("init", raw["init"], INITS)
     config["large_windows"] = _choice("large_windows", raw["large_windows"], LARGE_WINDOWS)
