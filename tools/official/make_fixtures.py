@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 # name -> (official SST kwargs, suite preset and overrides, input height and width). Small widths and
-# depths; both upsampler kinds; x2, x3 and x4; RPB; windows that are no powers of two; equal windows
+# depths; both upsampler kinds; x2, x3 and x4; RPB; no positional bias; windows that are no powers of two; equal windows
 # (shifted layers); a map smaller than a window (padded up to it).
 FIXTURES = {
     "rib_pixelshuffle_x2": (
@@ -67,6 +67,14 @@ FIXTURES = {
                                                                  ranks=[1, 1, 1], n_blocks=1, exp_ratio=2.0,
                                                                  upsampler_dim=8)),
         (9, 10),
+    ),
+    "none_direct_x2": (
+        dict(dim=16, window_sizes=[4, 8], num_heads=[2, 2], ranks=None, n_blocks=1, exp_ratio=2,
+             attn_type="NoPE", rib_hidden_dim=32, rib_n_freqs=10, upscaling_factor=2,
+             upsampler_type="pixelshuffle_direct", gate_type="DWC"),
+        dict(preset="light", scale=2, bias="none", overrides=dict(dim=16, heads=2, window_sizes=[4, 8], ranks=[1, 1],
+                                                                  n_blocks=1, exp_ratio=2.0)),
+        (7, 6),  # smaller than the 8 window
     ),
 }
 
