@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from suite.files import atomic_write
+from suite.files import write_text_atomic as write_text
 from suite.report import document, figures, tables
 from suite.report.crop import build_crop
 from suite.report.paper import paper_row
@@ -23,10 +23,6 @@ class CropRequest:
     hr_dir: Path
     image: str | None = None
     size: int = 64
-
-
-def write_text(path: Path, text: str) -> Path:
-    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def write_csv(path: Path, frame) -> Path:
