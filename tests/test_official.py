@@ -30,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def our_network(name: str, **changes):
     suite = MANIFEST["fixtures"][name]["suite"]
     overrides = {**suite["overrides"], **changes}
-    return build_model(suite["preset"], suite.get("bias", "rib"), suite["scale"], **overrides)
+    return build_model(suite["preset"], suite["bias"], suite["scale"], **overrides)
 
 
 def official_output(name: str, model) -> tuple[torch.Tensor, torch.Tensor]:

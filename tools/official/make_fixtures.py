@@ -13,8 +13,9 @@ For each small network below it seeds torch, builds the official class, perturbs
 zero-initialised biases and small factors matter), and writes
 - `<name>.pth`: a BasicSR file, {"params_ema": state_dict, "params": state_dict + 1 (a decoy)};
 - `<name>.io.pt`: {"input": (1, 3, h, w), "output": the official float32 output};
-and `manifest.json`: the official commit, torch version, and per fixture the official kwargs and the
-suite preset + overrides that build the same network.
+and `manifest.json`: the official commit, torch version, and per fixture its file names, the suite
+network that equals it (`suite`: preset, bias, scale, overrides as model fields), the input size and the
+official kwargs.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ FIXTURES = {
         dict(dim=24, window_sizes=[4, 8, 6], num_heads=[2, 2, 2], ranks=[4, 6, 5], n_blocks=2, exp_ratio=1.5,
              attn_type="RIB", rib_hidden_dim=32, rib_n_freqs=10, upscaling_factor=2,
              upsampler_type="pixelshuffle", gate_type="DWC", intermediate_dim=16),
-        dict(preset="base", scale=2, overrides=dict(dim=24, heads=2, window_sizes=[4, 8, 6], ranks=[4, 6, 5],
+        dict(preset="base", bias="rib", scale=2, overrides=dict(dim=24, heads=2, window_sizes=[4, 8, 6], ranks=[4, 6, 5],
                                                     n_blocks=2, exp_ratio=1.5, upsampler_dim=16)),
         (13, 11),
     ),
@@ -47,7 +48,7 @@ FIXTURES = {
         dict(dim=24, window_sizes=[4, 16, 12], num_heads=[3, 3, 3], ranks=[4, 4, 6], n_blocks=1, exp_ratio=1.5,
              attn_type="RIB", rib_hidden_dim=32, rib_n_freqs=10, upscaling_factor=4,
              upsampler_type="pixelshuffle_direct", gate_type="DWC"),
-        dict(preset="light", scale=4, overrides=dict(dim=24, heads=3, window_sizes=[4, 16, 12], ranks=[4, 4, 6],
+        dict(preset="light", bias="rib", scale=4, overrides=dict(dim=24, heads=3, window_sizes=[4, 16, 12], ranks=[4, 4, 6],
                                                      n_blocks=1)),
         (10, 9),  # smaller than the 16 and 12 windows: padded up to them
     ),
@@ -55,7 +56,7 @@ FIXTURES = {
         dict(dim=16, window_sizes=[8, 8], num_heads=[2, 2], ranks=[8, 8], n_blocks=1, exp_ratio=2,
              attn_type="RIB", rib_hidden_dim=32, rib_n_freqs=10, upscaling_factor=3,
              upsampler_type="pixelshuffle_direct", gate_type="DWC"),
-        dict(preset="light+", scale=3, overrides=dict(dim=16, heads=2, window_sizes=[8, 8], ranks=[8, 8],
+        dict(preset="light+", bias="rib", scale=3, overrides=dict(dim=16, heads=2, window_sizes=[8, 8], ranks=[8, 8],
                                                       n_blocks=1, exp_ratio=2.0)),
         (12, 17),
     ),
@@ -139,7 +140,8 @@ def main() -> None:
             decoy = {key: value + 1 for key, value in state.items()}  # `params`: must not be the one loaded
             torch.save({"params_ema": state, "params": decoy}, args.out / f"{name}.pth")
             torch.save({"input": x, "output": y}, args.out / f"{name}.io.pt")
-            manifest["fixtures"][name] = {"official_kwargs": kwargs, "suite": ours, "input_hw": [height, width]}
+            manifest["fixtures"][name] = {"checkpoint": f"{name}.pth", "io": f"{name}.io.pt", "suite": ours,
+                                          "input_hw": [height, width], "official_kwargs": kwargs}
             print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters, output {tuple(y.shape)}")
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
