@@ -9,6 +9,7 @@ from suite.models.attention import (
     apply_precision,
     check_pair,
     check_precision,
+    explain_backend,
     resolve_backend,
 )
 from suite.models.network import SRTransformer
@@ -22,6 +23,6 @@ from suite.models.presets import (
 
 __all__ = [
     "BACKENDS", "BIASES", "OFFICIAL_NAMES", "PRECISIONS", "PRESETS", "ModelConfigError", "SRTransformer",
-    "WindowAttention", "apply_precision", "build_model", "check_pair", "check_precision", "count_parameters", "resolve_backend",
-    "resolve_model_config",
+    "WindowAttention", "apply_precision", "build_model", "check_pair", "check_precision", "count_parameters",
+    "explain_backend", "resolve_backend", "resolve_model_config",
 ]

@@ -93,10 +93,10 @@ def flex_attention_compiled() -> Callable:
 _flex_unavailable: dict[str, str] = {}
 
 
-def resolve_backend(
-    bias: str, backend: str, device: torch.device, dtype: torch.dtype | None = None, needs_grad: bool = False
-) -> str:
-    """Turn `auto` into a concrete backend for this bias on this device; other backends pass through.
+def explain_backend(
+    bias: str, device: torch.device, dtype: torch.dtype | None = None, needs_grad: bool = False
+) -> tuple[str, str]:
+    """The backend `auto` picks for this bias, device, dtype and phase, and why, in one line.
 
     CUDA: RPB uses FlexAttention (SDPA where it failed to compile); RIB and `none` use flash kernels in
     fp16/bf16 (also when `dtype` is not given) and SDPA in fp32, which flash kernels lack.
@@ -104,16 +104,32 @@ def resolve_backend(
     (the CPU flash kernel takes a constant mask) and `math` when it does (`needs_grad`), because SDPA
     then falls back to a math path of its own that is slower.
     """
+    check_pair(bias, "auto")
+    name = "RPB" if bias == "rpb" else "RIB" if bias == "rib" else "no bias"
+    where = f"{device.type.upper()}, {name}"
+    if device.type == "cuda":
+        if bias == "rpb":
+            failure = _flex_unavailable.get("cuda")
+            if failure is not None:
+                return "sdpa", f"{where}: FlexAttention failed to compile here ({failure}): SDPA with a dense mask"
+            return "flex", f"{where}: FlexAttention reads the table in its score_mod (flash kernels take no bias)"
+        if dtype is not None and dtype not in HALF_DTYPES:
+            return "sdpa", f"{where}, {str(dtype).replace('torch.', '')}: SDPA (flash kernels need fp16/bf16)"
+        source = "flash-attn" if flash_attn_func() is not None else "SDPA's FLASH/CUDNN kernels (flash-attn absent)"
+        return "flash", f"{where}, half precision: flash kernels through {source}"
+    if bias == "rpb" and needs_grad:
+        return "math", f"{where} with gradient: math (SDPA would fall back to its own slower math path)"
+    return "sdpa", f"{where}: SDPA (its CPU flash kernel{'; the RPB mask is constant' if bias == 'rpb' else ''})"
+
+
+def resolve_backend(
+    bias: str, backend: str, device: torch.device, dtype: torch.dtype | None = None, needs_grad: bool = False
+) -> str:
+    """Turn `auto` into a concrete backend (the rule and its reasons: `explain_backend`); others pass through."""
     check_pair(bias, backend)
     if backend != "auto":
         return backend
-    if device.type == "cuda":
-        if bias == "rpb":
-            return "sdpa" if "cuda" in _flex_unavailable else "flex"
-        return "sdpa" if dtype is not None and dtype not in HALF_DTYPES else "flash"
-    if bias == "rpb" and needs_grad:
-        return "math"
-    return "sdpa"
+    return explain_backend(bias, device, dtype, needs_grad)[0]
 
 
 def rpb_score_mod(table: torch.Tensor, window: int) -> Callable:
