@@ -10,7 +10,7 @@ import torch
 from packaging.requirements import Requirement
 
 from suite.cli import doctor, main
-from suite.models import BIASES, resolve_backend
+from suite.models import BIASES, explain_backend, resolve_backend
 
 
 def _doctor(capsys, *args: str) -> tuple[int, str]:
@@ -18,12 +18,13 @@ def _doctor(capsys, *args: str) -> tuple[int, str]:
     return code, capsys.readouterr().out
 
 
-def _table(out: str) -> dict[tuple[str, str, str, str], str]:
+def _table(out: str) -> dict[tuple[str, str, str, str], tuple[str, str]]:
+    """{(device, dtype, phase, bias): (backend, why)} of the printed backend table."""
     rows = {}
     for line in out.splitlines():
-        match = re.match(r"^(cpu|cuda)\s+(float32|bfloat16)\s+(eval|train)\s+(rpb|rib|none)\s+(\w+)", line)
+        match = re.match(r"^(cpu|cuda)\s+(float32|bfloat16)\s+(eval|train)\s+(rpb|rib|none)\s+(\w+)\s+(.+)$", line)
         if match:
-            rows[match.groups()[:4]] = match.group(5)
+            rows[match.groups()[:4]] = match.group(5, 6)
     return rows
 
 
@@ -51,9 +52,11 @@ def test_backend_table_is_what_the_models_resolve(capsys):
             for phase in ("eval", "train"):
                 for bias in BIASES:
                     key = (kind, str(dtype).removeprefix("torch."), phase, bias)
-                    expected[key] = resolve_backend(bias, "auto", torch.device(kind), dtype=dtype,
-                                                    needs_grad=phase == "train")
+                    backend = resolve_backend(bias, "auto", torch.device(kind), dtype=dtype, needs_grad=phase == "train")
+                    why = explain_backend(bias, torch.device(kind), dtype=dtype, needs_grad=phase == "train")[1]
+                    expected[key] = (backend, why)
     assert table == expected
+    assert all(why for _, why in table.values())
 
 
 def test_flex_attention_compile_check_runs_on_the_cpu(capsys):

@@ -196,23 +196,16 @@ def check_flex(found: Findings, torch, device_types: list[str], skip: bool) -> N
 
 def check_backends(found: Findings, torch, device_types: list[str]) -> None:
     """The backend `auto` picks per device, dtype, phase and bias, with the models' own reason."""
-    from suite.models import attention
+    from suite.models import BIASES, explain_backend
 
-    explain = getattr(attention, "explain_backend", None)
-    print(f"{'device':<8}{'dtype':<10}{'phase':<7}{'bias':<6}backend", file=found.out)
+    print(f"{'device':<8}{'dtype':<10}{'phase':<7}{'bias':<6}{'backend':<8}why", file=found.out)
     for kind in device_types:
-        device = torch.device(kind)
         for dtype in (torch.float32, torch.bfloat16):
             for phase in ("eval", "train"):
-                for bias in attention.BIASES:
-                    needs_grad = phase == "train"
-                    if explain is not None:
-                        backend, why = explain(bias, device, dtype=dtype, needs_grad=needs_grad)
-                    else:
-                        backend = attention.resolve_backend(bias, "auto", device, dtype=dtype, needs_grad=needs_grad)
-                        why = ""
+                for bias in BIASES:
+                    backend, why = explain_backend(bias, torch.device(kind), dtype=dtype, needs_grad=phase == "train")
                     name = str(dtype).removeprefix("torch.")
-                    print(f"{kind:<8}{name:<10}{phase:<7}{bias:<6}{backend:<7}{why}".rstrip(), file=found.out)
+                    print(f"{kind:<8}{name:<10}{phase:<7}{bias:<6}{backend:<8}{why}", file=found.out)
 
 
 def check_metrics(found: Findings) -> None:
