@@ -48,17 +48,25 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def why_not_here() -> str | None:
+    """Why the local cluster cannot start on this machine, or None (package access is found out by trying)."""
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        return "the local SLURM cluster needs root on Linux (it installs Debian packages and starts daemons)"
+    if shutil.which("dpkg-query") is None or shutil.which("apt-get") is None:
+        return "the local SLURM cluster needs Debian's packages (no dpkg-query/apt-get here)"
+    taken = [port for port in PORTS if _listening(port)]
+    if taken:
+        return (f"127.0.0.1 port(s) {', '.join(map(str, taken))} already in use: the local cluster needs "
+                f"3306 (MariaDB) and 6817-6819 (SLURM) free")
+    return None
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Start the local cluster; afterwards stop exactly the daemons this fixture started."""
-    if not sys.platform.startswith("linux") or os.geteuid() != 0:
-        pytest.skip("the local SLURM cluster needs root on Linux (it installs Debian packages and starts daemons)")
-    if shutil.which("dpkg-query") is None or shutil.which("apt-get") is None:
-        pytest.skip("the local SLURM cluster needs Debian's packages (no dpkg/apt-get here)")
-    taken = [port for port in PORTS if _listening(port)]
-    if taken:
-        pytest.skip(f"127.0.0.1 port(s) {', '.join(map(str, taken))} already in use: the local cluster needs "
-                    f"3306 (MariaDB) and 6817-6819 (SLURM) free")
+    reason = why_not_here()
+    if reason:
+        pytest.skip(reason)
     env = {**os.environ, "SLURM_LOCAL_STARTED": str(tmp_path_factory.mktemp("started"))}
     try:
         done = subprocess.run(["bash", str(LOCAL / "start.sh")], env=env, capture_output=True, text=True,

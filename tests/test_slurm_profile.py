@@ -106,3 +106,34 @@ def test_site_check_passes_with_the_site_settings_and_a_dry_run(tmp_path):
     profile = _profile(tmp_path, slurm_account="local", slurm_partition="debug")
     code, lines = _check(_stub_bin(tmp_path / "bin"), "--profile", str(profile))
     assert (code, lines) == (0, [f"OK: {profile} is ready for this site (dry run passed)"])
+
+
+def _cluster_test_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("slurm_cluster_test", ROOT / "tests" / "test_slurm_cluster.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cluster_test_skips_without_root(monkeypatch):
+    module = _cluster_test_module()
+    monkeypatch.setattr(module.os, "geteuid", lambda: 1000)
+    assert module.why_not_here().startswith("the local SLURM cluster needs root")
+
+
+def test_cluster_test_skips_naming_a_port_in_use(monkeypatch):
+    import socket
+
+    module = _cluster_test_module()
+    monkeypatch.setattr(module.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(module.shutil, "which", lambda name: f"/usr/bin/{name}")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        monkeypatch.setattr(module, "PORTS", (port,))
+        assert module.why_not_here() == (f"127.0.0.1 port(s) {port} already in use: the local cluster needs "
+                                         "3306 (MariaDB) and 6817-6819 (SLURM) free")
+    assert module.why_not_here() is None  # the port is free again
