@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -146,3 +147,16 @@ def test_lock_status_imports_no_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_every_install_path_goes_through_the_lock():
+    """The README's install, CI and the workflow's conda environment all install with the lock as constraints."""
+    readme = (ROOT / "README.md").read_text()
+    assert "pip install -e '.[test]' -c requirements/test.txt" in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "pip install -e '.[test]' -c requirements/test.txt" in ci
+    assert "pip install -e '.[test,slurm]' -c requirements/slurm.txt" in ci
+    deploy = (ROOT / "workflows" / "envs" / "suite.post-deploy.sh").read_text()
+    assert "pip install --no-input -e . -c requirements/test.txt" in deploy
+    conda_python = re.search(r"^\s*- python =(\d+\.\d+)$", (ROOT / "workflows" / "envs" / "suite.yaml").read_text(), re.M)
+    assert conda_python and conda_python.group(1) in SUPPORTED

@@ -185,7 +185,7 @@ def _long_training(workdir: Path, name: str) -> tuple[str, Path]:
     config.write_text(yaml.safe_dump({
         "name": name,
         "train": {"biases": ["rib"],
-                  "overrides": {"schedule.iterations": 40, "run.checkpoint_every": 2, "run.val_every": 40}},
+                  "overrides": {"schedule.iterations": 60, "run.checkpoint_every": 2, "run.val_every": 60}},
     }))
     return str(config.name), workdir / "results" / name / "train" / "tiny-rib-x2"
 
