@@ -214,12 +214,18 @@ def _yaml_value(value) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=10_000).removesuffix("...\n").strip()
 
 
-def train_overrides(wildcards, input, output, threads) -> str:
-    """Dotted overrides of `suite train` that make the recipe this run: identity, data, device, seed."""
+def _overrides(values: dict) -> str:
+    return " ".join(shlex.quote(f"{key}={_yaml_value(value)}") for key, value in values.items())
+
+
+def recipe_overrides(wildcards) -> str:
+    """Dotted overrides of `suite train` that make the recipe this run computes: identity, data,
+    device, seed, precision and the config's overrides. A function of the wildcards only, so that
+    Snakemake records it and runs the job again when it changes (params of input, output or threads
+    are not compared)."""
     preset, bias = wildcards.model.rsplit("-", 1)
-    values = {
+    return _overrides({
         "name": f"{wildcards.model}-x{wildcards.scale}",
-        "out_dir": os.path.dirname(output.final),
         "model.preset": preset,
         "model.bias": bias,
         "model.scale": int(wildcards.scale),
@@ -228,13 +234,17 @@ def train_overrides(wildcards, input, output, threads) -> str:
         "run.seed": config["train"]["seed"],
         "run.device": config["device"],
         "run.precision": config["precision"],
-        "run.threads": threads_per_process(threads),
         **config["train"]["overrides"],
         **preset_settings(wildcards.model).get("overrides", {}),
-    }
+    })
+
+
+def placement_overrides(wildcards, input, output, threads) -> str:
+    """Overrides that place the run: its folder, its initial weights (tracked as an input), threads."""
+    values = {"out_dir": os.path.dirname(output.final), "run.threads": threads_per_process(threads)}
     if input.init:
         values["init_from"] = str(input.init)
-    return " ".join(shlex.quote(f"{key}={_yaml_value(value)}") for key, value in values.items())
+    return _overrides(values)
 
 
 def eval_options() -> str:

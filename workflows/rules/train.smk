@@ -20,7 +20,8 @@ rule train:
     params:
         launcher=suite_launcher(config["train"]["resources"]["gpus"]),
         threads_per_process=lambda wildcards, threads: threads_per_process(threads),
-        overrides=train_overrides,
+        recipe=recipe_overrides,
+        placement=placement_overrides,
     conda:
         ENV
     threads: config["train"]["resources"]["threads"]
@@ -30,4 +31,4 @@ rule train:
         gpu=config["train"]["resources"]["gpus"],
     shell:
         "OMP_NUM_THREADS={params.threads_per_process} {params.launcher} train --config {input.recipe:q} "
-        "--resume-or-restart {params.overrides} > {log:q} 2>&1"
+        "--resume-or-restart {params.recipe} {params.placement} > {log:q} 2>&1"
