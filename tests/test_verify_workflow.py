@@ -2,7 +2,8 @@
 official-equivalence fixture checkpoints (BasicSR files of small official networks, H1's
 tests/fixtures/official/) and a small benchmark-layout Set5 served from a server on 127.0.0.1.
 
-Checks: every checkpoint is fetched by `suite data fetch-file` and pinned in the lock file, each is
+Checks: every checkpoint is fetched by `suite data fetch-file` (one from a file placed by hand, the
+others over HTTP) and pinned in the lock file, each is
 evaluated at its own scale without training (the BasicSR file recognised, its SHA-256 recorded),
 the report writes measured, paper and difference per cell, and a second run has nothing to do.
 """
@@ -86,6 +87,12 @@ def test_verify_workflow_evaluates_served_fixture_checkpoints(tmp_path: Path, se
                        "url": f"{base_url}/{key}.pth", "path": None,
                        "paper": None})
     next(model for model in models if model["scale"] == 2)["paper"] = PAPER_ROW
+    # One checkpoint downloaded by hand: named by `path`, copied (never moved) into data_root/released/.
+    by_hand = next(model for model in models if model["bias"] == "rpb")
+    placed = tmp_path / "downloads by hand" / f"{by_hand['name']}.pth"
+    placed.parent.mkdir()
+    placed.write_bytes((FIXTURES / f"{by_hand['name']}.pth").read_bytes())
+    by_hand.update(url=None, path=str(placed))
     assert any(model["bias"] == "rpb" for model in models) and {m["scale"] for m in models} == {2, 3, 4}
     write_benchmark_tar(served / "benchmark.tar", mini_root / "test" / "HR", {m["scale"] for m in models})
 
@@ -130,6 +137,8 @@ def test_verify_workflow_evaluates_served_fixture_checkpoints(tmp_path: Path, se
     assert cell["ssim_diff"].item() == pytest.approx(measured["ssim"] - PAPER_SET5_X2[1], abs=1e-9)
     assert set(table["method"]) == {x2}  # only models given a paper row are compared
     assert "## " in (results / "REPORT.md").read_text() and x2 in (results / "REPORT.md").read_text()
+
+    assert placed.is_file() and file_sha256(placed) == file_sha256(released / f"{by_hand['name']}.pth")
 
     again = snakemake(workdir, "-n", *args)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout
