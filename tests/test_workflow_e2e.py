@@ -38,7 +38,7 @@ def test_workflow_runs_end_to_end(tmp_path) -> None:
                                                                            ("tiny", "rpb")]
     assert all(math.isfinite(value) for value in measured["mini_test_x2_psnr"])
     speed = pd.read_csv(results / "tables/speed.csv", dtype=str)
-    assert set(speed["phase"]) == {"train", "infer"} and {"rpb_ms", "rib_ms", "rib_speedup"} <= set(speed.columns)
+    assert set(speed["phase"]) == {"train", "infer"} and {"rpb_ms", "rib_ms", "speedup_rpb_over_rib"} <= set(speed.columns)
     training = pd.read_csv(results / "tables/training.csv")
     assert sorted(training["run"]) == ["tiny-rib-x2", "tiny-rpb-x2"]
     assert "## Reconstruction quality" in (results / "REPORT.md").read_text()
