@@ -100,7 +100,7 @@ def test_paper_dry_run_plans_the_papers_models(workdir: Path) -> None:
             assert f"init_from=results/paper/train/{preset}-rib-x{source}/final.pt" in line
     for name, line in trains.items():
         assert "torchrun --standalone --nproc_per_node=4 -m suite train" in line
-        assert "run.precision=attention-bf16" in line
+        assert "run.precision=attention-bf16" in line and "data.on_the_fly=true" in line
         light, plus = name.startswith("light-"), "+-" in name
         assert ("data.train=data/paper/DIV2K " if light else "data.train=data/paper/DF2K ") in line, line
         assert ("data.batch_size=64" in line) == light, line

@@ -1,6 +1,6 @@
 """Re-runs through Snakemake keep every model and never mix two runs (workflows/config/tests.yaml,
 4 training iterations, one training target):
-- a changed recipe override trains afresh, the earlier run moved aside whole;
+- a changed recipe file or recipe override trains afresh, the earlier run moved aside whole;
 - a run stopped after a checkpoint resumes and ends bit-identical to an uninterrupted one;
 - `--forceall` after a finished run trains and profiles again instead of "resuming" finished work.
 """
@@ -98,6 +98,21 @@ def test_changed_recipe_trains_afresh_and_keeps_the_old_run(trained: Path) -> No
     assert load_checkpoint(run_dir / "final.pt")["config"]["optim"]["lr"] == 5.0e-4
     assert "resuming" not in (workdir / TRAIN_LOG).read_text()
     assert not same_weights(weights(run_dir / "final.pt"), before)
+
+
+@pytest.mark.slow
+def test_edited_recipe_file_trains_afresh(trained: Path) -> None:
+    workdir, run_dir = trained, trained / RUN
+    recipe = workdir / "workflows/config/recipes/tiny_cpu.yaml"
+    text = recipe.read_text()
+    assert text.count("  decay: 0.99 ") == 1
+    recipe.write_text(text.replace("  decay: 0.99 ", "  decay: 0.9  "))
+
+    output = run(workdir, [f"{RUN}/final.pt"], *CONFIG)
+    assert "rule train:" in output  # the recipe is an input: newer than final.pt
+    assert len(list((run_dir / "replaced").iterdir())) == 1
+    assert load_checkpoint(run_dir / "final.pt")["config"]["ema"]["decay"] == 0.9
+    assert "resuming" not in (workdir / TRAIN_LOG).read_text()
 
 
 @pytest.mark.slow
