@@ -153,6 +153,7 @@ def test_lint_is_clean(workdir: Path) -> None:
 @pytest.mark.parametrize("override, field", [
     ({"train": {"seed": "zero"}}, "['train']['seed']"),
     ({"trian": {"seed": 0}}, "'trian' was unexpected"),
+    ({"name": "../elsewhere"}, "['name']"),
     ({"data_source": "ftp"}, "['data_source']"),
     ({"precision": "bf16"}, "['precision']"),
     ({"train": {"biases": ["rpb", "alibi"]}}, "['train']['biases'][1]"),
@@ -243,6 +244,14 @@ def test_own_data_goes_to_its_own_results_folder(tmp_path: Path) -> None:
     assert clash.returncode != 0 and "Job stats" not in clash.stdout
     assert "results/default/ holds results computed on other data" in clash.stdout + clash.stderr
     assert "data_source 'local'" in clash.stdout + clash.stderr
+
+    # A dataset mapped to another folder is other data too; a dataset added to the config is not.
+    (workdir / "moved.yaml").write_text(yaml.safe_dump({"datasets": {"mini_test": {"path": "elsewhere"}}}))
+    moved = snakemake(workdir, "-n", "--configfile", "moved.yaml", "--config", "name=default")
+    assert moved.returncode != 0 and "datasets mini_test in other folders" in moved.stdout + moved.stderr
+    (workdir / "added.yaml").write_text(yaml.safe_dump({"datasets": {"extra": {"path": "extra"}}}))
+    added = snakemake(workdir, "-n", "--configfile", "added.yaml", "--config", "name=default")
+    assert added.returncode == 0 and "results/default/" in added.stdout, added.stdout + added.stderr
 
     # A results folder without a record of its data cannot be trusted either.
     write_result_folder(workdir / "results/old", None)

@@ -93,22 +93,35 @@ def data_identity() -> dict:
     }
 
 
+def read_data_record() -> dict | None:
+    if not os.path.exists(DATA_RECORD):
+        return None
+    try:
+        with open(DATA_RECORD) as handle:
+            recorded = json.load(handle)
+        recorded["data_source"], recorded["data_root"], dict(recorded["datasets"])
+        return recorded
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise WorkflowError(f"{DATA_RECORD}: unreadable record of this folder's data ({err!r:.200}); "
+                            f"remove {RESULTS}/ or give this run another name (--config name=...)")
+
+
 def check_data_record() -> None:
     """Refuse to put results on one data into a folder whose results are on other data (or to take
-    them as up to date there): results/<name>/data.json names the data of the folder's results."""
-    if os.path.exists(DATA_RECORD):
-        try:
-            with open(DATA_RECORD) as handle:
-                recorded = json.load(handle)
-        except (OSError, ValueError) as err:
-            raise WorkflowError(f"{DATA_RECORD}: unreadable record of this folder's data ({err}); "
-                                f"remove {RESULTS}/ or give this run another name (--config name=...)")
-        if recorded != data_identity():
+    them as up to date there): results/<name>/data.json names the data of the folder's results. Same
+    data: same data_source and data_root, and every dataset both name in the same folder (a dataset
+    added to the config is fine)."""
+    recorded, current = read_data_record(), data_identity()
+    if recorded is not None:
+        moved = sorted(name for name in set(recorded["datasets"]) & set(current["datasets"])
+                       if recorded["datasets"][name] != current["datasets"][name])
+        if (recorded["data_source"], recorded["data_root"]) != (current["data_source"], current["data_root"]) or moved:
             raise WorkflowError(
                 f"{RESULTS}/ holds results computed on other data ({DATA_RECORD}: data_source "
-                f"{recorded.get('data_source')!r}, data_root {recorded.get('data_root')!r}); this run uses "
-                f"data_source {config['data_source']!r}, data_root {DATA_ROOT!r}: give it its own name, "
-                f"e.g. --config name=mydata (or name=null to derive one from the data)")
+                f"{recorded['data_source']!r}, data_root {recorded['data_root']!r}"
+                + (f", datasets {', '.join(moved)} in other folders" if moved else "")
+                + f"); this run uses data_source {current['data_source']!r}, data_root {current['data_root']!r}: "
+                f"give it its own name, e.g. --config name=mydata (or name=null to derive one from the data)")
     elif os.path.isdir(RESULTS) and os.listdir(RESULTS):
         raise WorkflowError(f"{RESULTS}/ holds results but no record of their data ({DATA_RECORD}): "
                             f"remove the folder to recompute it, or give this run another name (--config name=...)")
@@ -118,12 +131,17 @@ check_data_record()
 
 
 onstart:
-    # The first run that writes into results/<name>/ records the data (check_data_record reads it).
-    if not os.path.exists(DATA_RECORD):
+    # A run that writes into results/<name>/ records its data (check_data_record reads it), adding the
+    # datasets it names to those recorded before.
+    record = data_identity()
+    recorded = read_data_record()
+    if recorded is not None:
+        record["datasets"] = dict(sorted({**recorded["datasets"], **record["datasets"]}.items()))
+    if record != recorded:
         os.makedirs(RESULTS, exist_ok=True)
         handle, temp = tempfile.mkstemp(dir=RESULTS, prefix=".data.json.")
         with os.fdopen(handle, "w") as stream:
-            json.dump(data_identity(), stream, indent=2, sort_keys=True)
+            json.dump(record, stream, indent=2, sort_keys=True)
             stream.write("\n")
         os.replace(temp, DATA_RECORD)
 
