@@ -22,10 +22,16 @@ copy_tree() {  # copy_tree DEST: tracked and new files of the working tree, noth
   (cd "$ROOT" && git ls-files -z -co --exclude-standard | while IFS= read -r -d '' f; do
      [ -f "$f" ] && install -D -m "$(stat -c %a "$f")" "$f" "$1/$f"; done)
 }
-machine_state() {  # the load and the busiest processes, for README.md
+machine_state() {  # the load and every process above 1 % CPU (command lines of the suite's tools only)
   echo '```'
   uptime
-  ps -eo pid,pcpu,etime,args --sort=-pcpu | head -12 | cut -c1-150
+  ps -eo pcpu=,etime=,comm=,args= --sort=-pcpu | awk '$1 >= 1 {
+    line = sprintf("%5s%% %11s  ", $1, $2)
+    if ($3 ~ /^(python|python3|snakemake|pytest|suite|slurm|mariadbd|munged|sbatch|srun)/) {
+      args = ""; for (i = 4; i <= NF; i++) args = args " " $i
+      print line substr(args, 2, 110)
+    } else print line $3
+  }'
   echo '```'
 }
 seconds() { python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$@"; }
@@ -55,6 +61,7 @@ sacct -X -P -j "$jobs" -o JobID,JobName,Comment%80,State,Elapsed,Start,End,Alloc
   > "$OUT/sacct.txt"
 states=$(tail -n +2 "$OUT/sacct.txt" | cut -d'|' -f4 | sort | uniq -c | awk '{printf "%s %s, ", $1, $2}')
 sed -i "s|$WORK/slurm|<workdir>|g" "$OUT/slurm-run.log"
+between=$(machine_state)
 
 say "tests config locally"
 cd "$WORK/local"
@@ -83,6 +90,9 @@ after 10 s, then backing off) and the job's own start-up of snakemake inside the
 
 Machine load before the SLURM run:
 $before
+
+Machine load between the two runs:
+$between
 
 Machine load after the local run:
 $after
