@@ -118,3 +118,12 @@ def test_evaluate_rejects_wrong_sr_size(mini_root):
         evaluate(lambda lr: lr, ds, 2, "broken")
     with pytest.raises(ValueError, match="opened at x2"):
         evaluate(lambda lr: lr, ds, 3, "broken")
+
+
+def test_exact_reconstruction_is_refused_not_written_as_a_number(mini_root):
+    """BasicSR's PSNR of SR == HR is inf; a JSON result cannot hold it, so evaluation names the images."""
+    ds = open_paired(mini_root / "test", 2)
+    hr_by_lr = {ds[i]["lr"].tobytes(): ds[i]["hr"] for i in range(len(ds))}
+    with pytest.raises(ValueError, match=r"oracle on test: SR equals HR on the scored region of .*astronaut.*"
+                                         r"PSNR is infinite under protocol 'basicsr-y'"):
+        evaluate(lambda lr: hr_by_lr[lr.tobytes()], ds, 2, "oracle")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Callable
 
@@ -48,6 +49,12 @@ def evaluate(upscale: Upscaler, dataset: PairedDataset, scale: int, method: str,
             write_png(out_dir / f"{item['name']}.png", sr)
         if on_image is not None:
             on_image(row)
+    # BasicSR scores an exact reconstruction as PSNR = inf; JSON cannot hold it, so say so instead of
+    # writing a mean that is not a number.
+    exact = [row["name"] for row in rows if not math.isfinite(row["psnr"])]
+    if exact:
+        raise ValueError(f"{method} on {dataset.name}: SR equals HR on the scored region of {', '.join(exact)}: "
+                         f"PSNR is infinite under protocol {protocol!r}, which a result file cannot record")
     run = {"data_layout": dataset.layout, "lr_source": dataset.lr_source,
            "lr_degradation": "MATLAB bicubic (pyiqa resize_1d, float64, round half away from zero)"}
     run.update(extra_provenance or {})
