@@ -47,9 +47,11 @@ class Findings:
         self.out = out or sys.stdout
         self.problems: list[str] = []
         self.warnings: list[str] = []
+        self.sections = 0
 
     def section(self, title: str) -> None:
-        print(f"\n[{title}]", file=self.out)
+        print(f"{chr(10) if self.sections else ''}[{title}]", file=self.out)
+        self.sections += 1
 
     def line(self, label: str, text: str) -> None:
         print(f"{label:<{WIDTH}}{text}", file=self.out)
