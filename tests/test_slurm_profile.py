@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +138,13 @@ def test_cluster_test_skips_naming_a_port_in_use(monkeypatch):
         assert module.why_not_here() == (f"127.0.0.1 port(s) {port} already in use: the local cluster needs "
                                          "3306 (MariaDB) and 6817-6819 (SLURM) free")
     assert module.why_not_here() is None  # the port is free again
+
+
+def test_profile_set_resources_name_rules_of_the_workflow():
+    rules = set()
+    for smk in (ROOT / "workflows" / "rules").glob("*.smk"):
+        text = smk.read_text()
+        rules |= set(re.findall(r"^rule (\w+):", text, re.M))
+        rules |= set(re.findall(r"^use rule \w+ as (\w+) with:", text, re.M))
+    settings = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    assert set(settings["set-resources"]) <= rules, set(settings["set-resources"]) - rules
