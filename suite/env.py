@@ -56,12 +56,10 @@ def device_name(device) -> str:
     return platform.processor() or platform.machine()
 
 
-def lock_status() -> dict | None:
-    """The environment lock's hash and whether the installed versions match it (suite.lock), if present."""
-    try:
-        from suite.lock import lock_status as status
-    except ImportError:
-        return None
+def lock_status() -> dict:
+    """The environment lock's hash and whether the installed versions match it (suite.lock)."""
+    from suite.lock import lock_status as status
+
     try:
         return status()
     except Exception as err:  # the record must never fail over the lock: say why instead
@@ -71,7 +69,9 @@ def lock_status() -> dict | None:
 def run_record(device=None, **extra: object) -> dict:
     """Versions, commit + dirty flag, device and its name, UTC time, lock status; `extra` added as given."""
     commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    # Dirty means the code or configuration differs from the commit; result files under results/ are
+    # outputs (a regenerated results folder is not a code change).
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results") if commit else None
     record = {
         "suite_version": suite.__version__,
         "git_commit": commit,
