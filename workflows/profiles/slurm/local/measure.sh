@@ -74,7 +74,7 @@ after=$(machine_state)
 cat > "$OUT/README.md" <<EOF
 # The tests config under SLURM and locally, same machine, same day
 
-Made by \`bash workflows/profiles/slurm/local/measure.sh\` (commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD || echo ", with uncommitted changes"))
+Made by \`bash workflows/profiles/slurm/local/measure.sh\` (commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- . ':(exclude)results' || echo ", with uncommitted changes"))
 on $(date -u +%Y-%m-%d), $(nproc) CPUs ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)).
 
 | run | command | wall time |
