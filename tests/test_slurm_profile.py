@@ -77,6 +77,7 @@ def test_profile_settings_are_options_of_the_pinned_plugin():
 
 
 def test_site_check_names_the_missing_settings(tmp_path):
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="the site check needs the slurm extra (pip install -e '.[slurm]')")
     code, lines = _check(_stub_bin(tmp_path / "bin"))
     assert code == 1
     assert [line.split(":")[1].strip() for line in lines] == ["slurm_account", "slurm_partition"]
@@ -84,6 +85,7 @@ def test_site_check_names_the_missing_settings(tmp_path):
 
 
 def test_site_check_checks_the_settings_against_the_cluster(tmp_path):
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="the site check needs the slurm extra (pip install -e '.[slurm]')")
     profile = _profile(tmp_path, slurm_account="other", slurm_partition="gpu-nope")
     code, lines = _check(_stub_bin(tmp_path / "bin"), "--profile", str(profile))
     assert code == 1
@@ -95,6 +97,7 @@ def test_site_check_checks_the_settings_against_the_cluster(tmp_path):
 
 
 def test_site_check_without_slurm_commands_says_where_to_run_it(tmp_path):
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="the site check needs the slurm extra (pip install -e '.[slurm]')")
     profile = _profile(tmp_path, slurm_account="local", slurm_partition="debug")
     code, lines = _check(_stub_bin(tmp_path / "bin", names=("sbatch",)), "--profile", str(profile), only_stubs=True)
     assert code == 1

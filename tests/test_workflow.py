@@ -260,6 +260,8 @@ def test_own_data_goes_to_its_own_results_folder(tmp_path: Path) -> None:
 
 
 def test_slurm_profile_names_real_rules_and_parses(workdir: Path) -> None:
+    pytest.importorskip("snakemake_executor_plugin_slurm",
+                        reason="the profile's settings need the slurm extra (pip install -e '.[slurm]')")
     profile = yaml.safe_load((workdir / "workflows/profiles/slurm/config.yaml").read_text())
     assert profile["executor"] == "slurm"
     rules = set(snakemake(workdir, "--list-rules").stdout.split())
