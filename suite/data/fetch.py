@@ -279,6 +279,13 @@ def _moved_aside(path: Path, suffix: str) -> Path:
     return rejected
 
 
+def _reject_unpinned(path: Path, err: Exception, folder: Path) -> str:
+    """Move a file that failed its checks aside (nothing was pinned) -> the error message saying so."""
+    rejected = _moved_aside(path, ".rejected")
+    return (f"{err}. Nothing was recorded in {_lock_path(folder)}; the file was moved aside to {rejected}, "
+            f"so the next run downloads it again")
+
+
 def _obtain(url: str | None, target: Path, what: str, timeout: float, log: Callable[[str], None]) -> int:
     """Use `target` if it is there, else download it -> bytes downloaded."""
     if target.is_file():
@@ -373,9 +380,7 @@ def _fetch_locked(name: str, source: Source, chosen: list[str], root: Path, url:
         except ArchiveError as err:
             if expected is not None:
                 raise
-            rejected = _moved_aside(path, ".rejected")
-            raise ArchiveError(f"{err}. Nothing was recorded in {_lock_path(root)}; the file was moved aside "
-                               f"to {rejected}, so the next run downloads it again") from err
+            raise ArchiveError(_reject_unpinned(path, err, root)) from err
         if expected is None:
             _record_lock(root, archive.filename, digest, path.stat().st_size, archive_url)
             log(f"{archive.filename}: no published SHA-256; recorded {digest} in {_lock_path(root)}")
@@ -480,9 +485,7 @@ def _fetch_file_locked(url: str | None, out: Path, sha256: str | None, timeout: 
         try:
             _check_single_file(out)
         except ValueError as err:
-            rejected = _moved_aside(out, ".rejected")
-            raise ValueError(f"{err}. Nothing was recorded in {_lock_path(folder)}; the file was moved aside "
-                             f"to {rejected}, so the next run downloads it again") from err
+            raise ValueError(_reject_unpinned(out, err, folder)) from err
     if pinned is None:
         _record_lock(folder, out.name, digest, out.stat().st_size, url)
         log(f"{out.name}: recorded SHA-256 {digest} in {_lock_path(folder)}")
