@@ -20,6 +20,7 @@ LAYERS = (
     ("suite.evaluate",),
     ("suite.train",),
     ("suite.profiling",),
+    ("suite.analysis",),
     ("suite.report",),
     ("suite.cli",),
 )

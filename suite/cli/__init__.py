@@ -17,9 +17,10 @@ COMMANDS = {
     "data": "datasets: fetch, single files, mini benchmark",
     "train": "train a model from a YAML recipe (checkpoints, exact resume, DDP via torchrun)",
     "eval": "PSNR/SSIM of an upscaler (classical, suite or released checkpoint) on a dataset",
-    "convert": "convert a released official checkpoint (BasicSR .pth) into a suite checkpoint",
+    "convert": "convert checkpoints: a released official one (BasicSR .pth), an RPB model to low rank",
     "profile": "profile training/inference steps: one setting (run) or a grid (sweep)",
     "bench": "micro-benchmarks: attention layers, image resizing",
+    "analyze": "research tools on checkpoints: learned bias fields, low-rank RPB, window extrapolation",
     "report": "tables, figures and REPORT.md from a results folder",
     "doctor": "what this machine will do: versions, devices, attention backends, lock, disk",
 }
