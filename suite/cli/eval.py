@@ -37,7 +37,8 @@ def _released_only_flags(args: argparse.Namespace) -> list[str]:
 def _model_only_flags(args: argparse.Namespace) -> list[str]:
     given = [("--tile", args.tile is not None), ("--overlap", args.overlap is not None),
              ("--self-ensemble", args.self_ensemble), ("--preset", args.preset is not None),
-             ("--precision", args.precision != "fp32"), ("--compile", args.compile)]
+             ("--precision", args.precision != "fp32"), ("--compile", args.compile),
+             ("--window-scale", args.window_scale is not None), ("--window-sizes", args.window_sizes is not None)]
     return [flag for flag, present in given if present] + _released_only_flags(args)
 
 
@@ -71,7 +72,8 @@ def build_upscaler(args: argparse.Namespace, device: str) -> tuple[object, str, 
     upscale = load_upscaler(args.checkpoint, device, args.tile, overlap, args.self_ensemble, preset=args.preset,
                             scale=args.scale, bias=args.bias or "rib",
                             model_overrides=model_overrides(args.model_overrides) if args.preset else None,
-                            precision=args.precision, compile=args.compile)
+                            precision=args.precision, compile=args.compile, window_sizes=args.window_sizes,
+                            window_scale=args.window_scale)
     if upscale.scale != args.scale:
         raise ValueError(f"--checkpoint {args.checkpoint} is a x{upscale.scale} model, --scale asks x{args.scale}")
     return upscale, upscale.method, {"checkpoint": str(args.checkpoint), "tile": args.tile, "overlap": overlap,
@@ -95,9 +97,18 @@ def _run(args: argparse.Namespace) -> int:
     result = evaluate(upscale, dataset, args.scale, method, save_images=args.save_images,
                       device=device, extra_provenance=extra, protocol=args.protocol)
     write_json_atomic(args.out, result)
-    print(f"{result['dataset']} x{args.scale} {method}: PSNR {result['psnr']:.4f} dB, "
-          f"SSIM {result['ssim']:.4f} over {result['n_images']} images -> {args.out}")
+    print(f"{result['dataset']} x{args.scale} {method}{_windows_note(result['provenance'])}: PSNR "
+          f"{result['psnr']:.4f} dB, SSIM {result['ssim']:.4f} over {result['n_images']} images -> {args.out}")
     return 0
+
+
+def _windows_note(provenance: dict) -> str:
+    """' at windows 16 16 (trained 32 32)' when the network ran at other windows than it was trained at."""
+    evaluated = provenance.get("window_sizes")
+    trained = provenance.get("model_config", {}).get("window_sizes")
+    if evaluated is None or trained is None or list(evaluated) == list(trained):
+        return ""
+    return f" at windows {' '.join(map(str, evaluated))} (trained {' '.join(map(str, trained))})"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -140,4 +151,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--overlap", type=int, metavar="O",
                        help=f"overlap of neighbouring tiles in LR pixels (default {DEFAULT_OVERLAP})")
     model.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations (x8 time)")
+    windows = model.add_mutually_exclusive_group()
+    windows.add_argument("--window-scale", type=float, metavar="F",
+                         help="run the network at its trained attention windows times F, rounded half up (RIB "
+                              "only: an RPB table fixes its window)")
+    windows.add_argument("--window-sizes", type=int, nargs="+", metavar="W",
+                         help="run the network at these attention windows, one per layer of a block (as the "
+                              "model's window_sizes; RIB only)")
     parser.set_defaults(func=_run)

@@ -1,6 +1,10 @@
 """Inference with a trained network: rebuild it from a checkpoint (EMA weights by default), tile large
 images on the window grid, the x8 self-ensemble, and `load_upscaler` for `suite eval --checkpoint`.
 
+Windows: `load_upscaler(..., window_sizes=...)` or `window_scale=F` runs the network at other attention
+windows than it was trained at. RIB's bias is a function of normalised window coordinates, so any window
+works; RPB's table fixes its window and the model refuses (WindowSizeError, naming the checkpoint).
+
 Tiling: tile origins sit on multiples of the least common multiple of the window sizes, so every tile
 partitions into the same windows as the whole image; neighbouring tiles overlap by at least
 `overlap` LR pixels and each output pixel comes from the tile in which it lies farthest from a cut,
@@ -15,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -24,8 +28,56 @@ from torch import nn
 from suite.checkpoint import CheckpointError, load_checkpoint
 from suite.files import file_sha256
 from suite.models import SRTransformer, apply_precision, build_model
+from suite.overrides import short_repr
 
 WEIGHTS = ("ema", "model")
+
+
+class WindowSizeError(ValueError):
+    """The network cannot run at the asked windows (an RPB table, or a wrong number of sizes).
+
+    `reason`: the refusal without the checkpoint's name (for tables that name the checkpoint once)."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = message if reason is None else reason
+
+
+def scaled_window_sizes(window_sizes: Sequence[int], factor: float) -> list[int]:
+    """The windows `factor` times the given ones, rounded half up and at least 1.
+
+    Half up, not Python's round (half to even), so a product ending in .5 rounds up whatever the
+    parity: factor 1.5 on windows (3, 5) gives (5, 8) where round would give (4, 8); 0.5 on 1 gives 1.
+    """
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor) or factor <= 0:
+        raise ValueError(f"window scale factor must be a finite number > 0, got {short_repr(factor)}")
+    return [max(1, math.floor(window * factor + 0.5)) for window in window_sizes]
+
+
+def apply_window_sizes(model: SRTransformer, window_sizes: Sequence[int] | None = None,
+                       window_scale: float | None = None) -> list[int]:
+    """Set the attention windows of every block (sizes per layer of a block, as the config's
+    window_sizes; or the trained ones times `window_scale`) -> the windows the model now runs at.
+
+    Neither given: the model is left as it is. Raises WindowSizeError when the model refuses them.
+    """
+    trained = list(model.config["window_sizes"])
+    if window_sizes is not None and window_scale is not None:
+        raise ValueError("give window sizes or a window scale, not both")
+    if window_scale is not None:
+        window_sizes = scaled_window_sizes(trained, window_scale)
+    if window_sizes is None:
+        return [layer.attn.window for layer in model.blocks[0].layers]
+    window_sizes = list(window_sizes)
+    for index, window in enumerate(window_sizes):
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ValueError(f"window_sizes[{index}] = {short_repr(window)} must be an integer >= 1")
+    try:
+        model.set_window_sizes(window_sizes)
+    except ValueError as err:
+        raise WindowSizeError(f"window sizes {' '.join(map(str, window_sizes))} (trained "
+                              f"{' '.join(map(str, trained))}): {err}") from None
+    return window_sizes
 
 
 def model_from_checkpoint(state: dict, weights: str = "ema") -> SRTransformer:
@@ -156,24 +208,32 @@ def load_upscaler(path: str | Path, device: str | torch.device = "cpu", tile: in
                   overlap: int = 16, self_ensemble: bool = False, weights: str = "ema", *,
                   preset: str | None = None, scale: int | None = None, bias: str = "rib",
                   model_overrides: dict | None = None, precision: str = "fp32",
-                  compile: bool = False) -> ModelUpscaler:
+                  compile: bool = False, window_sizes: Sequence[int] | None = None,
+                  window_scale: float | None = None) -> ModelUpscaler:
     """The upscaler of a checkpoint; `.method` and `.provenance` describe it for the result JSON.
 
     A suite checkpoint rebuilds its own network. With `preset`, `path` is a released BasicSR file
     (`params_ema`, else `params`), converted by suite.models.official.load_released for that preset,
     `bias` and `scale` (with `model_overrides`, e.g. for small test networks); its SHA-256 and the
     conversion are recorded.
+
+    `window_sizes` (per layer of a block) or `window_scale` (times the trained windows, see
+    scaled_window_sizes) runs the network at other windows; the provenance records the windows
+    evaluated (`window_sizes`) and `window_scale` (None unless given). A model that cannot run at
+    them (RPB) raises WindowSizeError naming the checkpoint.
     """
     path = Path(path)
     if preset is not None:
         from suite.models.official import load_released
 
         model, conversion = load_released(path, preset, scale, bias=bias, overrides=model_overrides)
+        windows = _windows_of_checkpoint(path, model, window_sizes, window_scale)
         upscaler = ModelUpscaler(model, device, tile, overlap, self_ensemble, precision, compile)
         upscaler.method = f"{preset}-released"
         upscaler.provenance = {"checkpoint_sha256": file_sha256(path), "checkpoint_format": "basicsr",
                                "conversion": conversion, "model_config": model.config,
-                               "model_device": str(device), "precision": precision, "compile": compile}
+                               "model_device": str(device), "precision": precision, "compile": compile,
+                               "window_sizes": windows, "window_scale": window_scale}
         return upscaler
     try:
         state = load_checkpoint(path, map_location="cpu")
@@ -182,8 +242,9 @@ def load_upscaler(path: str | Path, device: str | torch.device = "cpu", tile: in
             raise CheckpointError(f"{err}; for a released BasicSR file pass --preset (one of the paper "
                                   f"presets) to convert it") from None
         raise
-    upscaler = ModelUpscaler(model_from_checkpoint(state, weights), device, tile, overlap, self_ensemble,
-                             precision, compile)
+    model = model_from_checkpoint(state, weights)
+    windows = _windows_of_checkpoint(path, model, window_sizes, window_scale)
+    upscaler = ModelUpscaler(model, device, tile, overlap, self_ensemble, precision, compile)
     recipe = state.get("config", {})
     upscaler.method = recipe.get("name") or f"{state['model_config']['preset']}-{state['model_config']['bias']}"
     upscaler.provenance = {
@@ -195,8 +256,19 @@ def load_upscaler(path: str | Path, device: str | torch.device = "cpu", tile: in
         "compile": compile,
         "model_device": str(device),
         "model_config": state["model_config"],
+        "window_sizes": windows,
+        "window_scale": window_scale,
         "training_config": recipe,
         "training_config_hash": state.get("config_hash"),
         "training_provenance": state.get("provenance", {}),
     }
     return upscaler
+
+
+def _windows_of_checkpoint(path: Path, model: SRTransformer, window_sizes: Sequence[int] | None,
+                           window_scale: float | None) -> list[int]:
+    """apply_window_sizes, its refusal naming the checkpoint (the user sees one line)."""
+    try:
+        return apply_window_sizes(model, window_sizes, window_scale)
+    except WindowSizeError as err:
+        raise WindowSizeError(f"checkpoint {path}: {err}", reason=err.reason) from None

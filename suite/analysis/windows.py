@@ -1,0 +1,172 @@
+"""Window extrapolation: a trained network evaluated at its attention windows scaled by factors F.
+
+RIB's positional bias is a function of normalised window coordinates, so a RIB model runs at any
+window; RPB's table holds one window's offsets, so an RPB model refuses every factor that changes a
+window (its error is the row's reason). Factor 1 (the trained windows) is always evaluated, added when
+not asked: it is the reference of the PSNR/SSIM changes and the time ratios.
+
+Per factor: PSNR/SSIM over the dataset through suite.evaluate.evaluate (the network built by
+load_upscaler, exactly as `suite eval --checkpoint CKPT --window-scale F` builds it), and the inference
+time of one (1, 3, h, w) forward of the first test image, all factors timed in one interleaved run of
+suite.profiling.timing so that the ratios to factor 1 pair rounds that ran side by side.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from suite.data.datasets import open_paired
+from suite.env import run_record
+from suite.evaluate import evaluate
+from suite.evaluate.checkpoint import ModelUpscaler, WindowSizeError, load_upscaler, scaled_window_sizes
+from suite.files import write_json_atomic, write_text_atomic
+from suite.profiling.timing import OK, prepare_device, ratio_summary, summarise, time_interleaved
+
+COLUMNS = ("factor", "window_sizes", "status", "reason", "psnr", "ssim", "psnr_change", "ms_median", "ms_iqr",
+           "time_ratio")
+REFUSED = "refused"
+
+
+def window_factors(factors: Sequence[float]) -> list[float]:
+    """The factors to evaluate: sorted, duplicates dropped, 1 added when missing; each checked."""
+    for factor in factors:
+        scaled_window_sizes([1], factor)  # ValueError naming a non-positive or non-finite factor
+    return sorted({float(factor) for factor in factors} | {1.0})
+
+
+def _sizes_text(window_sizes: Sequence[int]) -> str:
+    return " ".join(str(window) for window in window_sizes)
+
+
+def window_table(checkpoint: str | Path, data: str | Path, scale: int, factors: Sequence[float], out: str | Path, *,
+                 name: str | None = None, protocol: str = "basicsr-y", device: str = "auto",
+                 threads: int | None = None, rounds: int = 3, warmup: int = 1) -> list[dict]:
+    """Evaluate and time `checkpoint` at its windows times each factor -> rows (COLUMNS); writes
+    out/windows.csv and out/windows.json and prints a short table.
+
+    A factor whose windows the model refuses (RPB) gives a row with status "refused" and the error as
+    reason. A factor whose timing fails (out of memory) keeps its PSNR/SSIM, with the timing status
+    (e.g. "oom") as status and its reason.
+    """
+    checkpoint, out = Path(checkpoint), Path(out)
+    factors = window_factors(factors)
+    if rounds < 1 or warmup < 0:
+        raise ValueError(f"rounds must be >= 1 and warmup >= 0, got rounds {rounds}, warmup {warmup}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch_device = prepare_device(device, threads)
+    dataset = open_paired(data, scale)
+    if name:
+        dataset.name = name
+
+    rows: list[dict] = []
+    upscalers: dict[float, ModelUpscaler] = {}
+    trained = None
+    for factor in factors:
+        row = {column: None for column in COLUMNS}
+        row.update(factor=factor, status=OK, reason="")
+        try:
+            upscaler = load_upscaler(checkpoint, torch_device, window_scale=factor)
+        except WindowSizeError as err:
+            row.update(status=REFUSED, reason=err.reason)  # the checkpoint is named once, in windows.json
+            rows.append(row)
+            continue
+        if upscaler.scale != scale:
+            raise ValueError(f"checkpoint {checkpoint} is a x{upscaler.scale} model, --scale asks x{scale}")
+        trained = upscaler.provenance["model_config"]["window_sizes"]
+        result = evaluate(upscaler, dataset, scale, upscaler.method, device=device, protocol=protocol,
+                          extra_provenance={"checkpoint": str(checkpoint), **upscaler.provenance})
+        row.update(window_sizes=_sizes_text(upscaler.provenance["window_sizes"]), psnr=result["psnr"],
+                   ssim=result["ssim"])
+        upscalers[factor] = upscaler
+        rows.append(row)
+    for row in rows:
+        if row["window_sizes"] is None and trained is not None:
+            row["window_sizes"] = _sizes_text(scaled_window_sizes(trained, row["factor"]))
+
+    _time(rows, upscalers, dataset, torch_device, rounds, warmup)
+    reference = next(row for row in rows if row["factor"] == 1.0)
+    for row in rows:
+        if row["psnr"] is not None and reference["psnr"] is not None:
+            row["psnr_change"] = row["psnr"] - reference["psnr"]
+
+    first = next(iter(upscalers.values()), None)
+    document = {
+        "rows": rows,
+        "columns": list(COLUMNS),
+        "checkpoint": str(checkpoint),
+        "dataset": dataset.name,
+        "data_path": str(data),
+        "scale": scale,
+        "protocol": protocol,
+        "trained_window_sizes": trained,
+        "timing": {"image": dataset[0]["name"], "rounds": rounds, "warmup": warmup, "threads": torch.get_num_threads()},
+        "provenance": run_record(
+            device=device,
+            checkpoint_sha256=first.provenance["checkpoint_sha256"] if first else None,
+            model_config=first.provenance["model_config"] if first else None,
+        ),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "windows.json", document)
+    write_text_atomic(out / "windows.csv", _csv(rows))
+    print(render(rows))
+    print(f"-> {out / 'windows.csv'}, {out / 'windows.json'}")
+    return rows
+
+
+def _time(rows: list[dict], upscalers: dict[float, ModelUpscaler], dataset, device: torch.device, rounds: int,
+          warmup: int) -> None:
+    """Time one forward of the first test image per evaluated factor, interleaved; fill the time columns."""
+    if not upscalers:
+        return
+    lr = dataset[0]["lr"]  # uint8 (h, w, 3)
+    x = torch.from_numpy(lr.transpose(2, 0, 1).copy()).float().div_(255.0).unsqueeze(0).to(device)  # (1, 3, h, w)
+    # ModelUpscaler.forward is the network's forward under torch.inference_mode (fp32, untiled here).
+    steps = {_label(factor): (lambda upscaler=upscaler: upscaler.forward(x)) for factor, upscaler in upscalers.items()}
+    times, status = time_interleaved(steps, device, warmup, rounds)
+    reference = _label(1.0)
+    timed_reference = times[reference] if status[reference][0] == OK and reference in times else None
+    for row in rows:
+        label = _label(row["factor"])
+        if label not in status:
+            continue  # refused: never built
+        if status[label][0] != OK:
+            row.update(status=status[label][0], reason=status[label][1])
+        if label in times:
+            row.update({key: summarise(times[label])[key] for key in ("ms_median", "ms_iqr")})
+            if timed_reference is not None and status[label][0] == OK:
+                row["time_ratio"] = ratio_summary(times[label], timed_reference)[0]
+
+
+def _label(factor: float) -> str:
+    return f"x{factor!r}"
+
+
+def _csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def render(rows: list[dict]) -> str:
+    """Console table: one line per factor, the reasons of refused or failed rows below it."""
+    def number(value, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    lines = [f"{'factor':>6}  {'windows':<12} {'status':<8} {'PSNR':>8} {'SSIM':>7} {'dPSNR':>8} "
+             f"{'ms':>9} {'x time':>7}"]
+    for row in rows:
+        lines.append(f"{row['factor']:>6g}  {row['window_sizes'] or '-':<12} {row['status']:<8} "
+                     f"{number(row['psnr'], '.4f'):>8} {number(row['ssim'], '.4f'):>7} "
+                     f"{number(row['psnr_change'], '+.4f'):>8} {number(row['ms_median'], '.2f'):>9} "
+                     f"{number(row['time_ratio'], '.3f'):>7}")
+    lines += [f"factor {row['factor']:g}: {row['reason']}" for row in rows if row["reason"]]
+    return "\n".join(lines)
