@@ -25,6 +25,7 @@ from suite.env import run_record
 from suite.evaluate import evaluate
 from suite.evaluate.checkpoint import ModelUpscaler, WindowSizeError, load_upscaler, scaled_window_sizes
 from suite.files import write_json_atomic, write_text_atomic
+from suite.metrics import DEFAULT_PROTOCOL
 from suite.profiling.timing import OK, prepare_device, ratio_summary, summarise, time_interleaved
 
 COLUMNS = ("factor", "window_sizes", "status", "reason", "psnr", "ssim", "psnr_change", "ms_median", "ms_iqr",
@@ -44,7 +45,7 @@ def _sizes_text(window_sizes: Sequence[int]) -> str:
 
 
 def window_table(checkpoint: str | Path, data: str | Path, scale: int, factors: Sequence[float], out: str | Path, *,
-                 name: str | None = None, protocol: str = "basicsr-y", device: str = "auto",
+                 name: str | None = None, protocol: str = DEFAULT_PROTOCOL, device: str = "auto",
                  threads: int | None = None, rounds: int = 3, warmup: int = 1) -> list[dict]:
     """Evaluate and time `checkpoint` at its windows times each factor -> rows (COLUMNS); writes
     out/windows.csv and out/windows.json and prints a short table.
