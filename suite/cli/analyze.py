@@ -69,11 +69,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _bias(args: argparse.Namespace) -> int:
-    from suite.analysis.bias_fields import analyze_checkpoint
+    from suite.analysis.bias_fields import analyze_checkpoint, summary_table
     from suite.report.bias_figures import save_bias_figures
 
     result = analyze_checkpoint(args.checkpoint, args.out, weights=args.weights)
-    save_bias_figures(result, args.out)
+    figures = save_bias_figures(result, args.out)
+    print(summary_table(result))
+    print(f"wrote stats.csv, stats.json, fields.npz and {', '.join(path.name for path in figures)} to {args.out}")
     return 0
 
 
