@@ -2,6 +2,7 @@
 #   snakemake --cores all                                              # default: mini benchmark, CPU
 #   snakemake --cores all --configfile workflows/config/paper.yaml     # the paper's models, GPUs
 #   snakemake --cores all --configfile workflows/config/verify.yaml    # released checkpoints, no training
+#   snakemake --cores all --configfile workflows/config/ablation.yaml  # tiny RIB at ranks 2..32 and no bias
 # This file only wires; the steps are in workflows/rules/, the settings in workflows/config/.
 
 from snakemake.utils import min_version, validate
@@ -35,7 +36,12 @@ else:
 
     include: "workflows/rules/train.smk"
     include: "workflows/rules/eval.smk"
-    include: "workflows/rules/profile.smk"
+    include: "workflows/rules/analysis.smk"
+
+    if PROFILE_SWEEP is not None:
+
+        include: "workflows/rules/profile.smk"
+
     include: "workflows/rules/report.smk"
 
     rule all:

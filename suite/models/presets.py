@@ -11,7 +11,8 @@ Every preset spells out its network options, so what a preset builds is read off
 - `init`: `official` (trunc-normal Linear/1x1 convs, zero biases, RIB N(0, 0.05), RPB N(0, 1e-3)) or
   `torch` (torch's defaults with our RIB and RPB inits).
 - `large_windows`: `pad` (official: a map smaller than a window is padded up to it) or `clamp` (ours:
-  a RIB or no-bias window shrinks to the map). RPB always pads (its table fixes the window).
+  a RIB or no-bias window shrinks to the map). RPB and `lowrank` always pad (their weights fix the window).
+- `ranks`: per layer, RIB's rank R and `lowrank`'s (at most window^2, the tokens its factors index).
 """
 
 from __future__ import annotations
@@ -133,12 +134,23 @@ def resolve_model_config(
         config[key] = _integer(key, raw[key])
     config["exp_ratio"] = _number("exp_ratio", raw["exp_ratio"])
     config["window_sizes"] = _int_list("window_sizes", raw["window_sizes"])
-    config["ranks"] = _int_list("ranks", raw["ranks"])
+    # One integer rank stands for every layer (the rank ablation sets ranks: R whatever the layer count).
+    ranks = raw["ranks"]
+    if isinstance(ranks, int) and not isinstance(ranks, bool):
+        ranks = [ranks] * len(config["window_sizes"])
+    config["ranks"] = _int_list("ranks", ranks)
     if len(config["ranks"]) != len(config["window_sizes"]):
         raise ModelConfigError(
             f"model field ranks = {config['ranks']} must have one entry per layer of "
             f"window_sizes = {config['window_sizes']}"
         )
+    if bias == "lowrank":
+        for i, (rank, window) in enumerate(zip(config["ranks"], config["window_sizes"])):
+            if rank > window * window:
+                raise ModelConfigError(
+                    f"model field ranks[{i}] = {rank} exceeds window_sizes[{i}]^2 = {window * window}: a lowrank "
+                    f"bias of a {window}x{window} window has at most that rank"
+                )
     if config["dim"] % config["heads"]:
         raise ModelConfigError(f"model field dim = {config['dim']} is not divisible by heads = {config['heads']}")
     _choice("bias", bias, BIASES)

@@ -9,7 +9,7 @@ from suite.files import write_text_atomic as write_text
 from suite.report import document, figures, tables
 from suite.report.crop import build_crop
 from suite.report.paper import paper_row
-from suite.report.readers import ReportInputError, read_evals, read_profile, read_runs
+from suite.report.readers import ReportInputError, read_analysis, read_evals, read_profile, read_runs
 
 __all__ = ["CropRequest", "ReportInputError", "build_report"]
 
@@ -85,6 +85,26 @@ def build_report(results: Path, out: Path, title: str | None = None, val_dataset
             written += figures.save_figure(make(profile), out / "figures" / name)
             drawn.append(name)
 
+    ablation = tables.rank_ablation_table(evals, runs)
+    if any(run.rank is not None for run in runs) and len(ablation):
+        sections["rank_ablation"] = tables.rank_ablation_markdown(ablation)
+        written += [write_csv(out / "tables/rank_ablation.csv", ablation),
+                    write_text(out / "tables/rank_ablation.md", sections["rank_ablation"])]
+        written += figures.save_figure(figures.rank_ablation_figure(ablation), out / "figures/rank_ablation")
+        drawn.append("rank_ablation")
+
+    analysis_sources = []
+    for tool, section, name, markdown in (("bias", "bias_fields", "bias_fields", tables.bias_fields_markdown),
+                                          ("lowrank", "lowrank", "lowrank", tables.lowrank_markdown),
+                                          ("windows", "windows", "windows", tables.windows_markdown)):
+        table = read_analysis(results, tool)
+        if table is None:
+            continue
+        sections[section] = markdown(table)
+        written += [write_csv(out / f"tables/{name}.csv", table.frame),
+                    write_text(out / f"tables/{name}.md", sections[section])]
+        analysis_sources += list(table.paths)
+
     bicubic_val = {r.scale: r.psnr for r in evals if r.method == "bicubic" and r.dataset == val_dataset}
     written += figures.save_figure(figures.val_psnr_figure(runs, bicubic_val, val_dataset), out / "figures/val_psnr")
     drawn.append("val_psnr")
@@ -97,6 +117,7 @@ def build_report(results: Path, out: Path, title: str | None = None, val_dataset
     sources = [r.path for r in evals]
     sources += [run.path / name for run in runs for name in ("summary.json", "train_log.csv")]
     sources += [profile.path] if profile is not None else []
+    sources += analysis_sources
     markdown = document.report_markdown(title or f"`{results.name}`", results, sections, drawn, sources, evals, runs)
     written.append(write_text(out / "REPORT.md", markdown))
     return written

@@ -10,7 +10,7 @@ import numpy as np
 
 from suite.data.io import IMAGE_SUFFIXES, read_image
 from suite.report.readers import EvalResult, ReportInputError, method_key
-from suite.report.tables import variant_label
+from suite.report.tables import model_title
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,7 @@ def _find_image(folder: Path, name: str) -> Path:
 
 
 def _title(method: str) -> str:
-    if method == "bicubic":
-        return "bicubic"
-    preset, bias = method.rsplit("-", 1)
-    return f"{preset} {variant_label(bias)}"
+    return model_title(method)
 
 
 def build_crop(results: Path, evals: list[EvalResult], dataset: str, scale: int, hr_dir: Path,

@@ -14,7 +14,7 @@ FIGURE_TITLES = {
     "teaser": "The paper's teaser, from this run's results",
     "speedup": "Speedup of RIB over RPB", "latency": "Latency against window size",
     "memory": "Peak memory against window size", "val_psnr": "Validation PSNR during training",
-    "crop": "Visual comparison",
+    "crop": "Visual comparison", "rank_ablation": "Rank ablation",
 }
 FIGURE_CAPTIONS = {
     "teaser": "The layout of the paper's teaser: PSNR per scale (Urban100 where measured, else the run's test "
@@ -35,6 +35,9 @@ FIGURE_CAPTIONS = {
                 "on the same validation set.",
     "crop": "One test image: the full HR image with the crop marked, then the crop of HR, bicubic and each "
             "trained model. Titles give each method's PSNR over the whole image.",
+    "rank_ablation": "PSNR on the test set against RIB's rank R (log scale; every layer at R), the same recipe and "
+                     "seed; dashed: the model without a positional bias. Dotted, right axis: each run's median "
+                     "training step time from its summary (the runs trained one at a time).",
 }
 
 
@@ -101,7 +104,9 @@ def lock_warnings(evals: list[EvalResult], runs: list[TrainRun], profile: Profil
 
 SECTION_TITLES = {"warnings": "Environment warnings", "psnr": "Reconstruction quality (PSNR / SSIM)",
                   "paper": "Measured against the paper", "targets": "Targets",
-                  "training": "Training runs", "speed": "Speed and memory (profile sweep)"}
+                  "training": "Training runs", "rank_ablation": "Rank ablation",
+                  "speed": "Speed and memory (profile sweep)", "bias_fields": "Learned positional bias",
+                  "lowrank": "RPB to flash by low rank", "windows": "Window extrapolation"}
 
 
 def report_markdown(title: str, results: Path, sections: dict[str, str], figures: list[str],

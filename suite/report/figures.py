@@ -1,6 +1,6 @@
 """Figures of the report (matplotlib's object API, written as PNG and PDF): the teaser layout, speedup,
 latency and memory against window size from the profile sweep, validation PSNR against iterations,
-the visual crop comparison.
+the visual crop comparison, the rank ablation.
 
 Figures are built as `Figure` objects, never through pyplot, so no global figure state is kept.
 """
@@ -23,6 +23,7 @@ from suite.report.tables import (
     BIASES,
     bias_label,
     column_key,
+    model_title,
     speedup_text,
     variant_label,
 )
@@ -325,7 +326,7 @@ def val_psnr_figure(runs: list[TrainRun], bicubic: dict[int, float], val_dataset
     for run in runs:
         style = styles[presets.index(run.preset) % len(styles)]
         ax.plot(run.log["iteration"], run.log["val_psnr"], linestyle=style, marker="o", markersize=3,
-                color=BIAS_COLORS.get(run.bias), label=f"{run.preset} {bias_label(run.bias)} x{run.scale}")
+                color=BIAS_COLORS.get(run.bias), label=f"{model_title(run.model)} x{run.scale}")
     for scale, psnr in sorted(bicubic.items()):
         ax.axhline(psnr, color="black", linestyle=(0, (4, 3)), linewidth=1,
                    label=f"bicubic x{scale} ({psnr:.2f} dB)")
@@ -358,3 +359,39 @@ def crop_figure(comparison: CropComparison) -> Figure:
     fig.tight_layout()
     return fig
 
+
+
+def rank_ablation_figure(frame) -> Figure:
+    """PSNR against RIB's rank (log2 axis; no-bias runs as dashed lines) with the median training step
+    time on a second axis, one line per test set and scale, from `tables.rank_ablation_table`."""
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
+    times = ax.twinx()
+    ranked, plain = frame[frame["rank"].notna()], frame[frame["rank"].isna()]
+    for index, ((dataset, scale), group) in enumerate(ranked.groupby(["dataset", "scale"], sort=True)):
+        group = group.sort_values("rank")
+        color = f"C{index}"
+        ax.plot(group["rank"], group["psnr"], marker="s", color=color, label=f"RIB PSNR, {dataset} x{scale}")
+        for _, row in plain[(plain["dataset"] == dataset) & (plain["scale"] == scale)].iterrows():
+            ax.axhline(row["psnr"], color=color, linestyle="--", linewidth=1,
+                       label=f"no bias PSNR, {dataset} x{scale} ({row['psnr']:.2f} dB)")
+    steps = ranked.drop_duplicates(["model", "scale"]).sort_values("rank")
+    for index, (scale, group) in enumerate(steps.groupby("scale", sort=True)):
+        times.plot(group["rank"], group["median_step_time_s"] * 1000.0, marker="o", color="tab:gray",
+                   linestyle=":", label=f"RIB training step x{scale} (right axis)")
+    for _, row in plain.drop_duplicates(["model", "scale"]).iterrows():
+        times.axhline(row["median_step_time_s"] * 1000.0, color="tab:gray", linestyle=(0, (1, 4)), linewidth=1,
+                      label=f"no-bias training step x{row['scale']} (right axis)")
+    if len(ranked):
+        ax.set_xscale("log", base=2)
+        ranks = sorted({int(rank) for rank in ranked["rank"]})
+        ax.set_xticks(ranks, [str(rank) for rank in ranks])
+    ax.set_xlabel("RIB rank R (every layer)")
+    ax.set_ylabel("PSNR (dB, Y channel)")
+    times.set_ylabel("median training step (ms)")
+    ax.grid(True, alpha=0.3)
+    handles = ax.get_legend_handles_labels()[0] + times.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, fontsize=7, loc="best")
+    ax.set_title("Rank ablation: PSNR and training step time against RIB's rank", fontsize=10)
+    fig.tight_layout()
+    return fig

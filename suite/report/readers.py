@@ -1,11 +1,13 @@
 """Read a results folder through the schemas of the parts that wrote it.
 
 Layout (what the workflow writes under results/<config>/):
-    eval/<method>/<dataset>-x<scale>.json       method: "bicubic", "<preset>-<bias>" (a trained run) or
-                                                any other name (e.g. a released model)
+    eval/<method>/<dataset>-x<scale>.json       method: "bicubic", "<preset>-<bias>" or, in the rank
+                                                ablation, "<preset>-rib-r<R>" (a trained run), or any
+                                                other name (e.g. a released model)
     images/<method>/<dataset>-x<scale>/<name>.png
-    train/<preset>-<bias>-x<scale>/summary.json, train_log.csv
+    train/<model>-x<scale>/summary.json, train_log.csv
     profile/profile.json
+    analysis/{bias,lowrank,windows}/<model>-x<scale>/{stats,lowrank,windows}.csv   (suite analyze)
 
 Summaries are read through the trainer's own field list (`SUMMARY_FIELDS`), training logs through its
 CSV columns, the profile through `suite.profiling.tables.read_profile`. A file that does not follow its
@@ -26,7 +28,7 @@ from suite.profiling import tables as profile_tables
 from suite.train import SUMMARY_FIELDS
 from suite.train.monitor import CSV_FIELDS as TRAIN_LOG_FIELDS
 
-BIAS_ORDER = ("rpb", "rib", "none")
+BIAS_ORDER = ("rpb", "rib", "none", "lowrank")
 PRESET_ORDER = ("tiny", "light", "base", "base+", "large", "large+")
 
 
@@ -38,11 +40,11 @@ def order_key(value: str, order: tuple[str, ...]) -> tuple[int, str]:
 def method_key(method: str) -> tuple:
     """Sort key of a method folder name: bicubic, then "<preset>-<bias>" by preset and bias, then others."""
     if method == "bicubic":
-        return (0, (0, ""), (0, ""))
+        return (0, (0, ""), (0, ""), 0)
     match = MODEL_NAME.match(method)
     if match is None:
-        return (2, (0, method), (0, ""))
-    return (1, order_key(match["preset"], PRESET_ORDER), order_key(match["bias"], BIAS_ORDER))
+        return (2, (0, method), (0, ""), 0)
+    return (1, order_key(match["preset"], PRESET_ORDER), order_key(match["bias"], BIAS_ORDER), int(match["rank"] or 0))
 
 
 class ReportInputError(ValueError):
@@ -51,8 +53,10 @@ class ReportInputError(ValueError):
 
 EVAL_NAME = re.compile(r"^(?P<dataset>[A-Za-z0-9_.+-]+?)-x(?P<scale>\d+)\.json$")
 METHOD_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
-RUN_NAME = re.compile(r"^(?P<preset>[A-Za-z0-9_+]+)-(?P<bias>rpb|rib|none)-x(?P<scale>\d+)$")
-MODEL_NAME = re.compile(r"^(?P<preset>[A-Za-z0-9_+]+)-(?P<bias>rpb|rib|none)$")
+# A trained model: "<preset>-<bias>", or "<preset>-rib-r<R>" for rank R in every layer (the rank ablation).
+MODEL_PATTERN = r"(?P<preset>[A-Za-z0-9_+]+)-(?P<bias>rpb|rib|none|lowrank)(?:-r(?P<rank>\d+))?"
+MODEL_NAME = re.compile(f"^{MODEL_PATTERN}$")
+RUN_NAME = re.compile(rf"^{MODEL_PATTERN}-x(?P<scale>\d+)$")
 
 
 @dataclass(frozen=True)
@@ -75,11 +79,17 @@ class EvalResult:
 
     @property
     def preset(self) -> str:
-        return self.method.rsplit("-", 1)[0] if self.trained else ""
+        return MODEL_NAME.match(self.method)["preset"] if self.trained else ""
 
     @property
     def bias(self) -> str:
-        return self.method.rsplit("-", 1)[1] if self.trained else ""
+        return MODEL_NAME.match(self.method)["bias"] if self.trained else ""
+
+    @property
+    def rank(self) -> int | None:
+        """The rank of a rank-ablation model ("<preset>-rib-r<R>"), else None."""
+        match = MODEL_NAME.match(self.method)
+        return int(match["rank"]) if match and match["rank"] else None
 
     @property
     def protocol(self) -> str:
@@ -91,13 +101,19 @@ class EvalResult:
 class TrainRun:
     """One training run: its summary.json (the trainer's SUMMARY_FIELDS) and its train_log.csv."""
 
-    name: str  # "<preset>-<bias>-x<scale>"
+    name: str  # "<preset>-<bias>-x<scale>" or "<preset>-rib-r<R>-x<scale>"
     preset: str
     bias: str
     scale: int
     summary: dict
     log: pd.DataFrame = field(repr=False)  # the trainer's log columns, rows with a validation PSNR
     path: Path = Path()
+    rank: int | None = None  # R of a rank-ablation run (rank R in every layer), else None
+
+    @property
+    def model(self) -> str:
+        """The model's name without the scale, as its eval folder is named."""
+        return self.name.rsplit("-x", 1)[0]
 
     @property
     def window(self) -> int | None:
@@ -190,13 +206,15 @@ def read_runs(results: Path) -> list[TrainRun]:
         folder = summary_path.parent
         match = RUN_NAME.match(folder.name)
         if not match:
-            raise ReportInputError(f"{folder}: training runs are named <preset>-<bias>-x<scale>")
+            raise ReportInputError(f"{folder}: training runs are named <preset>-<bias>-x<scale> "
+                                   f"(or <preset>-rib-r<rank>-x<scale>)")
         runs.append(TrainRun(
             name=folder.name, preset=match["preset"], bias=match["bias"], scale=int(match["scale"]),
             summary=read_summary(summary_path), log=read_train_log(folder / "train_log.csv"), path=folder,
+            rank=int(match["rank"]) if match["rank"] else None,
         ))
     return sorted(runs, key=lambda run: (order_key(run.preset, PRESET_ORDER), run.scale,
-                                         order_key(run.bias, BIAS_ORDER)))
+                                         order_key(run.bias, BIAS_ORDER), run.rank or 0))
 
 
 @dataclass(frozen=True)
@@ -240,3 +258,47 @@ def lock_mismatches(evals: list[EvalResult], runs: list[TrainRun],
         if isinstance(lock, dict) and lock.get("matches") is not True:
             found.append((path, lock))
     return found
+
+
+# --- research tools (suite analyze): the columns each tool writes, read back by name ---------------
+
+ANALYSIS_COLUMNS = {
+    "bias": ("layer", "block", "layer_in_block", "window", "bias", "head", "bias_min", "bias_max", "bias_range",
+             "effective_rank_99", "translation_deviation"),
+    "lowrank": ("variant", "rank", "rank_label", "bias_rel_error", "bias_rel_error_max", "psnr", "ssim",
+                "psnr_change", "ssim_change", "ms_median", "ms_iqr", "time_ratio", "status", "reason"),
+    "windows": ("factor", "window_sizes", "status", "reason", "psnr", "ssim", "psnr_change", "ms_median",
+                "ms_iqr", "time_ratio"),
+}
+ANALYSIS_FILES = {"bias": "stats.csv", "lowrank": "lowrank.csv", "windows": "windows.csv"}
+
+
+@dataclass(frozen=True)
+class AnalysisTable:
+    """One tool's tables of every model, stacked with the model's run name ("tiny-rpb-x2") first."""
+
+    tool: str  # "bias", "lowrank" or "windows"
+    frame: pd.DataFrame
+    paths: tuple[Path, ...]
+
+
+def read_analysis(results: Path, tool: str) -> AnalysisTable | None:
+    """analysis/<tool>/<model>-x<scale>/<file>.csv of every model, or None when the tool did not run."""
+    paths = tuple(sorted(Path(results).glob(f"analysis/{tool}/*/{ANALYSIS_FILES[tool]}")))
+    if not paths:
+        return None
+    frames = []
+    for path in paths:
+        if not RUN_NAME.match(path.parent.name):
+            raise ReportInputError(f"{path}: analysis folders are named after a training run (<model>-x<scale>)")
+        try:
+            frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+            raise ReportInputError(f"{path}: not a readable CSV file ({err})") from err
+        missing = [column for column in ANALYSIS_COLUMNS[tool] if column not in frame.columns]
+        if missing:
+            raise ReportInputError(f"{path}: missing column(s) {', '.join(missing)} of `suite analyze {tool}`; "
+                                   f"columns present: {', '.join(map(str, frame.columns))}")
+        frame.insert(0, "run", path.parent.name)
+        frames.append(frame)
+    return AnalysisTable(tool, pd.concat(frames, ignore_index=True), paths)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from suite.report.paper import PAPER, PAPER_SOURCE, PAPER_VALUES, PaperRow, paper_row
-from suite.report.readers import EvalResult, Profile, TrainRun, method_key
+from suite.report.readers import MODEL_NAME, AnalysisTable, EvalResult, Profile, TrainRun, method_key
 
 DATASET_ORDER = ("Set5", "Set14", "B100", "Urban100", "Manga109", "DIV2K-val", "LSDIR-val")
 MEASURED = "measured"
@@ -67,11 +67,20 @@ def column_name(dataset: str, scale: int, metric: str) -> str:
 
 
 def _method_labels(method: str) -> tuple[str, str]:
-    """(method, bias) cells of a measured row."""
-    match = method.rsplit("-", 1)
-    if method != "bicubic" and len(match) == 2 and match[1] in BIASES:
-        return match[0], match[1]
-    return method, ""
+    """(method, bias) cells of a measured row: ("tiny", "rib"), ("tiny", "rib (rank 8)") for a rank-ablation
+    model, (method, "") for anything else."""
+    match = MODEL_NAME.match(method)
+    if method == "bicubic" or match is None:
+        return method, ""
+    return match["preset"], match["bias"] + (f" (rank {match['rank']})" if match["rank"] else "")
+
+
+def model_title(method: str) -> str:
+    """"tiny-rib" -> "tiny RIB", "tiny-rib-r8" -> "tiny RIB rank 8"; other names as they are."""
+    match = MODEL_NAME.match(method)
+    if match is None:
+        return method
+    return f"{match['preset']} {bias_label(match['bias'])}" + (f" rank {match['rank']}" if match["rank"] else "")
 
 
 def psnr_table(evals: list[EvalResult], paper_rows: tuple[PaperRow, ...] | None = None) -> PsnrTable:
@@ -325,7 +334,7 @@ def training_table(runs: list[TrainRun]) -> pd.DataFrame:
     for run in runs:
         last = run.log.iloc[-1] if len(run.log) else None
         records.append({
-            "run": run.name, "preset": run.preset, "bias": run.bias, "scale": run.scale,
+            "run": run.name, "preset": run.preset, "bias": _method_labels(run.model)[1], "scale": run.scale,
             **{key: run.summary.get(key) for key in TRAINING_COLUMNS[4:11]},
             "final_val_iteration": None if last is None else int(last["iteration"]),
             "final_val_psnr": None if last is None else float(last["val_psnr"]),
@@ -364,6 +373,7 @@ def targets(evals: list[EvalResult], runs: list[TrainRun]) -> list[Target]:
     """The smoke benchmark's checks, for every preset and scale trained with both RPB and RIB: the
     training step ratio from the runs' summaries, PSNR on every test set both were evaluated on."""
     found = []
+    runs = [run for run in runs if run.rank is None]  # the rank ablation's runs have no RPB twin
     by_key = {(run.preset, run.scale, run.bias): run for run in runs}
     for preset, scale in sorted({(run.preset, run.scale) for run in runs}, key=lambda k: (method_key(f"{k[0]}-rib"), k[1])):
         rpb, rib = by_key.get((preset, scale, "rpb")), by_key.get((preset, scale, "rib"))
@@ -407,3 +417,89 @@ def targets_markdown(found: list[Target]) -> str:
     return (f"The checks of the former smoke benchmark ({verdict}): training step time from the runs' "
             f"summaries (median over the iterations), PSNR from the evaluations.\n\n"
             + markdown_table(["Result", "Check", "Measured"], rows))
+
+
+# --- research tools (suite analyze) and the rank ablation -----------------------------------------
+
+def _cells(record: dict, formats: dict[str, str]) -> list[str]:
+    return [MISSING if _absent(record[key]) or record[key] == "" else fmt.format(record[key])
+            for key, fmt in formats.items()]
+
+
+def bias_fields_markdown(table: AnalysisTable) -> str:
+    """Per layer and head of every model: window, range, effective rank, translation deviation; the maps."""
+    formats = {"run": "{}", "layer": "{}", "window": "{}", "head": "{}", "bias_min": "{:.3f}", "bias_max": "{:.3f}",
+               "effective_rank_99": "{}", "translation_deviation": "{:.3f}"}
+    rows = [_cells(record, formats) for record in table.frame.to_dict("records")]
+    header = ["Run", "Layer", "Window", "Head", "Min", "Max", "Effective rank (99% energy)",
+              "Deviation from translation invariance"]
+    maps = []
+    for path in table.paths:
+        run = path.parent.name
+        folder = f"analysis/bias/{run}"
+        maps.append(f"- {run}: mean bias at each relative offset ![{run} offsets]({folder}/offsets.png), the "
+                    f"centre token's bias over the window ![{run} centre]({folder}/centre.png) "
+                    f"(PDFs beside them; the maps in `{folder}/fields.npz`)")
+    return ("The positional bias each model learned (`suite analyze bias`), per attention layer and head: its "
+            "range, the effective rank of the dense N x N bias (singular values needed for 99% of the squared "
+            "Frobenius norm) and its deviation from translation invariance (RMS of the bias minus its mean at "
+            "the same relative offset, over the RMS of the bias; 0 for RPB by construction).\n\n"
+            + markdown_table(header, rows) + "\n" + "\n".join(maps) + "\n")
+
+
+def lowrank_markdown(table: AnalysisTable) -> str:
+    formats = {"run": "{}", "variant": "{}", "rank_label": "{}", "bias_rel_error": "{:.2e}",
+               "bias_rel_error_max": "{:.2e}", "psnr": "{:.4f}", "psnr_change": "{:+.4f}", "ssim": "{:.4f}",
+               "ssim_change": "{:+.5f}", "ms_median": "{:.1f}", "time_ratio": "{:.2f}x", "status": "{}"}
+    rows = [_cells(record, formats) for record in table.frame.to_dict("records")]
+    header = ["Run", "Variant", "Rank", "Bias error (relative Frobenius)", "Worst layer/head", "PSNR (dB)",
+              "PSNR change", "SSIM", "SSIM change", "ms / image", "Time vs RPB", "Status"]
+    return ("The trained RPB model converted to fixed rank-R factors by truncated SVD of each layer's dense bias "
+            "(`suite analyze lowrank`; FlashBias's SVD route), run through RIB's concatenation path, so nothing "
+            "N x N is built and flash kernels may run. Changes and time ratios are against the RPB model "
+            "(first row of each run); times are medians of interleaved rounds on one test image, from one "
+            "run (device, threads and rounds in each `lowrank.json`).\n\n" + markdown_table(header, rows))
+
+
+def windows_markdown(table: AnalysisTable) -> str:
+    formats = {"run": "{}", "factor": "{:g}", "window_sizes": "{}", "status": "{}", "psnr": "{:.4f}",
+               "psnr_change": "{:+.4f}", "ssim": "{:.4f}", "ms_median": "{:.1f}", "time_ratio": "{:.2f}x",
+               "reason": "{}"}
+    rows = [_cells(record, formats) for record in table.frame.to_dict("records")]
+    header = ["Run", "Window factor", "Windows", "Status", "PSNR (dB)", "PSNR change", "SSIM", "ms / image",
+              "Time vs factor 1", "Reason"]
+    return ("Each model evaluated with every attention window scaled by a factor (`suite analyze windows`): RIB's "
+            "bias is a function of normalised coordinates and runs at any window; RPB's table fixes its window, "
+            "so it refuses (the error is shown). Changes and time ratios are against factor 1 (the trained "
+            "windows); times are medians of interleaved rounds on one test image, from one run.\n\n"
+            + markdown_table(header, rows))
+
+
+RANK_ABLATION_COLUMNS = ("model", "preset", "bias", "rank", "scale", "dataset", "psnr", "ssim",
+                         "median_step_time_s", "wall_time_s", "params")
+
+
+def rank_ablation_table(evals: list[EvalResult], runs: list[TrainRun]) -> pd.DataFrame:
+    """The rank ablation: every RIB model trained at one rank ("<preset>-rib-r<R>") and every model without
+    a positional bias, per test set and scale: PSNR, SSIM, and the run's median training step."""
+    by_model = {(run.model, run.scale): run for run in runs if run.rank is not None or run.bias == "none"}
+    records = []
+    for result in sorted(evals, key=lambda r: (r.dataset, r.scale, method_key(r.method))):
+        run = by_model.get((result.method, result.scale))
+        if run is None:
+            continue
+        records.append({"model": run.model, "preset": run.preset, "bias": run.bias, "rank": run.rank,
+                        "scale": run.scale, "dataset": result.dataset, "psnr": result.psnr, "ssim": result.ssim,
+                        **{key: run.summary.get(key) for key in ("median_step_time_s", "wall_time_s", "params")}})
+    return pd.DataFrame.from_records(records, columns=list(RANK_ABLATION_COLUMNS))
+
+
+def rank_ablation_markdown(frame: pd.DataFrame) -> str:
+    formats = {"model": "{}", "rank": "{:.0f}", "scale": "x{}", "dataset": "{}", "psnr": "{:.4f}",
+               "ssim": "{:.4f}", "median_step_time_s": "{:.4f}", "wall_time_s": "{:.0f}", "params": "{:,.0f}"}
+    rows = [_cells(record, formats) for record in frame.to_dict("records")]
+    header = ["Model", "Rank", "Scale", "Test set", "PSNR (dB)", "SSIM", "Median training step (s)", "Wall (s)",
+              "Params"]
+    return ("RIB at each rank R (every layer) and without a positional bias, the same recipe and seed: PSNR on "
+            "the test set (EMA weights) and each run's median training step time, from its summary.\n\n"
+            + markdown_table(header, rows))

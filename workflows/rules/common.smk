@@ -41,7 +41,27 @@ PRESETS = config["train"]["presets"]
 BIASES = config["train"]["biases"]
 EVAL_DATASETS = config["eval"]["datasets"]
 CROP = config["report"]["crop"]
-MODELS = [f"{preset}-{bias}" for preset in PRESETS for bias in BIASES]  # "<preset>-<bias>", e.g. "tiny-rib"
+RANKS = config["train"]["ranks"]  # null: every preset's own ranks; a list: the rank ablation
+
+
+def model_specs() -> dict:
+    """Trained models, name -> (preset, bias, rank): "<preset>-<bias>" (e.g. "tiny-rib"), and with
+    train.ranks one RIB model per rank R instead, "<preset>-rib-r<R>" (rank R in every layer)."""
+    specs = {}
+    for preset in PRESETS:
+        for bias in BIASES:
+            if bias == "rib" and RANKS:
+                specs.update({f"{preset}-rib-r{rank}": (preset, bias, rank) for rank in RANKS})
+            else:
+                specs[f"{preset}-{bias}"] = (preset, bias, None)
+    return specs
+
+
+MODEL_SPECS = model_specs()
+MODELS = list(MODEL_SPECS)
+ANALYSIS = config["analysis"]
+ANALYSIS_DATASET = ANALYSIS["dataset"] or EVAL_DATASETS[0]
+PROFILE_SWEEP = config["profile"]["sweep"]  # null: no profile sweep (the report then has no speed section)
 RELEASED = {model["name"]: model for model in config["verify"]["models"]} if VERIFY else {}
 
 
@@ -56,11 +76,14 @@ def check_config() -> None:
         **{f"train.per_preset.{preset}.dataset": [settings["dataset"]]
            for preset, settings in config["train"]["per_preset"].items() if "dataset" in settings},
         **({"verify.datasets": config["verify"]["datasets"]} if VERIFY else {}),
+        **({"analysis.dataset": [ANALYSIS["dataset"]]} if ANALYSIS["dataset"] else {}),
     }
     for field, names in named.items():
         for name in names:
             if name not in config["datasets"]:
                 _fail(field, f"{name!r} is not a key of datasets (have {', '.join(known)})")
+    if ANALYSIS_DATASET not in EVAL_DATASETS:
+        _fail("analysis.dataset", f"{ANALYSIS_DATASET!r} is not one of eval.datasets {EVAL_DATASETS}")
     if CROP["dataset"] not in EVAL_DATASETS:
         _fail("report.crop.dataset", f"{CROP['dataset']!r} is not one of eval.datasets {EVAL_DATASETS}")
     if CROP["scale"] not in SCALES:
@@ -208,7 +231,7 @@ def finetune_source(scale) -> int:
 
 
 def preset_settings(model: str) -> dict:
-    return config["train"]["per_preset"].get(model.rsplit("-", 1)[0], {})
+    return config["train"]["per_preset"].get(MODEL_SPECS[model][0], {})
 
 
 def train_dataset(model: str) -> str:
@@ -241,12 +264,13 @@ def recipe_overrides(wildcards) -> str:
     device, seed, precision and the config's overrides. A function of the wildcards only, so that
     Snakemake records it and runs the job again when it changes (params of input, output or threads
     are not compared)."""
-    preset, bias = wildcards.model.rsplit("-", 1)
+    preset, bias, rank = MODEL_SPECS[wildcards.model]
     return _overrides({
         "name": f"{wildcards.model}-x{wildcards.scale}",
         "model.preset": preset,
         "model.bias": bias,
         "model.scale": int(wildcards.scale),
+        **({"model.overrides.ranks": rank} if rank is not None else {}),
         "data.train": dataset_dir(train_dataset(wildcards.model)),
         "data.val": dataset_dir(config["train"]["val_dataset"]),
         "run.seed": config["train"]["seed"],
@@ -353,3 +377,29 @@ def verify_jsons() -> list:
 
 def verify_paper_options() -> str:
     return paper_rows_option({name: model["paper"] for name, model in RELEASED.items() if model.get("paper")})
+
+
+# ---- research tools on the trained models (config `analysis`; suite analyze) ----
+
+
+def analysis_outputs() -> list:
+    """Per trained model and scale: its bias fields (RPB and RIB), the low-rank conversion (RPB) and the
+    window extrapolation table (RIB, and RPB to show its refusal), as the config asks."""
+    outputs = []
+    for model, (_, bias, _) in MODEL_SPECS.items():
+        for scale in SCALES:
+            tag = f"{model}-x{scale}"
+            if ANALYSIS["bias_fields"] and bias in ("rpb", "rib"):
+                outputs.append(f"{RESULTS}/analysis/bias/{tag}/stats.csv")
+            if ANALYSIS["lowrank_ranks"] and bias == "rpb":
+                outputs.append(f"{RESULTS}/analysis/lowrank/{tag}/lowrank.csv")
+            if ANALYSIS["window_factors"] and bias in ("rpb", "rib"):
+                outputs.append(f"{RESULTS}/analysis/windows/{tag}/windows.csv")
+    return outputs
+
+
+def analysis_timing_options() -> str:
+    """Device, threads and rounds of the timed analyses (low rank, windows) named in the config."""
+    timing = ANALYSIS["timing"]
+    return (f"--device {config['device']} --threads {ANALYSIS['resources']['threads']} "
+            f"--rounds {timing['rounds']} --warmup {timing['warmup']}")

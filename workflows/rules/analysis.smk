@@ -1,0 +1,82 @@
+# Research tools on the trained models (`suite analyze`, config `analysis`), all evaluation only: the
+# positional bias each model learned, the RPB model converted to low rank (flash-capable), and the
+# models evaluated at scaled windows (RPB refuses, and the table shows it). The two timed tools ask for
+# the machine's threads so that nothing runs beside their timings.
+
+
+rule analyze_bias:
+    input:
+        checkpoint=f"{RESULTS}/train/{{model}}-x{{scale}}/final.pt",
+    output:
+        stats=f"{RESULTS}/analysis/bias/{{model}}-x{{scale}}/stats.csv",
+        stats_json=f"{RESULTS}/analysis/bias/{{model}}-x{{scale}}/stats.json",
+        offsets=f"{RESULTS}/analysis/bias/{{model}}-x{{scale}}/offsets.png",
+        centre=f"{RESULTS}/analysis/bias/{{model}}-x{{scale}}/centre.png",
+    log:
+        f"{LOGS}/analysis/bias/{{model}}-x{{scale}}.log",
+    params:
+        out=lambda wildcards, output: os.path.dirname(output.stats),
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=0,
+    shell:
+        "OMP_NUM_THREADS={threads} suite analyze bias --checkpoint {input.checkpoint:q} --out {params.out:q} "
+        "> {log:q} 2>&1"
+
+
+rule analyze_lowrank:
+    input:
+        checkpoint=f"{RESULTS}/train/{{model}}-x{{scale}}/final.pt",
+        data=dataset_ready(ANALYSIS_DATASET),
+    output:
+        table=f"{RESULTS}/analysis/lowrank/{{model}}-x{{scale}}/lowrank.csv",
+        table_json=f"{RESULTS}/analysis/lowrank/{{model}}-x{{scale}}/lowrank.json",
+    log:
+        f"{LOGS}/analysis/lowrank/{{model}}-x{{scale}}.log",
+    params:
+        out=lambda wildcards, output: os.path.dirname(output.table),
+        data=dataset_dir(ANALYSIS_DATASET),
+        ranks=" ".join(str(rank) for rank in ANALYSIS["lowrank_ranks"]),
+        timing=analysis_timing_options(),
+    conda:
+        ENV
+    threads: ANALYSIS["resources"]["threads"]
+    resources:
+        mem_mb=ANALYSIS["resources"]["mem_mb"],
+        runtime=ANALYSIS["resources"]["runtime"],
+        gpu=ANALYSIS["resources"]["gpus"],
+    shell:
+        "OMP_NUM_THREADS={threads} suite analyze lowrank --checkpoint {input.checkpoint:q} --ranks {params.ranks} "
+        "--data {params.data:q} --scale {wildcards.scale} --name {ANALYSIS_DATASET} {params.timing} "
+        "--out {params.out:q} > {log:q} 2>&1"
+
+
+rule analyze_windows:
+    input:
+        checkpoint=f"{RESULTS}/train/{{model}}-x{{scale}}/final.pt",
+        data=dataset_ready(ANALYSIS_DATASET),
+    output:
+        table=f"{RESULTS}/analysis/windows/{{model}}-x{{scale}}/windows.csv",
+        table_json=f"{RESULTS}/analysis/windows/{{model}}-x{{scale}}/windows.json",
+    log:
+        f"{LOGS}/analysis/windows/{{model}}-x{{scale}}.log",
+    params:
+        out=lambda wildcards, output: os.path.dirname(output.table),
+        data=dataset_dir(ANALYSIS_DATASET),
+        factors=" ".join(str(factor) for factor in ANALYSIS["window_factors"]),
+        timing=analysis_timing_options(),
+    conda:
+        ENV
+    threads: ANALYSIS["resources"]["threads"]
+    resources:
+        mem_mb=ANALYSIS["resources"]["mem_mb"],
+        runtime=ANALYSIS["resources"]["runtime"],
+        gpu=ANALYSIS["resources"]["gpus"],
+    shell:
+        "OMP_NUM_THREADS={threads} suite analyze windows --checkpoint {input.checkpoint:q} "
+        "--factors {params.factors} --data {params.data:q} --scale {wildcards.scale} --name {ANALYSIS_DATASET} "
+        "{params.timing} --out {params.out:q} > {log:q} 2>&1"
