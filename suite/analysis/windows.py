@@ -15,18 +15,29 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
 from suite.data.datasets import open_paired
 from suite.env import run_record
 from suite.evaluate import evaluate
-from suite.evaluate.checkpoint import ModelUpscaler, WindowSizeError, load_upscaler, scaled_window_sizes
+from suite.evaluate.checkpoint import (
+    ModelUpscaler,
+    WindowSizeError,
+    load_upscaler,
+    scaled_window_sizes,
+)
 from suite.files import write_json_atomic, write_text_atomic
 from suite.metrics import DEFAULT_PROTOCOL
-from suite.profiling.timing import OK, prepare_device, ratio_summary, summarise, time_interleaved
+from suite.profiling.timing import (
+    OK,
+    prepare_device,
+    ratio_summary,
+    summarise,
+    time_interleaved,
+)
 
 COLUMNS = ("factor", "window_sizes", "status", "reason", "psnr", "ssim", "psnr_change", "ms_median", "ms_iqr",
            "time_ratio")
@@ -162,8 +173,9 @@ def render(rows: list[dict]) -> str:
     def number(value, spec: str) -> str:
         return "-" if value is None else format(value, spec)
 
-    lines = [f"{'factor':>6}  {'windows':<12} {'status':<8} {'PSNR':>8} {'SSIM':>7} {'dPSNR':>8} "
-             f"{'ms':>9} {'x time':>7}"]
+    header = (f"{'factor':>6}  {'windows':<12} {'status':<8} {'PSNR':>8} {'SSIM':>7} {'dPSNR':>8} "
+              f"{'ms':>9} {'x time':>7}")
+    lines = [header]
     for row in rows:
         lines.append(f"{row['factor']:>6g}  {row['window_sizes'] or '-':<12} {row['status']:<8} "
                      f"{number(row['psnr'], '.4f'):>8} {number(row['ssim'], '.4f'):>7} "
