@@ -192,14 +192,14 @@ def test_suite_convert_writes_a_suite_checkpoint(tmp_path):
     source = tmp_path / "SSTlight_DFLIP_X3.pth"
     torch.save({"params_ema": official, "params": official}, source)
     out = tmp_path / "converted.pt"
-    assert main(["convert", str(source), "--preset", "light", "--scale", "3", "--out", str(out)]) == 0
+    assert main(["convert", "released", str(source), "--preset", "light", "--scale", "3", "--out", str(out)]) == 0
     saved = load_checkpoint(out)
     assert saved["model_config"] == model.config and "ema" in saved and "model" not in saved
     for key, value in model.state_dict().items():
         assert torch.equal(saved["ema"][key], value), key
     assert saved["provenance"]["converted_from"]["source_sha256"] == file_sha256(source)
-    assert main(["convert", str(source), "--preset", "light", "--scale", "3", "--out", str(out)]) == 2  # exists
-    assert main(["convert", str(source), "--preset", "base", "--scale", "3", "--out", str(tmp_path / "b.pt")]) == 2
+    assert main(["convert", "released", str(source), "--preset", "light", "--scale", "3", "--out", str(out)]) == 2  # exists
+    assert main(["convert", "released", str(source), "--preset", "base", "--scale", "3", "--out", str(tmp_path / "b.pt")]) == 2
 
 
 def test_load_released_with_overrides_reproduces_a_fixture():

@@ -1,4 +1,10 @@
-"""`suite convert`: a released official checkpoint (BasicSR file) -> a suite checkpoint."""
+"""`suite convert released|lowrank`: checkpoints into suite checkpoints.
+
+- `released`: a released official checkpoint (BasicSR file) -> a suite checkpoint of a paper preset.
+- `lowrank`: a suite RPB checkpoint -> a suite checkpoint with bias `lowrank`: each layer's dense RPB bias
+  per head factorised by a truncated SVD into fixed rank-R factors (FlashBias's SVD route), which attention
+  concatenates to q and k as it does RIB's, so flash kernels run (suite.analysis.lowrank).
+"""
 
 from __future__ import annotations
 
@@ -12,23 +18,47 @@ OFFICIAL_PRESETS = ("light", "light+", "base", "base+", "large", "large+", "XL+"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "convert",
-        help="convert a released official checkpoint (BasicSR .pth) into a suite checkpoint",
+        "convert", help="convert checkpoints: a released official one (BasicSR .pth), an RPB model to low rank",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    kinds = parser.add_subparsers(dest="conversion", required=True, metavar="{released,lowrank}")
+
+    released = kinds.add_parser(
+        "released",
+        help="a released official checkpoint (BasicSR .pth) -> a suite checkpoint",
         description="Read a BasicSR file of the official SST code (params_ema, else params; weights_only), "
                     "convert its keys and layouts to the preset's network and write a suite checkpoint "
                     "(the weights as `ema` for params_ema, `model` for params) with the source's SHA-256 "
                     "and the conversion in its provenance. A file that does not fit the preset is an error "
                     "listing the missing, unexpected and mis-shaped keys.",
     )
-    parser.add_argument("source", type=Path, help="the released .pth file, e.g. SST_DF2K_X2.pth")
-    parser.add_argument("--preset", required=True, choices=OFFICIAL_PRESETS, help="the paper preset it was trained as")
-    parser.add_argument("--scale", required=True, type=int, choices=(2, 3, 4), help="its upscaling factor")
-    parser.add_argument("--bias", default="rib", choices=("rib", "rpb", "none"), help="positional bias (default rib)")
-    parser.add_argument("--out", required=True, type=Path, help="suite checkpoint to write (must not exist)")
-    parser.set_defaults(func=_run)
+    released.add_argument("source", type=Path, help="the released .pth file, e.g. SST_DF2K_X2.pth")
+    released.add_argument("--preset", required=True, choices=OFFICIAL_PRESETS, help="the paper preset it was trained as")
+    released.add_argument("--scale", required=True, type=int, choices=(2, 3, 4), help="its upscaling factor")
+    released.add_argument("--bias", default="rib", choices=("rib", "rpb", "none"), help="positional bias (default rib)")
+    released.add_argument("--out", required=True, type=Path, help="suite checkpoint to write (must not exist)")
+    released.set_defaults(func=_released)
+
+    lowrank = kinds.add_parser(
+        "lowrank",
+        help="a suite RPB checkpoint -> bias lowrank (truncated SVD of each layer's bias; flash kernels allowed)",
+        description="Factorise every attention layer's dense RPB bias per head (N x N, N = window^2) by a "
+                    "truncated SVD into fixed factors Q_p = U_R sqrt(S_R), K_p = V_R sqrt(S_R) and write a "
+                    "suite checkpoint with bias `lowrank` (ranks R per layer): attention concatenates the "
+                    "factors to q and k as it does RIB's, so no N x N tensor is built and flash kernels run. "
+                    "Every weight set of the source (ema, model) is converted; other weights are copied. "
+                    "The provenance records the source's SHA-256 and the relative Frobenius error of the "
+                    "bias per layer and head. `suite eval --checkpoint OUT` evaluates the result.",
+    )
+    lowrank.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT", help="a suite RPB checkpoint")
+    lowrank.add_argument("--rank", required=True, metavar="R|full",
+                         help="rank R of every layer (1..N), or 'full' for N = window^2 per layer (exact)")
+    lowrank.add_argument("--out", required=True, type=Path, metavar="CKPT",
+                         help="suite checkpoint to write (must not exist)")
+    lowrank.set_defaults(func=_lowrank)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _released(args: argparse.Namespace) -> int:
     if args.out.exists():
         raise ValueError(f"--out {args.out} exists; remove it or choose another path (nothing is overwritten)")
     from suite.checkpoint import save_checkpoint
@@ -46,4 +76,20 @@ def _run(args: argparse.Namespace) -> int:
     save_checkpoint(state, args.out)
     print(f"{args.out}: {args.preset} x{args.scale} {args.bias} from {args.source} "
           f"({provenance['param_key']}, sha256 {provenance['source_sha256'][:12]}...)")
+    return 0
+
+
+def _lowrank(args: argparse.Namespace) -> int:
+    if args.out.exists():
+        raise ValueError(f"--out {args.out} exists; remove it or choose another path (nothing is overwritten)")
+    from suite.analysis.lowrank import convert_checkpoint
+
+    state = convert_checkpoint(args.checkpoint, args.rank, args.out)
+    source = state["provenance"]["converted_from"]
+    print(f"{args.out}: {state['model_config']['preset']} x{state['model_config']['scale']} lowrank, rank "
+          f"{source['rank']} (per layer {source['layer_ranks']}) from {args.checkpoint} "
+          f"(sha256 {source['source_sha256'][:12]}...)")
+    print(f"{'weights':<8} {'bias error':>10} {'worst layer/head':>16}")
+    for weights, errors in source["bias_errors"].items():
+        print(f"{weights:<8} {errors['bias_rel_error']:>10.3e} {errors['bias_rel_error_max']:>16.3e}")
     return 0

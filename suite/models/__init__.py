@@ -1,4 +1,5 @@
-"""SR transformer models: window attention with RPB / RIB / no positional bias, the network and its presets."""
+"""SR transformer models: window attention with RPB / RIB / low-rank / no positional bias, the network and its
+presets."""
 
 from suite.models.attention import (
     BACKENDS,

@@ -1,4 +1,6 @@
-"""Window self-attention with an interchangeable positional bias (`rpb`, `rib`, `none`) and kernel backend.
+"""Window self-attention with an interchangeable positional bias (`rpb`, `rib`, `lowrank`, `none`) and kernel
+backend. `lowrank` (fixed rank-R factors of one window, e.g. an RPB table by truncated SVD) runs through
+RIB's concatenation path, so it takes every backend RIB takes.
 
 Kernels work on `(batch*windows, heads, N, d)` tensors. Backends:
 - `math`: explicit `softmax(q k^T * scale + B) v`.
@@ -6,7 +8,8 @@ Kernels work on `(batch*windows, heads, N, d)` tensors. Backends:
 - `flex`: FlexAttention; RPB reads its table inside a compiled `score_mod`, nothing N x N is built.
   (On CPU, torch implements its forward only.)
 - `flash`: the flash-attn package when it imports (CUDA, fp16/bf16), else SDPA restricted to the
-  FLASH_ATTENTION and CUDNN_ATTENTION backends. No additive bias: RPB cannot use it.
+  FLASH_ATTENTION and CUDNN_ATTENTION backends. No additive bias: RPB cannot use it (RIB and `lowrank`
+  can: their factors travel in extra channels of q and k).
 - `auto`: the fastest valid backend for the bias, the device, the dtype and whether a gradient is needed.
 """
 
@@ -20,10 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from suite.models.positional import ImplicitNeuralBias, RelativePositionBias
+from suite.models.positional import (
+    ImplicitNeuralBias,
+    LowRankBias,
+    RelativePositionBias,
+)
 from suite.overrides import short_repr
 
-BIASES = ("rpb", "rib", "none")
+BIASES = ("rpb", "rib", "none", "lowrank")
+# Biases whose factors are concatenated to q and k (the (D+P)-wide layout holds their rank).
+FACTORED_BIASES = ("rib", "lowrank")
 BACKENDS = ("auto", "math", "sdpa", "flex", "flash")
 PAD_MULTIPLE = 8  # flash kernels want head dims that are multiples of 8
 HALF_DTYPES = (torch.float16, torch.bfloat16)
@@ -98,14 +107,14 @@ def explain_backend(
 ) -> tuple[str, str]:
     """The backend `auto` picks for this bias, device, dtype and phase, and why, in one line.
 
-    CUDA: RPB uses FlexAttention (SDPA where it failed to compile); RIB and `none` use flash kernels in
-    fp16/bf16 (also when `dtype` is not given) and SDPA in fp32, which flash kernels lack.
-    CPU: RIB and `none` use SDPA (its CPU flash kernel); RPB uses SDPA when its bias needs no gradient
+    CUDA: RPB uses FlexAttention (SDPA where it failed to compile); RIB, `lowrank` and `none` use flash
+    kernels in fp16/bf16 (also when `dtype` is not given) and SDPA in fp32, which flash kernels lack.
+    CPU: RIB, `lowrank` and `none` use SDPA (its CPU flash kernel); RPB uses SDPA when its bias needs no gradient
     (the CPU flash kernel takes a constant mask) and `math` when it does (`needs_grad`), because SDPA
     then falls back to a math path of its own that is slower.
     """
     check_pair(bias, "auto")
-    name = "RPB" if bias == "rpb" else "RIB" if bias == "rib" else "no bias"
+    name = {"rpb": "RPB", "rib": "RIB", "lowrank": "low-rank bias", "none": "no bias"}[bias]
     where = f"{device.type.upper()}, {name}"
     if device.type == "cuda":
         if bias == "rpb":
@@ -252,16 +261,16 @@ class WindowAttention(nn.Module):
     """Multi-head self-attention inside non-overlapping windows of a (B, H, W, C) map.
 
     The map is reflect-padded (bottom/right) to a multiple of the window and cropped back. A window
-    larger than the map: RPB, and RIB or `none` with `large_windows="pad"` (the official behaviour),
-    pad the map up to the window, and RIB's coordinates stay the configured window's; with
-    `large_windows="clamp"` a RIB or `none` window shrinks to the map instead.
-    `shift` rolls the map by half a window (no mask) for blocks whose windows are all equal.
+    larger than the map: RPB and `lowrank` (fixed to their window), and RIB or `none` with
+    `large_windows="pad"` (the official behaviour), pad the map up to the window, and RIB's coordinates
+    stay the configured window's; with `large_windows="clamp"` a RIB or `none` window shrinks to the map
+    instead. `shift` rolls the map by half a window (no mask) for blocks whose windows are all equal.
 
     Every variant projects each window's tokens straight into a (D+P)-wide head layout, P making D+P a
-    multiple of PAD_MULTIPLE (and, for RIB, holding the rank R): the extra channels come out of zero
-    rows of the projection, and RIB's factors are added into them in place, so q, k and v are never
-    copied again before the kernel. `attention_dtype` (None, or torch.bfloat16 for the official
-    `attention-bf16` precision) casts q, k, v (RIB's factors included) for the kernel only.
+    multiple of PAD_MULTIPLE (and, for RIB and `lowrank`, holding the rank R): the extra channels come
+    out of zero rows of the projection, and the positional factors are added into them in place, so q,
+    k and v are never copied again before the kernel. `attention_dtype` (None, or torch.bfloat16 for the
+    official `attention-bf16` precision) casts q, k, v (the factors included) for the kernel only.
     """
 
     def __init__(
@@ -281,8 +290,8 @@ class WindowAttention(nn.Module):
         check_pair(bias, backend)
         if dim % heads:
             raise ValueError(f"dim {dim} is not divisible by heads {heads}")
-        if bias == "rib" and rank <= 0:
-            raise ValueError(f"RIB rank must be positive, got {rank}")
+        if bias in FACTORED_BIASES and rank <= 0:
+            raise ValueError(f"{bias} rank must be positive, got {rank}")
         if window <= 0:
             raise ValueError(f"window must be positive, got {window}")
         if large_windows not in ("pad", "clamp"):
@@ -295,12 +304,14 @@ class WindowAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.rpb = RelativePositionBias(heads, window) if bias == "rpb" else None
         self.rib = ImplicitNeuralBias(heads, rank, fourier_levels, mlp_hidden) if bias == "rib" else None
-        extra = (rank if bias == "rib" else 0)
+        self.lowrank = LowRankBias(heads, window, rank) if bias == "lowrank" else None
+        extra = rank if bias in FACTORED_BIASES else 0
         self.extra_channels = extra + (-(self.head_dim + extra) % PAD_MULTIPLE)  # P
-        # RIB wants q / sqrt(D): scaling the q rows of the projection is C*C work, not N*C per window.
+        # The factored biases want q / sqrt(D) (the kernel runs at scale 1, their factors unscaled):
+        # scaling the q rows of the projection is C*C work, not N*C per window.
         qkv_scale = torch.ones(3 * dim)
         qkv_scale[:dim] = self.head_dim**-0.5
-        self.register_buffer("qkv_scale", qkv_scale if bias == "rib" else None, persistent=False)
+        self.register_buffer("qkv_scale", qkv_scale if bias in FACTORED_BIASES else None, persistent=False)
         self._cache: dict[str, tuple] = {}
 
     @property
@@ -314,12 +325,23 @@ class WindowAttention(nn.Module):
                 f"an RPB layer trained at window {self.rpb.window} cannot run at window {size}: its "
                 f"relative-position table holds (2*{self.rpb.window}-1)^2 entries; only RIB can change window"
             )
+        if self.lowrank is not None and size != self.lowrank.window:
+            raise ValueError(
+                f"a lowrank layer built for window {self.lowrank.window} cannot run at window {size}: its factors "
+                f"hold one row per token of a {self.lowrank.window}x{self.lowrank.window} window; only RIB can "
+                f"change window"
+            )
         if size <= 0:
             raise ValueError(f"window must be positive, got {size}")
         self._window = size
 
+    @property
+    def fixed_window(self) -> bool:
+        """Whether the bias is tied to the configured window (RPB's table, `lowrank`'s per-token factors)."""
+        return self.rpb is not None or self.lowrank is not None
+
     def window_shape(self, height: int, width: int) -> tuple[int, int]:
-        if self.rpb is not None or self.large_windows == "pad":
+        if self.fixed_window or self.large_windows == "pad":
             return self._window, self._window
         return min(self._window, height), min(self._window, width)
 
@@ -349,17 +371,19 @@ class WindowAttention(nn.Module):
     def attend(self, tokens: torch.Tensor, win_h: int, win_w: int) -> torch.Tensor:
         """The attention the layer runs: window tokens (B*windows, N, C) -> (B*windows, heads, N, D).
 
-        q, k, v projection into the (D+P)-wide layout, RIB's factors added in place, one kernel call.
+        q, k, v projection into the (D+P)-wide layout, RIB's or `lowrank`'s factors added in place, one
+        kernel call.
         This is the method to benchmark: it is all the layer does per window besides the window
         split and merge and the output projection.
         """
         n = win_h * win_w
         weight, bias = self._cached("qkv", self._extended_projection, (self.qkv.weight, self.qkv.bias))
         qkv = F.linear(tokens, weight, bias).view(-1, n, 3, self.heads, self.head_dim + self.extra_channels)
-        if self.rib is not None:
+        positional = self.rib if self.rib is not None else self.lowrank
+        if positional is not None:
             factors = self._cached(
-                f"rib{win_h}x{win_w}", lambda: self._rib_factors(win_h, win_w, tokens.device),
-                tuple(self.rib.parameters()), (tokens.device, win_h, win_w),
+                f"{self.bias_kind}{win_h}x{win_w}", lambda: self._positional_factors(win_h, win_w, tokens.device),
+                tuple(positional.parameters()), (tokens.device, win_h, win_w),
             )
             qkv[:, :, :2, :, self.head_dim:] += factors.to(qkv.dtype)  # (N, 2, heads, P) broadcast
         compute_dtype = qkv.dtype  # the activations' (bfloat16 under autocast); the output returns to it
@@ -368,7 +392,7 @@ class WindowAttention(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B*, heads, N, D+P) views, memory (B*, N, heads)
         needs_grad = torch.is_grad_enabled() and self.rpb is not None and self.rpb.table.requires_grad
         backend = resolve_backend(self.bias_kind, self.backend, q.device, q.dtype, needs_grad)
-        scale = 1.0 if self.rib is not None else self.head_dim**-0.5  # RIB's q rows carry D^-1/2 already
+        scale = 1.0 if positional is not None else self.head_dim**-0.5  # q rows carry D^-1/2 already
         if self.rpb is not None:
             out = rpb_attention(q, k, v, self.rpb, backend, scale=scale)
         else:
@@ -376,7 +400,8 @@ class WindowAttention(nn.Module):
         return out[..., : self.head_dim].to(compute_dtype)
 
     def _extended_projection(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """qkv weight (3*heads*(D+P), C) and bias: the layer's, RIB-scaled, with P zero rows per head."""
+        """qkv weight (3*heads*(D+P), C) and bias: the layer's, q rows scaled by D^-1/2 for RIB and `lowrank`,
+        with P zero rows per head."""
         weight, bias = self.qkv.weight, self.qkv.bias
         if self.qkv_scale is not None:
             weight, bias = weight * self.qkv_scale[:, None], bias * self.qkv_scale
@@ -385,12 +410,16 @@ class WindowAttention(nn.Module):
         bias = F.pad(bias.view(rows), (0, self.extra_channels)).flatten()
         return weight, bias
 
-    def _rib_factors(self, win_h: int, win_w: int, device: torch.device) -> torch.Tensor:
-        """`[Q_p / sqrt(R), 0]` and `[K_p, 0]` stacked as (N, 2, heads, P), float32."""
-        q_pos, k_pos = self.rib(win_h, win_w, device)  # (heads, N, R) each
-        pad = self.extra_channels - self.rib.rank
-        factors = torch.stack([q_pos * self.rib.rank**-0.5, k_pos], dim=1)  # (heads, 2, N, R)
-        return F.pad(factors, (0, pad)).permute(2, 1, 0, 3)
+    def _positional_factors(self, win_h: int, win_w: int, device: torch.device) -> torch.Tensor:
+        """`[Q_p', 0]` and `[K_p, 0]` stacked as (N, 2, heads, P): RIB's `Q_p' = Q_p / sqrt(R)` (float32),
+        `lowrank`'s `Q_p' = Q_p` (its factors carry their scale; the window is its own)."""
+        if self.rib is not None:
+            q_pos, k_pos = self.rib(win_h, win_w, device)  # (heads, N, R) each
+            q_pos = q_pos * self.rib.rank**-0.5
+        else:
+            q_pos, k_pos = self.lowrank()  # (heads, N, R) each, N = win_h * win_w (a fixed window)
+        factors = torch.stack([q_pos, k_pos], dim=1)  # (heads, 2, N, R)
+        return F.pad(factors, (0, self.extra_channels - q_pos.shape[-1])).permute(2, 1, 0, 3)
 
     def _cached(self, name: str, compute: Callable, params: tuple[torch.Tensor, ...], extra: tuple = ()):
         """`compute()`, remembered in eval mode without autograd and recomputed whenever it could differ.

@@ -180,7 +180,7 @@ class SRTransformer(nn.Module):
     def official_init(self) -> None:
         """The official initialisation (SPEC section 4): Linear and 1x1 convs trunc-normal std 0.02 with
         zero bias, 3x3 convs torch's default weights with zero bias, RIB N(0, 0.05) with zero hidden bias,
-        the RPB table N(0, 1e-3)."""
+        the RPB table N(0, 1e-3). (`lowrank` factors, ours, keep their own N(0, 0.02).)"""
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Conv2d)):
                 if isinstance(module, nn.Linear) or module.kernel_size == (1, 1):
@@ -200,7 +200,7 @@ class SRTransformer(nn.Module):
         return [layer.attn for block in self.blocks for layer in block.layers]
 
     def set_window_sizes(self, window_sizes: Sequence[int]) -> None:
-        """Run every block at new window sizes (RIB and none only; RPB raises ValueError)."""
+        """Run every block at new window sizes (RIB and none only; RPB and lowrank raise ValueError)."""
         for block in self.blocks:
             if len(window_sizes) != len(block.layers):
                 raise ValueError(f"expected {len(block.layers)} window sizes per block, got {len(window_sizes)}")

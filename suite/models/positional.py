@@ -1,6 +1,7 @@
-"""Positional biases for window attention: the RPB table (Swin) and the rank-factorised implicit bias (RIB).
+"""Positional biases for window attention: the RPB table (Swin), the rank-factorised implicit bias (RIB)
+and fixed low-rank factors (`lowrank`, e.g. an RPB table factorised by truncated SVD).
 
-Both are small modules that only produce positional terms; the attention kernels that consume them
+All are small modules that only produce positional terms; the attention kernels that consume them
 live in `suite.models.attention`.
 """
 
@@ -95,3 +96,34 @@ class ImplicitNeuralBias(nn.Module):
         """The bias RIB stands for, built explicitly: (1, heads, N, N). For tests and analysis only."""
         q_pos, k_pos = self(height, width, device)
         return (q_pos @ k_pos.transpose(-2, -1) * self.rank**-0.5).unsqueeze(0)
+
+
+class LowRankBias(nn.Module):
+    """A learned rank-R bias `B = Q_p K_p^T` per head, stored as its factors for one fixed `w x w` window.
+
+    The factors are plain parameters (heads, N, R), N = w*w, one row per token of the window: nothing
+    computes them, so like RPB the layer is tied to its window. They carry their own scale (no 1/sqrt(R)):
+    an SVD `B = U S V^T` loads as `Q_p = U_R sqrt(S_R)`, `K_p = V_R sqrt(S_R)` (suite.analysis.lowrank).
+    Attention concatenates them to q and k exactly as it does RIB's, so flash kernels run and nothing
+    N x N is built. Init N(0, 0.02): the bias starts near zero, so the layer also trains from scratch.
+    """
+
+    def __init__(self, heads: int, window: int, rank: int) -> None:
+        super().__init__()
+        tokens = window * window
+        if not 0 < rank <= tokens:
+            raise ValueError(f"low-rank bias rank {rank} must be in 1..{tokens} (N = {window}^2 tokens "
+                             f"of a {window}x{window} window)")
+        self.heads, self.window, self.rank = heads, window, rank
+        self.q_factors = nn.Parameter(torch.empty(heads, tokens, rank))
+        self.k_factors = nn.Parameter(torch.empty(heads, tokens, rank))
+        nn.init.normal_(self.q_factors, std=0.02)
+        nn.init.normal_(self.k_factors, std=0.02)
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The factors Q_p, K_p: two tensors (heads, N, R)."""
+        return self.q_factors, self.k_factors
+
+    def dense_bias(self) -> torch.Tensor:
+        """The bias the factors stand for, built explicitly: (1, heads, N, N). For tests and analysis only."""
+        return (self.q_factors @ self.k_factors.transpose(-2, -1)).unsqueeze(0)
