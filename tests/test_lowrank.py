@@ -278,3 +278,31 @@ def test_cli_convert_and_analyze_lowrank_end_to_end(tmp_path, rpb_checkpoint, ti
     assert document["timing"] == {"image": "img0", "rounds": 2, "warmup": 0, "threads": torch.get_num_threads()}
     assert len(document["layer_errors"]["lowrank-4"]) == 4 and "git_commit" in document["provenance"]
     assert printed.splitlines()[1].startswith("rpb") and "lowrank-full" in printed
+
+
+@pytest.mark.gpu
+def test_a_converted_layer_runs_on_a_flash_kernel_alone_where_rpb_cannot():
+    """CUDA only: with SDPA restricted to FLASH_ATTENTION, the converted layer runs (bf16 autocast) and
+    agrees with its fp32 math-backend output; the RPB layer it came from finds no kernel."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    cuda = torch.device("cuda")
+    torch.manual_seed(0)
+    rpb = WindowAttention(180, 6, 16, bias="rpb", backend="sdpa")
+    with torch.no_grad():
+        rpb.rpb.table.normal_(0.0, 1.0)
+    low = WindowAttention(180, 6, 16, bias="lowrank", rank=18, backend="sdpa")  # head dim 30 + 18 = 48
+    q_pos, k_pos = svd_factors(rpb.rpb()[0].detach(), 18)
+    weights = {key: value for key, value in rpb.state_dict().items() if key != "rpb.table"}
+    low.load_state_dict({**weights, "lowrank.q_factors": q_pos, "lowrank.k_factors": k_pos})
+    rpb, low = rpb.to(cuda), low.to(cuda)
+    x = torch.randn(2, 32, 32, 180, device=cuda)
+    with torch.no_grad():
+        low.backend = "math"
+        reference = low(x)
+        low.backend = "sdpa"
+        with torch.autocast("cuda", dtype=torch.bfloat16), sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+            out = low(x)
+            with pytest.raises(RuntimeError, match="No available kernel"):
+                rpb(x)
+    assert (out.float() - reference).abs().max().item() <= 0.05 * reference.abs().max().item()
