@@ -7,12 +7,14 @@ results already in the checkout cannot change what the dry run plans.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -31,9 +33,23 @@ def copy_workflow(target: Path) -> Path:
     return target
 
 
+@functools.cache
+def no_slurm_controller() -> Path:
+    """A folder with an `scontrol` that fails at once. The SLURM executor plugin, when installed, runs
+    `scontrol show config` as snakemake imports it, whatever the executor; on a machine with SLURM's client
+    but no controller answering, that waits 9-10 s per snakemake call. These tests use the local executor."""
+    folder = Path(tempfile.mkdtemp(prefix="no-slurm-"))
+    stub = folder / "scontrol"
+    stub.write_text("#!/bin/sh\necho 'scontrol: stubbed by the workflow tests (no controller)' >&2\nexit 1\n")
+    stub.chmod(0o755)
+    return folder
+
+
 def snakemake(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run snakemake of this interpreter in `workdir`, with this environment's `suite` on PATH."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    """Run snakemake of this interpreter in `workdir`, with this environment's `suite` on PATH (and no
+    SLURM controller probe: `no_slurm_controller`)."""
+    path = os.pathsep.join([str(no_slurm_controller()), str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "PATH": path}
     return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -66,8 +82,16 @@ def test_default_dry_run_plans_every_step(workdir: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert job_counts(done.stdout) == {
         "data_mini": 1, "train": 2, "eval_bicubic_with_images": 1, "eval_checkpoint_with_images": 2,
-        "profile_sweep": 1, "report": 1, "all": 1, "total": 9,
+        "profile_sweep": 1, "analyze_bias": 2, "analyze_lowrank": 1, "analyze_windows": 2, "report": 1, "all": 1,
+        "total": 14,
     }
+    # The research tools: bias fields of both models, the RPB model at low rank, both at scaled windows.
+    assert len(shell_lines(done.stdout, "suite analyze bias --checkpoint results/default/train/")) == 2
+    lowrank = shell_lines(done.stdout, "suite analyze lowrank")
+    assert len(lowrank) == 1 and "tiny-rpb-x2/final.pt --ranks 4 8 16 32 full" in lowrank[0]
+    assert "--data data/mini/test --scale 2 --name mini_test --device cpu --threads 2 --rounds 3" in lowrank[0]
+    windows = shell_lines(done.stdout, "suite analyze windows")
+    assert len(windows) == 2 and all("--factors 0.5 1 1.5 2 " in line for line in windows)
     assert "suite data mini --root data/mini" in done.stdout
     train = shell_lines(done.stdout, " train --config workflows/config/recipes/tiny_cpu.yaml")
     assert len(train) == 2 and all("--resume-or-restart" in line and "run.precision=fp32" in line for line in train)
@@ -117,6 +141,22 @@ def test_paper_dry_run_plans_the_papers_models(workdir: Path) -> None:
     assert x2["data"]["batch_size"] == 32 and x2["data"]["lr_patch"] == 64
 
 
+def test_ablation_dry_run_trains_one_rib_model_per_rank(workdir: Path) -> None:
+    done = snakemake(workdir, "-n", "-p", "--configfile", "workflows/config/ablation.yaml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    counts = job_counts(done.stdout)
+    assert counts["train"] == 6 and counts["eval_checkpoint_with_images"] == 6
+    assert not {"profile_sweep", "analyze_bias", "analyze_lowrank", "analyze_windows"} & set(counts)
+    trains = {re.search(r"name=(\S+)", line)[1]: line for line in shell_lines(done.stdout, " train --config")}
+    assert sorted(trains) == sorted([f"tiny-rib-r{rank}-x2" for rank in (2, 4, 8, 16, 32)] + ["tiny-none-x2"])
+    for rank in (2, 4, 8, 16, 32):
+        line = trains[f"tiny-rib-r{rank}-x2"]
+        assert f"model.overrides.ranks={rank} " in line and "model.bias=rib" in line and "run.seed=0" in line
+        assert f"out_dir=results/ablation/train/tiny-rib-r{rank}-x2" in line
+    assert "model.overrides.ranks" not in trains["tiny-none-x2"]
+    assert "results/ablation/figures/rank_ablation.png" in done.stdout
+
+
 def test_paper_dry_run_passes_a_manga109_url_to_fetch(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path / "workflow")
     (workdir / "mirror.yaml").write_text(yaml.safe_dump(
@@ -163,6 +203,12 @@ def test_lint_is_clean(workdir: Path) -> None:
     ({"report": {"crop": {"scale": 3}}}, "report.crop.scale: 3 is not one of scales [2]"),
     ({"train": {"per_preset": {"base": {"dataset": "mini_train"}}}}, "train.per_preset.base: 'base' is not one of"),
     ({"train": {"per_preset": {"tiny": {"dataset": "DF2K"}}}}, "train.per_preset.tiny.dataset: 'DF2K' is not a key"),
+    ({"analysis": {"dataset": "Set5"}}, "analysis.dataset: 'Set5' is not a key of datasets"),
+    ({"datasets": {"extra": {"path": "test"}}, "analysis": {"dataset": "extra"}},
+     "analysis.dataset: 'extra' is not one of eval.datasets"),
+    ({"analysis": {"lowrank_ranks": [4, "half"]}}, "['analysis']['lowrank_ranks'][1]"),
+    ({"analysis": {"window_factors": [0, 1]}}, "['analysis']['window_factors'][0]"),
+    ({"train": {"ranks": [8, 0]}}, "['train']['ranks'][1]"),
     ({"verify": {"datasets": ["mini_test"], "resources": {"threads": 1, "gpus": 0, "mem_mb": 100, "runtime": 1},
                  "models": [{"name": "m", "preset": "tiny", "scale": 2}]}},
      "verify.models[0] (m): give exactly one of url (downloaded) and path"),

@@ -41,7 +41,23 @@ def test_workflow_runs_end_to_end(tmp_path) -> None:
     assert set(speed["phase"]) == {"train", "infer"} and {"rpb_ms", "rib_ms", "speedup_rpb_over_rib"} <= set(speed.columns)
     training = pd.read_csv(results / "tables/training.csv")
     assert sorted(training["run"]) == ["tiny-rib-x2", "tiny-rpb-x2"]
-    assert "## Reconstruction quality" in (results / "REPORT.md").read_text()
+    report = (results / "REPORT.md").read_text()
+    assert "## Reconstruction quality" in report
+    # The research tools ran on both models (tests.yaml: rank 4, factors 0.5 and 1) and reached the report.
+    for run in ("tiny-rpb-x2", "tiny-rib-x2"):
+        assert (results / f"analysis/bias/{run}/offsets.png").stat().st_size > 1000
+        assert f"analysis/bias/{run}/offsets.png" in report
+    bias = pd.read_csv(results / "tables/bias_fields.csv")
+    assert sorted(set(bias["run"])) == ["tiny-rib-x2", "tiny-rpb-x2"] and len(bias) == 2 * 4 * 2  # layers x heads
+    assert (bias[bias["bias"] == "rpb"]["translation_deviation"] == 0).all()
+    lowrank = pd.read_csv(results / "tables/lowrank.csv", keep_default_na=False)
+    assert list(lowrank["variant"]) == ["rpb", "lowrank-4"] and set(lowrank["run"]) == {"tiny-rpb-x2"}
+    windows = pd.read_csv(results / "tables/windows.csv", keep_default_na=False)
+    rib, rpb = windows[windows["run"] == "tiny-rib-x2"], windows[windows["run"] == "tiny-rpb-x2"]
+    assert list(rib["status"]) == ["ok", "ok"] and list(rpb["status"]) == ["refused", "ok"]
+    assert "cannot run at window" in rpb["reason"].iloc[0]
+    for heading in ("## Learned positional bias", "## RPB to flash by low rank", "## Window extrapolation"):
+        assert heading in report
 
     html = snakemake(workdir, "--report", "results/tests/report.html", *config)
     assert html.returncode == 0, html.stderr[-3000:]

@@ -137,12 +137,12 @@ def attribute_run(run_dir: Path, compiled_model: bool = False) -> dict[str, list
 
 def kernel_violation(bias: str, backend: str, device: str, families: Iterable[str]) -> str | None:
     """Why a CUDA row's kernels contradict its bias and backend, or None: RPB must never run a flash
-    kernel, and RIB / none on the `flash` backend must run one."""
+    kernel, and RIB / lowrank / none on the `flash` backend must run one."""
     if not str(device).startswith("cuda"):
         return None
     found = set(families)
     if bias == "rpb" and "flash" in found:
         return "RPB ran a flash kernel, which cannot add its bias: the attribution or the model is wrong"
-    if bias in ("rib", "none") and backend == "flash" and not found & set(FLASH_FAMILIES):
+    if bias in ("rib", "lowrank", "none") and backend == "flash" and not found & set(FLASH_FAMILIES):
         return f"{bias} on backend flash ran {', '.join(sorted(found)) or 'no attention kernel'}, not a flash kernel"
     return None

@@ -204,17 +204,18 @@ def _validate_data(source: str, data: dict, model: dict, resolved: dict) -> None
         if data["samples_per_epoch"] < data["batch_size"]:
             raise _fail(source, f"data.samples_per_epoch = {data['samples_per_epoch']} is smaller than "
                                 f"data.batch_size = {data['batch_size']}: no full batch fits in an epoch")
-    if model["bias"] == "rpb":
-        # An RPB layer never clamps its window: a smaller map is padded up to it (SPEC section 4). A patch
-        # below the window would train every window on mostly padding, and the table entries for offsets
+    if model["bias"] in ("rpb", "lowrank"):
+        name = "RPB" if model["bias"] == "rpb" else "lowrank"
+        # An RPB or lowrank layer never clamps its window: a smaller map is padded up to it (SPEC section
+        # 4). A patch below the window would train every window on mostly padding, and the table entries for offsets
         # beyond the patch would be learnt from padded copies, then used on real content at test time.
         for i, window in enumerate(resolved["window_sizes"]):
             if data["lr_patch"] < window:
                 raise _fail(source, (
-                    f"data.lr_patch = {data['lr_patch']} is smaller than RPB window {window} "
+                    f"data.lr_patch = {data['lr_patch']} is smaller than {name} window {window} "
                     f"(layer {i} of model.preset {model['preset']!r}"
                     f"{' with model.overrides.window_sizes' if 'window_sizes' in model['overrides'] else ''}): "
-                    f"RPB pads a smaller map up to its window, so training would see mostly padding; "
+                    f"{name} pads a smaller map up to its window, so training would see mostly padding; "
                     f"use data.lr_patch >= {max(resolved['window_sizes'])} or smaller windows"))
 
 

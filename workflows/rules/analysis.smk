@@ -40,6 +40,7 @@ rule analyze_lowrank:
     params:
         out=lambda wildcards, output: os.path.dirname(output.table),
         data=dataset_dir(ANALYSIS_DATASET),
+        dataset=ANALYSIS_DATASET,
         ranks=" ".join(str(rank) for rank in ANALYSIS["lowrank_ranks"]),
         timing=analysis_timing_options(),
     conda:
@@ -51,7 +52,7 @@ rule analyze_lowrank:
         gpu=ANALYSIS["resources"]["gpus"],
     shell:
         "OMP_NUM_THREADS={threads} suite analyze lowrank --checkpoint {input.checkpoint:q} --ranks {params.ranks} "
-        "--data {params.data:q} --scale {wildcards.scale} --name {ANALYSIS_DATASET} {params.timing} "
+        "--data {params.data:q} --scale {wildcards.scale} --name {params.dataset} {params.timing} "
         "--out {params.out:q} > {log:q} 2>&1"
 
 
@@ -67,6 +68,7 @@ rule analyze_windows:
     params:
         out=lambda wildcards, output: os.path.dirname(output.table),
         data=dataset_dir(ANALYSIS_DATASET),
+        dataset=ANALYSIS_DATASET,
         factors=" ".join(str(factor) for factor in ANALYSIS["window_factors"]),
         timing=analysis_timing_options(),
     conda:
@@ -78,5 +80,5 @@ rule analyze_windows:
         gpu=ANALYSIS["resources"]["gpus"],
     shell:
         "OMP_NUM_THREADS={threads} suite analyze windows --checkpoint {input.checkpoint:q} "
-        "--factors {params.factors} --data {params.data:q} --scale {wildcards.scale} --name {ANALYSIS_DATASET} "
+        "--factors {params.factors} --data {params.data:q} --scale {wildcards.scale} --name {params.dataset} "
         "{params.timing} --out {params.out:q} > {log:q} 2>&1"

@@ -379,23 +379,62 @@ def verify_paper_options() -> str:
     return paper_rows_option({name: model["paper"] for name, model in RELEASED.items() if model.get("paper")})
 
 
+# ---- the report's outputs ----
+
+
+def report_outputs() -> dict:
+    """The files `suite report` writes for this config, by name; those shown in Snakemake's HTML report
+    carry their caption."""
+    def shown(path: str, caption: str, category: str):
+        return report(path, caption=f"../report/{caption}.rst", category=category)
+
+    outputs = {
+        "psnr_csv": shown(f"{RESULTS}/tables/psnr_ssim.csv", "psnr_ssim", "Tables"),
+        "psnr_md": f"{RESULTS}/tables/psnr_ssim.md",
+        "psnr_tex": f"{RESULTS}/tables/psnr_ssim.tex",
+        "training_csv": shown(f"{RESULTS}/tables/training.csv", "training", "Tables"),
+        "training_md": f"{RESULTS}/tables/training.md",
+        "targets_md": f"{RESULTS}/tables/targets.md",
+        "report_md": f"{RESULTS}/REPORT.md",
+    }
+    figures = ["teaser", "val_psnr", "crop"]
+    if PROFILE_SWEEP is not None:
+        outputs["speed_csv"] = shown(f"{RESULTS}/tables/speed.csv", "speed", "Tables")
+        outputs["speed_md"] = f"{RESULTS}/tables/speed.md"
+        figures += ["speedup", "latency", "memory"]
+    # The report's table of each tool that runs ("bias" -> tables/bias_fields.*).
+    tables = [{"bias": "bias_fields"}.get(tool, tool) for tool, paths in analysis_outputs_by_tool().items() if paths]
+    if RANKS:
+        tables.append("rank_ablation")
+        figures.append("rank_ablation")
+    for name in tables:
+        outputs[f"{name}_csv"] = shown(f"{RESULTS}/tables/{name}.csv", name, "Analysis")
+        outputs[f"{name}_md"] = f"{RESULTS}/tables/{name}.md"
+    for name in figures:
+        outputs[f"{name}_png"] = shown(f"{RESULTS}/figures/{name}.png", name, "Figures")
+        outputs[f"{name}_pdf"] = f"{RESULTS}/figures/{name}.pdf"
+    return outputs
+
+
 # ---- research tools on the trained models (config `analysis`; suite analyze) ----
 
 
+ANALYSIS_TABLES = {"bias": "stats.csv", "lowrank": "lowrank.csv", "windows": "windows.csv"}  # tool -> its table
+
+
+def analysis_outputs_by_tool() -> dict:
+    """Per tool, its table for every trained model and scale it applies to, as the config asks: bias
+    fields (RPB and RIB), the low-rank conversion (RPB), the window extrapolation (RIB, and RPB to show
+    its refusal)."""
+    runs = {"bias": ANALYSIS["bias_fields"] and ("rpb", "rib"), "lowrank": bool(ANALYSIS["lowrank_ranks"]) and ("rpb",),
+            "windows": bool(ANALYSIS["window_factors"]) and ("rpb", "rib")}
+    return {tool: [os.path.join(RESULTS, "analysis", tool, f"{model}-x{scale}", table)
+                   for model, (_, bias, _) in MODEL_SPECS.items() for scale in SCALES if runs[tool] and bias in runs[tool]]
+            for tool, table in ANALYSIS_TABLES.items()}
+
+
 def analysis_outputs() -> list:
-    """Per trained model and scale: its bias fields (RPB and RIB), the low-rank conversion (RPB) and the
-    window extrapolation table (RIB, and RPB to show its refusal), as the config asks."""
-    outputs = []
-    for model, (_, bias, _) in MODEL_SPECS.items():
-        for scale in SCALES:
-            tag = f"{model}-x{scale}"
-            if ANALYSIS["bias_fields"] and bias in ("rpb", "rib"):
-                outputs.append(f"{RESULTS}/analysis/bias/{tag}/stats.csv")
-            if ANALYSIS["lowrank_ranks"] and bias == "rpb":
-                outputs.append(f"{RESULTS}/analysis/lowrank/{tag}/lowrank.csv")
-            if ANALYSIS["window_factors"] and bias in ("rpb", "rib"):
-                outputs.append(f"{RESULTS}/analysis/windows/{tag}/windows.csv")
-    return outputs
+    return [path for paths in analysis_outputs_by_tool().values() for path in paths]
 
 
 def analysis_timing_options() -> str:

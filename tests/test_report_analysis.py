@@ -1,0 +1,128 @@
+"""The report's sections for the research tools (`suite analyze` tables under analysis/) and the rank
+ablation (runs named <preset>-rib-r<R>), on synthetic result files in the tools' own columns."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_report import IMAGE_NAMES, _picture, _report, _write_json, make_results, run_record
+
+from suite.data.io import write_png
+from suite.report import ReportInputError
+from suite.report.readers import ANALYSIS_COLUMNS, ANALYSIS_FILES, read_runs
+from suite.train import SUMMARY_FIELDS
+from suite.train.monitor import CSV_FIELDS
+
+# Rank-ablation runs: model -> (PSNR on mini_test x2, median step s). Distinct values so a swap shows.
+ABLATION = {"tiny-rib-r2": (31.01, 0.101), "tiny-rib-r8": (31.08, 0.108), "tiny-rib-r16": (31.16, 0.116),
+            "tiny-none": (30.90, 0.090)}
+
+
+def add_run(results: Path, model: str, psnr: float, step: float) -> None:
+    """A trained model's summary, log and eval JSON, as training and `suite eval` write them."""
+    run = results / "train" / f"{model}-x2"
+    summary = {field: None for field in SUMMARY_FIELDS}
+    summary.update(name=f"{model}-x2", iterations=400, median_step_time_s=step, wall_time_s=60.0, params=70000,
+                   device="cpu", precision="fp32", seed=0, global_batch=4, lr_patch=32, provenance=run_record())
+    _write_json(run / "summary.json", summary)
+    log = {"iteration": [100, 200], "loss": [0.1, 0.09], "lr": [1e-3, 1e-3], "step_time_s": [step, step],
+           "val_psnr": [psnr - 0.1, psnr], "val_ssim": [0.9, 0.9]}
+    pd.DataFrame(log, columns=list(CSV_FIELDS)).to_csv(run / "train_log.csv", index=False)
+    _write_json(results / "eval" / model / "mini_test-x2.json", {
+        "dataset": "mini_test", "scale": 2, "method": model, "n_images": 2, "psnr": psnr, "ssim": 0.9,
+        "images": [], "metric_options": {"protocol": "basicsr-y"}, "provenance": run_record()})
+    for i, name in enumerate(IMAGE_NAMES):  # the crop comparison shows every trained model
+        write_png(results / "images" / model / f"mini_test-x2/{name}.png", _picture(i, 64, 48))
+
+
+def write_analysis(results: Path, tool: str, run: str, rows: list[dict]) -> Path:
+    path = results / "analysis" / tool / run / ANALYSIS_FILES[tool]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows, columns=list(ANALYSIS_COLUMNS[tool])).to_csv(path, index=False)
+    return path
+
+
+def test_rank_ablation_runs_give_a_table_and_a_figure(tmp_path: Path) -> None:
+    results = make_results(tmp_path)
+    for model, (psnr, step) in ABLATION.items():
+        add_run(results, model, psnr, step)
+    assert {run.name: run.rank for run in read_runs(results)}["tiny-rib-r16-x2"] == 16
+    out = _report(results)
+    table = pd.read_csv(out / "tables/rank_ablation.csv")
+    measured = table[table["dataset"] == "mini_test"]
+    assert list(measured["model"]) == ["tiny-rib-r2", "tiny-rib-r8", "tiny-rib-r16", "tiny-none"]
+    for row in measured.to_dict("records"):
+        assert (row["psnr"], row["median_step_time_s"]) == ABLATION[row["model"]]
+    assert math.isnan(measured[measured["model"] == "tiny-none"]["rank"].iloc[0])
+    assert (out / "figures/rank_ablation.png").stat().st_size > 10_000
+    report = (out / "REPORT.md").read_text()
+    assert "## Rank ablation" in report and "| tiny-rib-r8 | 8 | x2 | mini_test | 31.0800 |" in report
+    # The PSNR table names the rank; the targets still compare only the RPB/RIB pair of the preset.
+    psnr = pd.read_csv(out / "tables/psnr_ssim.csv")
+    assert "rib (rank 8)" in set(psnr["bias"].fillna(""))
+    assert "tiny-rib-r" not in (out / "tables/targets.md").read_text()
+
+
+def test_without_ablation_runs_there_is_no_ablation_section(tmp_path: Path) -> None:
+    out = _report(make_results(tmp_path))
+    assert not (out / "tables/rank_ablation.csv").exists()
+    assert "## Rank ablation" not in (out / "REPORT.md").read_text()
+
+
+def test_analysis_tables_reach_the_report(tmp_path: Path) -> None:
+    results = make_results(tmp_path)
+    write_analysis(results, "bias", "tiny-rpb-x2", [
+        {"layer": 0, "block": 0, "layer_in_block": 0, "window": 32, "bias": "rpb", "head": h, "bias_min": -0.5,
+         "bias_max": 0.25 + h, "bias_range": 0.75 + h, "effective_rank_99": 800 + h, "translation_deviation": 0.0}
+        for h in range(2)])
+    write_analysis(results, "lowrank", "tiny-rpb-x2", [
+        {"variant": "rpb", "rank": None, "rank_label": "-", "bias_rel_error": 0.0, "bias_rel_error_max": 0.0,
+         "psnr": 31.5, "ssim": 0.91, "psnr_change": 0.0, "ssim_change": 0.0, "ms_median": 120.0, "ms_iqr": 2.0,
+         "time_ratio": 1.0, "status": "ok", "reason": ""},
+        {"variant": "lowrank-4", "rank": 4, "rank_label": "4", "bias_rel_error": 0.4321, "bias_rel_error_max": 0.6,
+         "psnr": 31.2, "ssim": 0.905, "psnr_change": -0.3, "ssim_change": -0.005, "ms_median": 60.0, "ms_iqr": 1.0,
+         "time_ratio": 0.5, "status": "ok", "reason": ""}])
+    write_analysis(results, "windows", "tiny-rpb-x2", [
+        {"factor": 0.5, "window_sizes": "16 16", "status": "refused",
+         "reason": "an RPB layer trained at window 32 cannot run at window 16", "psnr": None, "ssim": None,
+         "psnr_change": None, "ms_median": None, "ms_iqr": None, "time_ratio": None},
+        {"factor": 1.0, "window_sizes": "32 32", "status": "ok", "reason": "", "psnr": 31.5, "ssim": 0.91,
+         "psnr_change": 0.0, "ms_median": 120.0, "ms_iqr": 2.0, "time_ratio": 1.0}])
+    out = _report(results)
+    report = (out / "REPORT.md").read_text()
+    assert "| tiny-rpb-x2 | lowrank-4 | 4 | 4.32e-01 | 6.00e-01 | 31.2000 | -0.3000 |" in report
+    assert "| tiny-rpb-x2 | 0.5 | 16 16 | refused | – |" in report and "cannot run at window 16" in report
+    assert "| tiny-rpb-x2 | 0 | 32 | 1 | -0.500 | 1.250 | 801 | 0.000 |" in report
+    assert "![tiny-rpb-x2 offsets](analysis/bias/tiny-rpb-x2/offsets.png)" in report
+    lowrank = pd.read_csv(out / "tables/lowrank.csv", keep_default_na=False)
+    assert list(lowrank["variant"]) == ["rpb", "lowrank-4"] and set(lowrank["run"]) == {"tiny-rpb-x2"}
+    assert "analysis/windows/tiny-rpb-x2/windows.csv" in report  # listed under Provenance
+
+
+@pytest.mark.parametrize("tool", sorted(ANALYSIS_COLUMNS))
+def test_an_analysis_table_without_its_columns_is_refused_naming_the_file(tmp_path: Path, tool: str) -> None:
+    results = make_results(tmp_path)
+    path = results / "analysis" / tool / "tiny-rib-x2" / ANALYSIS_FILES[tool]
+    path.parent.mkdir(parents=True)
+    path.write_text("layer,whatever\n0,1\n")
+    with pytest.raises(ReportInputError, match=rf"{path}: missing column\(s\) .*{ANALYSIS_COLUMNS[tool][-1]}"):
+        _report(results)
+
+
+def test_an_analysis_folder_not_named_after_a_run_is_refused(tmp_path: Path) -> None:
+    results = make_results(tmp_path)
+    write_analysis(results, "windows", "my-model", [])
+    with pytest.raises(ReportInputError, match="named after a training run"):
+        _report(results)
+
+
+def test_ablation_json_is_not_needed(tmp_path: Path) -> None:
+    """The report reads the CSVs only; their JSON twins hold the run records for people."""
+    results = make_results(tmp_path)
+    add_run(results, "tiny-rib-r4", 31.05, 0.104)
+    assert json.loads((results / "eval/tiny-rib-r4/mini_test-x2.json").read_text())["method"] == "tiny-rib-r4"
+    assert (_report(results) / "tables/rank_ablation.csv").is_file()
