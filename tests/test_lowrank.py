@@ -19,6 +19,7 @@ from suite.analysis.lowrank import (
     lowrank_from_rpb,
     spectra,
     svd_factors,
+    without_bias,
 )
 from suite.checkpoint import load_checkpoint, save_checkpoint
 from suite.cli import main
@@ -103,6 +104,18 @@ def test_full_rank_reproduces_the_rpb_model_and_a_low_rank_does_not(image):
     for key, value in model.state_dict().items():
         if not key.endswith("rpb.table"):
             assert torch.equal(converted[key], value), key
+
+
+def test_rank_zero_is_the_rpb_network_with_its_tables_at_zero(image):
+    """`no-bias` (rank 0 of a table) drops the tables and keeps every other weight: the same output as the
+    RPB network with every table set to zero, computed through the RPB path."""
+    model = rpb_model().eval()
+    plain = without_bias(model)
+    assert plain.config["bias"] == "none" and all(layer.rpb is None for layer in plain.attention_layers())
+    with torch.no_grad():
+        for layer in model.attention_layers():
+            layer.rpb.table.zero_()
+        torch.testing.assert_close(plain(image), model(image), rtol=0, atol=1e-5)
 
 
 def test_bias_error_falls_as_the_rank_rises():
@@ -251,7 +264,7 @@ def test_cli_convert_and_analyze_lowrank_end_to_end(tmp_path, rpb_checkpoint, ti
 
     out = tmp_path / "analysis"
     assert main(["analyze", "lowrank", "--checkpoint", str(rpb_checkpoint), "--data", str(tiny_data), "--scale", "2",
-                 "--ranks", "4", "16", "full", "--device", "cpu", "--rounds", "2", "--warmup", "0",
+                 "--ranks", "4", "16", "full", "0", "--device", "cpu", "--rounds", "2", "--warmup", "0",
                  "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     with open(out / "lowrank.csv", newline="") as handle:
@@ -263,17 +276,19 @@ def test_cli_convert_and_analyze_lowrank_end_to_end(tmp_path, rpb_checkpoint, ti
     document = json.loads((out / "lowrank.json").read_text())
     rows = document["rows"]
     assert [row["variant"] for row in table] == [row["variant"] for row in rows] == [
-        "rpb", "lowrank-4", "lowrank-16", "lowrank-full"]
-    assert [row["rank"] for row in rows] == [None, 4, 16, N]
-    assert [row["rank_label"] for row in rows] == ["-", "4", "16", "full"]
+        "rpb", "lowrank-4", "lowrank-16", "lowrank-full", "no-bias"]
+    assert [row["rank"] for row in rows] == [None, 4, 16, N, 0]
+    assert [row["rank_label"] for row in rows] == ["-", "4", "16", "full", "0"]
     assert all(row["status"] == "ok" and row["reason"] == "" for row in rows)
+    no_bias = rows.pop()
+    assert no_bias["bias_rel_error"] == 1.0 and abs(no_bias["psnr_change"]) > 1e-3
     errors = [row["bias_rel_error"] for row in rows[1:]]
     assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-6 and rows[0]["bias_rel_error"] == 0.0
     assert rows[0]["psnr_change"] == 0.0 and rows[0]["time_ratio"] == 1.0
     assert abs(rows[-1]["psnr_change"]) < 1e-3 and abs(rows[-1]["ssim_change"]) < 1e-5
     assert abs(rows[1]["psnr_change"]) > 1e-3  # rank 4 changes the output measurably
     assert all(row["ms_median"] > 0 and row["time_ratio"] > 0 for row in rows)
-    assert float(table[-1]["psnr"]) == pytest.approx(rows[-1]["psnr"], rel=1e-12)
+    assert float(table[-2]["psnr"]) == pytest.approx(rows[-1]["psnr"], rel=1e-12)
     assert document["dataset"] == "data" and document["protocol"] == "basicsr-y" and document["weights"] == "ema"
     assert document["timing"] == {"image": "img0", "rounds": 2, "warmup": 0, "threads": torch.get_num_threads()}
     assert len(document["layer_errors"]["lowrank-4"]) == 4 and "git_commit" in document["provenance"]

@@ -24,6 +24,8 @@ STUBS = {
     "sacct": "exit 0",
     "sinfo": 'case " $* " in *" -p debug "*) echo debug ;; esac',
     "sacctmgr": 'case " $* " in *" account=local "*) echo local ;; esac',
+    # The plugin runs `scontrol show config` when imported; with a client but no controller that waits ~9 s.
+    "scontrol": "exit 1",
 }
 
 
@@ -64,7 +66,8 @@ def test_profile_polls_for_short_jobs_and_notices_cancelled_jobs():
     assert not {"slurm_account", "slurm_partition"} & set(settings["default-resources"])
 
 
-def test_profile_settings_are_options_of_the_pinned_plugin():
+def test_profile_settings_are_options_of_the_pinned_plugin(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", f"{_stub_bin(tmp_path / 'bin', names=('scontrol',))}{os.pathsep}{os.environ['PATH']}")
     pytest.importorskip("snakemake_executor_plugin_slurm")
     from snakemake_executor_plugin_slurm import ExecutorSettings
 

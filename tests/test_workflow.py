@@ -88,7 +88,7 @@ def test_default_dry_run_plans_every_step(workdir: Path) -> None:
     # The research tools: bias fields of both models, the RPB model at low rank, both at scaled windows.
     assert len(shell_lines(done.stdout, "suite analyze bias --checkpoint results/default/train/")) == 2
     lowrank = shell_lines(done.stdout, "suite analyze lowrank")
-    assert len(lowrank) == 1 and "tiny-rpb-x2/final.pt --ranks 4 8 16 32 full" in lowrank[0]
+    assert len(lowrank) == 1 and "tiny-rpb-x2/final.pt --ranks 0 4 8 16 32 full" in lowrank[0]
     assert "--data data/mini/test --scale 2 --name mini_test --device cpu --threads 2 --rounds 3" in lowrank[0]
     windows = shell_lines(done.stdout, "suite analyze windows")
     assert len(windows) == 2 and all("--factors 0.5 1 1.5 2 " in line for line in windows)
@@ -206,7 +206,7 @@ def test_lint_is_clean(workdir: Path) -> None:
     ({"analysis": {"dataset": "Set5"}}, "analysis.dataset: 'Set5' is not a key of datasets"),
     ({"datasets": {"extra": {"path": "test"}}, "analysis": {"dataset": "extra"}},
      "analysis.dataset: 'extra' is not one of eval.datasets"),
-    ({"analysis": {"lowrank_ranks": [4, "half"]}}, "['analysis']['lowrank_ranks'][1]"),
+    ({"analysis": {"lowrank_ranks": [4, -1]}}, "['analysis']['lowrank_ranks'][1]"),
     ({"analysis": {"window_factors": [0, 1]}}, "['analysis']['window_factors'][0]"),
     ({"train": {"ranks": [8, 0]}}, "['train']['ranks'][1]"),
     ({"verify": {"datasets": ["mini_test"], "resources": {"threads": 1, "gpus": 0, "mem_mb": 100, "runtime": 1},

@@ -43,6 +43,7 @@ from suite.profiling.timing import (
 )
 
 FULL = "full"
+NO_BIAS = 0  # rank 0 in a table: the RPB network with its bias dropped, i.e. how much the bias matters at all
 COLUMNS = ("variant", "rank", "rank_label", "bias_rel_error", "bias_rel_error_max", "psnr", "ssim", "psnr_change",
            "ssim_change", "ms_median", "ms_iqr", "time_ratio", "status", "reason")
 REFERENCE = "rpb"
@@ -162,6 +163,24 @@ def lowrank_from_rpb(model: SRTransformer, rank: int | str, spectra_: list[Spect
     return converted, errors
 
 
+def without_bias(model: SRTransformer) -> SRTransformer:
+    """The RPB network with its tables dropped and every other weight kept (bias 'none'): rank 0."""
+    _rpb_layers(model, "the model")
+    config = dict(model.config)
+    preset, scale = config.pop("preset"), config.pop("scale")
+    config.pop("bias")
+    plain = build_model(preset, "none", scale, **config)
+    plain.load_state_dict({key: value for key, value in model.state_dict().items() if not key.endswith(".rpb.table")})
+    return plain.to(next(model.parameters()).device).train(model.training)
+
+
+def _table_rank(rank: int | str) -> int | str:
+    """A rank of `lowrank_table`: those of `parse_rank`, and 0 (NO_BIAS)."""
+    if str(rank).strip() == str(NO_BIAS):
+        return NO_BIAS
+    return parse_rank(rank)
+
+
 def _load_rpb_state(checkpoint: Path) -> dict:
     state = load_checkpoint(checkpoint)
     bias = state["model_config"].get("bias")
@@ -217,9 +236,9 @@ def lowrank_table(checkpoint: str | Path, data: str | Path, scale: int, ranks: S
                   *, name: str | None = None, protocol: str = "basicsr-y", device: str = "auto",
                   threads: int | None = None, rounds: int = 3, warmup: int = 1) -> list[dict]:
     """The RPB model of `checkpoint` (its EMA weights, as `suite eval`) and its low-rank conversions at
-    `ranks` (integers or 'full'): bias error, PSNR/SSIM on `data` and inference time -> rows (COLUMNS),
-    first `rpb`, then `lowrank-R` in the order given; writes out/lowrank.csv, out/lowrank.json and prints
-    a short table.
+    `ranks` (integers or 'full'; 0 is the network with its bias dropped, variant `no-bias`, bias error 1):
+    bias error, PSNR/SSIM on `data` and inference time -> rows (COLUMNS), first `rpb`, then `lowrank-R`
+    in the order given; writes out/lowrank.csv, out/lowrank.json and prints a short table.
 
     Time: one (1, 3, h, w) forward of the first test image under torch.inference_mode, every variant in
     one interleaved run (time_interleaved); `time_ratio` is the median of the per-round ratios to `rpb`.
@@ -227,7 +246,7 @@ def lowrank_table(checkpoint: str | Path, data: str | Path, scale: int, ranks: S
     `rank` is R (N of the largest window for 'full', where each layer uses its own N); empty for `rpb`.
     """
     checkpoint, out = Path(checkpoint), Path(out)
-    labels = list(dict.fromkeys(rank_label(parse_rank(rank)) for rank in ranks))
+    labels = list(dict.fromkeys(rank_label(_table_rank(rank)) for rank in ranks))
     if not labels:
         raise ValueError("no ranks to evaluate")
     if rounds < 1 or warmup < 0:
@@ -237,7 +256,8 @@ def lowrank_table(checkpoint: str | Path, data: str | Path, scale: int, ranks: S
         raise ValueError(f"checkpoint {checkpoint} is a x{state['model_config']['scale']} model, --scale asks x{scale}")
     rpb_model = model_from_checkpoint(state, "ema")
     for label in labels:  # every rank checked before any work
-        layer_ranks(rpb_model, parse_rank(label), f"checkpoint {checkpoint}")
+        if _table_rank(label) != NO_BIAS:
+            layer_ranks(rpb_model, parse_rank(label), f"checkpoint {checkpoint}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     torch_device = prepare_device(device, threads)
@@ -251,6 +271,11 @@ def lowrank_table(checkpoint: str | Path, data: str | Path, scale: int, ranks: S
              "bias_rel_error_max": 0.0, "status": OK, "reason": ""}]
     layer_errors: dict[str, list[dict]] = {}
     for label in labels:
+        if _table_rank(label) == NO_BIAS:
+            models["no-bias"] = without_bias(rpb_model)
+            rows.append({**dict.fromkeys(COLUMNS), "variant": "no-bias", "rank": NO_BIAS, "rank_label": label,
+                         "bias_rel_error": 1.0, "bias_rel_error_max": 1.0, "status": OK, "reason": ""})
+            continue
         variant = f"lowrank-{label}"
         converted, errors = lowrank_from_rpb(rpb_model, parse_rank(label), svds)
         models[variant] = converted

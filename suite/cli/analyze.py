@@ -51,11 +51,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     lowrank = tools.add_parser("lowrank", help="an RPB model at low rank (truncated SVD): bias error, PSNR, time")
     lowrank.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT", help="a suite RPB checkpoint")
-    lowrank.add_argument("--ranks", nargs="+", default=["4", "8", "16", "32", "full"],
-                         help="ranks R (integers, or 'full' for N = window^2; default 4 8 16 32 full)")
+    lowrank.add_argument("--ranks", nargs="+", default=["0", "4", "8", "16", "32", "full"],
+                         help="ranks R (integers, 'full' for N = window^2, 0 for the network with its bias "
+                              "dropped; default 0 4 8 16 32 full)")
     _data_options(lowrank)
     _timing_options(lowrank)
-    lowrank.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder: lowrank.csv, lowrank.json")
+    lowrank.add_argument("--out", type=Path, required=True, metavar="DIR",
+                         help="output folder: lowrank.csv, lowrank.json")
     lowrank.set_defaults(func=_lowrank)
 
     windows = tools.add_parser("windows", help="a RIB model at scaled windows: PSNR and time per factor")
@@ -64,7 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="window scale factors (default 0.5 1 1.5 2)")
     _data_options(windows)
     _timing_options(windows)
-    windows.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder: windows.csv, windows.json")
+    windows.add_argument("--out", type=Path, required=True, metavar="DIR",
+                         help="output folder: windows.csv, windows.json")
     windows.set_defaults(func=_windows)
 
 

@@ -457,7 +457,8 @@ def lowrank_markdown(table: AnalysisTable) -> str:
     return ("The trained RPB model converted to fixed rank-R factors by truncated SVD of each layer's dense bias "
             "(`suite analyze lowrank`; FlashBias's SVD route), run through RIB's concatenation path, so nothing "
             "N x N is built and flash kernels may run. Changes and time ratios are against the RPB model "
-            "(first row of each run); times are medians of interleaved rounds on one test image, from one "
+            "(first row of each run); `no-bias` (rank 0) is the RPB network with its bias dropped, which shows how "
+            "much the bias matters at all. Times are medians of interleaved rounds on one test image, from one "
             "run (device, threads and rounds in each `lowrank.json`).\n\n" + markdown_table(header, rows))
 
 
