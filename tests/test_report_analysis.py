@@ -94,7 +94,7 @@ def test_analysis_tables_reach_the_report(tmp_path: Path) -> None:
          "psnr_change": 0.0, "ms_median": 120.0, "ms_iqr": 2.0, "time_ratio": 1.0}])
     out = _report(results)
     report = (out / "REPORT.md").read_text()
-    assert "| tiny-rpb-x2 | lowrank-4 | 4 | 4.32e-01 | 6.00e-01 | 31.2000 | -0.3000 |" in report
+    assert "| tiny-rpb-x2 | lowrank-4 | 4 | 4.32e-01 | 6.00e-01 | 31.2000 | -0.30000 | 0.9050 | -5.0e-03 |" in report
     assert "| tiny-rpb-x2 | 0.5 | 16 16 | refused | – |" in report and "cannot run at window 16" in report
     assert "| tiny-rpb-x2 | 0 | 32 | 1 | -0.500 | 1.250 | 801 | 0.000 |" in report
     assert "![tiny-rpb-x2 offsets](analysis/bias/tiny-rpb-x2/offsets.png)" in report

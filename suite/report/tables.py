@@ -449,8 +449,8 @@ def bias_fields_markdown(table: AnalysisTable) -> str:
 
 def lowrank_markdown(table: AnalysisTable) -> str:
     formats = {"run": "{}", "variant": "{}", "rank_label": "{}", "bias_rel_error": "{:.2e}",
-               "bias_rel_error_max": "{:.2e}", "psnr": "{:.4f}", "psnr_change": "{:+.4f}", "ssim": "{:.4f}",
-               "ssim_change": "{:+.5f}", "ms_median": "{:.1f}", "time_ratio": "{:.2f}x", "status": "{}"}
+               "bias_rel_error_max": "{:.2e}", "psnr": "{:.4f}", "psnr_change": "{:+.5f}", "ssim": "{:.4f}",
+               "ssim_change": "{:+.1e}", "ms_median": "{:.1f}", "time_ratio": "{:.2f}x", "status": "{}"}
     rows = [_cells(record, formats) for record in table.frame.to_dict("records")]
     header = ["Run", "Variant", "Rank", "Bias error (relative Frobenius)", "Worst layer/head", "PSNR (dB)",
               "PSNR change", "SSIM", "SSIM change", "ms / image", "Time vs RPB", "Status"]
@@ -464,7 +464,7 @@ def lowrank_markdown(table: AnalysisTable) -> str:
 
 def windows_markdown(table: AnalysisTable) -> str:
     formats = {"run": "{}", "factor": "{:g}", "window_sizes": "{}", "status": "{}", "psnr": "{:.4f}",
-               "psnr_change": "{:+.4f}", "ssim": "{:.4f}", "ms_median": "{:.1f}", "time_ratio": "{:.2f}x",
+               "psnr_change": "{:+.5f}", "ssim": "{:.4f}", "ms_median": "{:.1f}", "time_ratio": "{:.2f}x",
                "reason": "{}"}
     rows = [_cells(record, formats) for record in table.frame.to_dict("records")]
     header = ["Run", "Window factor", "Windows", "Status", "PSNR (dB)", "PSNR change", "SSIM", "ms / image",
