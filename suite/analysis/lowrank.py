@@ -17,29 +17,23 @@ float rounding, and the converted network gives the RPB network's output.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from suite.analysis.variants import prepare, time_variants, timing_record, write_table
 from suite.checkpoint import load_checkpoint, save_checkpoint
-from suite.data.datasets import open_paired
 from suite.env import run_record
 from suite.evaluate import evaluate
 from suite.evaluate.checkpoint import ModelUpscaler, model_from_checkpoint
-from suite.files import file_sha256, write_json_atomic, write_text_atomic
+from suite.files import file_sha256
 from suite.models import SRTransformer, WindowAttention, build_model
 from suite.profiling.timing import (
     OK,
     is_out_of_memory,
-    prepare_device,
-    ratio_summary,
     reason,
-    summarise,
-    time_interleaved,
 )
 
 FULL = "full"
@@ -249,8 +243,6 @@ def lowrank_table(checkpoint: str | Path, data: str | Path, scale: int, ranks: S
     labels = list(dict.fromkeys(rank_label(_table_rank(rank)) for rank in ranks))
     if not labels:
         raise ValueError("no ranks to evaluate")
-    if rounds < 1 or warmup < 0:
-        raise ValueError(f"rounds must be >= 1 and warmup >= 0, got rounds {rounds}, warmup {warmup}")
     state = _load_rpb_state(checkpoint)
     if state["model_config"]["scale"] != scale:
         raise ValueError(f"checkpoint {checkpoint} is a x{state['model_config']['scale']} model, --scale asks x{scale}")
@@ -258,12 +250,7 @@ def lowrank_table(checkpoint: str | Path, data: str | Path, scale: int, ranks: S
     for label in labels:  # every rank checked before any work
         if _table_rank(label) != NO_BIAS:
             layer_ranks(rpb_model, parse_rank(label), f"checkpoint {checkpoint}")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch_device = prepare_device(device, threads)
-    dataset = open_paired(data, scale)
-    if name:
-        dataset.name = name
+    device, torch_device, dataset = prepare(data, scale, name, device, threads, rounds, warmup)
 
     svds = spectra(rpb_model)
     models: dict[str, SRTransformer] = {REFERENCE: rpb_model}
@@ -303,11 +290,9 @@ def lowrank_table(checkpoint: str | Path, data: str | Path, scale: int, ranks: S
     for row in rows:
         if row["psnr"] is not None and reference["psnr"] is not None:
             row.update(psnr_change=row["psnr"] - reference["psnr"], ssim_change=row["ssim"] - reference["ssim"])
-    _time(rows, upscalers, dataset, torch_device, rounds, warmup)
+    time_variants(rows, lambda row: row["variant"], upscalers, REFERENCE, dataset, torch_device, rounds, warmup)
 
     document = {
-        "rows": rows,
-        "columns": list(COLUMNS),
         "checkpoint": str(checkpoint),
         "dataset": dataset.name,
         "data_path": str(data),
@@ -317,47 +302,14 @@ def lowrank_table(checkpoint: str | Path, data: str | Path, scale: int, ranks: S
         "weights": "ema",
         "window_sizes": state["model_config"]["window_sizes"],
         "layer_errors": layer_errors,
-        "timing": {"image": dataset[0]["name"], "rounds": rounds, "warmup": warmup, "threads": torch.get_num_threads()},
+        "timing": timing_record(dataset, rounds, warmup),
         "provenance": run_record(device=device, checkpoint_sha256=file_sha256(checkpoint),
                                  model_config=state["model_config"]),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "lowrank.json", document)
-    write_text_atomic(out / "lowrank.csv", _csv(rows))
+    write_table(out, "lowrank", rows, COLUMNS, document)
     print(render(rows))
     print(f"-> {out / 'lowrank.csv'}, {out / 'lowrank.json'}")
     return rows
-
-
-def _time(rows: list[dict], upscalers: dict[str, ModelUpscaler], dataset, device: torch.device, rounds: int,
-          warmup: int) -> None:
-    """Time one forward of the first test image per evaluated variant, interleaved; fill the time columns."""
-    if not upscalers:
-        return
-    lr = dataset[0]["lr"]  # uint8 (h, w, 3)
-    x = torch.from_numpy(lr.transpose(2, 0, 1).copy()).float().div_(255.0).unsqueeze(0).to(device)  # (1, 3, h, w)
-    # ModelUpscaler.forward is the network's forward under torch.inference_mode (fp32, untiled here).
-    steps = {variant: (lambda upscaler=upscaler: upscaler.forward(x)) for variant, upscaler in upscalers.items()}
-    times, status = time_interleaved(steps, device, warmup, rounds)
-    reference = times.get(REFERENCE) if status.get(REFERENCE, ("",))[0] == OK else None
-    for row in rows:
-        variant = row["variant"]
-        if variant not in status:
-            continue  # failed to evaluate: never timed
-        if status[variant][0] != OK:
-            row.update(status=status[variant][0], reason=status[variant][1])
-        if variant in times:
-            row.update({key: summarise(times[variant])[key] for key in ("ms_median", "ms_iqr")})
-            if reference is not None and status[variant][0] == OK:
-                row["time_ratio"] = ratio_summary(times[variant], reference)[0]
-
-
-def _csv(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def render(rows: list[dict]) -> str:

@@ -13,14 +13,10 @@ suite.profiling.timing so that the ratios to factor 1 pair rounds that ran side 
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
-from suite.data.datasets import open_paired
+from suite.analysis.variants import prepare, time_variants, timing_record, write_table
 from suite.env import run_record
 from suite.evaluate import evaluate
 from suite.evaluate.checkpoint import (
@@ -29,15 +25,8 @@ from suite.evaluate.checkpoint import (
     load_upscaler,
     scaled_window_sizes,
 )
-from suite.files import write_json_atomic, write_text_atomic
 from suite.metrics import DEFAULT_PROTOCOL
-from suite.profiling.timing import (
-    OK,
-    prepare_device,
-    ratio_summary,
-    summarise,
-    time_interleaved,
-)
+from suite.profiling.timing import OK
 
 COLUMNS = ("factor", "window_sizes", "status", "reason", "psnr", "ssim", "psnr_change", "ms_median", "ms_iqr",
            "time_ratio")
@@ -67,14 +56,7 @@ def window_table(checkpoint: str | Path, data: str | Path, scale: int, factors: 
     """
     checkpoint, out = Path(checkpoint), Path(out)
     factors = window_factors(factors)
-    if rounds < 1 or warmup < 0:
-        raise ValueError(f"rounds must be >= 1 and warmup >= 0, got rounds {rounds}, warmup {warmup}")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch_device = prepare_device(device, threads)
-    dataset = open_paired(data, scale)
-    if name:
-        dataset.name = name
+    device, torch_device, dataset = prepare(data, scale, name, device, threads, rounds, warmup)
 
     rows: list[dict] = []
     upscalers: dict[float, ModelUpscaler] = {}
@@ -101,7 +83,8 @@ def window_table(checkpoint: str | Path, data: str | Path, scale: int, factors: 
         if row["window_sizes"] is None and trained is not None:
             row["window_sizes"] = _sizes_text(scaled_window_sizes(trained, row["factor"]))
 
-    _time(rows, upscalers, dataset, torch_device, rounds, warmup)
+    time_variants(rows, lambda row: _label(row["factor"]), {_label(f): u for f, u in upscalers.items()}, _label(1.0),
+                  dataset, torch_device, rounds, warmup)
     reference = next(row for row in rows if row["factor"] == 1.0)
     for row in rows:
         if row["psnr"] is not None and reference["psnr"] is not None:
@@ -109,63 +92,27 @@ def window_table(checkpoint: str | Path, data: str | Path, scale: int, factors: 
 
     first = next(iter(upscalers.values()), None)
     document = {
-        "rows": rows,
-        "columns": list(COLUMNS),
         "checkpoint": str(checkpoint),
         "dataset": dataset.name,
         "data_path": str(data),
         "scale": scale,
         "protocol": protocol,
         "trained_window_sizes": trained,
-        "timing": {"image": dataset[0]["name"], "rounds": rounds, "warmup": warmup, "threads": torch.get_num_threads()},
+        "timing": timing_record(dataset, rounds, warmup),
         "provenance": run_record(
             device=device,
             checkpoint_sha256=first.provenance["checkpoint_sha256"] if first else None,
             model_config=first.provenance["model_config"] if first else None,
         ),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "windows.json", document)
-    write_text_atomic(out / "windows.csv", _csv(rows))
+    write_table(out, "windows", rows, COLUMNS, document)
     print(render(rows))
     print(f"-> {out / 'windows.csv'}, {out / 'windows.json'}")
     return rows
 
 
-def _time(rows: list[dict], upscalers: dict[float, ModelUpscaler], dataset, device: torch.device, rounds: int,
-          warmup: int) -> None:
-    """Time one forward of the first test image per evaluated factor, interleaved; fill the time columns."""
-    if not upscalers:
-        return
-    lr = dataset[0]["lr"]  # uint8 (h, w, 3)
-    x = torch.from_numpy(lr.transpose(2, 0, 1).copy()).float().div_(255.0).unsqueeze(0).to(device)  # (1, 3, h, w)
-    # ModelUpscaler.forward is the network's forward under torch.inference_mode (fp32, untiled here).
-    steps = {_label(factor): (lambda upscaler=upscaler: upscaler.forward(x)) for factor, upscaler in upscalers.items()}
-    times, status = time_interleaved(steps, device, warmup, rounds)
-    reference = _label(1.0)
-    timed_reference = times[reference] if status[reference][0] == OK and reference in times else None
-    for row in rows:
-        label = _label(row["factor"])
-        if label not in status:
-            continue  # refused: never built
-        if status[label][0] != OK:
-            row.update(status=status[label][0], reason=status[label][1])
-        if label in times:
-            row.update({key: summarise(times[label])[key] for key in ("ms_median", "ms_iqr")})
-            if timed_reference is not None and status[label][0] == OK:
-                row["time_ratio"] = ratio_summary(times[label], timed_reference)[0]
-
-
 def _label(factor: float) -> str:
     return f"x{factor!r}"
-
-
-def _csv(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def render(rows: list[dict]) -> str:
