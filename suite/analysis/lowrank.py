@@ -130,12 +130,9 @@ def lowrank_from_rpb(model: SRTransformer, rank: int | str, spectra_: list[Spect
     ranks = layer_ranks(model, rank)
     layers = _rpb_layers(model, "the model")
     spectra_ = spectra(model) if spectra_ is None else spectra_
-    config = dict(model.config)
-    per_block = len(config["window_sizes"])
-    config["ranks"] = ranks[:per_block]  # every block cycles the same windows, so the same ranks
-    preset, scale = config.pop("preset"), config.pop("scale")
-    config.pop("bias")
-    converted = build_model(preset, "lowrank", scale, **config)
+    per_block = len(model.config["window_sizes"])
+    # Every block cycles the same windows, so the same ranks.
+    converted = build_model(**{**model.config, "bias": "lowrank", "ranks": ranks[:per_block]})
 
     state = {key: value for key, value in model.state_dict().items() if not key.endswith(".rpb.table")}
     rows, error_sq, norm_sq = [], 0.0, 0.0
@@ -160,10 +157,7 @@ def lowrank_from_rpb(model: SRTransformer, rank: int | str, spectra_: list[Spect
 def without_bias(model: SRTransformer) -> SRTransformer:
     """The RPB network with its tables dropped and every other weight kept (bias 'none'): rank 0."""
     _rpb_layers(model, "the model")
-    config = dict(model.config)
-    preset, scale = config.pop("preset"), config.pop("scale")
-    config.pop("bias")
-    plain = build_model(preset, "none", scale, **config)
+    plain = build_model(**{**model.config, "bias": "none"})
     plain.load_state_dict({key: value for key, value in model.state_dict().items() if not key.endswith(".rpb.table")})
     return plain.to(next(model.parameters()).device).train(model.training)
 

@@ -59,7 +59,7 @@ def window_table(checkpoint: str | Path, data: str | Path, scale: int, factors: 
     device, torch_device, dataset = prepare(data, scale, name, device, threads, rounds, warmup)
 
     rows: list[dict] = []
-    upscalers: dict[float, ModelUpscaler] = {}
+    upscalers: dict[str, ModelUpscaler] = {}  # by _label(factor)
     trained = None
     for factor in factors:
         row = {column: None for column in COLUMNS}
@@ -77,14 +77,14 @@ def window_table(checkpoint: str | Path, data: str | Path, scale: int, factors: 
                           extra_provenance={"checkpoint": str(checkpoint), **upscaler.provenance})
         row.update(window_sizes=_sizes_text(upscaler.provenance["window_sizes"]), psnr=result["psnr"],
                    ssim=result["ssim"])
-        upscalers[factor] = upscaler
+        upscalers[_label(factor)] = upscaler
         rows.append(row)
     for row in rows:
         if row["window_sizes"] is None and trained is not None:
             row["window_sizes"] = _sizes_text(scaled_window_sizes(trained, row["factor"]))
 
-    time_variants(rows, lambda row: _label(row["factor"]), {_label(f): u for f, u in upscalers.items()}, _label(1.0),
-                  dataset, torch_device, rounds, warmup)
+    time_variants(rows, lambda row: _label(row["factor"]), upscalers, _label(1.0), dataset, torch_device, rounds,
+                  warmup)
     reference = next(row for row in rows if row["factor"] == 1.0)
     for row in rows:
         if row["psnr"] is not None and reference["psnr"] is not None:

@@ -80,9 +80,7 @@ def _released(args: argparse.Namespace) -> int:
 
 
 def _lowrank(args: argparse.Namespace) -> int:
-    if args.out.exists():
-        raise ValueError(f"--out {args.out} exists; remove it or choose another path (nothing is overwritten)")
-    from suite.analysis.lowrank import convert_checkpoint
+    from suite.analysis.lowrank import convert_checkpoint  # refuses an existing --out before any work
 
     state = convert_checkpoint(args.checkpoint, args.rank, args.out)
     source = state["provenance"]["converted_from"]

@@ -86,8 +86,7 @@ def model_from_checkpoint(state: dict, weights: str = "ema") -> SRTransformer:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     if weights not in state:
         raise CheckpointError(f"the checkpoint holds no {weights!r} weights (it has {', '.join(k for k in WEIGHTS if k in state)})")
-    config = dict(state["model_config"])
-    model = build_model(config.pop("preset"), config.pop("bias"), config.pop("scale"), **config)
+    model = build_model(**state["model_config"])
     model.load_state_dict(state[weights])
     return model.eval()
 

@@ -4,6 +4,8 @@ presets."""
 from suite.models.attention import (
     BACKENDS,
     BIASES,
+    FACTORED_BIASES,
+    FIXED_WINDOW_BIASES,
     PRECISIONS,
     ModelConfigError,
     WindowAttention,
@@ -23,7 +25,7 @@ from suite.models.presets import (
 )
 
 __all__ = [
-    "BACKENDS", "BIASES", "OFFICIAL_NAMES", "PRECISIONS", "PRESETS", "ModelConfigError", "SRTransformer",
-    "WindowAttention", "apply_precision", "build_model", "check_pair", "check_precision", "count_parameters",
+    "BACKENDS", "BIASES", "FACTORED_BIASES", "FIXED_WINDOW_BIASES", "OFFICIAL_NAMES", "PRECISIONS", "PRESETS",
+    "ModelConfigError", "SRTransformer", "WindowAttention", "apply_precision", "build_model", "check_pair", "check_precision", "count_parameters",
     "explain_backend", "resolve_backend", "resolve_model_config",
 ]

@@ -33,6 +33,9 @@ from suite.overrides import short_repr
 BIASES = ("rpb", "rib", "none", "lowrank")
 # Biases whose factors are concatenated to q and k (the (D+P)-wide layout holds their rank).
 FACTORED_BIASES = ("rib", "lowrank")
+# Biases whose weights fix the window (RPB's table, lowrank's per-token factors): a smaller map is padded
+# up to it, and another window is refused.
+FIXED_WINDOW_BIASES = ("rpb", "lowrank")
 BACKENDS = ("auto", "math", "sdpa", "flex", "flash")
 PAD_MULTIPLE = 8  # flash kernels want head dims that are multiples of 8
 HALF_DTYPES = (torch.float16, torch.bfloat16)
@@ -338,7 +341,7 @@ class WindowAttention(nn.Module):
     @property
     def fixed_window(self) -> bool:
         """Whether the bias is tied to the configured window (RPB's table, `lowrank`'s per-token factors)."""
-        return self.rpb is not None or self.lowrank is not None
+        return self.bias_kind in FIXED_WINDOW_BIASES
 
     def window_shape(self, height: int, width: int) -> tuple[int, int]:
         if self.fixed_window or self.large_windows == "pad":

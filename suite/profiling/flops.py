@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from suite.models.attention import PAD_MULTIPLE
+from suite.models.attention import FACTORED_BIASES, FIXED_WINDOW_BIASES, PAD_MULTIPLE
 
 TRAIN_FACTOR = 3
 
@@ -25,7 +25,7 @@ def window_shape(bias: str, window: int, height: int, width: int, large_windows:
     """The (win_h, win_w) a layer uses on an (height, width) map, as `WindowAttention.window_shape`:
     RPB and lowrank (their weights fix the window), and any bias with `large_windows="pad"` (the official
     presets), pad the map up to the window; RIB and none with "clamp" shrink the window to the map."""
-    if bias in ("rpb", "lowrank") or large_windows == "pad":
+    if bias in FIXED_WINDOW_BIASES or large_windows == "pad":
         return window, window
     return min(window, height), min(window, width)
 
@@ -33,7 +33,7 @@ def window_shape(bias: str, window: int, height: int, width: int, large_windows:
 def attention_head_dim(bias: str, head_dim: int, rank: int) -> int:
     """Head dim the attention kernel sees: D + R (RIB, lowrank) or D, padded to a multiple of 8 (every
     variant projects straight into that layout)."""
-    return ceil_to(head_dim + (rank if bias in ("rib", "lowrank") else 0), PAD_MULTIPLE)
+    return ceil_to(head_dim + (rank if bias in FACTORED_BIASES else 0), PAD_MULTIPLE)
 
 
 def attention_flops(n_windows: int, heads: int, tokens: int, kernel_head_dim: int) -> int:

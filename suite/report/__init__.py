@@ -94,15 +94,15 @@ def build_report(results: Path, out: Path, title: str | None = None, val_dataset
         drawn.append("rank_ablation")
 
     analysis_sources = []
-    for tool, section, name, markdown in (("bias", "bias_fields", "bias_fields", tables.bias_fields_markdown),
-                                          ("lowrank", "lowrank", "lowrank", tables.lowrank_markdown),
-                                          ("windows", "windows", "windows", tables.windows_markdown)):
+    for tool, name, markdown in (("bias", "bias_fields", tables.bias_fields_markdown),
+                                 ("lowrank", "lowrank", tables.lowrank_markdown),
+                                 ("windows", "windows", tables.windows_markdown)):
         table = read_analysis(results, tool)
         if table is None:
             continue
-        sections[section] = markdown(table)
+        sections[name] = markdown(table)
         written += [write_csv(out / f"tables/{name}.csv", table.frame),
-                    write_text(out / f"tables/{name}.md", sections[section])]
+                    write_text(out / f"tables/{name}.md", sections[name])]
         analysis_sources += list(table.paths)
 
     bicubic_val = {r.scale: r.psnr for r in evals if r.method == "bicubic" and r.dataset == val_dataset}

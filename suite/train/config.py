@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from suite.models.attention import FIXED_WINDOW_BIASES
 from suite.models.presets import PRECISIONS, ModelConfigError, resolve_model_config
 from suite.overrides import apply_overrides, short_repr
 
@@ -204,7 +205,7 @@ def _validate_data(source: str, data: dict, model: dict, resolved: dict) -> None
         if data["samples_per_epoch"] < data["batch_size"]:
             raise _fail(source, f"data.samples_per_epoch = {data['samples_per_epoch']} is smaller than "
                                 f"data.batch_size = {data['batch_size']}: no full batch fits in an epoch")
-    if model["bias"] in ("rpb", "lowrank"):
+    if model["bias"] in FIXED_WINDOW_BIASES:
         name = "RPB" if model["bias"] == "rpb" else "lowrank"
         # An RPB or lowrank layer never clamps its window: a smaller map is padded up to it (SPEC section
         # 4). A patch below the window would train every window on mostly padding, and the table entries for offsets

@@ -426,10 +426,13 @@ def analysis_outputs_by_tool() -> dict:
     """Per tool, its table for every trained model and scale it applies to, as the config asks: bias
     fields (RPB and RIB), the low-rank conversion (RPB), the window extrapolation (RIB, and RPB to show
     its refusal)."""
-    runs = {"bias": ANALYSIS["bias_fields"] and ("rpb", "rib"), "lowrank": bool(ANALYSIS["lowrank_ranks"]) and ("rpb",),
-            "windows": bool(ANALYSIS["window_factors"]) and ("rpb", "rib")}
+    biases = {  # tool -> the biases of the models it runs on, none where the config turns it off
+        "bias": ("rpb", "rib") if ANALYSIS["bias_fields"] else (),
+        "lowrank": ("rpb",) if ANALYSIS["lowrank_ranks"] else (),
+        "windows": ("rpb", "rib") if ANALYSIS["window_factors"] else (),
+    }
     return {tool: [os.path.join(RESULTS, "analysis", tool, f"{model}-x{scale}", table)
-                   for model, (_, bias, _) in MODEL_SPECS.items() for scale in SCALES if runs[tool] and bias in runs[tool]]
+                   for model, (_, bias, _) in MODEL_SPECS.items() if bias in biases[tool] for scale in SCALES]
             for tool, table in ANALYSIS_TABLES.items()}
 
 
