@@ -3,6 +3,7 @@
 #   snakemake --cores all --configfile workflows/config/paper.yaml     # the paper's models, GPUs
 #   snakemake --cores all --configfile workflows/config/verify.yaml    # released checkpoints, no training
 #   snakemake --cores all --configfile workflows/config/ablation.yaml  # tiny RIB at ranks 2..32 and no bias
+#   snakemake --cores all --configfile workflows/config/biases.yaml    # tiny with every positional bias
 # This file only wires; the steps are in workflows/rules/, the settings in workflows/config/.
 
 from snakemake.utils import min_version, validate

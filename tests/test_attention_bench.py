@@ -32,7 +32,8 @@ def test_bench_writes_rows_ratios_and_provenance(tmp_path, capsys):
 
 @pytest.mark.parametrize("extra, message", [
     (["--precision", "fp16"], "precision = 'fp16' must be one of"),
-    (["--rpb-backends", "flash"], "bias 'rpb' with backend 'flash' is invalid"),
+    (["--variants", "rpb:flash"], "bias 'rpb' with backend 'flash' is invalid"),
+    (["--variants", "alibi"], "variant 'alibi': bias 'alibi' is not one of rpb, rib, none"),
     (["--override", "dimm=3"], "unknown model field(s) dimm"),
     (["--clock", "cpu", "--threads", "2"], "clock 'cpu' (this thread's CPU time) needs device cpu and threads 1"),
 ])

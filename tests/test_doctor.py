@@ -18,11 +18,14 @@ def _doctor(capsys, *args: str) -> tuple[int, str]:
     return code, capsys.readouterr().out
 
 
+BIAS_NAMES = "|".join(re.escape(bias) for bias in sorted(BIASES, key=len, reverse=True))
+
+
 def _table(out: str) -> dict[tuple[str, str, str, str], tuple[str, str]]:
     """{(device, dtype, phase, bias): (backend, why)} of the printed backend table."""
     rows = {}
     for line in out.splitlines():
-        match = re.match(r"^(cpu|cuda)\s+(float32|bfloat16)\s+(eval|train)\s+(rpb|rib|none|lowrank)\s+(\w+)\s+(.+)$", line)
+        match = re.match(rf"^(cpu|cuda)\s+(float32|bfloat16)\s+(eval|train)\s+({BIAS_NAMES})\s+(\w+)\s+(.+)$", line)
         if match:
             rows[match.groups()[:4]] = match.group(5, 6)
     return rows

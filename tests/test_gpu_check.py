@@ -25,9 +25,11 @@ def test_dry_run_lists_plan_points_and_budget(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     assert "pip install -r requirements/test.txt" in out and "pytest -q -m gpu tests" in out
-    assert "23 tasks on cuda, preset base, precision attention-bf16" in out
-    assert "no new task starts after 240 s" in out
+    assert "35 tasks on cuda, preset base, precision attention-bf16" in out
+    assert "no new task starts after 330 s" in out
     assert out.count("rpb  backend") == 8 and "window  96 patch  96 batch  8 rpb" not in out
+    for bias in ("rope", "flashbias"):  # the official code's other flash-compatible encodings, at every window
+        assert all(f"window {w:>3} patch {p:>3} batch  8 {bias} backend flash" in out for w, p in ((32, 64), (96, 96)))
     assert not (tmp_path / "out").exists() and not (ROOT / ".venv-gpu-never").exists()
     bad = subprocess.run(["bash", str(ROOT / "tools" / "gpu-check.sh"), "--fast"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown argument --fast" in bad.stderr

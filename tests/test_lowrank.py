@@ -166,7 +166,7 @@ def test_lowrank_layer_is_fixed_to_its_window_and_pads_like_rpb():
     layer = model.attention_layers()[0]
     assert model.config["large_windows"] == "clamp" and layer.window_shape(5, 6) == (WINDOW, WINDOW)
     assert model(torch.rand(1, 3, 5, 6)).shape == (1, 3, 10, 12)
-    with pytest.raises(ValueError, match=r"a lowrank layer built for window 8 cannot run at window 16: its factors "
+    with pytest.raises(ValueError, match=r"a low-rank layer trained at window 8 cannot run at window 16: its factors "
                                          r"hold one row per token of a 8x8 window"):
         model.set_window_sizes([16, 16])
     with pytest.raises(ModelConfigError, match=r"model field ranks\[1\] = 65 exceeds window_sizes\[1\]\^2 = 64"):

@@ -211,3 +211,63 @@ def test_load_released_with_overrides_reproduces_a_fixture():
     with torch.no_grad():
         assert (model(io["input"]) - io["output"]).abs().max().item() <= 1e-5
     assert provenance["model_config"]["dim"] == 16 and provenance["model_config"]["bias"] == "rpb"
+
+
+# Each official positional encoding's own part, changed: the fixture no longer matches (so the match above
+# is not an accident of a weak positional term).
+POSITIONAL_CHANGES = {
+    "rope_mixed_pixelshuffle_x2": ({"rope_scale": "standard"}, None),  # D^-1/2 instead of the official 1
+    "rope_axial_direct_x3": ({"rope_theta": 5.0}, None),
+    "flashbias_pixelshuffle_x4": ({}, lambda m: m.attention_layers()[0].flashbias.q_factors),
+    "ribsiren_direct_x2": ({"siren_omega": 27.0}, None),
+    "cpe_direct_x2": ({}, lambda m: m.blocks[0].layers[0].cpe.weight),
+}
+
+
+@pytest.mark.parametrize("name", sorted(POSITIONAL_CHANGES))
+def test_a_changed_positional_encoding_breaks_the_equivalence(name):
+    fields, tensor = POSITIONAL_CHANGES[name]
+    model = our_network(name, **fields)
+    state, _ = read_basicsr(FIXTURES / f"{name}.pth")
+    model.load_state_dict(convert_basicsr_state(state, model))
+    if tensor is not None:
+        with torch.no_grad():
+            tensor(model).zero_()
+    io = torch.load(FIXTURES / f"{name}.io.pt", weights_only=True)
+    with torch.no_grad():
+        assert (model.eval()(io["input"]) - io["output"]).abs().max().item() > 1e-4
+
+
+def test_every_official_attention_type_has_a_fixture():
+    from suite.models.biases import OFFICIAL_TYPES
+
+    covered = {MANIFEST["fixtures"][name]["official_kwargs"]["attn_type"] for name in MANIFEST["fixtures"]}
+    # RPB's three official kernels (Naive, SDPA, Flex) compute one bias; SDPA's fixture stands for them.
+    assert covered | {"Naive", "Flex"} == set(OFFICIAL_TYPES)
+    assert {MANIFEST["fixtures"][name]["suite"]["bias"] for name in MANIFEST["fixtures"]} >= {
+        "cpe", "rope", "flashbias", "rib-siren"}
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST["fixtures"]))
+def test_convert_released_and_eval_reproduce_every_official_type(name, tmp_path):
+    """`suite convert released` writes a suite checkpoint that reproduces the official output, for every
+    official attention type; `suite eval --checkpoint X.pth --preset --bias` reads the released file."""
+    from suite.checkpoint import load_checkpoint
+    from suite.cli import main
+    from suite.evaluate.checkpoint import load_upscaler, model_from_checkpoint
+
+    suite = MANIFEST["fixtures"][name]["suite"]
+    overrides = [f"{key}={json.dumps(value)}" for key, value in suite["overrides"].items()]
+    out = tmp_path / "converted.pt"
+    assert main(["convert", "released", str(FIXTURES / f"{name}.pth"), "--preset", suite["preset"], "--scale",
+                 str(suite["scale"]), "--bias", suite["bias"], "--model-overrides", *overrides,
+                 "--out", str(out)]) == 0
+    model = model_from_checkpoint(load_checkpoint(out)).eval()
+    io = torch.load(FIXTURES / f"{name}.io.pt", weights_only=True)
+    upscaler = load_upscaler(FIXTURES / f"{name}.pth", preset=suite["preset"], scale=suite["scale"],
+                             bias=suite["bias"], model_overrides=suite["overrides"])
+    assert upscaler.provenance["conversion"]["official_attn_type"] == MANIFEST["fixtures"][name]["official_kwargs"][
+        "attn_type"]
+    with torch.no_grad():
+        assert (model(io["input"]) - io["output"]).abs().max().item() <= 1e-5
+        assert (upscaler.model(io["input"]) - io["output"]).abs().max().item() <= 1e-5

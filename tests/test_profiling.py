@@ -261,8 +261,8 @@ def test_flex_compile_failure_is_recorded_not_fatal(tmp_path, monkeypatch):
 # --- attention micro-benchmark and tables ------------------------------------------------------------
 
 def test_attention_bench_rows():
-    spec = AttentionSpec(window=8, patch=16, batch=1, heads=2, head_dim=8, ranks=[4], rpb_backends=["sdpa", "math"],
-                         warmup=1, steps=2, threads=1)
+    spec = AttentionSpec(window=8, patch=16, batch=1, heads=2, head_dim=8, ranks=[4], warmup=1, steps=2, threads=1,
+                         variants=[("rpb", "sdpa"), ("rpb", "math"), ("rib", "auto"), ("none", "auto")])
     rows = bench(spec)
     assert [(r["variant"], r["pass"]) for r in rows] == [
         (v, p) for p in ("fwd", "fwd+bwd") for v in ("rpb-sdpa", "rpb-math", "rib", "none", "none@D+R")]
@@ -303,8 +303,12 @@ def test_builtin_configs_expand_to_their_points():
     assert {s["phase"] for s in profile} == {"train", "infer"}
     attention = [t for t in gpu.tasks if t.kind == "attention"]
     assert [t.spec["window"] for t in attention] == [32, 64, 96]
-    assert attention[0].spec["rpb_backends"] == ["sdpa", "flex"] and attention[0].spec["ranks"] == [18, 34]
-    assert attention[2].spec["rpb_backends"] == []
+    assert attention[0].spec["variants"] == [("rpb", "sdpa"), ("rpb", "flex"), ("rib", "flash"), ("none", "flash"),
+                                             ("rope", "flash"), ("flashbias", "flash")]
+    assert attention[0].spec["ranks"] == [18, 34]
+    assert [bias for bias, _ in attention[2].spec["variants"]] == ["rib", "none", "rope", "flashbias"]  # no RPB at 96
+    # The official code's other flash-compatible encodings are measured beside RIB at every window.
+    assert {s["window"] for s in profile if s["bias"] in ("rope", "flashbias")} == {32, 64, 96}
     assert attention[0].spec["head_dim"] == 30
 
 
@@ -396,10 +400,10 @@ def test_dry_run_lists_points_and_budget_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["profile", "sweep", "--config", "gpu", "--out", str(out), "--dry-run"]) == 0
     plan = capsys.readouterr().out
-    assert "23 tasks on cuda, preset base, precision attention-bf16" in plan
+    assert "35 tasks on cuda, preset base, precision attention-bf16" in plan
     assert "train window  96 patch  96 batch  8 rib  backend flash" in plan
     assert "window  96 patch  96 batch  8 rpb" not in plan
-    assert "time limit per task: 150 s; budget: no new task starts after 240 s" in plan
+    assert "time limit per task: 150 s; budget: no new task starts after 330 s" in plan
     assert not out.exists()
 
 
@@ -439,8 +443,8 @@ def test_attention_bench_times_the_layers_own_kernel_call(monkeypatch):
         return real(q, k, v, scale, backend, *args, **kwargs)
 
     monkeypatch.setattr(layer_module, "dot_product_attention", spy)
-    spec = AttentionSpec(window=8, patch=16, batch=1, heads=2, head_dim=8, ranks=[4], rpb_backends=["math"],
-                         warmup=0, steps=1, threads=1)
+    spec = AttentionSpec(window=8, patch=16, batch=1, heads=2, head_dim=8, ranks=[4], warmup=0, steps=1, threads=1,
+                         variants=[("rpb", "math"), ("rib", "auto"), ("none", "auto")])
     rows = bench(spec)
     assert {(r["variant"], r["kernel_head_dim"]) for r in rows} == {
         ("rpb-math", 8), ("rib", 16), ("none", 8), ("none@D+R", 16)}

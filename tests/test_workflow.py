@@ -100,6 +100,9 @@ def test_default_dry_run_plans_every_step(workdir: Path) -> None:
     assert sweep and "--config suite/profiling/configs/tiny_cpu.yaml" in sweep[0] and "--resume" in sweep[0]
     assert "results/default/REPORT.md" in done.stdout and "--title default" in done.stdout
     assert "--paper-rows" not in done.stdout
+    # Two biases trained (RPB, RIB): the report compares them, on the analysis dataset.
+    assert "results/default/tables/biases.csv" in done.stdout and "results/default/figures/biases.png" in done.stdout
+    assert "--analysis-dataset mini_test" in shell_lines(done.stdout, "suite report")[0]
 
 
 def test_paper_dry_run_plans_the_papers_models(workdir: Path) -> None:
@@ -132,6 +135,7 @@ def test_paper_dry_run_plans_the_papers_models(workdir: Path) -> None:
     assert "suite data fetch DF2K --root data/paper" in done.stdout
     assert "--paper-rows 'large+-rib=SST-L+ (DF2K)'" in shell_lines(done.stdout, "suite report")[0]
     assert "suite data fetch benchmark --root data/paper" in done.stdout
+    assert "figures/biases.png" not in done.stdout  # one bias (RIB): nothing to compare
     # The official recipes, as SPEC section 5 and options/train state them.
     finetune = yaml.safe_load((workdir / "workflows/config/recipes/paper_finetune.yaml").read_text())
     assert finetune["optim"]["lr"] == 2.5e-4 and finetune["schedule"]["iterations"] == 250_000
@@ -155,6 +159,58 @@ def test_ablation_dry_run_trains_one_rib_model_per_rank(workdir: Path) -> None:
         assert f"out_dir=results/ablation/train/tiny-rib-r{rank}-x2" in line
     assert "model.overrides.ranks" not in trains["tiny-none-x2"]
     assert "results/ablation/figures/rank_ablation.png" in done.stdout
+    assert "results/ablation/figures/biases.png" in done.stdout  # RIB and no bias
+
+
+def test_biases_dry_run_trains_every_registered_bias(workdir: Path) -> None:
+    """workflows/config/biases.yaml: one tiny model per bias of the registry, the default recipe and seed,
+    each evaluated and extrapolated to other windows; the report compares them."""
+    from suite.models.biases import BIASES, REGISTRY
+
+    done = snakemake(workdir, "-n", "-p", "--configfile", "workflows/config/biases.yaml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    counts = job_counts(done.stdout)
+    assert counts["train"] == len(BIASES) and counts["eval_checkpoint_with_images"] == len(BIASES)
+    assert counts["analyze_windows"] == len(BIASES)
+    assert not {"profile_sweep", "analyze_bias", "analyze_lowrank"} & set(counts)
+    trains = {re.search(r"name=(\S+)", line)[1]: line for line in shell_lines(done.stdout, " train --config")}
+    assert sorted(trains) == sorted(f"tiny-{bias}-x2" for bias in BIASES)
+    for bias in BIASES:
+        line = trains[f"tiny-{bias}-x2"]
+        assert f"model.bias={bias} " in line and "run.seed=0" in line and "model.overrides.ranks" not in line
+        assert "--config workflows/config/recipes/tiny_cpu.yaml" in line
+    windows = {re.search(r"results/biases/train/(\S+)/final\.pt", line)[1]: line
+               for line in shell_lines(done.stdout, "suite analyze windows")}
+    assert sorted(windows) == sorted(f"tiny-{bias}-x2" for bias in BIASES)
+    assert all("--factors 0.5 1 1.5 2 " in line and "--name mini_test" in line for line in windows.values())
+    assert any(spec.fixed_window for spec in REGISTRY.values())  # those show refused rows in their tables
+    report = shell_lines(done.stdout, "suite report")[0]
+    assert "--title biases" in report and "--analysis-dataset mini_test" in report
+    for path in ("tables/biases.csv", "tables/biases.md", "figures/biases.png", "figures/biases.pdf",
+                 "tables/windows.csv"):
+        assert f"results/biases/{path}" in done.stdout
+    assert "results/biases/figures/speedup.png" not in done.stdout and "bias_fields" not in done.stdout
+
+
+def test_analysis_tools_follow_the_kind_of_each_bias(tmp_path: Path) -> None:
+    """With every tool on, bias fields run on the models suite analyze bias can read (ANALYSED_BIASES: additive
+    and factored kinds), the low-rank conversion on the additive ones (RPB), windows on every model."""
+    from suite.analysis.bias_fields import ANALYSED_BIASES
+    from suite.models.biases import BIASES, REGISTRY
+
+    workdir = copy_workflow(tmp_path / "workflow")
+    (workdir / "tools.yaml").write_text(yaml.safe_dump({"analysis": {"bias_fields": True, "lowrank_ranks": [4]}}))
+    done = snakemake(workdir, "-n", "-p", "--configfile", "workflows/config/biases.yaml", "tools.yaml")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    def models(tool: str) -> list[str]:
+        lines = shell_lines(done.stdout, f"suite analyze {tool} --checkpoint")
+        return sorted(re.search(r"results/biases/train/tiny-(\S+)-x2/final\.pt", line)[1] for line in lines)
+
+    assert models("bias") == sorted(ANALYSED_BIASES)
+    assert models("lowrank") == sorted(b for b in BIASES if REGISTRY[b].kind == "additive") == ["rpb"]
+    assert models("windows") == sorted(BIASES)
+    assert "results/biases/tables/bias_fields.csv" in done.stdout and "results/biases/tables/lowrank.csv" in done.stdout
 
 
 def test_paper_dry_run_passes_a_manga109_url_to_fetch(tmp_path: Path) -> None:
@@ -185,7 +241,7 @@ def test_verify_dry_run_evaluates_released_models_without_training(workdir: Path
 
 
 def test_lint_is_clean(workdir: Path) -> None:
-    for config in ("default", "paper", "verify"):
+    for config in ("default", "paper", "verify", "biases"):
         done = snakemake(workdir, "--lint", "--configfile", f"workflows/config/{config}.yaml")
         assert done.returncode == 0 and "Lints for" not in done.stdout + done.stderr, done.stdout + done.stderr
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The GPU check in one command (about 8 minutes on one H100/H200; needs only this repository and pip):
+# The GPU check in one command (about 10 minutes on one H100/H200; needs only this repository and pip):
 #   1. a venv (.venv-gpu, reused when present) with the locked packages (requirements/test.txt) and the suite;
 #   2. flash-attn if a wheel installs within a minute (optional: else SDPA's flash kernels serve RIB);
 #   3. pytest -m gpu;
 #   4. the GPU profile sweep of the paper's setting (suite/profiling/configs/gpu.yaml: base preset,
-#      attention-bf16, RPB on SDPA and FlexAttention at windows 32/64, RIB and no bias on flash kernels
-#      at 32/64/96, training step and inference) inside its time budget, into results/profiles/<gpu>/;
+#      attention-bf16, RPB on SDPA and FlexAttention at windows 32/64, RIB, no bias, RoPE and FlashBias
+#      on flash kernels at 32/64/96, training step and inference) inside its time budget, into
+#      results/profiles/<gpu>/;
 #      it prints the speedup and memory table with the kernel family of every row.
 # Usage: tools/gpu-check.sh [--dry-run] [--no-venv]
 #   --dry-run: print the plan and the sweep's points; run nothing.
@@ -22,7 +23,7 @@ for arg in "$@"; do
   case "$arg" in
     --dry-run) DRY_RUN=1 ;;
     --no-venv) NO_VENV=1 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown argument $arg (use --dry-run, --no-venv or --help)" >&2; exit 2 ;;
   esac
 done
@@ -34,7 +35,7 @@ INSTALL_LIMIT=180 FLASH_LIMIT=60 PYTEST_LIMIT=90
 
 plan() {
   cat <<PLAN
-gpu-check plan (about 8 minutes: limits below; with a reused venv the steps before the sweep take 1-2 minutes):
+gpu-check plan (about 10 minutes: limits below; with a reused venv the steps before the sweep take 1-2 minutes):
   1. venv $VENV: pip install -r $LOCK, pip install --no-deps -e .      [limit ${INSTALL_LIMIT} s; reused venv: seconds]
      (offline or --no-venv: $PYTHON's environment as it is)
   2. pip install --only-binary=:all: flash-attn (optional)              [limit ${FLASH_LIMIT} s]

@@ -41,12 +41,14 @@ from suite.env import run_record
 from suite.evaluate.checkpoint import model_from_checkpoint
 from suite.files import atomic_write, file_sha256, write_json_atomic, write_text_atomic
 from suite.models import SRTransformer, WindowAttention
+from suite.models.biases import REGISTRY
 from suite.models.positional import relative_position_index
 from suite.profiling.tables import frame
 
 COLUMNS = ("layer", "block", "layer_in_block", "window", "bias", "head", "bias_min", "bias_max", "bias_range",
            "effective_rank_99", "translation_deviation")
-ANALYSED_BIASES = ("rpb", "rib", "lowrank")
+# The biases that stand for an N x N logit term: the additive ones, and the factored ones (Q_p K_p^T).
+ANALYSED_BIASES = tuple(name for name, spec in REGISTRY.items() if spec.kind in ("additive", "factored"))
 ENERGY = 0.99  # the share of ||B||_F^2 that effective_rank_99 reaches
 
 
@@ -136,16 +138,14 @@ def _factor_singular_values(q_pos: torch.Tensor, k_pos: torch.Tensor, scale: flo
 def _dense_and_singular_values(layer: WindowAttention) -> tuple[torch.Tensor, torch.Tensor]:
     """The layer's dense bias (heads, N, N) and the singular values of each head's, in its dtype."""
     window, device = layer.window, layer.qkv.weight.device
-    if layer.bias_kind == "rpb":
-        dense = layer.rpb()[0]
+    kind = layer.spec.kind
+    if kind == "additive":
+        dense = layer.positional()[0]
         return dense, torch.linalg.svdvals(dense)
-    if layer.bias_kind == "rib":
-        q_pos, k_pos = layer.rib(window, window, device)  # (heads, N, R) each
-        return layer.rib.dense_bias(window, window, device)[0], \
-            _factor_singular_values(q_pos, k_pos, layer.rib.rank**-0.5)
-    if layer.bias_kind == "lowrank":
-        q_pos, k_pos = layer.lowrank()  # carry their own scale
-        return layer.lowrank.dense_bias()[0], _factor_singular_values(q_pos, k_pos, 1.0)
+    if kind == "factored":
+        q_pos, k_pos = layer.positional(window, window, device)  # (heads, N, R) each
+        scale = q_pos.shape[-1] ** -0.5 if layer.spec.factor_scale == "rsqrt_rank" else 1.0
+        return (q_pos @ k_pos.transpose(-2, -1)) * scale, _factor_singular_values(q_pos, k_pos, scale)
     raise ValueError(f"attention layer with bias {layer.bias_kind!r} has no positional bias to analyse "
                      f"(bias fields exist for {', '.join(ANALYSED_BIASES)})")
 
@@ -156,7 +156,7 @@ def layer_field(layer: WindowAttention, index: int = 0, block: int = 0, layer_in
     layer = _float64_copy(layer)
     window = layer.window
     dense, singular_values = _dense_and_singular_values(layer)  # (heads, N, N), (heads, k)
-    if layer.bias_kind == "rpb":
+    if layer.spec.kind == "additive":
         # The table is the offset mean exactly; summing and dividing equal entries would round.
         span = 2 * window - 1
         offsets = layer.rpb.table.view(-1, span, span)

@@ -1,5 +1,5 @@
-"""`suite bench attention`: time the attention of one window-attention layer with RPB (each backend),
-RIB, no bias and no bias at RIB's head dim over window sizes, interleaved round by round (the one
+"""`suite bench attention`: time the attention of one window-attention layer with any registered bias (RPB
+on each backend, RIB and no bias by default) and no bias at the factored head dim over window sizes, interleaved round by round (the one
 attention benchmark of suite.profiling.attention); `suite bench resize`: time MATLAB-bicubic
 degradation and re-upscaling (suite.data.benchmark). This module imports no torch."""
 
@@ -9,18 +9,21 @@ import argparse
 import shlex
 from pathlib import Path
 
+from suite.models.biases import BIASES
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bench", help="micro-benchmarks: attention layers, image resizing",
                                    description=__doc__)
     benches = parser.add_subparsers(dest="bench", required=True)
     attention = benches.add_parser(
-        "attention", help="time one window-attention layer (rpb, rib, none) forward and forward+backward",
+        "attention", help="time one window-attention layer per bias forward and forward+backward",
         description=(
-            "Times the attention method of WindowAttention layers for RPB (each backend), RIB, none (head dim D) "
-            "and none@D+R (RIB's kernel head dim), forward (no autograd) and forward+backward, interleaved round "
-            "by round; prints RPB/RIB (RPB at its fastest backend) and RIB/none@D+R, and writes attention.{json,csv} "
-            "and attention_ratios.{json,csv}."
+            "Times the attention method of WindowAttention layers for each requested bias and backend (RPB on "
+            "each backend, RIB and none by default) and none@D+R (the factored biases' kernel head dim), forward "
+            "(no autograd) and forward+backward, interleaved round by round; prints RPB (at its fastest backend) "
+            "over each bias and each factored bias over none@D+R, and writes attention.{json,csv} and "
+            "attention_ratios.{json,csv}."
         ),
     )
     attention.add_argument("--windows", type=int, nargs="+", default=[8, 16, 32, 48, 64],
@@ -37,10 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     attention.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
     attention.add_argument("--device", default="auto", help="auto (cuda when available; default), cpu, cuda, cuda:N")
     attention.add_argument("--precision", default="fp32", help="fp32 (default), autocast-bf16 or attention-bf16")
-    attention.add_argument("--rpb-backends", nargs="+",
-                           help="RPB backends to time (default: math sdpa on CPU; sdpa flex on CUDA)")
-    attention.add_argument("--rib-backend", default="auto", help="RIB's backend (default auto)")
-    attention.add_argument("--none-backend", default="auto", help="the no-bias layers' backend (default auto)")
+    attention.add_argument("--variants", nargs="+", metavar="BIAS[:BACKEND]",
+                           help=f"layers to time, a bias of {', '.join(BIASES)} with an optional backend "
+                                "(default: rpb:math rpb:sdpa rib none on CPU; rpb:sdpa rpb:flex rib none on CUDA)")
     attention.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own)")
     attention.add_argument("--clock", default="wall", choices=("wall", "cpu"),
                            help="wall clock (default), or this thread's CPU time (needs --device cpu --threads 1)")
@@ -59,14 +61,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _attention(args: argparse.Namespace) -> int:
-    from suite.profiling.attention import run_benchmark
+    from suite.profiling.attention import parse_variant, run_benchmark
 
     command = _command_line(args, ["suite", "bench", "attention"])
     paths = run_benchmark(
         windows=args.windows, preset=args.preset, ranks=args.ranks, overrides=args.override,
         map_size=args.map_size, batch=args.batch, rounds=args.rounds, warmup=args.warmup, device=args.device,
-        precision=args.precision, rpb_backends=args.rpb_backends, rib_backend=args.rib_backend,
-        none_backend=args.none_backend, threads=args.threads, clock=args.clock, seed=args.seed, out_dir=args.out,
+        precision=args.precision, variants_=[parse_variant(text) for text in args.variants or []],
+        threads=args.threads, clock=args.clock, seed=args.seed, out_dir=args.out,
         command=command, log=lambda text: print(text, flush=True),
     )
     print("\nwrote " + ", ".join(str(p) for p in paths))

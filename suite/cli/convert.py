@@ -11,6 +11,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from suite.models.biases import REGISTRY
+
+# The biases the official code offers (RPB's Naive, SDPA and Flex included): what a released file can hold.
+OFFICIAL_BIASES = tuple(bias for bias, spec in REGISTRY.items() if spec.official)
 # The paper presets released checkpoints fit, kept here so that building the parser imports no torch;
 # tests/test_official.py checks them against suite.models.OFFICIAL_NAMES.
 OFFICIAL_PRESETS = ("light", "light+", "base", "base+", "large", "large+", "XL+")
@@ -35,7 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     released.add_argument("source", type=Path, help="the released .pth file, e.g. SST_DF2K_X2.pth")
     released.add_argument("--preset", required=True, choices=OFFICIAL_PRESETS, help="the paper preset it was trained as")
     released.add_argument("--scale", required=True, type=int, choices=(2, 3, 4), help="its upscaling factor")
-    released.add_argument("--bias", default="rib", choices=("rib", "rpb", "none"), help="positional bias (default rib)")
+    released.add_argument(
+        "--bias", default="rib", choices=OFFICIAL_BIASES,
+        help="positional bias of the released network: " + ", ".join(
+            f"{bias} (official {REGISTRY[bias].official})" for bias in OFFICIAL_BIASES) + "; default rib")
+    released.add_argument("--model-overrides", nargs="+", default=[], metavar="KEY=VALUE",
+                          help="model fields of the released network that differ from the preset (e.g. a "
+                               "released RoPE network: rope_form=axial; small test networks: dim=16 n_blocks=1)")
     released.add_argument("--out", required=True, type=Path, help="suite checkpoint to write (must not exist)")
     released.set_defaults(func=_released)
 
@@ -58,6 +68,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lowrank.set_defaults(func=_lowrank)
 
 
+def model_overrides(texts: list[str]) -> dict:
+    """`--model-overrides dim=16 ranks=[4,4]` -> {"dim": 16, "ranks": [4, 4]} (flat model field names)."""
+    from suite.overrides import OverrideError, parse_override
+
+    fields = {}
+    for text in texts:
+        path, value = parse_override(text)
+        if len(path) != 1:
+            raise OverrideError(f"--model-overrides {text!r}: a model field name has no dots (e.g. dim=16)")
+        fields[path[0]] = value
+    return fields
+
+
 def _released(args: argparse.Namespace) -> int:
     if args.out.exists():
         raise ValueError(f"--out {args.out} exists; remove it or choose another path (nothing is overwritten)")
@@ -65,7 +88,8 @@ def _released(args: argparse.Namespace) -> int:
     from suite.env import run_record
     from suite.models.official import load_released
 
-    model, provenance = load_released(args.source, args.preset, args.scale, args.bias)
+    model, provenance = load_released(args.source, args.preset, args.scale, args.bias,
+                                      model_overrides(args.model_overrides))
     weights_key = "ema" if provenance["param_key"] == "params_ema" else "model"
     state = {
         "model_config": model.config,

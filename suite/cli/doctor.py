@@ -200,14 +200,14 @@ def check_backends(found: Findings, torch, device_types: list[str]) -> None:
     """The backend `auto` picks per device, dtype, phase and bias, with the models' own reason."""
     from suite.models import BIASES, explain_backend
 
-    print(f"{'device':<8}{'dtype':<10}{'phase':<7}{'bias':<8}{'backend':<8}why", file=found.out)
+    print(f"{'device':<8}{'dtype':<10}{'phase':<7}{'bias':<10}{'backend':<8}why", file=found.out)
     for kind in device_types:
         for dtype in (torch.float32, torch.bfloat16):
             for phase in ("eval", "train"):
                 for bias in BIASES:
                     backend, why = explain_backend(bias, torch.device(kind), dtype=dtype, needs_grad=phase == "train")
                     name = str(dtype).removeprefix("torch.")
-                    print(f"{kind:<8}{name:<10}{phase:<7}{bias:<8}{backend:<8}{why}", file=found.out)
+                    print(f"{kind:<8}{name:<10}{phase:<7}{bias:<10}{backend:<8}{why}", file=found.out)
 
 
 def check_metrics(found: Findings) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from suite.cli.convert import OFFICIAL_BIASES, model_overrides
+
 # Overlap between tiles when --tile is given without --overlap (LR pixels).
 DEFAULT_OVERLAP = 16
 METHODS = ("bicubic",)
@@ -40,19 +42,6 @@ def _model_only_flags(args: argparse.Namespace) -> list[str]:
              ("--precision", args.precision != "fp32"), ("--compile", args.compile),
              ("--window-scale", args.window_scale is not None), ("--window-sizes", args.window_sizes is not None)]
     return [flag for flag, present in given if present] + _released_only_flags(args)
-
-
-def model_overrides(texts: list[str]) -> dict:
-    """`--model-overrides dim=16 ranks=[4,4]` -> {"dim": 16, "ranks": [4, 4]} (flat model field names)."""
-    from suite.overrides import OverrideError, parse_override
-
-    fields = {}
-    for text in texts:
-        path, value = parse_override(text)
-        if len(path) != 1:
-            raise OverrideError(f"--model-overrides {text!r}: a model field name has no dots (e.g. dim=16)")
-        fields[path[0]] = value
-    return fields
 
 
 def build_upscaler(args: argparse.Namespace, device: str) -> tuple[object, str, dict]:
@@ -139,7 +128,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model = parser.add_argument_group("model inference (with --checkpoint)")
     model.add_argument("--preset", metavar="P",
                        help="the paper preset of a released BasicSR checkpoint (light, base, large, ..., XL+)")
-    model.add_argument("--bias", help="with --preset: the positional bias of the released network (default rib)")
+    model.add_argument("--bias", choices=OFFICIAL_BIASES,
+                       help="with --preset: the positional bias of the released network (default rib)")
     model.add_argument("--model-overrides", nargs="+", default=[], metavar="KEY=VALUE",
                        help="with --preset: model fields of the released network that differ from the preset "
                             "(e.g. small test networks: dim=16 n_blocks=1)")

@@ -9,6 +9,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from suite.models.biases import BIASES
+
 PHASES = ("train", "infer")  # as suite.profiling.measure.PHASES, without importing torch here
 OK_EXIT, FAILED_EXIT, INCOMPLETE_EXIT = 0, 3, 3
 
@@ -22,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run = actions.add_parser("run", help="profile one setting (a worker process with a time limit)",
                              description="Profile one setting; rows are merged into DIR/profile.{csv,json}.")
     run.add_argument("--preset", required=True, help="model preset (tiny, light, base, ...)")
-    run.add_argument("--bias", required=True, help="positional bias: rpb, rib or none")
+    run.add_argument("--bias", required=True, choices=BIASES, help="positional bias (suite.models.biases)")
     run.add_argument("--phase", required=True, choices=PHASES,
                      help="a training step (fwd+bwd+AdamW) or an inference forward")
     run.add_argument("--window", type=int, required=True, help="window size of every attention layer")

@@ -15,6 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for tables/, figures/ and REPORT.md")
     parser.add_argument("--title", help="the report's title (default: the results folder's name)")
     parser.add_argument("--val-dataset", help="validation set of training: its bicubic PSNR is drawn")
+    parser.add_argument("--analysis-dataset",
+                        help="test set of the positional-bias comparison (default: the one most trained models "
+                             "were evaluated on)")
     parser.add_argument("--paper-rows", nargs="+", default=[], metavar="METHOD=ROW",
                         help="compare eval/<METHOD>/ with a row of the paper's values "
                              "(suite/report/paper_values.yaml), e.g. large+-rib='SST-L+ (DF2K)'")
@@ -53,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     crop = (CropRequest(args.crop_dataset, args.crop_scale, args.crop_hr, args.crop_image, args.crop_size)
             if given else None)
     paper_rows = parse_paper_rows(args.paper_rows)
-    written = build_report(args.results, args.out, args.title, args.val_dataset, crop, paper_rows)
+    written = build_report(args.results, args.out, args.title, args.val_dataset, crop, paper_rows,
+                           args.analysis_dataset)
     print(f"suite report: wrote {len(written)} files under {args.out} (REPORT.md, tables/, figures/)")
     return 0

@@ -1,31 +1,26 @@
-"""SR transformer models: window attention with RPB / RIB / low-rank / no positional bias, the network and its
-presets."""
+"""SR transformer models: window attention with an interchangeable positional bias (the registry
+`suite.models.biases`), the network and its presets.
 
-from suite.models.attention import (
-    BACKENDS,
-    BIASES,
-    FACTORED_BIASES,
-    FIXED_WINDOW_BIASES,
-    PRECISIONS,
-    ModelConfigError,
-    WindowAttention,
-    apply_precision,
-    check_pair,
-    check_precision,
-    explain_backend,
-    resolve_backend,
-)
-from suite.models.network import SRTransformer
-from suite.models.presets import (
-    OFFICIAL_NAMES,
-    PRESETS,
-    build_model,
-    count_parameters,
-    resolve_model_config,
-)
+Names are imported on first use (PEP 562), so `suite.models.biases` (the bias registry, which imports no
+torch) serves the command line and the report without loading torch.
+"""
 
-__all__ = [
-    "BACKENDS", "BIASES", "FACTORED_BIASES", "FIXED_WINDOW_BIASES", "OFFICIAL_NAMES", "PRECISIONS", "PRESETS",
-    "ModelConfigError", "SRTransformer", "WindowAttention", "apply_precision", "build_model", "check_pair", "check_precision", "count_parameters",
-    "explain_backend", "resolve_backend", "resolve_model_config",
-]
+import importlib
+
+_EXPORTS = {
+    "suite.models.attention": ("BACKENDS", "PRECISIONS", "ModelConfigError", "WindowAttention", "apply_precision",
+                               "check_pair", "check_precision", "explain_backend", "resolve_backend"),
+    "suite.models.biases": ("BIASES", "FACTORED_BIASES", "FIXED_WINDOW_BIASES", "FLASH_BIASES", "REGISTRY",
+                            "BiasSpec", "bias_spec"),
+    "suite.models.network": ("SRTransformer",),
+    "suite.models.presets": ("OFFICIAL_NAMES", "PRESETS", "build_model", "count_parameters", "resolve_model_config"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'suite.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name]), name)

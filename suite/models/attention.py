@@ -1,6 +1,6 @@
-"""Window self-attention with an interchangeable positional bias (`rpb`, `rib`, `lowrank`, `none`) and kernel
-backend. `lowrank` (fixed rank-R factors of one window, e.g. an RPB table by truncated SVD) runs through
-RIB's concatenation path, so it takes every backend RIB takes.
+"""Window self-attention with an interchangeable positional bias (any bias of `suite.models.biases`, which
+says how attention consumes it) and kernel backend. The factored biases (RIB, RIB-SIREN, `lowrank`,
+`flashbias`) run through one concatenation path, so they take every backend RIB takes.
 
 Kernels work on `(batch*windows, heads, N, d)` tensors. Backends:
 - `math`: explicit `softmax(q k^T * scale + B) v`.
@@ -8,8 +8,8 @@ Kernels work on `(batch*windows, heads, N, d)` tensors. Backends:
 - `flex`: FlexAttention; RPB reads its table inside a compiled `score_mod`, nothing N x N is built.
   (On CPU, torch implements its forward only.)
 - `flash`: the flash-attn package when it imports (CUDA, fp16/bf16), else SDPA restricted to the
-  FLASH_ATTENTION and CUDNN_ATTENTION backends. No additive bias: RPB cannot use it (RIB and `lowrank`
-  can: their factors travel in extra channels of q and k).
+  FLASH_ATTENTION and CUDNN_ATTENTION backends. No additive bias: RPB cannot use it (the factored biases
+  can: their factors travel in extra channels of q and k; RoPE rotates q and k before the kernel).
 - `auto`: the fastest valid backend for the bias, the device, the dtype and whether a gradient is needed.
 """
 
@@ -23,19 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from suite.models.positional import (
-    ImplicitNeuralBias,
-    LowRankBias,
-    RelativePositionBias,
-)
+from suite.models.biases import POSITIONAL_MODULES, REGISTRY, bias_spec
+from suite.models.positional import RelativePositionBias
 from suite.overrides import short_repr
 
-BIASES = ("rpb", "rib", "none", "lowrank")
-# Biases whose factors are concatenated to q and k (the (D+P)-wide layout holds their rank).
-FACTORED_BIASES = ("rib", "lowrank")
-# Biases whose weights fix the window (RPB's table, lowrank's per-token factors): a smaller map is padded
-# up to it, and another window is refused.
-FIXED_WINDOW_BIASES = ("rpb", "lowrank")
 BACKENDS = ("auto", "math", "sdpa", "flex", "flash")
 PAD_MULTIPLE = 8  # flash kernels want head dims that are multiples of 8
 HALF_DTYPES = (torch.float16, torch.bfloat16)
@@ -72,14 +63,13 @@ def apply_precision(model: nn.Module, precision: str) -> torch.dtype | None:
 
 def check_pair(bias: str, backend: str) -> None:
     """Raise ValueError for an unknown bias or backend, or a pair that cannot run."""
-    if bias not in BIASES:
-        raise ValueError(f"unknown bias {bias!r}; expected one of {', '.join(BIASES)}")
+    spec = bias_spec(bias)
     if backend not in BACKENDS:
         raise ValueError(f"unknown attention backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-    if bias == "rpb" and backend == "flash":
+    if not spec.flash and backend == "flash":
         raise ValueError(
-            "bias 'rpb' with backend 'flash' is invalid: FlashAttention kernels accept no additive "
-            "N x N bias, which RPB needs; use backend 'sdpa', 'math' or 'flex', or bias 'rib'"
+            f"bias {bias!r} with backend 'flash' is invalid: FlashAttention kernels accept no additive "
+            f"N x N bias, which {spec.label} needs; use backend 'sdpa', 'math' or 'flex', or bias 'rib'"
         )
 
 
@@ -110,17 +100,17 @@ def explain_backend(
 ) -> tuple[str, str]:
     """The backend `auto` picks for this bias, device, dtype and phase, and why, in one line.
 
-    CUDA: RPB uses FlexAttention (SDPA where it failed to compile); RIB, `lowrank` and `none` use flash
-    kernels in fp16/bf16 (also when `dtype` is not given) and SDPA in fp32, which flash kernels lack.
-    CPU: RIB, `lowrank` and `none` use SDPA (its CPU flash kernel); RPB uses SDPA when its bias needs no gradient
+    CUDA: RPB (an additive bias) uses FlexAttention (SDPA where it failed to compile); every bias flash
+    kernels can run uses them in fp16/bf16 (also when `dtype` is not given) and SDPA in fp32, which flash
+    kernels lack. CPU: those use SDPA (its CPU flash kernel); RPB uses SDPA when its bias needs no gradient
     (the CPU flash kernel takes a constant mask) and `math` when it does (`needs_grad`), because SDPA
     then falls back to a math path of its own that is slower.
     """
     check_pair(bias, "auto")
-    name = {"rpb": "RPB", "rib": "RIB", "lowrank": "low-rank bias", "none": "no bias"}[bias]
-    where = f"{device.type.upper()}, {name}"
+    additive = not REGISTRY[bias].flash
+    where = f"{device.type.upper()}, {REGISTRY[bias].label}"
     if device.type == "cuda":
-        if bias == "rpb":
+        if additive:
             failure = _flex_unavailable.get("cuda")
             if failure is not None:
                 return "sdpa", f"{where}: FlexAttention failed to compile here ({failure}): SDPA with a dense mask"
@@ -129,9 +119,9 @@ def explain_backend(
             return "sdpa", f"{where}, {str(dtype).replace('torch.', '')}: SDPA (flash kernels need fp16/bf16)"
         source = "flash-attn" if flash_attn_func() is not None else "SDPA's FLASH/CUDNN kernels (flash-attn absent)"
         return "flash", f"{where}, half precision: flash kernels through {source}"
-    if bias == "rpb" and needs_grad:
+    if additive and needs_grad:
         return "math", f"{where} with gradient: math (SDPA would fall back to its own slower math path)"
-    return "sdpa", f"{where}: SDPA (its CPU flash kernel{'; the RPB mask is constant' if bias == 'rpb' else ''})"
+    return "sdpa", f"{where}: SDPA (its CPU flash kernel{f'; the {REGISTRY[bias].label} mask is constant' if additive else ''})"
 
 
 def resolve_backend(
@@ -264,16 +254,18 @@ class WindowAttention(nn.Module):
     """Multi-head self-attention inside non-overlapping windows of a (B, H, W, C) map.
 
     The map is reflect-padded (bottom/right) to a multiple of the window and cropped back. A window
-    larger than the map: RPB and `lowrank` (fixed to their window), and RIB or `none` with
+    larger than the map: biases tied to their window (RPB, `lowrank`, `flashbias`), and any bias with
     `large_windows="pad"` (the official behaviour), pad the map up to the window, and RIB's coordinates
-    stay the configured window's; with `large_windows="clamp"` a RIB or `none` window shrinks to the map
-    instead. `shift` rolls the map by half a window (no mask) for blocks whose windows are all equal.
+    stay the configured window's; with `large_windows="clamp"` the window of a bias not tied to it
+    shrinks to the map instead. `shift` rolls the map by half a window (no mask) for blocks whose windows
+    are all equal.
 
     Every variant projects each window's tokens straight into a (D+P)-wide head layout, P making D+P a
-    multiple of PAD_MULTIPLE (and, for RIB and `lowrank`, holding the rank R): the extra channels come
+    multiple of PAD_MULTIPLE (and, for the factored biases, holding the rank R): the extra channels come
     out of zero rows of the projection, and the positional factors are added into them in place, so q,
     k and v are never copied again before the kernel. `attention_dtype` (None, or torch.bfloat16 for the
     official `attention-bf16` precision) casts q, k, v (the factors included) for the kernel only.
+    `bias_options` are the bias's own model fields (`BiasSpec.params`), defaults where not given.
     """
 
     def __init__(
@@ -285,37 +277,52 @@ class WindowAttention(nn.Module):
         rank: int = 16,
         backend: str = "auto",
         shift: bool = False,
-        fourier_levels: int = 10,
-        mlp_hidden: int = 32,
         large_windows: str = "clamp",
+        **bias_options,
     ) -> None:
         super().__init__()
         check_pair(bias, backend)
+        spec = REGISTRY[bias]
         if dim % heads:
             raise ValueError(f"dim {dim} is not divisible by heads {heads}")
-        if bias in FACTORED_BIASES and rank <= 0:
+        if spec.uses_rank and rank <= 0:
             raise ValueError(f"{bias} rank must be positive, got {rank}")
         if window <= 0:
             raise ValueError(f"window must be positive, got {window}")
         if large_windows not in ("pad", "clamp"):
             raise ValueError(f"large_windows must be 'pad' or 'clamp', got {large_windows!r}")
+        unknown = sorted(set(bias_options) - {key for other in REGISTRY.values() for key in other.params})
+        if unknown:
+            raise ValueError(f"unknown bias option(s) {', '.join(unknown)}")
         self.dim, self.heads, self.head_dim = dim, heads, dim // heads
         self.bias_kind, self.backend, self.shift, self.large_windows = bias, backend, shift, large_windows
+        self.spec = spec
         self._window = window
         self.attention_dtype: torch.dtype | None = None
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
-        self.rpb = RelativePositionBias(heads, window) if bias == "rpb" else None
-        self.rib = ImplicitNeuralBias(heads, rank, fourier_levels, mlp_hidden) if bias == "rib" else None
-        self.lowrank = LowRankBias(heads, window, rank) if bias == "lowrank" else None
-        extra = rank if bias in FACTORED_BIASES else 0
+        for name in POSITIONAL_MODULES:  # absent ones read as None (`layer.rib is None` on an RPB layer)
+            if name != spec.module:
+                setattr(self, name, None)
+        if spec.build is not None:
+            options = {key: bias_options.get(key, param.default) for key, param in spec.params.items()}
+            self.add_module(spec.module, spec.build(heads, self.head_dim, window, rank, options))
+        if spec.kind == "rotary":
+            self.softmax_scale = 1.0 if bias_options.get("rope_scale", "official") == "official" else self.head_dim**-0.5
+        else:  # the factored biases' q rows carry D^-1/2 already (their factors unscaled): the kernel runs at 1
+            self.softmax_scale = 1.0 if spec.factored else self.head_dim**-0.5
+        extra = rank if spec.factored else 0
         self.extra_channels = extra + (-(self.head_dim + extra) % PAD_MULTIPLE)  # P
-        # The factored biases want q / sqrt(D) (the kernel runs at scale 1, their factors unscaled):
-        # scaling the q rows of the projection is C*C work, not N*C per window.
+        # Scaling the q rows of the projection is C*C work, not N*C per window.
         qkv_scale = torch.ones(3 * dim)
         qkv_scale[:dim] = self.head_dim**-0.5
-        self.register_buffer("qkv_scale", qkv_scale if bias in FACTORED_BIASES else None, persistent=False)
+        self.register_buffer("qkv_scale", qkv_scale if spec.factored else None, persistent=False)
         self._cache: dict[str, tuple] = {}
+
+    @property
+    def positional(self) -> nn.Module | None:
+        """The module computing the bias's positional term (None for `none` and `cpe`)."""
+        return getattr(self, self.spec.module) if self.spec.module else None
 
     @property
     def window(self) -> int:
@@ -323,16 +330,15 @@ class WindowAttention(nn.Module):
 
     @window.setter
     def window(self, size: int) -> None:
-        if self.rpb is not None and size != self.rpb.window:
+        if self.fixed_window and size != self.positional.window:
+            trained = self.positional.window
+            holds = (f"its relative-position table holds (2*{trained}-1)^2 entries" if self.spec.kind == "additive"
+                     else f"its factors hold one row per token of a {trained}x{trained} window")
+            free = ", ".join(name for name, spec in REGISTRY.items() if not spec.fixed_window)
+            article = "an" if self.spec.label[0] in "AEIOR" else "a"
             raise ValueError(
-                f"an RPB layer trained at window {self.rpb.window} cannot run at window {size}: its "
-                f"relative-position table holds (2*{self.rpb.window}-1)^2 entries; only RIB can change window"
-            )
-        if self.lowrank is not None and size != self.lowrank.window:
-            raise ValueError(
-                f"a lowrank layer built for window {self.lowrank.window} cannot run at window {size}: its factors "
-                f"hold one row per token of a {self.lowrank.window}x{self.lowrank.window} window; only RIB can "
-                f"change window"
+                f"{article} {self.spec.label} layer trained at window {trained} cannot run at window {size}: "
+                f"{holds}; only a bias not tied to its window can change window ({free})"
             )
         if size <= 0:
             raise ValueError(f"window must be positive, got {size}")
@@ -340,8 +346,8 @@ class WindowAttention(nn.Module):
 
     @property
     def fixed_window(self) -> bool:
-        """Whether the bias is tied to the configured window (RPB's table, `lowrank`'s per-token factors)."""
-        return self.bias_kind in FIXED_WINDOW_BIASES
+        """Whether the bias is tied to the configured window (RPB's table, per-token factors)."""
+        return self.spec.fixed_window
 
     def window_shape(self, height: int, width: int) -> tuple[int, int]:
         if self.fixed_window or self.large_windows == "pad":
@@ -374,37 +380,45 @@ class WindowAttention(nn.Module):
     def attend(self, tokens: torch.Tensor, win_h: int, win_w: int) -> torch.Tensor:
         """The attention the layer runs: window tokens (B*windows, N, C) -> (B*windows, heads, N, D).
 
-        q, k, v projection into the (D+P)-wide layout, RIB's or `lowrank`'s factors added in place, one
-        kernel call.
+        q, k, v projection into the (D+P)-wide layout, the bias's positional term (factors added in place,
+        or q and k rotated), one kernel call.
         This is the method to benchmark: it is all the layer does per window besides the window
         split and merge and the output projection.
         """
         n = win_h * win_w
+        kind, positional = self.spec.kind, self.positional
         weight, bias = self._cached("qkv", self._extended_projection, (self.qkv.weight, self.qkv.bias))
         qkv = F.linear(tokens, weight, bias).view(-1, n, 3, self.heads, self.head_dim + self.extra_channels)
-        positional = self.rib if self.rib is not None else self.lowrank
-        if positional is not None:
+        if kind == "factored":
             factors = self._cached(
                 f"{self.bias_kind}{win_h}x{win_w}", lambda: self._positional_factors(win_h, win_w, tokens.device),
                 tuple(positional.parameters()), (tokens.device, win_h, win_w),
             )
             qkv[:, :, :2, :, self.head_dim:] += factors.to(qkv.dtype)  # (N, 2, heads, P) broadcast
         compute_dtype = qkv.dtype  # the activations' (bfloat16 under autocast); the output returns to it
-        if self.attention_dtype is not None:
-            qkv = qkv.to(self.attention_dtype)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B*, heads, N, D+P) views, memory (B*, N, heads)
-        needs_grad = torch.is_grad_enabled() and self.rpb is not None and self.rpb.table.requires_grad
-        backend = resolve_backend(self.bias_kind, self.backend, q.device, q.dtype, needs_grad)
-        scale = 1.0 if positional is not None else self.head_dim**-0.5  # q rows carry D^-1/2 already
-        if self.rpb is not None:
-            out = rpb_attention(q, k, v, self.rpb, backend, scale=scale)
+        if kind == "rotary":
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B*, heads, N, D+P) views
+            cos, sin = self._cached(f"rope{win_h}x{win_w}", lambda: positional.angles(win_h, win_w, tokens.device),
+                                    tuple(positional.parameters()) + tuple(positional.buffers()),
+                                    (tokens.device, win_h, win_w))
+            q, k = positional.rotate(q, cos, sin), positional.rotate(k, cos, sin)
+            if self.attention_dtype is not None:
+                q, k, v = (t.to(self.attention_dtype) for t in (q, k, v))
         else:
-            out = dot_product_attention(q, k, v, scale, backend)
+            if self.attention_dtype is not None:
+                qkv = qkv.to(self.attention_dtype)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B*, heads, N, D+P) views, memory (B*, N, heads)
+        needs_grad = torch.is_grad_enabled() and kind == "additive" and positional.table.requires_grad
+        backend = resolve_backend(self.bias_kind, self.backend, q.device, q.dtype, needs_grad)
+        if kind == "additive":
+            out = rpb_attention(q, k, v, positional, backend, scale=self.softmax_scale)
+        else:
+            out = dot_product_attention(q, k, v, self.softmax_scale, backend)
         return out[..., : self.head_dim].to(compute_dtype)
 
     def _extended_projection(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """qkv weight (3*heads*(D+P), C) and bias: the layer's, q rows scaled by D^-1/2 for RIB and `lowrank`,
-        with P zero rows per head."""
+        """qkv weight (3*heads*(D+P), C) and bias: the layer's, q rows scaled by D^-1/2 for the factored
+        biases, with P zero rows per head."""
         weight, bias = self.qkv.weight, self.qkv.bias
         if self.qkv_scale is not None:
             weight, bias = weight * self.qkv_scale[:, None], bias * self.qkv_scale
@@ -414,13 +428,11 @@ class WindowAttention(nn.Module):
         return weight, bias
 
     def _positional_factors(self, win_h: int, win_w: int, device: torch.device) -> torch.Tensor:
-        """`[Q_p', 0]` and `[K_p, 0]` stacked as (N, 2, heads, P): RIB's `Q_p' = Q_p / sqrt(R)` (float32),
-        `lowrank`'s `Q_p' = Q_p` (its factors carry their scale; the window is its own)."""
-        if self.rib is not None:
-            q_pos, k_pos = self.rib(win_h, win_w, device)  # (heads, N, R) each
-            q_pos = q_pos * self.rib.rank**-0.5
-        else:
-            q_pos, k_pos = self.lowrank()  # (heads, N, R) each, N = win_h * win_w (a fixed window)
+        """`[Q_p', 0]` and `[K_p, 0]` stacked as (N, 2, heads, P): `Q_p' = Q_p / sqrt(R)` for RIB, RIB-SIREN
+        and `flashbias` (float32 for RIB's MLP), `Q_p' = Q_p` for `lowrank` (its factors carry their scale)."""
+        q_pos, k_pos = self.positional(win_h, win_w, device)  # (heads, N, R) each
+        if self.spec.factor_scale == "rsqrt_rank":
+            q_pos = q_pos * q_pos.shape[-1] ** -0.5
         factors = torch.stack([q_pos, k_pos], dim=1)  # (heads, 2, N, R)
         return F.pad(factors, (0, self.extra_channels - q_pos.shape[-1])).permute(2, 1, 0, 3)
 

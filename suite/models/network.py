@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from suite.models.attention import WindowAttention
+from suite.models.biases import REGISTRY
 
 
 class LocalAttentionGate(nn.Module):
@@ -47,19 +48,28 @@ class ConvFFN(nn.Module):
 
 
 class TransformerLayer(nn.Module):
-    """LayerNorm -> gated window attention (+res) -> LayerNorm -> ConvFFN (+res), on (B, H, W, C)."""
+    """LayerNorm -> gated window attention (+res) -> LayerNorm -> ConvFFN (+res), on (B, H, W, C).
+
+    A bias with `conv_before_attention` (CPE) first adds a depthwise 3x3 convolution of the layer's input
+    to it (`x = x + cpe(x)`, as the official block does).
+    """
 
     def __init__(
-        self, dim: int, heads: int, window: int, rank: int, exp_ratio: float, norm_eps: float, **attn_kwargs
+        self, dim: int, heads: int, window: int, rank: int, exp_ratio: float, norm_eps: float, bias: str = "rib",
+        **attn_kwargs
     ) -> None:
         super().__init__()
+        conv = REGISTRY[bias].conv_before_attention
+        self.cpe = nn.Conv2d(dim, dim, 3, padding=1, groups=dim) if conv else None
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.gate = LocalAttentionGate(dim)
-        self.attn = WindowAttention(dim, heads, window, rank=rank, **attn_kwargs)
+        self.attn = WindowAttention(dim, heads, window, bias=bias, rank=rank, **attn_kwargs)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.ffn = ConvFFN(dim, exp_ratio)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cpe is not None:
+            x = x + self.cpe(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         normed = self.norm1(x)
         x = x + self.attn(normed, gate=self.gate(normed))
         return x + self.ffn(self.norm2(x))
@@ -139,14 +149,13 @@ class SRTransformer(nn.Module):
         exp_ratio: float,
         bias: str = "rib",
         backend: str = "auto",
-        fourier_levels: int = 10,
-        mlp_hidden: int = 32,
         upsampler: str = "pixelshuffle",
         upsampler_dim: int | None = 64,
         body_tail: str = "norm_conv",
         norm_eps: float = 1e-6,
         init: str = "official",
         large_windows: str = "pad",
+        **bias_options,
     ) -> None:
         super().__init__()
         if (upsampler == "bicubic") != (body_tail == "norm"):
@@ -157,8 +166,7 @@ class SRTransformer(nn.Module):
         self.blocks = nn.ModuleList(
             ResidualBlock(
                 dim, heads, window_sizes, ranks, exp_ratio, norm_eps,
-                bias=bias, backend=backend, fourier_levels=fourier_levels, mlp_hidden=mlp_hidden,
-                large_windows=large_windows,
+                bias=bias, backend=backend, large_windows=large_windows, **bias_options,
             )
             for _ in range(n_blocks)
         )
@@ -179,8 +187,9 @@ class SRTransformer(nn.Module):
 
     def official_init(self) -> None:
         """The official initialisation (SPEC section 4): Linear and 1x1 convs trunc-normal std 0.02 with
-        zero bias, 3x3 convs torch's default weights with zero bias, RIB N(0, 0.05) with zero hidden bias,
-        the RPB table N(0, 1e-3). (`lowrank` factors, ours, keep their own N(0, 0.02).)"""
+        zero bias, 3x3 convs torch's default weights with zero bias, then each positional module's own
+        `official_init` (RIB N(0, 0.05) with zero hidden bias, RIB-SIREN's SIREN init, the RPB table
+        N(0, 1e-3), per-token factors their configured init)."""
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Conv2d)):
                 if isinstance(module, nn.Linear) or module.kernel_size == (1, 1):
@@ -188,19 +197,14 @@ class SRTransformer(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
         for layer in self.attention_layers():
-            if layer.rib is not None:
-                nn.init.normal_(layer.rib.mlp[0].weight, std=0.05)
-                nn.init.zeros_(layer.rib.mlp[0].bias)
-                nn.init.normal_(layer.rib.to_q.weight, std=0.05)
-                nn.init.normal_(layer.rib.to_k.weight, std=0.05)
-            if layer.rpb is not None:
-                nn.init.normal_(layer.rpb.table, std=1e-3)
+            if hasattr(layer.positional, "official_init"):
+                layer.positional.official_init()
 
     def attention_layers(self) -> list[WindowAttention]:
         return [layer.attn for block in self.blocks for layer in block.layers]
 
     def set_window_sizes(self, window_sizes: Sequence[int]) -> None:
-        """Run every block at new window sizes (RIB and none only; RPB and lowrank raise ValueError)."""
+        """Run every block at new window sizes (a bias tied to its window raises ValueError)."""
         for block in self.blocks:
             if len(window_sizes) != len(block.layers):
                 raise ValueError(f"expected {len(block.layers)} window sizes per block, got {len(window_sizes)}")

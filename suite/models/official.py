@@ -8,6 +8,9 @@ The official module names and layouts (SPEC section 8), and what each becomes he
   sin 2x, ...]`, ours `[y, x, sin(2^i y) for i, sin(2^i x) for i, cos(2^i y) for i, cos(2^i x) for i]`;
 - RIB's `to_q`, `to_k` (heads, hidden, R) -> Linear weights (heads * R, hidden);
 - the RPB table `relative_position_bias` indexes key minus query, ours query minus key: reversed;
+- the other positional encodings (SPEC section 9) keep their layouts: FlashBias's `flashbias_q`, `flashbias_k`
+  (heads, N, R) -> `attn.flashbias.{q,k}_factors`, RoPE's `rope_freqs` (2, heads, D4 / 2) -> `attn.rope.freqs`
+  (axial RoPE saves none), CPE's `cpe` conv -> the layer's `cpe`; RIB-SIREN's MLP as RIB's (2 inputs);
 - `body.<b>.<l>` layers, `body.<b>.<n_layers>` the block's conv, `body.<n_blocks>` the tail LayerNorm and
   `body.<n_blocks + 1>` its conv; `proj` the first conv; `upsampler.*` as is.
 """
@@ -22,6 +25,7 @@ from typing import Any
 import torch
 
 from suite.files import file_sha256
+from suite.models.biases import REGISTRY
 from suite.models.network import SRTransformer
 from suite.models.presets import OFFICIAL_NAMES, build_model
 
@@ -82,6 +86,11 @@ LAYER_KEYS: list[tuple[str, str, Callable[[torch.Tensor], torch.Tensor]]] = [
     ("attn.to_q", "attn.rib.to_q.weight", _factor_weight),
     ("attn.to_k", "attn.rib.to_k.weight", _factor_weight),
     ("attn.relative_position_bias", "attn.rpb.table", lambda t: t.flip(-1)),
+    ("attn.flashbias_q", "attn.flashbias.q_factors", lambda t: t),
+    ("attn.flashbias_k", "attn.flashbias.k_factors", lambda t: t),
+    ("attn.rope_freqs", "attn.rope.freqs", lambda t: t),
+    ("cpe.weight", "cpe.weight", lambda t: t),
+    ("cpe.bias", "cpe.bias", lambda t: t),
     ("norm_ffn.weight", "norm2.weight", lambda t: t),
     ("norm_ffn.bias", "norm2.bias", lambda t: t),
     ("ffn.proj.weight", "ffn.fc1.weight", _squeeze_1x1),
@@ -206,7 +215,9 @@ def load_released(
         "official_config": OFFICIAL_NAMES.get(preset),
         "conversion": "official SST module names -> suite; 1x1 convs -> Linear; RIB to_hidden transposed with "
                       "Fourier inputs reordered; RIB to_q/to_k (heads, hidden, R) -> (heads*R, hidden); "
-                      "RPB table reversed (key-query -> query-key)",
+                      "RPB table reversed (key-query -> query-key); FlashBias factors, RoPE frequencies and "
+                      "the CPE conv as they are",
+        "official_attn_type": REGISTRY[bias].official,
         "model_config": model.config,
     }
     return model.eval(), provenance

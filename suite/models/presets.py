@@ -12,7 +12,10 @@ Every preset spells out its network options, so what a preset builds is read off
   `torch` (torch's defaults with our RIB and RPB inits).
 - `large_windows`: `pad` (official: a map smaller than a window is padded up to it) or `clamp` (ours:
   a RIB or no-bias window shrinks to the map). RPB and `lowrank` always pad (their weights fix the window).
-- `ranks`: per layer, RIB's rank R and `lowrank`'s (at most window^2, the tokens its factors index).
+- `ranks`: per layer, the rank R of the biases that read it (`BiasSpec.uses_rank`: RIB, RIB-SIREN,
+  `lowrank`, `flashbias`; at most window^2 for the last two, the tokens their factors index).
+- the bias's own fields (`BiasSpec.params` in `suite.models.biases`, e.g. RIB's `fourier_levels` and
+  `mlp_hidden`, RoPE's `rope_form`): a config holds those of its bias only; another bias's are dropped.
 """
 
 from __future__ import annotations
@@ -24,12 +27,12 @@ from torch import nn
 
 from suite.models.attention import (  # noqa: F401
     BACKENDS,
-    BIASES,
     PRECISIONS,
     ModelConfigError,
     check_pair,
     check_precision,
 )
+from suite.models.biases import BIAS_PARAMS, BIASES, REGISTRY, Param
 from suite.models.network import SRTransformer
 from suite.overrides import short_repr
 
@@ -77,8 +80,8 @@ OFFICIAL_NAMES = {
     "large": "SSTLarge", "large+": "SSTLarge_Plus", "XL+": "SSTXL_Plus",
 }
 
-DEFAULTS: dict[str, Any] = dict(backend="auto", fourier_levels=10, mlp_hidden=32)
-OVERRIDABLE = frozenset(PRESETS["base"]) | frozenset(DEFAULTS)
+DEFAULTS: dict[str, Any] = dict(backend="auto")
+OVERRIDABLE = frozenset(PRESETS["base"]) | frozenset(DEFAULTS) | frozenset(BIAS_PARAMS)
 UPSAMPLERS = ("pixelshuffle", "pixelshuffle_direct", "bicubic")
 BODY_TAILS = ("norm_conv", "norm")
 INITS = ("official", "torch")
@@ -111,6 +114,16 @@ def _int_list(field: str, value: Any) -> list[int]:
     return [_integer(f"{field}[{i}]", item) for i, item in enumerate(value)]
 
 
+def _bias_param(field: str, value: Any, param: Param) -> Any:
+    if param.choices:
+        return _choice(field, value, param.choices)
+    if param.integer:
+        return _integer(field, value, minimum=int(param.minimum or 0))
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= param.minimum:
+        raise ModelConfigError(f"model field {field} = {short_repr(value)} must be a number >= {param.minimum:g}")
+    return float(value)
+
+
 def resolve_model_config(
     preset: str, bias: str = "rib", scale: int = 2, overrides: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -128,10 +141,14 @@ def resolve_model_config(
         raise ModelConfigError(
             f"unknown model field(s) {', '.join(unknown)}; expected some of {', '.join(sorted(OVERRIDABLE))}"
         )
+    _choice("bias", bias, BIASES)
+    spec = REGISTRY[bias]
     raw = {**PRESETS[preset], **DEFAULTS, **overrides}
     config: dict[str, Any] = {"preset": preset, "bias": bias, "scale": scale}
-    for key in ("dim", "n_blocks", "heads", "fourier_levels", "mlp_hidden"):
+    for key in ("dim", "n_blocks", "heads"):
         config[key] = _integer(key, raw[key])
+    for key, param in spec.params.items():
+        config[key] = _bias_param(key, raw.get(key, param.default), param)
     config["exp_ratio"] = _number("exp_ratio", raw["exp_ratio"])
     config["window_sizes"] = _int_list("window_sizes", raw["window_sizes"])
     # One integer rank stands for every layer (the rank ablation sets ranks: R whatever the layer count).
@@ -144,16 +161,15 @@ def resolve_model_config(
             f"model field ranks = {config['ranks']} must have one entry per layer of "
             f"window_sizes = {config['window_sizes']}"
         )
-    if bias == "lowrank":
+    if spec.uses_rank and spec.fixed_window:
         for i, (rank, window) in enumerate(zip(config["ranks"], config["window_sizes"])):
             if rank > window * window:
                 raise ModelConfigError(
-                    f"model field ranks[{i}] = {rank} exceeds window_sizes[{i}]^2 = {window * window}: a lowrank "
+                    f"model field ranks[{i}] = {rank} exceeds window_sizes[{i}]^2 = {window * window}: a {bias} "
                     f"bias of a {window}x{window} window has at most that rank"
                 )
     if config["dim"] % config["heads"]:
         raise ModelConfigError(f"model field dim = {config['dim']} is not divisible by heads = {config['heads']}")
-    _choice("bias", bias, BIASES)
     _choice("backend", raw["backend"], BACKENDS)
     try:  # whether they go together
         check_pair(bias, raw["backend"])
@@ -180,6 +196,13 @@ def resolve_model_config(
     config["init"] = _choice("init", raw["init"], INITS)
     config["large_windows"] = _choice("large_windows", raw["large_windows"], LARGE_WINDOWS)
     return config
+
+
+def resolve_saved_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored model config (a checkpoint's `model_config`, possibly written by an older suite) resolved as
+    `build_model` would build it, so two configs compare field by field."""
+    fields = dict(config)
+    return resolve_model_config(fields.pop("preset", None), fields.pop("bias", "rib"), fields.pop("scale", 2), fields)
 
 
 def build_model(preset: str, bias: str = "rib", scale: int = 2, **overrides: Any) -> SRTransformer:

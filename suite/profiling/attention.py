@@ -1,6 +1,7 @@
-"""The one attention benchmark: `WindowAttention` layers of the network, RPB (each requested backend),
-RIB, `none` (head dim D) and `none@D+R` (no bias at RIB's kernel head dim D+R, padded like RIB's: the
-physical floor RIB can at best reach), timed on the windows one layer sees at a window and map size.
+"""The one attention benchmark: `WindowAttention` layers of the network, one per requested (bias, backend)
+of the bias registry (by default RPB on each CPU or GPU backend, RIB and `none` at head dim D) and
+`none@D+R` (no bias at the factored biases' kernel head dim D+R, padded like RIB's: the physical floor
+RIB can at best reach), timed on the windows one layer sees at a window and map size.
 
 It times the layers' own attention method, `WindowAttention.attend` (window tokens -> the heads'
 outputs: the qkv projection into the padded head layout, RIB's factors added in place, the kernel),
@@ -22,6 +23,7 @@ import torch
 
 from suite.models import WindowAttention, resolve_backend
 from suite.models.attention import PAD_MULTIPLE
+from suite.models.biases import BIAS_PARAMS, BIASES, FACTORED_BIASES, REGISTRY
 from suite.profiling import timing
 from suite.profiling.flops import attention_flops
 from suite.profiling.precision import check_precision, compute_dtype, precision_scope
@@ -44,18 +46,19 @@ class AttentionSpec:
     heads: int
     head_dim: int
     ranks: list[int]
-    rpb_backends: list[str] = field(default_factory=lambda: ["auto"])  # empty: no RPB layer
-    rib_backend: str = "auto"
-    none_backend: str = "auto"
+    # (bias, backend) per layer to time, registry biases; RPB may come with several backends
+    variants: list[tuple[str, str]] = field(default_factory=lambda: [("rpb", "auto"), ("rib", "auto"), ("none", "auto")])
+    bias_options: dict[str, Any] = field(default_factory=dict)  # the biases' own model fields (BIAS_PARAMS)
     precision: str = "fp32"
     device: str = "cpu"
     warmup: int = 2
     steps: int = 5
     threads: int | None = None
     seed: int = 0
-    fourier_levels: int = 10
-    mlp_hidden: int = 32
     clock: str = "wall"
+
+    def __post_init__(self) -> None:
+        self.variants = [tuple(variant) for variant in self.variants]  # lists, read back from JSON
 
     @property
     def side(self) -> int:
@@ -84,10 +87,13 @@ class AttentionSpec:
         device = torch.device(self.device)
         if self.clock == "cpu" and (device.type != "cpu" or self.threads != 1):
             raise ValueError("clock 'cpu' (this thread's CPU time) needs device cpu and threads 1")
-        for backend in self.rpb_backends:
-            resolve_backend("rpb", backend, device)
-        resolve_backend("rib", self.rib_backend, device)
-        resolve_backend("none", self.none_backend, device)
+        if not self.variants or len(set(self.variants)) != len(self.variants):
+            raise ValueError(f"attention benchmark: variants must be distinct (bias, backend) pairs, got {self.variants!r}")
+        for bias, backend in self.variants:
+            resolve_backend(bias, backend, device)
+        unknown = sorted(set(self.bias_options) - set(BIAS_PARAMS))
+        if unknown:
+            raise ValueError(f"attention benchmark: bias_options {', '.join(unknown)} are no bias's fields")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,29 +108,37 @@ class Variant:
     kernel_head_dim: int
 
 
+def variant_label(bias: str, backend: str, variants: list[tuple[str, str]]) -> str:
+    """The row's variant: the bias, with its backend where it was asked for explicitly for an additive bias
+    ("rpb-sdpa") or where the bias is timed with several backends."""
+    several = sum(1 for other, _ in variants if other == bias) > 1
+    explicit = backend != "auto" and not REGISTRY[bias].flash
+    return f"{bias}-{backend}" if several or explicit else bias
+
+
 def variants(spec: AttentionSpec, rank: int, device: torch.device) -> list[Variant]:
-    """The layers to time at one RIB rank, built under one seed as the network builds them."""
+    """The layers to time at one rank (of the biases that read it), built under one seed as the network
+    builds them, in registry order, then the reference none@D+R."""
     dim = spec.heads * spec.head_dim
     ref_dim = padded(spec.head_dim + rank)
 
     def layer(width: int, bias: str, backend: str) -> WindowAttention:
         torch.manual_seed(spec.seed)
         return WindowAttention(width, spec.heads, spec.window, bias=bias, rank=rank, backend=backend,
-                               fourier_levels=spec.fourier_levels, mlp_hidden=spec.mlp_hidden).to(device)
+                               **spec.bias_options).to(device)
 
+    ordered = sorted(spec.variants, key=lambda variant: BIASES.index(variant[0]))
     found = [
-        Variant("rpb" if backend == "auto" else f"rpb-{backend}", "rpb", backend, layer(dim, "rpb", backend),
-                padded(spec.head_dim))
-        for backend in spec.rpb_backends
+        Variant(variant_label(bias, backend, spec.variants), bias, backend, layer(dim, bias, backend),
+                ref_dim if bias in FACTORED_BIASES else padded(spec.head_dim))
+        for bias, backend in ordered
     ]
-    found.append(Variant("rib", "rib", spec.rib_backend, layer(dim, "rib", spec.rib_backend), ref_dim))
-    found.append(Variant("none", "none", spec.none_backend, layer(dim, "none", spec.none_backend),
-                         padded(spec.head_dim)))
-    reference = layer(dim, "none", spec.none_backend)
-    # No bias at RIB's kernel head dim, with RIB's projection shape (C in, heads x (D+R padded) out): the
+    none_backend = next((backend for bias, backend in spec.variants if bias == "none"), "auto")
+    reference = layer(dim, "none", none_backend)
+    # No bias at the factored kernel head dim, with their projection shape (C in, heads x (D+R padded) out): the
     # layer's own zero-row padding widened from D's to D+R's, so only the kernel's head dim differs.
     reference.extra_channels = ref_dim - spec.head_dim
-    found.append(Variant(REFERENCE, "none", spec.none_backend, reference, ref_dim))
+    found.append(Variant(REFERENCE, "none", none_backend, reference, ref_dim))
     return found
 
 
@@ -200,7 +214,7 @@ def bench(spec: AttentionSpec) -> list[dict[str, Any]]:
                     "n_windows": spec.n_windows, "heads": spec.heads, "head_dim": spec.head_dim, "rank": rank,
                     "variant": variant.label, "bias": variant.bias,
                     "backend": resolve_backend(variant.bias, variant.backend, device, compute_dtype(spec.precision),
-                                               backward and variant.bias == "rpb"),
+                                               backward and not REGISTRY[variant.bias].flash),
                     "kernel_head_dim": variant.kernel_head_dim, "pass": pass_name, "precision": spec.precision,
                     "device": spec.device, "status": state, "error": why, "ms_median": None, "ms_iqr": None,
                     "ms_min": None, "ms_max": None, "rounds": 0, "ratio_to_none": None, "ratio_to_none_iqr": None,
@@ -219,36 +233,58 @@ def bench(spec: AttentionSpec) -> list[dict[str, Any]]:
     return rows
 
 
+def ratio_columns(biases: list[str]) -> tuple[str, ...]:
+    """The columns of `pair_ratios` for the biases of a benchmark: RPB's best over each other bias, and each
+    factored bias over none@D+R."""
+    return ("window", "rank", "pass", "rpb_variant",
+            *(f"rpb_over_{bias}" for bias in BIASES if bias in biases and bias != "rpb"),
+            *(f"{bias}_over_none_at_d_plus_r" for bias in FACTORED_BIASES if bias in biases))
+
+
 def pair_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per rank and pass: RPB (its fastest backend that ran) / RIB, and RIB / none@D+R, from the rows'
-    medians (the per-round ratio to none@D+R is in the rows)."""
+    """Per rank and pass: RPB (its fastest backend that ran) / each other bias (its fastest), and each
+    factored bias / none@D+R, from the rows' medians (the per-round ratio to none@D+R is in the rows)."""
     out = []
+    biases = sorted({row["bias"] for row in rows if row["variant"] != REFERENCE}, key=BIASES.index)
     keys = sorted({(row["rank"], row["pass"]) for row in rows}, key=lambda k: (k[0], PASSES.index(k[1])))
     for rank, pass_name in keys:
-        group = [r for r in rows if r["rank"] == rank and r["pass"] == pass_name and r["status"] == timing.OK]
-        by = {r["variant"]: r for r in group}
-        rpbs = [r for r in group if r["bias"] == "rpb"]
-        record: dict[str, Any] = {"window": rows[0]["window"], "rank": rank, "pass": pass_name,
-                                  "rpb_variant": None, "rpb_over_rib": None, "rib_over_none_at_d_plus_r": None}
-        rib = by.get("rib")
-        if rpbs and rib:
-            best = min(rpbs, key=lambda r: r["ms_median"])
-            record.update(rpb_variant=best["variant"], rpb_over_rib=round(best["ms_median"] / rib["ms_median"], 3))
-        if rib:
-            record["rib_over_none_at_d_plus_r"] = rib["ratio_to_none"]
+        group = [r for r in rows if r["rank"] == rank and r["pass"] == pass_name and r["status"] == timing.OK
+                 and r["variant"] != REFERENCE]
+        best = {bias: min((r for r in group if r["bias"] == bias), key=lambda r: r["ms_median"], default=None)
+                for bias in biases}
+        record: dict[str, Any] = dict.fromkeys(ratio_columns(biases))
+        record.update({"window": rows[0]["window"], "rank": rank, "pass": pass_name})
+        rpb = best.get("rpb")
+        record["rpb_variant"] = rpb["variant"] if rpb else None
+        for bias, row in best.items():
+            if row is None:
+                continue
+            if rpb is not None and bias != "rpb":
+                record[f"rpb_over_{bias}"] = round(rpb["ms_median"] / row["ms_median"], 3)
+            if bias in FACTORED_BIASES:
+                record[f"{bias}_over_none_at_d_plus_r"] = row["ratio_to_none"]
         out.append(record)
     return out
 
 
+def parse_variant(text: str) -> tuple[str, str]:
+    """"rpb:math" -> ("rpb", "math"), "rope" -> ("rope", "auto"); ValueError naming the text otherwise."""
+    bias, _, backend = text.partition(":")
+    if bias not in REGISTRY:
+        raise ValueError(f"variant {text!r}: bias {bias!r} is not one of {', '.join(BIASES)}")
+    return bias, backend or "auto"
 
-RATIO_COLUMNS = ("window", "rank", "pass", "rpb_variant", "rpb_over_rib", "rib_over_none_at_d_plus_r")
+
+def default_variants(device: str) -> list[tuple[str, str]]:
+    """RPB on its two kernels of the device (FlexAttention has no CPU backward in torch), RIB and none."""
+    rpb = ["sdpa", "flex"] if torch.device(device).type == "cuda" else ["math", "sdpa"]
+    return [("rpb", backend) for backend in rpb] + [("rib", "auto"), ("none", "auto")]
 
 
 def run_benchmark(
     windows: list[int], preset: str, ranks: list[int] | None, overrides: list[str], map_size: int, batch: int,
-    rounds: int, warmup: int, device: str, precision: str, rpb_backends: list[str] | None, rib_backend: str,
-    none_backend: str, threads: int | None, clock: str, seed: int, out_dir: Path, command: str,
-    log: Callable[[str], None],
+    rounds: int, warmup: int, device: str, precision: str, variants_: list[tuple[str, str]] | None,
+    threads: int | None, clock: str, seed: int, out_dir: Path, command: str, log: Callable[[str], None],
 ) -> list[Path]:
     """`suite bench attention`: one AttentionSpec per window from the preset's layer shapes; logs a table
     per window and writes attention.{json,csv} (rows), attention_ratios.{json,csv} and bench.json."""
@@ -258,19 +294,17 @@ def run_benchmark(
     from suite.overrides import apply_overrides
     from suite.profiling import tables
 
-    model = resolve_model_config(preset, "rib", 2, apply_overrides({}, overrides, "--override"))
+    requested = apply_overrides({}, overrides, "--override")
+    model = resolve_model_config(preset, "rib", 2, requested)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if rpb_backends is None:
-        # FlexAttention has no CPU backward in torch; ask for it explicitly to time its CPU forward.
-        rpb_backends = ["sdpa", "flex"] if torch.device(device).type == "cuda" else ["math", "sdpa"]
+    chosen = list(variants_) if variants_ else default_variants(device)
     specs = [
         AttentionSpec(
             window=window, patch=map_size, batch=batch, heads=model["heads"], head_dim=model["dim"] // model["heads"],
-            ranks=list(ranks) if ranks else sorted(set(model["ranks"])), rpb_backends=list(rpb_backends),
-            rib_backend=rib_backend, none_backend=none_backend, precision=precision, device=device, warmup=warmup,
-            steps=rounds, threads=threads, seed=seed, fourier_levels=model["fourier_levels"],
-            mlp_hidden=model["mlp_hidden"], clock=clock,
+            ranks=list(ranks) if ranks else sorted(set(model["ranks"])), variants=chosen,
+            bias_options={key: value for key, value in requested.items() if key in BIAS_PARAMS},
+            precision=precision, device=device, warmup=warmup, steps=rounds, threads=threads, seed=seed, clock=clock,
         )
         for window in windows
     ]
@@ -284,6 +318,7 @@ def run_benchmark(
         f"interleaved rounds after {warmup} warm-up; ratio_to_none: per-round median of time / none@D+R")
     rows: list[dict[str, Any]] = []
     ratios: list[dict[str, Any]] = []
+    columns = ratio_columns([bias for bias, _ in chosen])
     for spec in specs:
         window_rows = bench(spec)
         rows += window_rows
@@ -291,9 +326,9 @@ def run_benchmark(
         log(f"\nwindow {spec.window} (map {spec.side}x{spec.side}, {spec.n_windows} windows of {spec.window ** 2} tokens)")
         log(tables.render(window_rows, ("rank", "pass", "variant", "backend", "kernel_head_dim", "status",
                                         "ms_median", "ms_iqr", "ratio_to_none", "attention_kernels")))
-        log(tables.render(pair_ratios(window_rows), RATIO_COLUMNS))
+        log(tables.render(pair_ratios(window_rows), columns))
     tables.write_rows(out_dir, "attention", rows, tables.ATTENTION_COLUMNS)
-    tables.write_rows(out_dir, "attention_ratios", ratios, RATIO_COLUMNS)
+    tables.write_rows(out_dir, "attention_ratios", ratios, columns)
     write_json_atomic(out_dir / "bench.json", meta)
     return [out_dir / name for name in ("attention.json", "attention.csv", "attention_ratios.json",
                                         "attention_ratios.csv", "bench.json")]

@@ -4,15 +4,16 @@ Counts what `torch.utils.flop_counter` counts (matrix products and convolutions,
 multiply-add, no bias adds, no element-wise work) so the two agree exactly on the forward pass.
 A training step is counted as 3x the forward (the backward pass as twice the forward), the usual
 approximation. Attention is counted per window as `2 N^2 d` for `q k^T` plus `2 N^2 d` for the
-product with `v`, with `d` the kernel's head dim: D (RPB, none) or D + R (RIB), padded to a multiple of 8.
+product with `v`, with `d` the kernel's head dim: D, or D + R for the factored biases, padded to a multiple
+of 8; what a bias computes besides (RIB's MLP, CPE's convolution) is its registry entry's `flops`.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from suite.models.attention import FACTORED_BIASES, FIXED_WINDOW_BIASES, PAD_MULTIPLE
+from suite.models.attention import PAD_MULTIPLE
+from suite.models.biases import FACTORED_BIASES, FIXED_WINDOW_BIASES, REGISTRY
 
 TRAIN_FACTOR = 3
 
@@ -23,16 +24,16 @@ def ceil_to(value: int, multiple: int) -> int:
 
 def window_shape(bias: str, window: int, height: int, width: int, large_windows: str = "clamp") -> tuple[int, int]:
     """The (win_h, win_w) a layer uses on an (height, width) map, as `WindowAttention.window_shape`:
-    RPB and lowrank (their weights fix the window), and any bias with `large_windows="pad"` (the official
-    presets), pad the map up to the window; RIB and none with "clamp" shrink the window to the map."""
+    biases whose weights fix the window, and any bias with `large_windows="pad"` (the official presets),
+    pad the map up to the window; the others with "clamp" shrink the window to the map."""
     if bias in FIXED_WINDOW_BIASES or large_windows == "pad":
         return window, window
     return min(window, height), min(window, width)
 
 
 def attention_head_dim(bias: str, head_dim: int, rank: int) -> int:
-    """Head dim the attention kernel sees: D + R (RIB, lowrank) or D, padded to a multiple of 8 (every
-    variant projects straight into that layout)."""
+    """Head dim the attention kernel sees: D + R (the factored biases) or D, padded to a multiple of 8
+    (every variant projects straight into that layout)."""
     return ceil_to(head_dim + (rank if bias in FACTORED_BIASES else 0), PAD_MULTIPLE)
 
 
@@ -43,11 +44,10 @@ def attention_flops(n_windows: int, heads: int, tokens: int, kernel_head_dim: in
 
 def forward_flops(config: dict[str, Any], batch: int, height: int, width: int) -> int:
     """FLOPs of one forward of `build_model(**config)` on a (batch, 3, height, width) input."""
-    dim, heads, scale = config["dim"], config["heads"], config["scale"]
+    dim, heads = config["dim"], config["heads"]
     bias = config["bias"]
     head_dim = dim // heads
     hidden = int(round(dim * config["exp_ratio"]))
-    fourier_inputs = 2 + 4 * config["fourier_levels"]
     tokens = batch * height * width
     total = 2 * tokens * 3 * dim * 9  # head conv 3x3
     for _ in range(config["n_blocks"]):
@@ -60,8 +60,7 @@ def forward_flops(config: dict[str, Any], batch: int, height: int, width: int) -
             kernel_dim = attention_head_dim(bias, head_dim, rank)
             total += 2 * tokens_padded(batch, height, width, win_h, win_w) * dim * 3 * heads * kernel_dim  # qkv
             total += attention_flops(n_windows, heads, n, kernel_dim)
-            if bias == "rib":  # MLP of the Fourier features, once per forward per layer
-                total += 2 * n * fourier_inputs * config["mlp_hidden"] + 2 * 2 * n * config["mlp_hidden"] * heads * rank
+            total += REGISTRY[bias].flops(config, tokens, n, rank)  # RIB's MLP, CPE's convolution, ...
             total += 2 * tokens * dim * dim  # output projection
             total += 2 * tokens * dim * hidden * 2 + 2 * tokens * hidden * 9  # ConvFFN
         total += 2 * tokens * dim * dim * 9  # block conv 3x3
@@ -94,6 +93,3 @@ def step_flops(config: dict[str, Any], phase: str, batch: int, patch: int) -> in
     forward = forward_flops(config, batch, patch, patch)
     return forward * TRAIN_FACTOR if phase == "train" else forward
 
-
-def windows_per_image(window: int, patch: int) -> int:
-    return math.ceil(patch / window) ** 2

@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 from typing import Iterable
 
-FAMILIES = ("flash", "cudnn", "efficient", "math", "cpu-flash", "flex")
+from suite.models.biases import REGISTRY
+
 
 # Operator names (exact, forward and backward); the more specific names come first.
 OPERATOR_FAMILIES: tuple[tuple[str, str], ...] = (
@@ -136,13 +137,16 @@ def attribute_run(run_dir: Path, compiled_model: bool = False) -> dict[str, list
 
 
 def kernel_violation(bias: str, backend: str, device: str, families: Iterable[str]) -> str | None:
-    """Why a CUDA row's kernels contradict its bias and backend, or None: RPB must never run a flash
-    kernel, and RIB / lowrank / none on the `flash` backend must run one."""
+    """Why a CUDA row's kernels contradict its bias and backend, or None: a bias flash kernels cannot run
+    (RPB) must never run one, and every other bias on the `flash` backend must run one."""
     if not str(device).startswith("cuda"):
         return None
     found = set(families)
-    if bias == "rpb" and "flash" in found:
-        return "RPB ran a flash kernel, which cannot add its bias: the attribution or the model is wrong"
-    if bias in ("rib", "lowrank", "none") and backend == "flash" and not found & set(FLASH_FAMILIES):
+    spec = REGISTRY.get(bias)
+    if spec is None:
+        return None
+    if not spec.flash and "flash" in found:
+        return f"{spec.label} ran a flash kernel, which cannot add its bias: the attribution or the model is wrong"
+    if spec.flash and backend == "flash" and not found & set(FLASH_FAMILIES):
         return f"{bias} on backend flash ran {', '.join(sorted(found)) or 'no attention kernel'}, not a flash kernel"
     return None

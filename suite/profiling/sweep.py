@@ -31,6 +31,7 @@ import yaml
 
 from suite.env import run_record
 from suite.files import write_text_atomic
+from suite.models.biases import BIAS_PARAMS
 from suite.models.presets import ModelConfigError, resolve_model_config
 from suite.overrides import short_repr
 from suite.profiling import kernels, tables
@@ -242,17 +243,14 @@ def _point_tasks(where: str, i: int, point: Any, raw: dict[str, Any], model: dic
 def _attention_task(where, raw, model, phases, variants, window, patch, device) -> Task:
     settings = _check_keys(where, raw["attention"], ATTENTION_KEYS)
     default_batch = phases.get("train", next(iter(phases.values())))["batch"]
-    rpb_backends = list(dict.fromkeys(backend for bias, backend, _ in variants if bias == "rpb"))
-    rib_backends = [backend for bias, backend, _ in variants if bias == "rib"]
-    none_backends = [backend for bias, backend, _ in variants if bias == "none"]
+    pairs = list(dict.fromkeys((bias, backend) for bias, backend, _ in variants))  # compile does not apply
+    overrides = raw.get("overrides") or {}
     spec = AttentionSpec(
         window=window, patch=patch, batch=settings.get("batch", default_batch), heads=model["heads"],
-        head_dim=model["dim"] // model["heads"], ranks=sorted(set(model["ranks"])),
-        rpb_backends=rpb_backends, rib_backend=rib_backends[0] if rib_backends else "auto",
-        none_backend=none_backends[0] if none_backends else "auto",
+        head_dim=model["dim"] // model["heads"], ranks=sorted(set(model["ranks"])), variants=pairs,
+        bias_options={key: value for key, value in overrides.items() if key in BIAS_PARAMS},
         precision=raw["precision"], device=device, warmup=settings.get("warmup", 2), steps=settings.get("steps", 5),
-        threads=raw.get("threads"), seed=raw.get("seed", 0), fourier_levels=model["fourier_levels"],
-        mlp_hidden=model["mlp_hidden"],
+        threads=raw.get("threads"), seed=raw.get("seed", 0),
     )
     try:
         spec.validate()
@@ -504,11 +502,18 @@ def invocation(argv: list[str] | None = None) -> str:
     return " ".join([program] + [shlex.quote(a) for a in argv[1:]])
 
 
-SPEEDUP_CONSOLE = (
-    "phase", "window", "patch", "compile", "rpb_variant", "rpb_status", "rpb_ms", "rib_variant", "rib_ms",
-    "none_ms", "speedup_rpb_over_rib", "rib_over_none", "rpb_peak_mem_mb", "rib_peak_mem_mb", "mem_rpb_over_rib",
-    "rpb_kernels", "rib_kernels", "none_kernels",
-)
+def speedup_console(profile_rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The speedup table's columns for the biases the sweep ran (registry order)."""
+    present = [bias for bias in tables.BIASES if any(row["bias"] == bias for row in profile_rows)]
+    return (
+        "phase", "window", "patch", "compile",
+        *(f"{bias}_{field}" for bias in present for field in ("variant", "status", "ms")),
+        *(tables.speedup_column(bias) for bias in present if bias != tables.BASELINE and tables.BASELINE in present),
+        *(tables.over_none_column(bias) for bias in present if bias != tables.REFERENCE and tables.REFERENCE in present),
+        *(f"{bias}_kernels" for bias in present),
+    )
+
+
 ATTENTION_CONSOLE = ("window", "patch", "n_windows", "rank", "variant", "pass", "status", "ms_median",
                      "ratio_to_none", "attention_kernels")
 
@@ -516,8 +521,8 @@ ATTENTION_CONSOLE = ("window", "patch", "n_windows", "rank", "variant", "pass", 
 def report(profile_rows: list[dict[str, Any]], attention_rows: list[dict[str, Any]], log: Callable[[str], None]) -> None:
     """The console tables: speedup and memory per point with the kernel family of every side, and the
     attention-only ratios."""
-    log("\nPer point: the fastest variant of each bias, RPB/RIB time and memory, kernels (speedup.csv):")
-    log(tables.render(tables.speedup_rows(profile_rows), SPEEDUP_CONSOLE))
+    log("\nPer point: the fastest variant of each bias, RPB/bias and bias/none time, kernels (speedup.csv):")
+    log(tables.render(tables.speedup_rows(profile_rows), speedup_console(profile_rows)))
     for row in profile_rows:
         problem = kernels.kernel_violation(row["bias"], row.get("backend_resolved") or row["backend"], row["device"],
                                            row.get("attention_kernels") or [])
@@ -555,8 +560,8 @@ def dry_run(config: str, out: str | None) -> str:
             what = (f"{spec['phase']:<5} window {spec['window']:>3} patch {spec['patch']:>3} batch {spec['batch']:>2} "
                     f"{spec['bias']:<4} backend {spec['backend']}{' compiled' if spec['compile'] else ''}")
         else:
-            what = (f"attention-only window {spec['window']:>3} map {spec['patch']:>3}: rpb {'/'.join(spec['rpb_backends']) or '-'}, "
-                    f"rib {spec['rib_backend']}, none {spec['none_backend']}; ranks {spec['ranks']}")
+            layers = ", ".join(f"{bias} {backend}" for bias, backend in spec["variants"])
+            what = f"attention-only window {spec['window']:>3} map {spec['patch']:>3}: {layers}; ranks {spec['ranks']}"
         lines.append(f"  [{index:>2}] {what}")
     timeout = raw.get("point_timeout_s")
     budget = raw.get("time_budget_s")

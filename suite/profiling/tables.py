@@ -6,7 +6,9 @@ the CSV files flatten them to `;`-separated text. This module does not import to
 console tables read results on machines without it.
 
 Speedups are grouped by BIAS, never by label: a GPU sweep labels its rows `rpb-flex`, `rpb-sdpa`,
-`rib-flash`, `none-flash`; at each point the fastest row of each bias that ran is that bias's entry.
+`rib-flash`, `none-flash`; at each point the fastest row of each bias that ran is that bias's entry. The
+biases and their order are the registry's (`suite.models.biases`); every bias gets its column group and
+its ratios to RPB (the baseline that blocks flash kernels) and to no bias (the physical reference).
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from suite.files import write_text_atomic
+from suite.models.biases import BIASES
 
 if TYPE_CHECKING:
     import pandas as pd
 
 SCHEMA_VERSION = 2  # 2: `precision` replaces `dtype`; `compile` added
-BIASES = ("rpb", "rib", "none")  # the order of the speedup table's column groups
 OK = "ok"
+BASELINE = "rpb"  # the bias whose time every speedup divides
+REFERENCE = "none"  # the bias every `<bias>_over_none` divides by
 
 PROFILE_COLUMNS = (
     "name", "status", "error", "preset", "variant", "bias", "backend", "backend_resolved", "phase",
@@ -45,10 +49,29 @@ ATTENTION_COLUMNS = (
 
 POINT_KEYS = ("phase", "window", "patch", "batch", "precision", "compile")
 PER_BIAS = ("variant", "status", "ms", "peak_mem_mb", "kernels")
+
+
+def speedup_column(bias: str) -> str:
+    """RPB's time over `bias`'s: "speedup_rpb_over_rib"."""
+    return f"speedup_{BASELINE}_over_{bias}"
+
+
+def over_none_column(bias: str) -> str:
+    """`bias`'s time over no bias's: "rib_over_none"."""
+    return f"{bias}_over_{REFERENCE}"
+
+
+def memory_column(bias: str) -> str:
+    """RPB's peak memory over `bias`'s: "mem_rpb_over_rib"."""
+    return f"mem_{BASELINE}_over_{bias}"
+
+
 SPEEDUP_COLUMNS = (
     *POINT_KEYS,
     *(f"{bias}_{field}" for bias in BIASES for field in PER_BIAS),
-    "speedup_rpb_over_rib", "speedup_rpb_over_none", "rib_over_none", "mem_rpb_over_rib",
+    *(speedup_column(bias) for bias in BIASES if bias != BASELINE),
+    *(over_none_column(bias) for bias in BIASES if bias != REFERENCE),
+    *(memory_column(bias) for bias in BIASES if bias != BASELINE),
 )
 
 
@@ -157,8 +180,9 @@ def _ratio(top: float | None, bottom: float | None) -> float | None:
 
 def speedup_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per point (phase, window, patch, batch, precision, compile), training first: per bias the
-    variant, status, time, peak memory and kernels of `best_by_bias`, and the ratios RPB/RIB, RPB/none,
-    RIB/none (time) and RPB/RIB (peak memory); a ratio is None where either side did not run."""
+    variant, status, time, peak memory and kernels of `best_by_bias`, and the ratios RPB/bias and
+    bias/none (time) and RPB/bias (peak memory) for every other bias; a ratio is None where either side
+    did not run."""
     points: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
         points.setdefault(point_key(row), []).append(row)
@@ -177,10 +201,12 @@ def speedup_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 f"{bias}_ms": ms[bias], f"{bias}_peak_mem_mb": mem[bias],
                 f"{bias}_kernels": list(row.get("attention_kernels") or []) if row else [],
             })
-        record.update(
-            speedup_rpb_over_rib=_ratio(ms["rpb"], ms["rib"]), speedup_rpb_over_none=_ratio(ms["rpb"], ms["none"]),
-            rib_over_none=_ratio(ms["rib"], ms["none"]), mem_rpb_over_rib=_ratio(mem["rpb"], mem["rib"]),
-        )
+        for bias in BIASES:
+            if bias != BASELINE:
+                record[speedup_column(bias)] = _ratio(ms[BASELINE], ms[bias])
+                record[memory_column(bias)] = _ratio(mem[BASELINE], mem[bias])
+            if bias != REFERENCE:
+                record[over_none_column(bias)] = _ratio(ms[bias], ms[REFERENCE])
         table.append(record)
     return table
 

@@ -30,10 +30,12 @@ def write_csv(path: Path, frame) -> Path:
 
 
 def build_report(results: Path, out: Path, title: str | None = None, val_dataset: str | None = None,
-                 crop: CropRequest | None = None, paper_rows: dict[str, str] | None = None) -> list[Path]:
+                 crop: CropRequest | None = None, paper_rows: dict[str, str] | None = None,
+                 analysis_dataset: str | None = None) -> list[Path]:
     """Read every result under `results`, write tables/, figures/ and REPORT.md under `out`; returns
     the paths written. `paper_rows`: eval method folder -> paper_values.yaml row to compare it with.
-    Raises ReportInputError naming the file when a result cannot be used."""
+    `analysis_dataset`: the test set of the positional-bias comparison (default: the one most trained
+    models were evaluated on). Raises ReportInputError naming the file when a result cannot be used."""
     results, out = Path(results), Path(out)
     evals = read_evals(results)
     if not evals:
@@ -93,11 +95,21 @@ def build_report(results: Path, out: Path, title: str | None = None, val_dataset
         written += figures.save_figure(figures.rank_ablation_figure(ablation), out / "figures/rank_ablation")
         drawn.append("rank_ablation")
 
+    analysis = {tool: read_analysis(results, tool) for tool in ("bias", "lowrank", "windows")}
+    if tables.compares_biases(runs):
+        dataset, chosen = tables.comparison_dataset(evals, runs, analysis_dataset)
+        compared = tables.biases_table(evals, runs, analysis["windows"], dataset)
+        sections["biases"] = tables.biases_markdown(compared, evals, chosen)
+        written += [write_csv(out / "tables/biases.csv", compared),
+                    write_text(out / "tables/biases.md", sections["biases"])]
+        written += figures.save_figure(figures.biases_figure(compared), out / "figures/biases")
+        drawn.append("biases")
+
     analysis_sources = []
     for tool, name, markdown in (("bias", "bias_fields", tables.bias_fields_markdown),
                                  ("lowrank", "lowrank", tables.lowrank_markdown),
                                  ("windows", "windows", tables.windows_markdown)):
-        table = read_analysis(results, tool)
+        table = analysis[tool]
         if table is None:
             continue
         sections[name] = markdown(table)

@@ -14,7 +14,7 @@ FIGURE_TITLES = {
     "teaser": "The paper's teaser, from this run's results",
     "speedup": "Speedup of RIB over RPB", "latency": "Latency against window size",
     "memory": "Peak memory against window size", "val_psnr": "Validation PSNR during training",
-    "crop": "Visual comparison", "rank_ablation": "Rank ablation",
+    "crop": "Visual comparison", "rank_ablation": "Rank ablation", "biases": "Positional biases compared",
 }
 FIGURE_CAPTIONS = {
     "teaser": "The layout of the paper's teaser: PSNR per scale (Urban100 where measured, else the run's test "
@@ -38,6 +38,12 @@ FIGURE_CAPTIONS = {
     "rank_ablation": "PSNR on the test set against RIB's rank R (log scale; every layer at R), the same recipe and "
                      "seed; dashed: the model without a positional bias. Dotted, right axis: each run's median "
                      "training step time from its summary (the runs trained one at a time).",
+    "biases": "Every trained model in its bias's colour and marker (tables/biases.csv). Left: PSNR on the comparison's "
+              "test set against the run's median training step time from its summary. Right: the PSNR change with "
+              "every attention window scaled by a factor, against factor 1 (the trained windows), from `suite analyze "
+              "windows`; crosses along the top: the factors the model refused (its bias is tied to its window). "
+              "Single runs, one seed each: differences between biases at this size are not resolved without "
+              "intervals, so neither panel ranks the biases.",
 }
 
 
@@ -105,6 +111,7 @@ def lock_warnings(evals: list[EvalResult], runs: list[TrainRun], profile: Profil
 SECTION_TITLES = {"warnings": "Environment warnings", "psnr": "Reconstruction quality (PSNR / SSIM)",
                   "paper": "Measured against the paper", "targets": "Targets",
                   "training": "Training runs", "rank_ablation": "Rank ablation",
+                  "biases": "Positional biases compared",
                   "speed": "Speed and memory (profile sweep)", "bias_fields": "Learned positional bias",
                   "lowrank": "RPB to flash by low rank", "windows": "Window extrapolation"}
 

@@ -1,12 +1,13 @@
 """Figures of the report (matplotlib's object API, written as PNG and PDF): the teaser layout, speedup,
 latency and memory against window size from the profile sweep, validation PSNR against iterations,
-the visual crop comparison, the rank ablation.
+the visual crop comparison, the rank ablation, the positional biases compared.
 
 Figures are built as `Figure` objects, never through pyplot, so no global figure state is kept.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -21,15 +22,19 @@ from suite.report.paper import PAPER_VALUES
 from suite.report.readers import EvalResult, Profile, TrainRun, method_key
 from suite.report.tables import (
     BIASES,
+    REFUSED,
     bias_label,
     column_key,
     model_title,
     speedup_text,
     variant_label,
+    window_factor_column,
+    window_factors_of,
 )
 
-BIAS_COLORS = {"rpb": "tab:blue", "rib": "tab:orange", "none": "tab:gray"}
-BIAS_MARKERS = {"rpb": "o", "rib": "s", "none": "^"}
+# One colour and marker per registered bias, in registry order (rpb blue, rib orange, none green, ...).
+BIAS_COLORS = {bias: f"C{index}" for index, bias in enumerate(BIASES)}
+BIAS_MARKERS = {bias: "os^Dv<>p*h"[index % 10] for index, bias in enumerate(BIASES)}
 PHASES = ("train", "infer")
 PHASE_TITLES = {"train": "training step (forward + backward)", "infer": "inference (forward)"}
 # The paper's values: hatched, pale bars and dashed lines with hollow markers, always labelled "paper".
@@ -393,5 +398,92 @@ def rank_ablation_figure(frame) -> Figure:
     handles = ax.get_legend_handles_labels()[0] + times.get_legend_handles_labels()[0]
     ax.legend(handles=handles, fontsize=7, loc="best")
     ax.set_title("Rank ablation: PSNR and training step time against RIB's rank", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# --- positional biases compared ------------------------------------------------------------------
+
+def _value(value: object) -> float | None:
+    """A table cell as a number, None where it is empty (None, NaN, "")."""
+    if value is None or value == "":
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def comparison_labels(frame) -> list[str]:
+    """Per row of `tables.biases_table`: the model's title ("tiny RIB rank 8"), without the preset when every
+    row shares it ("RIB rank 8"), with the scale when the rows have several."""
+    one_preset = frame["preset"].nunique() == 1
+    several_scales = frame["scale"].nunique() > 1
+    labels = []
+    for record in frame.to_dict("records"):
+        title = model_title(record["model"])
+        if one_preset:
+            title = title.removeprefix(f"{record['preset']} ")
+        labels.append(title + (f" x{record['scale']}" if several_scales else ""))
+    return labels
+
+
+def biases_figure(frame) -> Figure:
+    """Every trained model from `tables.biases_table`, in its bias's colour and marker: left, PSNR against the
+    median training step time, each point labelled; right, the PSNR change against the window factor, the
+    factors a model refused as crosses along the top."""
+    fig = Figure(figsize=(13.0, 4.8))
+    left, right = fig.subplots(1, 2)
+    records, labels = frame.to_dict("records"), comparison_labels(frame)
+    factors = window_factors_of(frame)
+    top = blended_transform_factory(right.transData, right.transAxes)
+    refusing = 0
+    seen: dict[str, int] = {}  # models of one bias so far: the second and later get other line styles
+    for record, label in zip(records, labels):
+        style = {"color": BIAS_COLORS.get(record["bias"], "black"), "marker": BIAS_MARKERS.get(record["bias"], "D")}
+        linestyle = ("-", "--", ":", "-.")[seen.get(record["bias"], 0) % 4]
+        seen[record["bias"]] = seen.get(record["bias"], 0) + 1
+        psnr, step = _value(record["psnr"]), _value(record["median_step_time_s"])
+        if psnr is not None and step is not None:
+            left.scatter([step], [psnr], s=50, zorder=3, label=label, **style)
+            left.annotate(label, (step, psnr), fontsize=7, xytext=(5, 3), textcoords="offset points")
+        statuses = {factor: record[window_factor_column("status", factor)] for factor in factors}
+        if not any(statuses.values()):  # no window-extrapolation table for this model
+            continue
+        points = [(factor, _value(record[window_factor_column("psnr_change", factor)])) for factor in factors]
+        points = [(factor, change) for factor, change in points if change is not None]
+        if points:
+            right.plot(*zip(*points), label=label, linestyle=linestyle, **style)
+        refused = [factor for factor in factors if statuses[factor] == REFUSED]
+        if refused:  # one row of crosses per refusing model, so they do not hide each other
+            right.scatter(refused, [0.96 - 0.045 * refusing] * len(refused), marker="x", s=60, color=style["color"],
+                          transform=top, clip_on=False, zorder=5)
+            refusing += 1
+    datasets = sorted({str(d) for d in frame["dataset"] if isinstance(d, str)})
+    left.set_xlabel("median training step (s), from each run's summary")
+    left.set_ylabel("PSNR (dB, Y channel)")
+    left.set_title(f"PSNR on {', '.join(datasets) or 'nothing'} against training step time", fontsize=10)
+    left.grid(True, alpha=0.3)
+    if not left.collections:
+        left.text(0.5, 0.5, "no model with both a PSNR and a step time", transform=left.transAxes, ha="center")
+    right.axhline(0.0, color="black", linewidth=0.8)
+    if factors:
+        right.set_xscale("log", base=2)  # 0.5 and 2 equally far from 1
+        right.set_xticks(factors, [f"{factor:g}" for factor in factors])
+        right.minorticks_off()
+        low, high = right.get_ylim()
+        right.set_ylim(low, high + (high - low) * (0.15 + 0.06 * refusing))  # room for the crosses
+    right.set_xlabel("window factor (x the trained windows), log scale")
+    right.set_ylabel("PSNR change against factor 1 (dB)")
+    right.set_title("Window extrapolation", fontsize=10)
+    right.grid(True, alpha=0.3)
+    handles, names = right.get_legend_handles_labels()
+    if refusing:
+        handles.append(Line2D([], [], marker="x", linestyle="none", color="black"))
+        names.append("refused (tied to its window)")
+    if handles:
+        right.legend(handles, names, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    else:
+        right.text(0.5, 0.5, "no window-extrapolation tables", transform=right.transAxes, ha="center")
+    fig.suptitle("Positional biases compared: single runs, one seed each; differences between biases are not "
+                 "resolved without intervals", fontsize=10)
     fig.tight_layout()
     return fig

@@ -24,11 +24,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from suite.models.biases import BIASES
 from suite.profiling import tables as profile_tables
 from suite.train import SUMMARY_FIELDS
 from suite.train.monitor import CSV_FIELDS as TRAIN_LOG_FIELDS
 
-BIAS_ORDER = ("rpb", "rib", "none", "lowrank")
+BIAS_ORDER = BIASES
 PRESET_ORDER = ("tiny", "light", "base", "base+", "large", "large+")
 
 
@@ -54,7 +55,9 @@ class ReportInputError(ValueError):
 EVAL_NAME = re.compile(r"^(?P<dataset>[A-Za-z0-9_.+-]+?)-x(?P<scale>\d+)\.json$")
 METHOD_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 # A trained model: "<preset>-<bias>", or "<preset>-rib-r<R>" for rank R in every layer (the rank ablation).
-MODEL_PATTERN = r"(?P<preset>[A-Za-z0-9_+]+)-(?P<bias>rpb|rib|none|lowrank)(?:-r(?P<rank>\d+))?"
+# Longest names first, so that "rib-siren" is not read as "rib" with a rest.
+_BIAS_ALTERNATIVES = "|".join(re.escape(bias) for bias in sorted(BIASES, key=len, reverse=True))
+MODEL_PATTERN = rf"(?P<preset>[A-Za-z0-9_+]+)-(?P<bias>{_BIAS_ALTERNATIVES})(?:-r(?P<rank>\d+))?"
 MODEL_NAME = re.compile(f"^{MODEL_PATTERN}$")
 RUN_NAME = re.compile(rf"^{MODEL_PATTERN}-x(?P<scale>\d+)$")
 

@@ -3,29 +3,31 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import pandas as pd
 
+from suite.models import biases as bias_registry
+from suite.profiling.tables import BASELINE, memory_column, speedup_column
 from suite.report.paper import PAPER, PAPER_SOURCE, PAPER_VALUES, PaperRow, paper_row
 from suite.report.readers import MODEL_NAME, AnalysisTable, EvalResult, Profile, TrainRun, method_key
 
 DATASET_ORDER = ("Set5", "Set14", "B100", "Urban100", "Manga109", "DIV2K-val", "LSDIR-val")
 MEASURED = "measured"
 MISSING = "–"
-BIAS_LABELS = {"rpb": "RPB", "rib": "RIB", "none": "no-bias"}
-BIASES = ("rpb", "rib", "none")
+BIASES = bias_registry.BIASES
 LABELS = ("source", "method", "bias", "note")
-
-
-def bias_label(bias: str) -> str:
-    return BIAS_LABELS.get(bias, bias)
+bias_label = bias_registry.label
 
 
 def variant_label(variant: str) -> str:
-    """"rpb-sdpa" -> "RPB (sdpa)", "rib" -> "RIB", "none" -> "no-bias"."""
-    bias, _, backend = variant.partition("-")
-    return bias_label(bias) + (f" ({backend})" if backend else "")
+    """"rpb-sdpa" -> "RPB (sdpa)", "rib" -> "RIB", "none" -> "no-bias", "rib-siren" -> "RIB-SIREN"."""
+    for bias in sorted(BIASES, key=len, reverse=True):
+        if variant == bias or variant.startswith(bias + "-"):
+            backend = variant[len(bias) + 1:]
+            return bias_label(bias) + (f" ({backend})" if backend else "")
+    return variant
 
 
 def _absent(value: object) -> bool:
@@ -249,9 +251,9 @@ def _status_text(status: str | None) -> str:
     return "missing" if status in (None, "missing") else ("OOM" if status == "oom" else str(status).upper())
 
 
-def speedup_text(row: dict, top: str = "rpb", bottom: str = "rib") -> str:
-    """The ratio top/bottom of one speedup row as text, or which side did not run."""
-    ratio = row.get(f"speedup_{top}_over_{bottom}")
+def speedup_text(row: dict, bottom: str = "rib", top: str = BASELINE) -> str:
+    """The ratio top/bottom (RPB over `bottom`) of one speedup row as text, or which side did not run."""
+    ratio = row.get(speedup_column(bottom))
     if ratio is not None:
         return f"{ratio:.2f}x"
     for bias in (top, bottom):
@@ -273,10 +275,11 @@ def speed_table(profile: Profile) -> pd.DataFrame:
             record[f"{bias}_ms"] = row[f"{bias}_ms"] if ran else status
             record[f"{bias}_peak_mem_mb"] = row[f"{bias}_peak_mem_mb"] if ran else status
             record[f"{bias}_kernels"] = ";".join(row[f"{bias}_kernels"] or [])
-        record["speedup_rpb_over_rib"] = speedup_text(row)
-        record["speedup_rpb_over_none"] = speedup_text(row, "rpb", "none")
-        record["mem_rpb_over_rib"] = (MISSING if row["mem_rpb_over_rib"] is None
-                                      else f"{row['mem_rpb_over_rib']:.2f}x")
+        for bias in BIASES:
+            if bias != BASELINE:
+                record[speedup_column(bias)] = speedup_text(row, bias)
+                memory = row.get(memory_column(bias))
+                record[memory_column(bias)] = MISSING if memory is None else f"{memory:.2f}x"
         records.append(record)
     return pd.DataFrame.from_records(records)
 
@@ -291,14 +294,17 @@ def speed_markdown(frame: pd.DataFrame, profile: Profile) -> str:
     header = ["Phase", "Window", "Patch", "Batch", "Precision", "Compile"]
     for bias in present:
         header += [f"{bias_label(bias)} variant", f"{bias_label(bias)} ms/iter", f"{bias_label(bias)} peak MB"]
-    header += ["RPB / RIB time", "RPB / no-bias time", "RPB / RIB memory"]
+    others = [bias for bias in present if bias != BASELINE] if BASELINE in present else []
+    header += [f"RPB / {bias_label(bias)} time" for bias in others]
+    header += [f"RPB / {bias_label(bias)} memory" for bias in others]
     rows = []
     for record in frame.to_dict("records"):
         cells = [str(record[key]) for key in SPEED_KEYS]
         for bias in present:
             cells += [record[f"{bias}_variant"] or MISSING, _number_cell(record[f"{bias}_ms"]),
                       _number_cell(record[f"{bias}_peak_mem_mb"])]
-        cells += [record["speedup_rpb_over_rib"], record["speedup_rpb_over_none"], record["mem_rpb_over_rib"]]
+        cells += [record[speedup_column(bias)] for bias in others]
+        cells += [record[memory_column(bias)] for bias in others]
         rows.append(cells)
     intro = (f"Profile sweep on {_describe(profile.rows, 'device_name')} ({_describe(profile.rows, 'device')}): "
              f"median milliseconds per iteration and peak memory (MB) per positional bias, each bias's fastest "
@@ -504,3 +510,147 @@ def rank_ablation_markdown(frame: pd.DataFrame) -> str:
     return ("RIB at each rank R (every layer) and without a positional bias, the same recipe and seed: PSNR on "
             "the test set (EMA weights) and each run's median training step time, from its summary.\n\n"
             + markdown_table(header, rows))
+
+
+# --- positional biases compared (every trained model side by side) --------------------------------
+
+BIAS_COMPARISON_COLUMNS = ("run", "model", "preset", "bias", "label", "rank", "scale", "flash", "fixed_window",
+                           "params", "dataset", "psnr", "ssim", "psnr_vs_none", "median_step_time_s",
+                           "step_time_vs_rib", "infer_ms")
+REFUSED = "refused"  # the status `suite analyze windows` gives a factor the model cannot run at
+# "window sizes 16 16 (trained 32 32): " before the layer's own error (suite.evaluate.checkpoint.apply_window_sizes).
+_WINDOWS_PREFIX = re.compile(r"^window sizes [^:]*\(trained [^)]*\):\s*")
+
+
+def compares_biases(runs: list[TrainRun]) -> bool:
+    """Whether the report has a "Positional biases compared" section: trained runs of two biases or more
+    (the workflow's `report_outputs` asks the same of the configured models)."""
+    return len({run.bias for run in runs}) >= 2
+
+
+def comparison_dataset(evals: list[EvalResult], runs: list[TrainRun],
+                       dataset: str | None = None) -> tuple[str | None, str]:
+    """The test set of the comparison and how it was chosen: `dataset` when given (the workflow passes its
+    analysis dataset, the first of eval.datasets unless set), else the one with the most evaluations of the
+    trained runs (ties: the PSNR table's column order); None when no trained run was evaluated."""
+    if dataset is not None:
+        return dataset, "the workflow's analysis dataset, the first of its eval datasets unless set"
+    trained = {(run.model, run.scale) for run in runs}
+    counts: dict[str, int] = {}
+    for result in evals:
+        if (result.method, result.scale) in trained:
+            counts[result.dataset] = counts.get(result.dataset, 0) + 1
+    if not counts:
+        return None, "no trained model was evaluated"
+    dataset = min(counts, key=lambda d: (-counts[d], column_key((d, 0))))
+    return dataset, "the test set most trained models were evaluated on"
+
+
+def refusal_clause(reason: str) -> str:
+    """The first clause of a window refusal, in the layer's own words without the prefix naming the windows:
+    "an RPB layer trained at window 32 cannot run at window 16"."""
+    text = _WINDOWS_PREFIX.sub("", "" if _absent(reason) else str(reason)).strip()
+    return re.split(r"[:;]\s", text, maxsplit=1)[0].strip()
+
+
+def window_factor_column(kind: str, factor: float) -> str:
+    """"psnr_change_x0.5", "status_x2", "reason_x1.5": the comparison's cells for one window factor."""
+    return f"{kind}_x{factor:g}"
+
+
+def window_factors_of(frame: pd.DataFrame) -> list[float]:
+    """The window factors a comparison frame has columns for, ascending (1 among them where any ran)."""
+    return sorted(float(column.removeprefix("status_x")) for column in frame.columns if column.startswith("status_x"))
+
+
+def biases_table(evals: list[EvalResult], runs: list[TrainRun], windows: AnalysisTable | None,
+                 dataset: str | None) -> pd.DataFrame:
+    """One row per trained run (the runs' order: preset, scale, then the registry's order of biases; a
+    rank-ablation model is its own row): the bias's properties from the registry (flash kernels, tied to its
+    window), params and median training step from the run's summary, PSNR/SSIM on `dataset` from its eval, the
+    PSNR difference to the no-bias run and the step-time ratio to the RIB run of the same preset and scale,
+    inference ms at the trained windows and the PSNR change (or the refusal) at every other window factor from
+    its `suite analyze windows` table."""
+    scored = {(r.method, r.scale): r for r in evals if r.dataset == dataset}
+    plain = {(run.preset, run.scale, run.bias): run for run in runs if run.rank is None}
+    by_run = {name: group for name, group in windows.frame.groupby("run", sort=False)} if windows is not None else {}
+    factors = sorted({float(f) for f in windows.frame["factor"]}) if windows is not None else []
+    records = []
+    for run in runs:
+        spec = bias_registry.REGISTRY[run.bias]
+        result = scored.get((run.model, run.scale))
+        none, rib = plain.get((run.preset, run.scale, "none")), plain.get((run.preset, run.scale, "rib"))
+        none_result = scored.get((none.model, run.scale)) if none is not None else None
+        step = run.summary.get("median_step_time_s")
+        record = {
+            "run": run.name, "model": run.model, "preset": run.preset, "bias": run.bias, "label": spec.label,
+            "rank": run.rank, "scale": run.scale, "flash": spec.flash, "fixed_window": spec.fixed_window,
+            "params": run.summary.get("params"), "dataset": dataset,
+            "psnr": result.psnr if result else None, "ssim": result.ssim if result else None,
+            "psnr_vs_none": result.psnr - none_result.psnr if result and none_result else None,
+            "median_step_time_s": step,
+            "step_time_vs_rib": step / rib.summary["median_step_time_s"] if rib is not None and step else None,
+            "infer_ms": None,
+        }
+        rows = by_run.get(run.name)
+        for factor in factors:
+            row = None if rows is None else next(
+                (r for r in rows.to_dict("records") if float(r["factor"]) == factor), None)
+            status = "" if row is None else str(row["status"])
+            record[window_factor_column("psnr_change", factor)] = None if row is None else row["psnr_change"]
+            record[window_factor_column("status", factor)] = status
+            record[window_factor_column("reason", factor)] = refusal_clause(row["reason"]) if status == REFUSED else ""
+            if factor == 1.0 and status == "ok":
+                record["infer_ms"] = row["ms_median"]
+        records.append(record)
+    columns = [*BIAS_COMPARISON_COLUMNS, *(window_factor_column(kind, factor) for factor in factors
+                                           for kind in ("psnr_change", "status", "reason"))]
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
+def _window_cell(record: dict, factor: float) -> str:
+    change, status = record[window_factor_column("psnr_change", factor)], record[window_factor_column("status", factor)]
+    if status == REFUSED:
+        reason = record[window_factor_column("reason", factor)]
+        return f"{REFUSED} ({reason})" if reason else REFUSED
+    if not _absent(change):
+        return f"{change:+.5f}"
+    return _status_text(status) if status else MISSING
+
+
+def biases_markdown(frame: pd.DataFrame, evals: list[EvalResult], chosen: str = "") -> str:
+    """The comparison's Markdown: what each column is, the table, and what it does not show. `chosen`: how the
+    test set was chosen (`comparison_dataset`)."""
+    factors = [factor for factor in window_factors_of(frame) if factor != 1.0]
+    header = ["Model", "Scale", "Flash kernels", "Tied to window", "Params", "PSNR (dB)", "SSIM",
+              "PSNR - no-bias (dB)", "Median training step (s)", "Step time / RIB", "Inference ms / image",
+              *(f"Window x{factor:g}: PSNR change" for factor in factors)]
+    formats = {"scale": "x{}", "params": "{:,.0f}", "psnr": "{:.4f}", "ssim": "{:.4f}", "psnr_vs_none": "{:+.4f}",
+               "median_step_time_s": "{:.4f}", "step_time_vs_rib": "{:.2f}x", "infer_ms": "{:.1f}"}
+    rows = []
+    for record in frame.to_dict("records"):
+        yes_no = ["yes" if record[key] else "no" for key in ("flash", "fixed_window")]
+        numbers = _cells(record, formats)
+        rows.append([model_title(record["model"]), numbers[0], *yes_no, *numbers[1:],
+                     *(_window_cell(record, factor) for factor in factors)])
+    datasets = sorted({str(d) for d in frame["dataset"] if not _absent(d)})
+    scored = [r for r in evals if r.dataset in datasets]
+    return (
+        f"Every trained model side by side, one row per training run (a rank-ablation model is a row of its own). "
+        f"From the bias registry (`suite/models/biases.py`): flash kernels, whether flash attention can run the "
+        f"bias (no dense N x N term added to the logits); tied to window, whether its weights hold one entry per "
+        f"token (pair) of the trained window, so that it cannot run at another. From each run's summary: params and "
+        f"the median training step time; step time / RIB is over the RIB run of the same preset and scale. PSNR "
+        f"(dB, Y channel) and SSIM: EMA weights on {', '.join(datasets) or 'no test set'}"
+        + (f" ({chosen})" if chosen else "")
+        + f", {protocol_caption(scored)}; PSNR - no-bias subtracts the model without a positional bias of the same "
+        f"preset and scale. Inference ms / image: the median at the trained windows on one test image, from the "
+        f"model's window-extrapolation table; each model was timed in its own `suite analyze windows` run, not "
+        f"interleaved with the other models, so a ratio between two models also carries whatever changed on the "
+        f"machine between their runs. Window xF: the PSNR change with every attention window scaled by F, against "
+        f"the trained windows; refused: the model cannot run there (the first clause of the layer's error). "
+        f"{MISSING}: not measured.\n\n"
+        + markdown_table(header, rows)
+        + "\nEach row is a single run (one seed). At this model size the differences between biases are not "
+          "resolved without intervals over seeds, which this table does not have, so it ranks no bias above "
+          "another; the numbers are what was measured, not a verdict.\n")

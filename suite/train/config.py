@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from suite.models.attention import FIXED_WINDOW_BIASES
+from suite.models.biases import FIXED_WINDOW_BIASES, REGISTRY
 from suite.models.presets import PRECISIONS, ModelConfigError, resolve_model_config
 from suite.overrides import apply_overrides, short_repr
 
@@ -206,8 +206,8 @@ def _validate_data(source: str, data: dict, model: dict, resolved: dict) -> None
             raise _fail(source, f"data.samples_per_epoch = {data['samples_per_epoch']} is smaller than "
                                 f"data.batch_size = {data['batch_size']}: no full batch fits in an epoch")
     if model["bias"] in FIXED_WINDOW_BIASES:
-        name = "RPB" if model["bias"] == "rpb" else "lowrank"
-        # An RPB or lowrank layer never clamps its window: a smaller map is padded up to it (SPEC section
+        name = REGISTRY[model["bias"]].label
+        # A layer whose bias is tied to its window never clamps it: a smaller map is padded up to it (SPEC section
         # 4). A patch below the window would train every window on mostly padding, and the table entries for offsets
         # beyond the patch would be learnt from padded copies, then used on real content at test time.
         for i, window in enumerate(resolved["window_sizes"]):

@@ -31,6 +31,7 @@ from suite.checkpoint import checkpoint_name, copy_atomic, load_checkpoint, save
 from suite.env import run_record
 from suite.files import write_json_atomic
 from suite.models import apply_precision, build_model, count_parameters
+from suite.models.presets import resolve_saved_config
 from suite.train import SUMMARY_FIELDS, distributed
 from suite.train.config import RecipeError, recipe_hash, resolved_model_config
 from suite.train.monitor import Progress, Scalars, TrainLog
@@ -121,7 +122,7 @@ def _init_weights(model: torch.nn.Module, path: str) -> list[str]:
     """Load `init_from`'s EMA weights; sub-pixel tensors of another scale are re-interpolated -> their keys."""
     state = load_checkpoint(path)
     old_scale, new_scale = int(state["model_config"]["scale"]), int(model.config["scale"])
-    source = {k: v for k, v in state["model_config"].items() if k != "scale"}
+    source = {k: v for k, v in resolve_saved_config(state["model_config"]).items() if k != "scale"}
     target = {k: v for k, v in model.config.items() if k != "scale"}
     differing = [f"{k}: {source.get(k)!r} in the checkpoint, {target.get(k)!r} in the recipe"
                  for k in sorted(set(source) | set(target)) if source.get(k) != target.get(k)]

@@ -1,7 +1,8 @@
 # Research tools on the trained models (`suite analyze`, config `analysis`), all evaluation only: the
-# positional bias each model learned, the RPB model converted to low rank (flash-capable), and the
-# models evaluated at scaled windows (RPB refuses, and the table shows it). The two timed tools ask for
-# the machine's threads so that nothing runs beside their timings.
+# positional bias each model with an N x N logit term learned, the RPB model converted to low rank
+# (flash-capable), and every model evaluated at scaled windows (a bias tied to its window, RPB's table,
+# refuses, and the table shows it); which models each tool runs on: analysis_outputs_by_tool in common.smk.
+# The two timed tools ask for the machine's threads so that nothing runs beside their timings.
 
 
 rule analyze_bias:

@@ -11,6 +11,8 @@ import tempfile
 import yaml
 from snakemake.exceptions import WorkflowError
 
+from suite.models.biases import KINDS, REGISTRY  # the bias registry imports no torch
+
 DATA_ROOT = os.path.normpath(config["data_root"])
 ENV = "../envs/suite.yaml"  # relative to the rule files
 
@@ -59,6 +61,9 @@ def model_specs() -> dict:
 
 MODEL_SPECS = model_specs()
 MODELS = list(MODEL_SPECS)
+# The report compares the positional biases (section, tables/biases.*, figures/biases.*) when the trained
+# models have two or more (suite.report.tables.compares_biases asks the same of the runs it reads).
+COMPARES_BIASES = len({bias for _, bias, _ in MODEL_SPECS.values()}) >= 2
 ANALYSIS = config["analysis"]
 ANALYSIS_DATASET = ANALYSIS["dataset"] or EVAL_DATASETS[0]
 PROFILE_SWEEP = config["profile"]["sweep"]  # null: no profile sweep (the report then has no speed section)
@@ -326,6 +331,7 @@ def report_options() -> str:
     options = [
         f"--title {shlex.quote(NAME)}",
         f"--val-dataset {shlex.quote(config['train']['val_dataset'])}",
+        f"--analysis-dataset {shlex.quote(ANALYSIS_DATASET)}",
         f"--crop-dataset {shlex.quote(CROP['dataset'])}",
         f"--crop-scale {CROP['scale']}",
         f"--crop-hr {shlex.quote(crop_hr_dir())}",
@@ -407,6 +413,9 @@ def report_outputs() -> dict:
     if RANKS:
         tables.append("rank_ablation")
         figures.append("rank_ablation")
+    if COMPARES_BIASES:
+        tables.append("biases")
+        figures.append("biases")
     for name in tables:
         outputs[f"{name}_csv"] = shown(f"{RESULTS}/tables/{name}.csv", name, "Analysis")
         outputs[f"{name}_md"] = f"{RESULTS}/tables/{name}.md"
@@ -423,16 +432,19 @@ ANALYSIS_TABLES = {"bias": "stats.csv", "lowrank": "lowrank.csv", "windows": "wi
 
 
 def analysis_outputs_by_tool() -> dict:
-    """Per tool, its table for every trained model and scale it applies to, as the config asks: bias
-    fields (RPB and RIB), the low-rank conversion (RPB), the window extrapolation (RIB, and RPB to show
-    its refusal)."""
-    biases = {  # tool -> the biases of the models it runs on, none where the config turns it off
-        "bias": ("rpb", "rib") if ANALYSIS["bias_fields"] else (),
-        "lowrank": ("rpb",) if ANALYSIS["lowrank_ranks"] else (),
-        "windows": ("rpb", "rib") if ANALYSIS["window_factors"] else (),
+    """Per tool, its table for every trained model and scale it applies to, as the config asks, by the
+    kind of the model's bias in the registry (suite.models.biases): bias fields on the biases that stand
+    for an N x N logit term, additive and factored (RPB, RIB, ...; suite.analysis.bias_fields.ANALYSED_BIASES),
+    the low-rank conversion on additive ones (RPB), the window extrapolation on every model (a bias tied
+    to its window shows its refusal as rows)."""
+    kinds = {  # tool -> the bias kinds of the models it runs on, none where the config turns it off
+        "bias": ("additive", "factored") if ANALYSIS["bias_fields"] else (),
+        "lowrank": ("additive",) if ANALYSIS["lowrank_ranks"] else (),
+        "windows": KINDS if ANALYSIS["window_factors"] else (),
     }
     return {tool: [os.path.join(RESULTS, "analysis", tool, f"{model}-x{scale}", table)
-                   for model, (_, bias, _) in MODEL_SPECS.items() if bias in biases[tool] for scale in SCALES]
+                   for model, (_, bias, _) in MODEL_SPECS.items() if REGISTRY[bias].kind in kinds[tool]
+                   for scale in SCALES]
             for tool, table in ANALYSIS_TABLES.items()}
 
 

@@ -1,6 +1,7 @@
 # Report: tables, figures and REPORT.md from every result above, by `suite report`. The speed tables and
 # figures exist when the config runs a profile sweep, the analysis tables when it runs the research tools,
-# the rank-ablation table and figure when it trains RIB at several ranks (train.ranks).
+# the rank-ablation table and figure when it trains RIB at several ranks (train.ranks), the comparison of
+# positional biases (table and figure) when it trains two biases or more.
 
 
 rule report:
