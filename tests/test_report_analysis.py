@@ -22,11 +22,11 @@ ABLATION = {"tiny-rib-r2": (31.01, 0.101), "tiny-rib-r8": (31.08, 0.108), "tiny-
             "tiny-none": (30.90, 0.090)}
 
 
-def add_run(results: Path, model: str, psnr: float, step: float) -> None:
-    """A trained model's summary, log and eval JSON, as training and `suite eval` write them."""
+def add_run(results: Path, model: str, psnr: float, step: float, params: int = 70000) -> None:
+    """A trained model's summary, log, eval JSON and saved images, as training and `suite eval` write them."""
     run = results / "train" / f"{model}-x2"
     summary = {field: None for field in SUMMARY_FIELDS}
-    summary.update(name=f"{model}-x2", iterations=400, median_step_time_s=step, wall_time_s=60.0, params=70000,
+    summary.update(name=f"{model}-x2", iterations=400, median_step_time_s=step, wall_time_s=60.0, params=params,
                    device="cpu", precision="fp32", seed=0, global_batch=4, lr_patch=32, provenance=run_record())
     _write_json(run / "summary.json", summary)
     log = {"iteration": [100, 200], "loss": [0.1, 0.09], "lr": [1e-3, 1e-3], "step_time_s": [step, step],

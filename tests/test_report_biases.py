@@ -9,17 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_report import EVALS, IMAGE_NAMES, STEP_S, _picture, _report, _write_json, make_results, run_record
-from test_report_analysis import write_analysis
+from test_report import EVALS, STEP_S, _report, make_results
+from test_report_analysis import add_run, write_analysis
 
 from suite.cli import main
-from suite.data.io import write_png
 from suite.models.biases import BIASES, REGISTRY
 from suite.report import tables
 from suite.report.figures import BIAS_COLORS, biases_figure, comparison_labels
 from suite.report.readers import RUN_NAME, read_analysis, read_evals, read_runs
-from suite.train import SUMMARY_FIELDS
-from suite.train.monitor import CSV_FIELDS
 
 # Runs added beside make_results' tiny-rpb and tiny-rib: model -> (PSNR on mini_test x2, median step s, params).
 # Distinct values so a number in the wrong cell shows; tiny-rib-r4 is a rank-ablation model (its own row).
@@ -37,23 +34,6 @@ WINDOWS = {
     "tiny-flashbias-x2": {0.5: ("refused", None, None), 1.0: ("ok", 0.0, 55.0), 2.0: ("refused", None, None)},
     "tiny-rib-r4-x2": {0.5: ("ok", -0.02, 28.0), 1.0: ("ok", 0.0, 58.0), 2.0: ("ok", 0.01, 240.0)},
 }
-
-
-def add_run(results: Path, model: str, psnr: float, step: float, params: int) -> None:
-    """A trained model's summary, log, eval JSON and saved images, as training and `suite eval` write them."""
-    run = results / "train" / f"{model}-x2"
-    summary = {field: None for field in SUMMARY_FIELDS}
-    summary.update(name=f"{model}-x2", iterations=300, median_step_time_s=step, wall_time_s=60.0, params=params,
-                   device="cpu", precision="fp32", seed=0, global_batch=4, lr_patch=32, provenance=run_record())
-    _write_json(run / "summary.json", summary)
-    log = {"iteration": [100, 200], "loss": [0.1, 0.09], "lr": [1e-3, 1e-3], "step_time_s": [step, step],
-           "val_psnr": [psnr - 0.1, psnr], "val_ssim": [0.9, 0.9]}
-    pd.DataFrame(log, columns=list(CSV_FIELDS)).to_csv(run / "train_log.csv", index=False)
-    _write_json(results / "eval" / model / "mini_test-x2.json", {
-        "dataset": "mini_test", "scale": 2, "method": model, "n_images": 2, "psnr": psnr, "ssim": 0.9,
-        "images": [], "metric_options": {"protocol": "basicsr-y"}, "provenance": run_record()})
-    for i, name in enumerate(IMAGE_NAMES):
-        write_png(results / "images" / model / f"mini_test-x2/{name}.png", _picture(i, 64, 48))
 
 
 def refusal(bias: str, factor: float) -> str:
