@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from suite.models.biases import POSITIONAL_MODULES, REGISTRY, bias_spec
+from suite.models.biases import BIAS_PARAMS, POSITIONAL_MODULES, REGISTRY, bias_spec
 from suite.models.positional import RelativePositionBias
 from suite.overrides import short_repr
 
@@ -291,7 +291,7 @@ class WindowAttention(nn.Module):
             raise ValueError(f"window must be positive, got {window}")
         if large_windows not in ("pad", "clamp"):
             raise ValueError(f"large_windows must be 'pad' or 'clamp', got {large_windows!r}")
-        unknown = sorted(set(bias_options) - {key for other in REGISTRY.values() for key in other.params})
+        unknown = sorted(set(bias_options) - set(BIAS_PARAMS))
         if unknown:
             raise ValueError(f"unknown bias option(s) {', '.join(unknown)}")
         self.dim, self.heads, self.head_dim = dim, heads, dim // heads
@@ -304,11 +304,11 @@ class WindowAttention(nn.Module):
         for name in POSITIONAL_MODULES:  # absent ones read as None (`layer.rib is None` on an RPB layer)
             if name != spec.module:
                 setattr(self, name, None)
+        options = {key: bias_options.get(key, param.default) for key, param in spec.params.items()}
         if spec.build is not None:
-            options = {key: bias_options.get(key, param.default) for key, param in spec.params.items()}
             self.add_module(spec.module, spec.build(heads, self.head_dim, window, rank, options))
-        if spec.kind == "rotary":
-            self.softmax_scale = 1.0 if bias_options.get("rope_scale", "official") == "official" else self.head_dim**-0.5
+        if spec.kind == "rotary":  # the official RoPE runs at softmax scale 1 with q unscaled
+            self.softmax_scale = 1.0 if options["rope_scale"] == "official" else self.head_dim**-0.5
         else:  # the factored biases' q rows carry D^-1/2 already (their factors unscaled): the kernel runs at 1
             self.softmax_scale = 1.0 if spec.factored else self.head_dim**-0.5
         extra = rank if spec.factored else 0
