@@ -22,8 +22,10 @@ ABLATION = {"tiny-rib-r2": (31.01, 0.101), "tiny-rib-r8": (31.08, 0.108), "tiny-
             "tiny-none": (30.90, 0.090)}
 
 
-def add_run(results: Path, model: str, psnr: float, step: float, params: int = 70000) -> None:
-    """A trained model's summary, log, eval JSON and saved images, as training and `suite eval` write them."""
+def add_run(results: Path, model: str, psnr: float, step: float, params: int = 70000,
+            images: list[dict] | None = None) -> None:
+    """A trained model's summary, log, eval JSON (with per-image scores `images`, if any) and saved images, as
+    training and `suite eval` write them."""
     run = results / "train" / f"{model}-x2"
     summary = {field: None for field in SUMMARY_FIELDS}
     summary.update(name=f"{model}-x2", iterations=400, median_step_time_s=step, wall_time_s=60.0, params=params,
@@ -34,7 +36,7 @@ def add_run(results: Path, model: str, psnr: float, step: float, params: int = 7
     pd.DataFrame(log, columns=list(CSV_FIELDS)).to_csv(run / "train_log.csv", index=False)
     _write_json(results / "eval" / model / "mini_test-x2.json", {
         "dataset": "mini_test", "scale": 2, "method": model, "n_images": 2, "psnr": psnr, "ssim": 0.9,
-        "images": [], "metric_options": {"protocol": "basicsr-y"}, "provenance": run_record()})
+        "images": images or [], "metric_options": {"protocol": "basicsr-y"}, "provenance": run_record()})
     for i, name in enumerate(IMAGE_NAMES):  # the crop comparison shows every trained model
         write_png(results / "images" / model / f"mini_test-x2/{name}.png", _picture(i, 64, 48))
 

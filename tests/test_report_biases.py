@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_report import EVALS, STEP_S, _report, make_results
+from test_report import EVALS, IMAGE_NAMES, STEP_S, _report, make_results
 from test_report_analysis import add_run, write_analysis
 
 from suite.cli import main
@@ -17,6 +17,7 @@ from suite.models.biases import BIASES, REGISTRY
 from suite.report import tables
 from suite.report.figures import BIAS_COLORS, biases_figure, comparison_labels
 from suite.report.readers import RUN_NAME, read_analysis, read_evals, read_runs
+from suite.stats import Interval, paired_bootstrap
 
 # Runs added beside make_results' tiny-rpb and tiny-rib: model -> (PSNR on mini_test x2, median step s, params).
 # Distinct values so a number in the wrong cell shows; tiny-rib-r4 is a rank-ablation model (its own row).
@@ -53,10 +54,19 @@ def add_windows(results: Path) -> None:
             for factor, (status, change, ms) in factors.items()])
 
 
+# Per-image PSNR of the no-bias model around its mean (make_results gives the others psnr + 0 and psnr + 1).
+NONE_OFFSETS = (-0.2, 0.2)
+
+
+def per_image(model: str, psnr: float) -> list[dict]:
+    offsets = NONE_OFFSETS if model == "tiny-none" else (0.0, 1.0)
+    return [{"name": name, "psnr": psnr + offset, "ssim": 0.9} for name, offset in zip(IMAGE_NAMES, offsets)]
+
+
 def comparison_results(root: Path) -> Path:
     results = make_results(root)
     for model, (psnr, step, params) in ADDED.items():
-        add_run(results, model, psnr, step, params)
+        add_run(results, model, psnr, step, params, images=per_image(model, psnr))
     add_windows(results)
     return results
 
@@ -108,19 +118,43 @@ def test_cells_come_from_the_summaries_evals_and_window_tables(compared: Path) -
         assert rows[run]["reason_x2"] == f"{label} layer trained at window 32 cannot run at window 64"
 
 
+def expected_interval(model_psnr: float, none_psnr: float) -> Interval:
+    """The interval the report must give a make_results model (per-image psnr + 0, psnr + 1) against no bias."""
+    ours = {name: model_psnr + offset for name, offset in zip(IMAGE_NAMES, (0.0, 1.0))}
+    none = {name: none_psnr + offset for name, offset in zip(IMAGE_NAMES, NONE_OFFSETS)}
+    return paired_bootstrap([ours[name] - none[name] for name in sorted(ours)])
+
+
+def test_psnr_differences_carry_their_interval_over_test_images(compared: Path) -> None:
+    rows = _rows(compared)
+    none_psnr = ADDED["tiny-none"][0]
+    for run, psnr in (("tiny-rpb-x2", EVALS[("tiny-rpb", "mini_test", 2)][0]),
+                      ("tiny-rib-siren-x2", ADDED["tiny-rib-siren"][0])):
+        interval = expected_interval(psnr, none_psnr)
+        assert (rows[run]["psnr_vs_none_low"], rows[run]["psnr_vs_none_high"]) == (interval.low, interval.high)
+        assert rows[run]["psnr_vs_none_images"] == 2
+        assert interval.low <= interval.mean <= interval.high
+    assert math.isnan(rows["tiny-none-x2"]["psnr_vs_none_low"])  # no interval of the reference with itself
+
+
 def test_markdown_rows(compared: Path) -> None:
     markdown = (compared / "tables/biases.md").read_text()
-    assert ("| tiny RPB | x2 | no | yes | 75,000 | 31.5012 | 0.9012 | +0.1008 | 0.5000 | 2.50x | 120.0 | "
+    rpb = expected_interval(EVALS[("tiny-rpb", "mini_test", 2)][0], ADDED["tiny-none"][0])
+    verdict = "resolved" if rpb.resolved else "not resolved"
+    assert (f"| tiny RPB | x2 | no | yes | 75,000 | 31.5012 | 0.9012 | +0.1008 [{rpb.low:+.4f}, {rpb.high:+.4f}] | "
+            f"{verdict} | 0.5000 | 2.50x | 120.0 | "
             "refused (an RPB layer trained at window 32 cannot run at window 16) | "
             "refused (an RPB layer trained at window 32 cannot run at window 64) |") in markdown
-    assert ("| tiny RIB | x2 | yes | no | 75,000 | 31.6078 | 0.9123 | +0.2074 | 0.2000 | 1.00x | 60.0 | "
-            "-0.01230 | +0.00420 |") in markdown
+    assert "| tiny RIB | x2 | yes | no | 75,000 | 31.6078 | 0.9123 | +0.2074 [" in markdown
+    assert "| 0.2000 | 1.00x | 60.0 | -0.01230 | +0.00420 |" in markdown
     assert "| tiny RIB rank 4 | x2 | yes | no | 72,000 | 31.5809 |" in markdown
-    assert ("| tiny RIB-SIREN | x2 | yes | no | 71,000 | 31.5503 | 0.9000 | +0.1499 | 0.2100 | 1.05x | – | – | – |"
-            in markdown)
+    assert "| tiny no-bias | x2 | yes | no | 60,000 | 31.4004 | 0.9000 | +0.0000 | – | 0.1500 |" in markdown
+    assert "| tiny RIB-SIREN | x2 | yes | no | 71,000 | 31.5503 | 0.9000 | +0.1499 [" in markdown
+    assert "| 0.2100 | 1.05x | – | – | – |" in markdown
     assert "Window x1: " not in markdown and "Window x0.5: PSNR change" in markdown
     # What the numbers are, without a verdict.
-    assert "single run (one seed)" in markdown and "not resolved without intervals" in markdown
+    assert "single run (one seed)" in markdown and "cover the sampling of test images only" in markdown
+    assert "95% percentile-bootstrap interval of the mean paired difference" in markdown and "10,000 resamples" in markdown
     assert "timed in its own `suite analyze windows` run" in markdown and "not interleaved" in markdown
     assert "mini_test" in markdown and "metric protocol `basicsr-y`" in markdown
 

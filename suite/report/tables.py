@@ -10,8 +10,17 @@ import pandas as pd
 
 from suite.models import biases as bias_registry
 from suite.profiling.tables import BASELINE, memory_column, speedup_column
+from suite.stats import LEVEL, RESAMPLES, Interval, paired_bootstrap, paired_differences
 from suite.report.paper import PAPER, PAPER_SOURCE, PAPER_VALUES, PaperRow, paper_row
-from suite.report.readers import MODEL_NAME, AnalysisTable, EvalResult, Profile, TrainRun, method_key
+from suite.report.readers import (
+    MODEL_NAME,
+    AnalysisTable,
+    EvalResult,
+    Profile,
+    ReportInputError,
+    TrainRun,
+    method_key,
+)
 
 DATASET_ORDER = ("Set5", "Set14", "B100", "Urban100", "Manga109", "DIV2K-val", "LSDIR-val")
 MEASURED = "measured"
@@ -515,8 +524,9 @@ def rank_ablation_markdown(frame: pd.DataFrame) -> str:
 # --- positional biases compared (every trained model side by side) --------------------------------
 
 BIAS_COMPARISON_COLUMNS = ("run", "model", "preset", "bias", "label", "rank", "scale", "flash", "fixed_window",
-                           "params", "dataset", "psnr", "ssim", "psnr_vs_none", "median_step_time_s",
-                           "step_time_vs_rib", "infer_ms")
+                           "params", "dataset", "psnr", "ssim", "psnr_vs_none", "psnr_vs_none_low",
+                           "psnr_vs_none_high", "psnr_vs_none_images", "median_step_time_s", "step_time_vs_rib",
+                           "infer_ms")
 REFUSED = "refused"  # the status `suite analyze windows` gives a factor the model cannot run at
 # "window sizes 16 16 (trained 32 32): " before the layer's own error (suite.evaluate.checkpoint.apply_window_sizes).
 _WINDOWS_PREFIX = re.compile(r"^window sizes [^:]*\(trained [^)]*\):\s*")
@@ -582,12 +592,16 @@ def biases_table(evals: list[EvalResult], runs: list[TrainRun], windows: Analysi
         none, rib = plain.get((run.preset, run.scale, "none")), plain.get((run.preset, run.scale, "rib"))
         none_result = scored.get((none.model, run.scale)) if none is not None else None
         step = run.summary.get("median_step_time_s")
+        interval = _image_interval(result, none_result) if run is not none else None
         record = {
             "run": run.name, "model": run.model, "preset": run.preset, "bias": run.bias, "label": spec.label,
             "rank": run.rank, "scale": run.scale, "flash": spec.flash, "fixed_window": spec.fixed_window,
             "params": run.summary.get("params"), "dataset": dataset,
             "psnr": result.psnr if result else None, "ssim": result.ssim if result else None,
             "psnr_vs_none": result.psnr - none_result.psnr if result and none_result else None,
+            "psnr_vs_none_low": interval.low if interval else None,
+            "psnr_vs_none_high": interval.high if interval else None,
+            "psnr_vs_none_images": interval.n if interval else None,
             "median_step_time_s": step,
             "step_time_vs_rib": step / rib.summary["median_step_time_s"] if rib is not None and step else None,
             "infer_ms": None,
@@ -608,6 +622,36 @@ def biases_table(evals: list[EvalResult], runs: list[TrainRun], windows: Analysi
     return pd.DataFrame.from_records(records, columns=columns)
 
 
+def _image_interval(result: EvalResult | None, reference: EvalResult | None) -> Interval | None:
+    """The paired-bootstrap interval of `result` - `reference` over their test images (per-image PSNR of the
+    eval JSONs), or None where either side has no per-image scores."""
+    if result is None or reference is None or not result.images or not reference.images:
+        return None
+    try:
+        differences = paired_differences({image["name"]: float(image["psnr"]) for image in result.images},
+                                         {image["name"]: float(image["psnr"]) for image in reference.images})
+        return paired_bootstrap(differences)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ReportInputError(f"{result.path} against {reference.path}: {err}") from None
+
+
+def _difference_cell(record: dict) -> str:
+    """"+0.0696 [+0.0312, +0.1103]": the PSNR difference to no bias with its interval over test images."""
+    if _absent(record["psnr_vs_none"]):
+        return MISSING
+    cell = f"{record['psnr_vs_none']:+.4f}"
+    if _absent(record["psnr_vs_none_low"]):
+        return cell
+    return cell + f" [{record['psnr_vs_none_low']:+.4f}, {record['psnr_vs_none_high']:+.4f}]"
+
+
+def _verdict_cell(record: dict) -> str:
+    if _absent(record["psnr_vs_none_low"]):
+        return MISSING
+    resolved = record["psnr_vs_none_low"] > 0 or record["psnr_vs_none_high"] < 0
+    return "resolved" if resolved else "not resolved"
+
+
 def _window_cell(record: dict, factor: float) -> str:
     change, status = record[window_factor_column("psnr_change", factor)], record[window_factor_column("status", factor)]
     if status == REFUSED:
@@ -623,16 +667,19 @@ def biases_markdown(frame: pd.DataFrame, evals: list[EvalResult], chosen: str = 
     test set was chosen (`comparison_dataset`)."""
     factors = [factor for factor in window_factors_of(frame) if factor != 1.0]
     header = ["Model", "Scale", "Flash kernels", "Tied to window", "Params", "PSNR (dB)", "SSIM",
-              "PSNR - no-bias (dB)", "Median training step (s)", "Step time / RIB", "Inference ms / image",
+              f"PSNR - no-bias (dB) [{LEVEL:.0%} interval over images]", "Over images",
+              "Median training step (s)", "Step time / RIB", "Inference ms / image",
               *(f"Window x{factor:g}: PSNR change" for factor in factors)]
-    formats = {"scale": "x{}", "params": "{:,.0f}", "psnr": "{:.4f}", "ssim": "{:.4f}", "psnr_vs_none": "{:+.4f}",
-               "median_step_time_s": "{:.4f}", "step_time_vs_rib": "{:.2f}x", "infer_ms": "{:.1f}"}
+    before = {"scale": "x{}", "params": "{:,.0f}", "psnr": "{:.4f}", "ssim": "{:.4f}"}
+    after = {"median_step_time_s": "{:.4f}", "step_time_vs_rib": "{:.2f}x", "infer_ms": "{:.1f}"}
     rows = []
     for record in frame.to_dict("records"):
         yes_no = ["yes" if record[key] else "no" for key in ("flash", "fixed_window")]
-        numbers = _cells(record, formats)
-        rows.append([model_title(record["model"]), numbers[0], *yes_no, *numbers[1:],
+        first = _cells(record, before)
+        rows.append([model_title(record["model"]), first[0], *yes_no, *first[1:], _difference_cell(record),
+                     _verdict_cell(record), *_cells(record, after),
                      *(_window_cell(record, factor) for factor in factors)])
+    images = sorted({int(n) for n in frame["psnr_vs_none_images"] if not _absent(n)})
     datasets = sorted({str(d) for d in frame["dataset"] if not _absent(d)})
     scored = [r for r in evals if r.dataset in datasets]
     return (
@@ -644,13 +691,16 @@ def biases_markdown(frame: pd.DataFrame, evals: list[EvalResult], chosen: str = 
         f"(dB, Y channel) and SSIM: EMA weights on {', '.join(datasets) or 'no test set'}"
         + (f" ({chosen})" if chosen else "")
         + f", {protocol_caption(scored)}; PSNR - no-bias subtracts the model without a positional bias of the same "
-        f"preset and scale. Inference ms / image: the median at the trained windows on one test image, from the "
+        f"preset and scale, with the {LEVEL:.0%} percentile-bootstrap interval of the mean paired difference over "
+        f"the test images ({', '.join(map(str, images)) or 'no'} images, {RESAMPLES:,} resamples, per-image PSNR "
+        f"from the eval JSONs); over images: resolved where that interval excludes 0, not resolved where it does "
+        f"not. Inference ms / image: the median at the trained windows on one test image, from the "
         f"model's window-extrapolation table; each model was timed in its own `suite analyze windows` run, not "
         f"interleaved with the other models, so a ratio between two models also carries whatever changed on the "
         f"machine between their runs. Window xF: the PSNR change with every attention window scaled by F, against "
         f"the trained windows; refused: the model cannot run there (the first clause of the layer's error). "
         f"{MISSING}: not measured.\n\n"
         + markdown_table(header, rows)
-        + "\nEach row is a single run (one seed). At this model size the differences between biases are not "
-          "resolved without intervals over seeds, which this table does not have, so it ranks no bias above "
-          "another; the numbers are what was measured, not a verdict.\n")
+        + "\nEach row is a single run (one seed). The intervals cover the sampling of test images only: another "
+          "training seed moves a model by more than that at this size, so a difference resolved over images is "
+          "not yet resolved between the biases, and the table ranks no bias above another.\n")

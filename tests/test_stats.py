@@ -1,0 +1,43 @@
+"""suite.stats: the paired percentile bootstrap behind every interval the report gives a difference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from suite.stats import paired_bootstrap, paired_differences
+
+
+def test_constant_differences_give_a_point_interval():
+    interval = paired_bootstrap([0.25] * 7)
+    assert (interval.mean, interval.low, interval.high, interval.n) == (0.25, 0.25, 0.25, 7)
+    assert interval.resolved and interval.method().startswith("95% percentile bootstrap")
+
+
+def test_interval_is_the_quantiles_of_resampled_means():
+    differences = [0.3, -0.1, 0.05, 0.2, -0.05]
+    interval = paired_bootstrap(differences, resamples=2000, seed=4)
+    rng = np.random.default_rng(4)
+    means = np.asarray(differences)[rng.integers(0, 5, size=(2000, 5))].mean(axis=1)
+    assert (interval.low, interval.high) == tuple(np.quantile(means, [0.025, 0.975]))
+    assert interval.mean == pytest.approx(np.mean(differences))
+    assert not interval.resolved  # the interval straddles 0
+    assert paired_bootstrap(differences, resamples=2000, seed=4) == interval  # same seed, same interval
+
+
+def test_sign_of_a_clear_difference_is_resolved_both_ways():
+    up = paired_bootstrap([0.10, 0.12, 0.08, 0.11, 0.09])
+    down = paired_bootstrap([-0.10, -0.12, -0.08, -0.11, -0.09])
+    assert up.resolved and up.low > 0 and down.resolved and down.high < 0
+
+
+def test_pairs_are_matched_by_image_name_and_bad_input_is_named():
+    assert paired_differences({"b": 2.0, "a": 1.0}, {"a": 0.5, "b": 1.0}) == [0.5, 1.0]
+    with pytest.raises(ValueError, match=r"images scored by one side only: c"):
+        paired_differences({"a": 1.0, "c": 2.0}, {"a": 1.0})
+    with pytest.raises(ValueError, match=r"non-empty list of differences"):
+        paired_bootstrap([])
+    with pytest.raises(ValueError, match=r"must be finite"):
+        paired_bootstrap([0.1, float("inf")])
+    with pytest.raises(ValueError, match=r"level 1.5 must lie in \(0, 1\)"):
+        paired_bootstrap([0.1], level=1.5)
