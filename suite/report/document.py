@@ -42,8 +42,8 @@ FIGURE_CAPTIONS = {
               "test set against the run's median training step time from its summary. Right: the PSNR change with "
               "every attention window scaled by a factor, against factor 1 (the trained windows), from `suite analyze "
               "windows`; crosses along the top: the factors the model refused (its bias is tied to its window). "
-              "Single runs, one seed each: differences between biases at this size are not resolved without "
-              "intervals, so neither panel ranks the biases.",
+              "Single runs, one seed each: the table's intervals cover the test images, not the training seed, "
+              "so neither panel ranks the biases.",
 }
 
 

@@ -483,7 +483,7 @@ def biases_figure(frame) -> Figure:
         right.legend(handles, names, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     else:
         right.text(0.5, 0.5, "no window-extrapolation tables", transform=right.transAxes, ha="center")
-    fig.suptitle("Positional biases compared: single runs, one seed each; differences between biases are not "
-                 "resolved without intervals", fontsize=10)
+    fig.suptitle("Positional biases compared: single runs, one seed each; no ranking (the intervals of "
+                 "tables/biases.md cover test images, not seeds)", fontsize=10)
     fig.tight_layout()
     return fig
