@@ -26,6 +26,7 @@ from suite.models.attention import PAD_MULTIPLE
 from suite.models.biases import BIAS_PARAMS, BIASES, FACTORED_BIASES, REGISTRY
 from suite.profiling import timing
 from suite.profiling.flops import attention_flops
+from suite.profiling.tables import BASELINE
 from suite.profiling.precision import check_precision, compute_dtype, precision_scope
 
 PASSES = ("fwd", "fwd+bwd")
@@ -234,10 +235,10 @@ def bench(spec: AttentionSpec) -> list[dict[str, Any]]:
 
 
 def ratio_columns(biases: list[str]) -> tuple[str, ...]:
-    """The columns of `pair_ratios` for the biases of a benchmark: RPB's best over each other bias, and each
-    factored bias over none@D+R."""
-    return ("window", "rank", "pass", "rpb_variant",
-            *(f"rpb_over_{bias}" for bias in BIASES if bias in biases and bias != "rpb"),
+    """The columns of `pair_ratios` for the biases of a benchmark: the baseline's (RPB's) best over each other
+    bias, and each factored bias over none@D+R."""
+    return ("window", "rank", "pass", f"{BASELINE}_variant",
+            *(f"{BASELINE}_over_{bias}" for bias in BIASES if bias in biases and bias != BASELINE),
             *(f"{bias}_over_none_at_d_plus_r" for bias in FACTORED_BIASES if bias in biases))
 
 
@@ -254,13 +255,13 @@ def pair_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 for bias in biases}
         record: dict[str, Any] = dict.fromkeys(ratio_columns(biases))
         record.update({"window": rows[0]["window"], "rank": rank, "pass": pass_name})
-        rpb = best.get("rpb")
-        record["rpb_variant"] = rpb["variant"] if rpb else None
+        baseline = best.get(BASELINE)
+        record[f"{BASELINE}_variant"] = baseline["variant"] if baseline else None
         for bias, row in best.items():
             if row is None:
                 continue
-            if rpb is not None and bias != "rpb":
-                record[f"rpb_over_{bias}"] = round(rpb["ms_median"] / row["ms_median"], 3)
+            if baseline is not None and bias != BASELINE:
+                record[f"{BASELINE}_over_{bias}"] = round(baseline["ms_median"] / row["ms_median"], 3)
             if bias in FACTORED_BIASES:
                 record[f"{bias}_over_none_at_d_plus_r"] = row["ratio_to_none"]
         out.append(record)
