@@ -1,13 +1,23 @@
-"""Shared pytest fixtures: the ../shared data folder (skipped where absent) and a session-wide mini set."""
+"""Shared pytest fixtures and helpers: the ../shared data folder (skipped where absent), a session-wide mini
+set, and running the workflow on a copy of it (imported by the workflow tests: `from conftest import ...`)."""
 
 from __future__ import annotations
 
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 # ../shared beside the checkout: present on the team's machines, absent on a bare clone.
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+REPO = Path(__file__).resolve().parents[1]
+SWEEPS = Path("suite/profiling/configs")  # the one folder of sweep files, named by path in the configs
 
 
 @pytest.fixture
@@ -59,3 +69,52 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+# --- the workflow on a copy of the checkout ----------------------------------------------------------
+
+def copy_workflow(target: Path) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(REPO / "Snakefile", target / "Snakefile")
+    shutil.copytree(REPO / "workflows", target / "workflows")
+    shutil.copytree(REPO / SWEEPS, target / SWEEPS)
+    return target
+
+
+@functools.cache
+def no_slurm_controller() -> Path:
+    """A folder with an `scontrol` that fails at once. The SLURM executor plugin, when installed, runs
+    `scontrol show config` as snakemake imports it, whatever the executor; on a machine with SLURM's client
+    but no controller answering, that waits 9-10 s per snakemake call. These tests use the local executor."""
+    folder = Path(tempfile.mkdtemp(prefix="no-slurm-"))
+    stub = folder / "scontrol"
+    stub.write_text("#!/bin/sh\necho 'scontrol: stubbed by the workflow tests (no controller)' >&2\nexit 1\n")
+    stub.chmod(0o755)
+    return folder
+
+
+def snakemake(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run snakemake of this interpreter in `workdir`, with this environment's `suite` on PATH (and no
+    SLURM controller probe: `no_slurm_controller`)."""
+    path = os.pathsep.join([str(no_slurm_controller()), str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "PATH": path}
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The "Job stats" table of a dry run as {rule: count}."""
+    block = output.split("Job stats:", 1)[1]
+    counts = {}
+    for line in block.splitlines()[3:]:
+        match = re.match(r"^(\S+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        counts[match[1]] = int(match[2])
+    return counts
+
+
+def shell_lines(output: str, needle: str) -> list[str]:
+    """The printed shell commands (dry run with -p) that contain `needle`."""
+    commands = [line.strip().removeprefix("Shell command:").strip() for line in output.splitlines()]
+    return [command for command in commands if needle in command and command.startswith(("suite", "OMP", "torchrun"))]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shutil
 
-import pytest
 import torch
 from packaging.requirements import Requirement
 

@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 import yaml
 from PIL import Image
-from test_workflow import copy_workflow, snakemake
+from conftest import copy_workflow, snakemake
 
 from suite.data.resize import imresize
 from suite.files import file_sha256

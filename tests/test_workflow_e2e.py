@@ -9,7 +9,7 @@ import math
 
 import pandas as pd
 import pytest
-from test_workflow import copy_workflow, snakemake
+from conftest import copy_workflow, snakemake
 
 
 @pytest.mark.slow

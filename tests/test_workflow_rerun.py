@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_workflow import copy_workflow, snakemake
+from conftest import copy_workflow, snakemake
 
 from suite.checkpoint import load_checkpoint
 
