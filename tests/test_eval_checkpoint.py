@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import yaml
 
 from suite.cli import main
-from suite.evaluate.checkpoint import (
+from suite.evaluate.inference import (
     ModelUpscaler, load_upscaler, model_from_checkpoint, self_ensemble, tile_spans, tiled_forward,
 )
 from suite.models import build_model

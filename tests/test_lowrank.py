@@ -24,7 +24,7 @@ from suite.analysis.lowrank import (
 from suite.checkpoint import load_checkpoint, save_checkpoint
 from suite.cli import main
 from suite.data.io import write_png
-from suite.evaluate.checkpoint import load_upscaler, model_from_checkpoint
+from suite.evaluate.inference import load_upscaler, model_from_checkpoint
 from suite.models import ModelConfigError, WindowAttention, build_model, explain_backend
 
 WINDOW = 8

@@ -254,7 +254,7 @@ def test_convert_released_and_eval_reproduce_every_official_type(name, tmp_path)
     official attention type; `suite eval --checkpoint X.pth --preset --bias` reads the released file."""
     from suite.checkpoint import load_checkpoint
     from suite.cli import main
-    from suite.evaluate.checkpoint import load_upscaler, model_from_checkpoint
+    from suite.evaluate.inference import load_upscaler, model_from_checkpoint
 
     suite = MANIFEST["fixtures"][name]["suite"]
     overrides = [f"{key}={json.dumps(value)}" for key, value in suite["overrides"].items()]

@@ -223,8 +223,8 @@ def test_the_default_pair_gets_the_section(tmp_path: Path) -> None:
 
 
 def test_refusal_clause_of_the_layers_own_error() -> None:
-    """The clause is cut from the error a real model raises (suite.evaluate.checkpoint.apply_window_sizes)."""
-    from suite.evaluate.checkpoint import WindowSizeError, apply_window_sizes
+    """The clause is cut from the error a real model raises (suite.evaluate.inference.apply_window_sizes)."""
+    from suite.evaluate.inference import WindowSizeError, apply_window_sizes
     from suite.models import build_model
 
     for bias in (name for name, spec in REGISTRY.items() if spec.fixed_window):

@@ -17,7 +17,7 @@ import torch
 from suite.analysis.windows import COLUMNS
 from suite.checkpoint import save_checkpoint
 from suite.cli import main
-from suite.evaluate.checkpoint import load_upscaler, scaled_window_sizes
+from suite.evaluate.inference import load_upscaler, scaled_window_sizes
 from suite.models import build_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

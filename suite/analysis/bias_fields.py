@@ -38,7 +38,7 @@ import torch
 
 from suite.checkpoint import load_checkpoint
 from suite.env import run_record
-from suite.evaluate.checkpoint import model_from_checkpoint
+from suite.evaluate.inference import model_from_checkpoint
 from suite.files import atomic_write, file_sha256, write_json_atomic, write_text_atomic
 from suite.models import SRTransformer, WindowAttention
 from suite.models.biases import REGISTRY

@@ -27,7 +27,7 @@ from suite.analysis.variants import prepare, time_variants, timing_record, write
 from suite.checkpoint import load_checkpoint, save_checkpoint
 from suite.env import run_record
 from suite.evaluate import evaluate
-from suite.evaluate.checkpoint import ModelUpscaler, model_from_checkpoint
+from suite.evaluate.inference import ModelUpscaler, model_from_checkpoint
 from suite.files import file_sha256
 from suite.models import SRTransformer, WindowAttention, build_model
 from suite.profiling.timing import (

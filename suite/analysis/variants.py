@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from suite.data.datasets import PairedDataset, open_paired
-from suite.evaluate.checkpoint import ModelUpscaler
+from suite.evaluate.inference import ModelUpscaler
 from suite.files import write_json_atomic, write_text_atomic
 from suite.profiling.timing import (
     OK,

@@ -19,7 +19,7 @@ from pathlib import Path
 from suite.analysis.variants import prepare, time_variants, timing_record, write_table
 from suite.env import run_record
 from suite.evaluate import evaluate
-from suite.evaluate.checkpoint import (
+from suite.evaluate.inference import (
     ModelUpscaler,
     WindowSizeError,
     load_upscaler,

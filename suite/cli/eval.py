@@ -52,7 +52,7 @@ def build_upscaler(args: argparse.Namespace, device: str) -> tuple[object, str, 
             raise ValueError(f"{', '.join(misplaced)}: model inference options, valid only with --checkpoint "
                              f"(not --method {args.method})")
         return _bicubic(args.scale), args.method, {}
-    from suite.evaluate.checkpoint import load_upscaler
+    from suite.evaluate.inference import load_upscaler
 
     if args.preset is None and _released_only_flags(args):
         raise ValueError(f"{', '.join(_released_only_flags(args))}: options of a released checkpoint, valid only "

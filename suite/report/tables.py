@@ -528,7 +528,7 @@ BIAS_COMPARISON_COLUMNS = ("run", "model", "preset", "bias", "label", "rank", "s
                            "psnr_vs_none_high", "psnr_vs_none_images", "median_step_time_s", "step_time_vs_rib",
                            "infer_ms")
 REFUSED = "refused"  # the status `suite analyze windows` gives a factor the model cannot run at
-# "window sizes 16 16 (trained 32 32): " before the layer's own error (suite.evaluate.checkpoint.apply_window_sizes).
+# "window sizes 16 16 (trained 32 32): " before the layer's own error (suite.evaluate.inference.apply_window_sizes).
 _WINDOWS_PREFIX = re.compile(r"^window sizes [^:]*\(trained [^)]*\):\s*")
 
 

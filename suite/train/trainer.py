@@ -155,7 +155,7 @@ def _seed_everything(seed: int) -> None:
 
 def _validate(ema_model: torch.nn.Module, dataset, recipe: dict, device: torch.device, precision: str) -> dict:
     from suite.evaluate import evaluate
-    from suite.evaluate.checkpoint import ModelUpscaler
+    from suite.evaluate.inference import ModelUpscaler
 
     model = ema_model.module
     was_training = model.training
