@@ -94,6 +94,13 @@ def test_state_dict_round_trip_rebuilds_the_same_network():
     assert not any(key.endswith(("rpb.index", "qkv_scale")) for key in keys)
 
 
+def test_the_network_keeps_the_config_it_was_built_from():
+    config = resolve_model_config("tiny", "rpb", 3, {"n_blocks": 1})
+    model = SRTransformer(config)
+    assert model.config == config and model.config is not config
+    assert len(model.blocks) == 1 and model.scale == 3 and model.attention_layers()[0].bias_kind == "rpb"
+
+
 def test_same_seed_gives_identical_outputs_and_another_seed_does_not():
     x = image(19, 23)
     for bias in BIASES:

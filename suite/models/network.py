@@ -8,7 +8,8 @@ The body keeps feature maps channels-last, (B, H, W, C); convolutions permute lo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -138,26 +139,13 @@ class SRTransformer(nn.Module):
     3*s^2, pixel shuffle, plus the bicubic-upsampled input.
     """
 
-    def __init__(
-        self,
-        scale: int,
-        dim: int,
-        n_blocks: int,
-        heads: int,
-        window_sizes: Sequence[int],
-        ranks: Sequence[int],
-        exp_ratio: float,
-        bias: str = "rib",
-        backend: str = "auto",
-        upsampler: str = "pixelshuffle",
-        upsampler_dim: int | None = 64,
-        body_tail: str = "norm_conv",
-        norm_eps: float = 1e-6,
-        init: str = "official",
-        large_windows: str = "pad",
-        **bias_options,
-    ) -> None:
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        """`config`: a resolved model config (suite.models.presets.resolve_model_config), kept as
+        `self.config` so that a checkpoint can rebuild the network."""
         super().__init__()
+        self.config = dict(config)
+        scale, dim, bias = config["scale"], config["dim"], config["bias"]
+        upsampler, body_tail, norm_eps = config["upsampler"], config["body_tail"], config["norm_eps"]
         if (upsampler == "bicubic") != (body_tail == "norm"):
             raise ValueError(f"upsampler {upsampler!r} and body_tail {body_tail!r} do not go together: "
                              "the bicubic upsampler goes with body_tail 'norm', the official ones with 'norm_conv'")
@@ -165,10 +153,11 @@ class SRTransformer(nn.Module):
         self.head = nn.Conv2d(3, dim, 3, padding=1)
         self.blocks = nn.ModuleList(
             ResidualBlock(
-                dim, heads, window_sizes, ranks, exp_ratio, norm_eps,
-                bias=bias, backend=backend, large_windows=large_windows, **bias_options,
+                dim, config["heads"], config["window_sizes"], config["ranks"], config["exp_ratio"], norm_eps,
+                bias=bias, backend=config["backend"], large_windows=config["large_windows"],
+                **{key: config[key] for key in REGISTRY[bias].params},
             )
-            for _ in range(n_blocks)
+            for _ in range(config["n_blocks"])
         )
         self.norm = nn.LayerNorm(dim, eps=norm_eps)
         if upsampler == "bicubic":
@@ -180,10 +169,9 @@ class SRTransformer(nn.Module):
             self.shuffle = nn.PixelShuffle(scale)
         else:
             self.tail_conv = nn.Conv2d(dim, dim, 3, padding=1)
-            self.upsampler = Upsampler(upsampler, dim, scale, upsampler_dim)
-        if init == "official":
+            self.upsampler = Upsampler(upsampler, dim, scale, config["upsampler_dim"])
+        if config["init"] == "official":
             self.official_init()
-        self.config: dict = {}  # filled by build_model so a checkpoint can rebuild the network
 
     def official_init(self) -> None:
         """The official initialisation (SPEC section 4): Linear and 1x1 convs trunc-normal std 0.02 with

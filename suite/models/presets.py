@@ -210,11 +210,7 @@ def build_model(preset: str, bias: str = "rib", scale: int = 2, **overrides: Any
 
     `build_model(**model.config)` rebuilds the same architecture.
     """
-    config = resolve_model_config(preset, bias, scale, overrides)
-    fields = {key: value for key, value in config.items() if key != "preset"}
-    model = SRTransformer(**fields)
-    model.config = config
-    return model
+    return SRTransformer(resolve_model_config(preset, bias, scale, overrides))
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
