@@ -41,7 +41,7 @@ def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
     return img[: h - h % scale, : w - w % scale]
 
 
-def check_pair(lr_size: tuple[int, int], hr_size: tuple[int, int], scale: int,
+def check_pair_sizes(lr_size: tuple[int, int], hr_size: tuple[int, int], scale: int,
                lr_path: Path | str, hr_path: Path | str) -> None:
     """Raise ValueError naming both files unless LR (W, H) * scale == modcropped HR (W, H)."""
     hr_w, hr_h = hr_size
@@ -145,7 +145,7 @@ class PairedDataset:
         """Check every stored pair from the file headers (fast: no pixel is decoded)."""
         for pair in self.pairs:
             if pair.lr is not None:
-                check_pair(image_size(pair.lr), image_size(pair.hr), self.scale, pair.lr, pair.hr)
+                check_pair_sizes(image_size(pair.lr), image_size(pair.hr), self.scale, pair.lr, pair.hr)
 
     def __getitem__(self, index: int) -> dict:
         if not -len(self) <= index < len(self):
@@ -160,7 +160,7 @@ class PairedDataset:
             lr = degrade(hr, self.scale)
         else:
             lr = read_image(pair.lr)
-            check_pair((lr.shape[1], lr.shape[0]), (hr_full.shape[1], hr_full.shape[0]),
+            check_pair_sizes((lr.shape[1], lr.shape[0]), (hr_full.shape[1], hr_full.shape[0]),
                        self.scale, pair.lr, pair.hr)
         return {"name": pair.name, "lr": lr, "hr": hr}
 
@@ -235,7 +235,7 @@ class TrainPatches(torch.utils.data.Dataset):
             hr_w, hr_h = image_size(pair.hr)
             self._hr_sizes.append((hr_w, hr_h))
             if pair.lr is not None:
-                check_pair(image_size(pair.lr), (hr_w, hr_h), s, pair.lr, pair.hr)
+                check_pair_sizes(image_size(pair.lr), (hr_w, hr_h), s, pair.lr, pair.hr)
             if hr_w // s < p or hr_h // s < p:
                 raise ValueError(f"{pair.hr} is {hr_w}x{hr_h}: too small for an LR patch of {p} at x{s} "
                                  f"(needs at least {p * s}x{p * s})")
