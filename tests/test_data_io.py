@@ -119,3 +119,22 @@ def test_decompression_bomb_is_an_error_naming_the_file(tmp_path, monkeypatch):
 
     with pytest.raises(ValueError, match=r"cannot read image .*huge\.png"):
         image_size(tmp_path / "huge.png")
+
+
+def test_image_to_tensor_and_back():
+    import torch
+
+    from suite.data.tensors import image_to_tensor, tensor_to_image
+
+    img = _rgb(4, 7)
+    x = image_to_tensor(img)
+    assert x.shape == (3, 4, 7) and x.dtype == torch.float32
+    assert float(x[1, 2, 3]) == np.float32(img[2, 3, 1]) / np.float32(255)
+    assert image_to_tensor(img, torch.float64)[0, 0, 0].item() == img[0, 0, 0] / 255.0
+    np.testing.assert_array_equal(tensor_to_image(x), img)
+    # Out-of-range values clamp; values between pixel levels round to the nearest.
+    between = torch.tensor([-0.5, 0.201, 0.203, 1.5]).view(1, 1, 4).expand(3, 1, 4)
+    assert tensor_to_image(between)[0, :, 0].tolist() == [0, 51, 52, 255]
+    for bad in (img.astype(np.float32), img[..., :2], img[0]):
+        with pytest.raises(ValueError, match=r"uint8 \(H, W, 3\)"):
+            image_to_tensor(bad)

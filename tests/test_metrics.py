@@ -8,7 +8,13 @@ import torch
 
 from suite.data.datasets import open_paired
 from suite.data.resize import imresize
-from suite.metrics import DEFAULT_PROTOCOL, PROTOCOLS, SRMetrics, to_unit_tensor
+from suite.data.tensors import image_to_tensor
+from suite.metrics import DEFAULT_PROTOCOL, PROTOCOLS, SRMetrics
+
+
+def metric_input(img: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) -> float64 (1, 3, H, W) in [0, 1], as suite.evaluate feeds the metrics."""
+    return image_to_tensor(img, torch.float64)[None]
 
 
 # --- plain reference implementation (only here, to cross-check pyiqa) ---------------------------
@@ -66,7 +72,7 @@ def test_protocols_agree_with_plain_implementation(bicubic_pairs):
     assert PROTOCOLS[0] == DEFAULT_PROTOCOL == "basicsr-y"
     basicsr = SRMetrics(3)
     for sr, hr in bicubic_pairs:
-        scores = basicsr(to_unit_tensor(sr), to_unit_tensor(hr))
+        scores = basicsr(metric_input(sr), metric_input(hr))
         # No eps in the MSE; what remains is pyiqa's BT.601 coefficients held in float32 (~2e-7 dB).
         assert abs(scores["psnr"] - plain_psnr(sr, hr, 3)) < 1e-6
         # Float Y, no clamp; pyiqa's window and coefficients are float32 (~1e-7 apart).
@@ -74,7 +80,7 @@ def test_protocols_agree_with_plain_implementation(bicubic_pairs):
         assert abs(scores["ssim"] - plain_ssim(sr, hr, 3)) > 1e-5  # rounding Y is really not applied
     metrics = SRMetrics(3, protocol="pyiqa-rounded-y")
     for sr, hr in bicubic_pairs:
-        scores = metrics(to_unit_tensor(sr), to_unit_tensor(hr))
+        scores = metrics(metric_input(sr), metric_input(hr))
         # pyiqa adds eps = 1e-8 to the MSE: at ~20-35 dB that moves PSNR by < 5e-5 dB.
         assert abs(scores["psnr"] - plain_psnr(sr, hr, 3)) < 1e-4
         assert abs(scores["ssim"] - plain_ssim(sr, hr, 3, clip_cs=True)) < 1e-6
@@ -105,9 +111,9 @@ def test_border_pixels_are_shaved(bicubic_pairs, protocol):
     damaged = sr.copy()
     damaged[:2, :] = 255 - damaged[:2, :]  # only inside a 2-px border
     at2, at1 = SRMetrics(2, protocol=protocol), SRMetrics(1, protocol=protocol)
-    assert at2(to_unit_tensor(damaged), to_unit_tensor(hr)) == at2(to_unit_tensor(sr), to_unit_tensor(hr))
-    damaged_scores = at1(to_unit_tensor(damaged), to_unit_tensor(hr))
-    clean_scores = at1(to_unit_tensor(sr), to_unit_tensor(hr))
+    assert at2(metric_input(damaged), metric_input(hr)) == at2(metric_input(sr), metric_input(hr))
+    damaged_scores = at1(metric_input(damaged), metric_input(hr))
+    clean_scores = at1(metric_input(sr), metric_input(hr))
     assert damaged_scores["psnr"] < clean_scores["psnr"] and damaged_scores["ssim"] < clean_scores["ssim"]
 
 
@@ -116,18 +122,18 @@ def test_ycbcr_is_not_pyiqa_default_yiq(bicubic_pairs):
 
     sr, hr = bicubic_pairs[1]
     default_y = pyiqa.create_metric("psnr", test_y_channel=True, crop_border=3, device="cpu")
-    ours = SRMetrics(3, protocol="pyiqa-rounded-y")(to_unit_tensor(sr), to_unit_tensor(hr))["psnr"]
-    assert abs(float(default_y(to_unit_tensor(sr), to_unit_tensor(hr))) - ours) > 1e-3
+    ours = SRMetrics(3, protocol="pyiqa-rounded-y")(metric_input(sr), metric_input(hr))["psnr"]
+    assert abs(float(default_y(metric_input(sr), metric_input(hr))) - ours) > 1e-3
 
 
 def test_identical_images_and_bad_input(bicubic_pairs):
     _, hr = bicubic_pairs[0]
     metrics = SRMetrics(2)
-    same = metrics(to_unit_tensor(hr), to_unit_tensor(hr))
+    same = metrics(metric_input(hr), metric_input(hr))
     # BasicSR's PSNR of identical images is infinite (no eps); pyiqa's module caps it at 80 dB.
     assert same["ssim"] == pytest.approx(1.0) and same["psnr"] == float("inf")
-    assert SRMetrics(2, protocol="pyiqa-rounded-y")(to_unit_tensor(hr), to_unit_tensor(hr))["psnr"] == pytest.approx(80.0)
-    x = to_unit_tensor(hr)
+    assert SRMetrics(2, protocol="pyiqa-rounded-y")(metric_input(hr), metric_input(hr))["psnr"] == pytest.approx(80.0)
+    x = metric_input(hr)
     with pytest.raises(ValueError, match=r"\(1, 3, H, W\)"):
         metrics(x[0], x[0])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
@@ -135,7 +141,7 @@ def test_identical_images_and_bad_input(bicubic_pairs):
     with pytest.raises(ValueError, match="differ in shape"):
         metrics(x[..., 1:], x[..., 1:, :])
     with pytest.raises(ValueError, match="uint8"):
-        to_unit_tensor(hr.astype(np.float32))
+        image_to_tensor(hr.astype(np.float32))
     with pytest.raises(ValueError, match="positive integer"):
         SRMetrics(0)
     assert torch.is_tensor(x) and x.dtype == torch.float64

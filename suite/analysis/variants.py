@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from suite.data.datasets import PairedDataset, open_paired
+from suite.data.tensors import image_to_tensor
 from suite.evaluate.inference import ModelUpscaler
 from suite.files import write_json_atomic, write_text_atomic
 from suite.profiling.timing import (
@@ -44,7 +45,7 @@ def prepare(data: str | Path, scale: int, name: str | None, device: str, threads
 def first_image(dataset: PairedDataset, device: torch.device) -> torch.Tensor:
     """The dataset's first LR image as the (1, 3, h, w) float tensor in [0, 1] the networks take."""
     lr = dataset[0]["lr"]  # uint8 (h, w, 3)
-    return torch.from_numpy(lr.transpose(2, 0, 1).copy()).float().div_(255.0).unsqueeze(0).to(device)
+    return image_to_tensor(lr).unsqueeze(0).to(device)
 
 
 def time_variants(rows: list[dict], label_of: Callable[[dict], str], upscalers: dict[str, ModelUpscaler],

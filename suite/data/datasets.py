@@ -16,6 +16,7 @@ from PIL import Image
 
 from suite.data.io import IMAGE_ERRORS, IMAGE_SUFFIXES, list_images, read_image
 from suite.data.resize import degrade
+from suite.data.tensors import image_to_tensor
 
 # LR rows/cols kept around a training patch when it is degraded on the fly: the x{s} bicubic kernel
 # reaches 2 LR pixels, so with 3 the patch is pixel-identical to the same crop of the whole-image LR.
@@ -184,11 +185,6 @@ def _dihedral(img: np.ndarray, k: int) -> np.ndarray:
     return img
 
 
-def _to_tensor(img: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) -> float32 (3, H, W) in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255.0)
-
-
 class TrainPatches(torch.utils.data.Dataset):
     """Random aligned LR/HR training crops with flips and 90-degree rotations.
 
@@ -304,7 +300,7 @@ class TrainPatches(torch.utils.data.Dataset):
         else:
             lr_patch = self._image(plan["image"], "lr")[top : top + p, left : left + p]
         k = plan["transform"]
-        return _to_tensor(_dihedral(lr_patch, k)), _to_tensor(_dihedral(hr_patch, k))
+        return image_to_tensor(_dihedral(lr_patch, k)), image_to_tensor(_dihedral(hr_patch, k))
 
 
 def decode_all(dataset: PairedDataset | TrainPatches) -> int:

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from suite.checkpoint import CheckpointError, load_checkpoint
+from suite.data.tensors import image_to_tensor, tensor_to_image
 from suite.files import file_sha256
 from suite.models import SRTransformer, apply_precision, build_model
 from suite.overrides import short_repr
@@ -194,13 +195,9 @@ class ModelUpscaler:
         return sr.float()
 
     def __call__(self, lr: np.ndarray) -> np.ndarray:
-        if lr.dtype != np.uint8 or lr.ndim != 3 or lr.shape[2] != 3:
-            raise ValueError(f"expected a uint8 (h, w, 3) LR image, got {lr.dtype} {lr.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))).float().div_(255.0)
+        x = image_to_tensor(lr)
         with torch.inference_mode():
-            sr = self.forward(x.unsqueeze(0).to(self.device))[0]
-            sr = sr.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
-        return sr.permute(1, 2, 0).cpu().numpy()
+            return tensor_to_image(self.forward(x.unsqueeze(0).to(self.device))[0])
 
 
 def load_upscaler(path: str | Path, device: str | torch.device = "cpu", tile: int | None = None,

@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 
 from suite.data.datasets import PairedDataset
 from suite.data.io import write_png
+from suite.data.tensors import image_to_tensor
 from suite.env import run_record
-from suite.metrics import DEFAULT_PROTOCOL, SRMetrics, to_unit_tensor
+from suite.metrics import DEFAULT_PROTOCOL, SRMetrics
 
 Upscaler = Callable[[np.ndarray], np.ndarray]
 RESULT_FIELDS = ("dataset", "scale", "method", "n_images", "psnr", "ssim", "images", "metric_options", "provenance")
@@ -43,7 +45,9 @@ def evaluate(upscale: Upscaler, dataset: PairedDataset, scale: int, method: str,
             raise ValueError(f"{method} on {dataset.name}/{item['name']}: got SR "
                              f"{getattr(sr, 'dtype', type(sr))} {getattr(sr, 'shape', '')} for LR "
                              f"{item['lr'].shape}, expected uint8 {hr.shape}")
-        row = {"name": item["name"], **metrics(to_unit_tensor(sr), to_unit_tensor(hr))}
+        # float64 so that the metrics add no rounding of their own
+        row = {"name": item["name"], **metrics(image_to_tensor(sr, torch.float64)[None],
+                                               image_to_tensor(hr, torch.float64)[None])}
         rows.append(row)
         if out_dir is not None:
             write_png(out_dir / f"{item['name']}.png", sr)

@@ -17,18 +17,9 @@ Set5 bicubic); `basicsr-y` therefore evaluates the same formula with pyiqa's win
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from suite.metrics.protocols import DEFAULT_PROTOCOL, PROTOCOL_DESCRIPTIONS, PROTOCOLS
-
-
-def to_unit_tensor(img: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) -> float64 (1, 3, H, W) in [0, 1]."""
-    if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"expected a uint8 (H, W, 3) image, got {getattr(img, 'dtype', type(img))} "
-                         f"{getattr(img, 'shape', '')}")
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).to(torch.float64)[None] / 255.0
 
 
 class SRMetrics:
