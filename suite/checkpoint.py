@@ -1,4 +1,4 @@
-"""The suite's one checkpoint format: atomic save, safe load, the `last` pointer, newest-valid lookup.
+"""The suite's one checkpoint format: atomic save, safe load, newest-valid lookup.
 
 A checkpoint is a `torch.save`d dict of tensors and plain values only, so it loads with
 `torch.load(weights_only=True)`: loading never runs code. Before unpickling, the zip archive's CRC32s
@@ -25,7 +25,6 @@ from suite.files import atomic_write
 
 FORMAT = "suite-train-checkpoint"
 FORMAT_VERSION = 1
-POINTER = "last"
 MODEL_SETTINGS = ("preset", "bias", "scale")
 WEIGHT_KEYS = ("model", "ema")
 _NAME = re.compile(r"iter_(\d{7,})\.pt")
@@ -54,31 +53,6 @@ def copy_atomic(source: str | Path, target: str | Path) -> Path:
     return atomic_write(Path(target), write)
 
 
-def write_pointer(folder: str | Path, target: str | Path) -> Path:
-    """Point `folder/last` at `target` (a file name in `folder`), atomically."""
-    name = Path(target).name
-    return atomic_write(Path(folder) / POINTER, lambda handle: handle.write(f"{name}\n".encode()))
-
-
-def read_pointer(folder: str | Path) -> Path | None:
-    """The checkpoint `folder/last` names, or None when there is no pointer."""
-    pointer = Path(folder) / POINTER
-    if not pointer.exists() and not pointer.is_symlink():
-        return None
-    if not pointer.is_file():
-        raise CheckpointError(f"checkpoint pointer {pointer} is not a regular file")
-    try:
-        name = pointer.read_text().strip()
-    except (OSError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"checkpoint pointer {pointer} cannot be read: {err}") from None
-    if not name or "/" in name or name in (".", ".."):
-        raise CheckpointError(f"checkpoint pointer {pointer} holds {name[:80]!r}, not a file name")
-    target = pointer.parent / name
-    if not target.is_file():
-        raise CheckpointError(f"checkpoint pointer {pointer} names {target}, which does not exist")
-    return target
-
-
 def iteration_files(folder: str | Path) -> list[Path]:
     """`iter_NNNNNNN.pt` files in `folder`, newest iteration first."""
     folder = Path(folder)
@@ -91,8 +65,8 @@ def iteration_files(folder: str | Path) -> list[Path]:
 def latest_valid_checkpoint(folder: str | Path) -> tuple[Path | None, dict | None, list[str]]:
     """The newest checkpoint in `folder` that loads and checks out -> (path, state, skipped reasons).
 
-    The `last` pointer is not trusted: it may be missing, unreadable or stale after a kill, so the
-    folder itself is scanned; files that fail to load are skipped with their reason. (None, None,
+    The folder itself is scanned, newest iteration first, so a kill at any moment leaves nothing to
+    repair; files that fail to load (a kill mid-write) are skipped with their reason. (None, None,
     reasons) when no file is valid.
     """
     skipped = []

@@ -14,7 +14,7 @@ import yaml
 
 from suite.cli import main
 from suite.models import build_model
-from suite.checkpoint import CheckpointError, load_checkpoint, read_pointer
+from suite.checkpoint import CheckpointError, latest_valid_checkpoint, load_checkpoint
 from suite.train.config import load_recipe
 from suite.train.trainer import SUMMARY_FIELDS, _init_weights, reinterpolate_subpixel, train
 
@@ -51,7 +51,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory, mini_root: Path) -> Path:
 
 
 def test_run_writes_every_output(trained: Path) -> None:
-    assert read_pointer(trained / "checkpoints") == trained / "checkpoints" / "iter_0000004.pt"
     assert sorted(p.name for p in (trained / "checkpoints").glob("*.pt")) == ["iter_0000002.pt", "iter_0000004.pt"]
     assert (trained / "final.pt").read_bytes() == (trained / "checkpoints" / "iter_0000004.pt").read_bytes()
     with open(trained / "train_log.csv") as handle:
@@ -155,9 +154,8 @@ def test_nan_stops_with_the_last_good_checkpoint_intact(tmp_path: Path, mini_roo
     bad = int(found.group(2))
     ckpt_dir = tmp_path / "nan" / "checkpoints"
     assert sorted(p.name for p in ckpt_dir.glob("*.pt")) == [f"iter_{k:07d}.pt" for k in range(1, bad)]
-    last = read_pointer(ckpt_dir)
-    assert last == ckpt_dir / f"iter_{bad - 1:07d}.pt" and str(last) in err
-    state = load_checkpoint(last)
+    last, state, skipped = latest_valid_checkpoint(ckpt_dir)
+    assert last == ckpt_dir / f"iter_{bad - 1:07d}.pt" and str(last) in err and not skipped
     assert state["iteration"] == bad - 1
     assert all(torch.isfinite(v).all() for v in state["model"].values())
     assert not (tmp_path / "nan" / "final.pt").exists() and not (tmp_path / "nan" / "summary.json").exists()

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from suite.checkpoint import load_checkpoint, read_pointer
+from suite.checkpoint import latest_valid_checkpoint, load_checkpoint
 from suite.train.config import load_recipe
 from suite.train.trainer import train
 
@@ -65,7 +65,7 @@ def test_killed_run_resumes_bit_identical(tmp_path: Path, mini_root: Path) -> No
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while not (ckpt_dir / "last").exists():
+        while not any(ckpt_dir.glob("iter_*.pt")):  # a checkpoint is renamed into place once whole
             assert process.poll() is None, "the run ended before its first checkpoint"
             assert time.monotonic() < deadline, "no checkpoint within 120 s"
             time.sleep(0.005)
@@ -73,13 +73,14 @@ def test_killed_run_resumes_bit_identical(tmp_path: Path, mini_root: Path) -> No
     finally:
         process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    killed_at = load_checkpoint(read_pointer(ckpt_dir))["iteration"]
+    _, newest, _ = latest_valid_checkpoint(ckpt_dir)
+    killed_at = newest["iteration"]
     assert killed_at < ITERATIONS and not (tmp_path / "killed" / "final.pt").exists()
 
     done = subprocess.run(suite_train("--config", str(recipe), "--resume"), env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert f"resuming from {read_pointer(ckpt_dir).parent}" in done.stderr
+    assert f"resuming from {ckpt_dir / f'iter_{killed_at:07d}.pt'}" in done.stderr
 
     expected = load_checkpoint(tmp_path / "reference" / "final.pt")
     resumed = load_checkpoint(tmp_path / "killed" / "final.pt")

@@ -64,15 +64,9 @@ def assert_same_weights(a: Path, b: Path) -> None:
     assert left.keys() == right.keys() and all(torch.equal(left[k], right[k]) for k in left)
 
 
-@pytest.mark.parametrize("pointer", ["missing", "directory", "unreadable"])
-def test_resume_finds_the_newest_valid_checkpoint_itself(run_copy, finished: Path, pointer: str, capsys) -> None:
+def test_resume_finds_the_newest_valid_checkpoint_itself(run_copy, finished: Path, capsys) -> None:
     recipe, out = run_copy
     ckpt = out / "checkpoints"
-    (ckpt / "last").unlink()
-    if pointer == "directory":
-        (ckpt / "last").mkdir()
-    elif pointer == "unreadable":
-        (ckpt / "last").write_bytes(b"\xff\xfe\x00garbage/..")
     # The newest checkpoint is damaged (a kill mid-write on a filesystem without atomic rename):
     (ckpt / "iter_0000004.pt").write_bytes((ckpt / "iter_0000004.pt").read_bytes()[:1000])
     (out / "final.pt").unlink()
@@ -107,7 +101,6 @@ def test_resume_or_restart_continues_an_unfinished_run(run_copy, finished: Path,
     recipe, out = run_copy
     for name in ("checkpoints/iter_0000004.pt", "final.pt", "summary.json"):
         (out / name).unlink()
-    (out / "checkpoints" / "last").write_text("iter_0000002.pt\n")
     assert main(["train", "--config", str(recipe), "--resume-or-restart"]) == 0
     assert "resuming from" in capsys.readouterr().err and not (out / REPLACED).exists()
     assert_same_weights(out / "final.pt", finished / "final.pt")

@@ -3,8 +3,8 @@
 Three start modes, so that no run's outputs are ever overwritten without being asked to:
 - `new` (no flag): an `out_dir` that already holds run outputs is an error naming it.
 - `resume` (`--resume`): continue from the newest checkpoint that loads and checks out, found by
-  scanning `checkpoints/` (the `last` pointer may be missing, unreadable or stale after a kill); an
-  error naming the folder when outputs exist but no checkpoint is valid, or the recipe differs.
+  scanning `checkpoints/`; an error naming the folder when outputs exist but no checkpoint is valid,
+  or the recipe differs.
 - `resume-or-restart` (`--resume-or-restart`, the workflow's): resume an unfinished run of the same
   recipe; otherwise (recipe changed, run already complete = a forced re-run, or no valid checkpoint)
   move the earlier run to `out_dir/replaced/<UTC time>/` and train afresh.
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from suite.checkpoint import POINTER, latest_valid_checkpoint
+from suite.checkpoint import latest_valid_checkpoint
 from suite.files import remove_stale_temps
 from suite.train.config import resume_differences
 
@@ -89,16 +89,6 @@ def move_aside(out_dir: Path) -> Path:
     return target
 
 
-def _clear_bad_pointer(pointer: Path, note: Callable[[str], None]) -> None:
-    """The `last` pointer is rewritten at the next checkpoint: an empty folder or a symlink in its place
-    is removed now (with a note), anything else stops the run before any work."""
-    if pointer.is_symlink() or (pointer.is_dir() and not any(pointer.iterdir())):
-        pointer.unlink() if pointer.is_symlink() else pointer.rmdir()
-        note(f"removed {pointer}, which was not a pointer file")
-    elif pointer.exists() and not pointer.is_file():
-        raise RunFolderError(f"checkpoint pointer {pointer} is not a regular file; remove it to resume")
-
-
 def restore_point(recipe: dict, mode: str, samples_per_epoch: int,
                   note: Callable[[str], None]) -> tuple[Path | None, dict | None]:
     """Clear stale temp files, apply `mode` to `out_dir` -> (checkpoint path, its state) or (None, None).
@@ -118,7 +108,6 @@ def restore_point(recipe: dict, mode: str, samples_per_epoch: int,
                                  f"run is moved aside), or choose another out_dir")
         return None, None
     ckpt_dir = out_dir / "checkpoints"
-    _clear_bad_pointer(ckpt_dir / POINTER, note)
     path, state, skipped = latest_valid_checkpoint(ckpt_dir)
     for reason in skipped:
         note(f"{recipe['name']}: skipped {reason}")

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
-from suite.checkpoint import checkpoint_name, copy_atomic, load_checkpoint, save_checkpoint, write_pointer
+from suite.checkpoint import checkpoint_name, copy_atomic, load_checkpoint, save_checkpoint
 from suite.env import run_record
 from suite.files import write_json_atomic
 from suite.models import apply_precision, build_model, count_parameters
@@ -395,8 +395,7 @@ def loop(run: Run) -> None:
             if iteration % run_cfg["checkpoint_every"] == 0 or iteration == total:
                 snapshot = _state(run, stream, iteration, run.elapsed_before + time.perf_counter() - loop_start)
                 if main:
-                    path = save_checkpoint(snapshot, run.ckpt_dir / checkpoint_name(iteration))
-                    write_pointer(run.ckpt_dir, path)
+                    save_checkpoint(snapshot, run.ckpt_dir / checkpoint_name(iteration))
                 last_good = str(run.ckpt_dir / checkpoint_name(iteration))
                 distributed.barrier()
     finally:
