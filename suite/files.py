@@ -4,19 +4,28 @@ A reader (or a resumed run) never sees half a file: each write goes to a hidden 
 target's folder, is fsynced and renamed over the target; a killed run leaves only `.NAME.*.tmp`,
 which `remove_stale_temps` clears on the next run. A target that exists and is not a regular file
 (a device node, FIFO, symlink or folder) is refused: renaming over it would replace it.
+
+A re-run that starts over (`clear_for_rerun`) loses no earlier output either: a file git holds (in HEAD
+and unchanged in the work tree, e.g. the committed results of a fresh clone) is deleted, since git keeps
+that version and the new file then shows as modified, not as a copy beside it; anything else is moved
+to `replaced/<UTC time>/` in the same folder. Outside a git work tree, or where git is absent, that is
+every file.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import json
 import os
 import stat
+import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterable
 
 TEMP_SUFFIX = ".tmp"
+REPLACED = "replaced"
 
 
 class NotARegularFileError(OSError):
@@ -112,3 +121,58 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _git_paths(folder: Path, *args: str) -> set[Path] | None:
+    """The NUL-separated paths a git command run in `folder` prints; None where git is absent or fails."""
+    try:
+        done = subprocess.run(["git", *args], cwd=folder, capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    return {Path(os.fsdecode(name)) for name in done.stdout.split(b"\0") if name}
+
+
+def files_git_holds(folder: str | Path) -> set[Path]:
+    """Paths (relative to `folder`) of the files under it that are in git's HEAD and unchanged in the work
+    tree: deleting one loses nothing, `git checkout` brings it back. Empty outside a git work tree."""
+    folder = Path(folder)
+    committed = _git_paths(folder, "ls-tree", "-r", "-z", "--name-only", "HEAD", "--", ".")
+    changed = _git_paths(folder, "diff", "--name-only", "-z", "--relative", "--no-renames", "HEAD", "--", ".")
+    if committed is None or changed is None:
+        return set()
+    return committed - changed
+
+
+def clear_for_rerun(folder: str | Path, names: Iterable[str]) -> Path | None:
+    """Clear the entries `names` of `folder` (files or folders) for a run that starts over -> the
+    `folder/replaced/<UTC time>/` that received what git does not hold, or None when git holds it all.
+
+    Each file git holds (`files_git_holds`) is deleted; every other file, and a whole subfolder holding
+    none that git holds, is moved to the same relative path under `replaced/<UTC time>/`.
+    """
+    folder = Path(folder)
+    held = files_git_holds(folder)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    aside = folder / REPLACED / stamp
+    moved = False
+
+    def clear(relative: Path) -> None:
+        nonlocal moved
+        path = folder / relative
+        if path.is_dir() and not path.is_symlink() and any(relative in held_path.parents for held_path in held):
+            for child in sorted(path.iterdir()):
+                clear(relative / child.name)
+            path.rmdir()
+        elif relative in held:
+            path.unlink()
+        else:
+            (aside / relative).parent.mkdir(parents=True, exist_ok=True)
+            path.rename(aside / relative)
+            moved = True
+
+    for name in sorted(names):
+        if (folder / name).exists() or (folder / name).is_symlink():
+            clear(Path(name))
+    return aside if moved else None

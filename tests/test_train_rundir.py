@@ -14,6 +14,7 @@ import yaml
 from suite.checkpoint import load_checkpoint
 from suite.cli import main
 from suite.train.config import load_recipe
+from suite.train.monitor import FRESH_EVENTS
 from suite.train.rundir import REPLACED, RunLock
 from suite.train.trainer import train
 
@@ -104,6 +105,9 @@ def test_resume_or_restart_continues_an_unfinished_run(run_copy, finished: Path,
     assert main(["train", "--config", str(recipe), "--resume-or-restart"]) == 0
     assert "resuming from" in capsys.readouterr().err and not (out / REPLACED).exists()
     assert_same_weights(out / "final.pt", finished / "final.pt")
+    # The fresh run's events file has the stable name; the resumed attempt's timestamped one sorts after it.
+    events = sorted(path.name for path in (out / "tb").iterdir())
+    assert len(events) == 2 and events[0] == FRESH_EVENTS and events[1].startswith("events.out.tfevents.1")
 
 
 @pytest.mark.parametrize("change", [[], ["optim.lr=0.002"]], ids=["forced-rerun", "recipe-changed"])
@@ -113,10 +117,13 @@ def test_resume_or_restart_trains_afresh_and_keeps_the_old_run(run_copy, change:
     old_second = (out / "checkpoints" / "iter_0000002.pt").read_bytes()
     assert main(["train", "--config", str(recipe), "--resume-or-restart", *change]) == 0
     err = capsys.readouterr().err
-    assert "moved the earlier run to" in err and "resuming" not in err
+    assert "moved the earlier run (all but the files git holds) to" in err and "resuming" not in err
     (replaced,) = (out / REPLACED).iterdir()
     assert (replaced / "final.pt").read_bytes() == old_final  # the old run is kept whole, not mixed
     assert (replaced / "checkpoints" / "iter_0000002.pt").read_bytes() == old_second
+    # The new run's events file takes the old one's name: a re-run of a committed run changes that file.
+    assert [path.name for path in (replaced / "tb").iterdir()] == [path.name for path in (out / "tb").iterdir()] \
+        == [FRESH_EVENTS]
     state = load_checkpoint(out / "final.pt")
     assert state["iteration"] == 4 and state["config"]["optim"]["lr"] == (0.002 if change else 0.001)
     assert (out / "checkpoints" / "iter_0000002.pt").read_bytes() != old_second  # recomputed

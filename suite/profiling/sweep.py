@@ -7,8 +7,8 @@ A point that runs out of memory is a row with status `oom` and the sweep goes on
 dies or overruns `point_timeout_s` is a row with status `error` / `timeout`. Finished points are
 kept in `<out>/points/`. Re-running into a folder that holds a sweep needs a flag: `--resume`
 continues an unfinished sweep (killed, or stopped by its time budget) and recomputes a finished one
-(a forced re-run: the old points are moved to `<out>/replaced/<UTC time>/`); `--fresh` deletes the
-old sweep first. Sweep files live in one folder, suite/profiling/configs/; `--config NAME` names one.
+(a forced re-run: the old sweep's files git holds are replaced in place, the rest moved to
+`<out>/replaced/<UTC time>/`, by `suite.files.clear_for_rerun`); `--fresh` deletes the old sweep first. Sweep files live in one folder, suite/profiling/configs/; `--config NAME` names one.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any, Callable
 import yaml
 
 from suite.env import run_record
-from suite.files import write_text_atomic
+from suite.files import clear_for_rerun, write_text_atomic
 from suite.models.biases import BIAS_PARAMS
 from suite.models.presets import ModelConfigError, resolve_model_config
 from suite.overrides import short_repr
@@ -341,16 +341,12 @@ def prepare_out(out_dir: Path, resume: bool, fresh: bool, log: Callable[[str], N
     if not resume:
         raise ValueError(
             f"{out_dir} holds an {state} sweep; pass --resume to continue it (a finished one is measured "
-            f"again, the old results moved aside) or --fresh to delete it first"
+            f"again, the old results moved aside unless git holds them) or --fresh to delete it first"
         )
-    if state == "complete":  # a forced re-run: recompute, keep the old measurements beside
-        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        aside = out_dir / "replaced" / stamp
-        aside.mkdir(parents=True)
-        for part in SWEEP_PARTS:
-            if (out_dir / part).exists():
-                (out_dir / part).rename(aside / part)
-        log(f"--resume: the sweep in {out_dir} had finished; measuring again (old results in {aside})")
+    if state == "complete":  # a forced re-run: recompute, the old measurements kept by git or beside
+        aside = clear_for_rerun(out_dir, SWEEP_PARTS)
+        where = f"old results in {aside}" if aside else "git holds the old results"
+        log(f"--resume: the sweep in {out_dir} had finished; measuring again ({where})")
     else:
         log(f"--resume: continuing the {state} sweep in {out_dir}")
 

@@ -3,6 +3,12 @@ display (a tqdm bar with it/s, loss and ETA on a terminal; one line per log inte
 
 On resume, rows and events past the resumed iteration (written by the killed run) are dropped, since
 the resumed run recomputes those iterations.
+
+TensorBoard names each events file by its start time, host and pid. A fresh run's file is renamed to
+`FRESH_EVENTS` once it is closed: every re-run then writes the same name, so a re-run of a committed
+run shows as a changed file in git instead of a new one beside the old. A resumed attempt keeps its
+timestamped name, which sorts after `FRESH_EVENTS`: TensorBoard reads a folder's files in name order,
+and each purge must come after the events it drops.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,6 +24,7 @@ from pathlib import Path
 from suite.files import atomic_write
 
 CSV_FIELDS = ("iteration", "loss", "lr", "step_time_s", "val_psnr", "val_ssim")
+FRESH_EVENTS = "events.out.tfevents.0000000000.suite-train"
 
 
 def _cell(value: float | int | None) -> str:
@@ -57,12 +65,22 @@ class TrainLog:
         self._handle.close()
 
 
+def _events_files(folder: Path) -> set[str]:
+    return {path.name for path in folder.glob("*tfevents*")} if folder.is_dir() else set()
+
+
 class Scalars:
-    """TensorBoard scalars under `folder`; events after `resume_at` from an earlier attempt are purged."""
+    """TensorBoard scalars under `folder`; events after `resume_at` from an earlier attempt are purged.
+
+    A fresh run's (`resume_at` None) events file is named `FRESH_EVENTS` when it closes.
+    """
 
     def __init__(self, folder: str | Path, resume_at: int | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
+        self.folder = Path(folder)
+        self._fresh = resume_at is None
+        self._earlier = _events_files(self.folder)
         purge = resume_at + 1 if resume_at is not None else None
         self._writer = SummaryWriter(log_dir=str(folder), purge_step=purge)
 
@@ -74,6 +92,11 @@ class Scalars:
     def close(self) -> None:
         self._writer.flush()
         self._writer.close()
+        written = _events_files(self.folder) - self._earlier
+        stable = self.folder / FRESH_EVENTS
+        # An existing FRESH_EVENTS belongs to an earlier run that was not cleared: never replaced.
+        if self._fresh and len(written) == 1 and not stable.exists():
+            os.replace(self.folder / written.pop(), stable)
 
 
 def _clock(seconds: float) -> str:

@@ -7,7 +7,8 @@ Three start modes, so that no run's outputs are ever overwritten without being a
   or the recipe differs.
 - `resume-or-restart` (`--resume-or-restart`, the workflow's): resume an unfinished run of the same
   recipe; otherwise (recipe changed, run already complete = a forced re-run, or no valid checkpoint)
-  move the earlier run to `out_dir/replaced/<UTC time>/` and train afresh.
+  clear the earlier run with `suite.files.clear_for_rerun` and train afresh: the files git holds
+  (committed results) are replaced in place, the rest is moved to `out_dir/replaced/<UTC time>/`.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ from pathlib import Path
 from typing import Callable
 
 from suite.checkpoint import latest_valid_checkpoint
-from suite.files import remove_stale_temps
+from suite.files import REPLACED, clear_for_rerun, remove_stale_temps
 from suite.train.config import resume_differences
 
 MODES = ("new", "resume", "resume-or-restart")
 LOCK_NAME = ".lock"
-REPLACED = "replaced"
 # What a training run writes into its folder: any of these means the folder holds a run.
 RUN_OUTPUTS = ("checkpoints", "final.pt", "summary.json", "train_log.csv", "tb")
 
@@ -78,17 +78,6 @@ def existing_outputs(out_dir: Path) -> list[str]:
     return [name for name in RUN_OUTPUTS if (out_dir / name).exists() or (out_dir / name).is_symlink()]
 
 
-def move_aside(out_dir: Path) -> Path:
-    """Move every earlier output of `out_dir` (not the lock, not earlier replaced runs) to replaced/<UTC>/."""
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-    target = out_dir / REPLACED / stamp
-    target.mkdir(parents=True)
-    for entry in sorted(out_dir.iterdir()):
-        if entry.name not in (LOCK_NAME, REPLACED):
-            entry.rename(target / entry.name)
-    return target
-
-
 def restore_point(recipe: dict, mode: str, samples_per_epoch: int,
                   note: Callable[[str], None]) -> tuple[Path | None, dict | None]:
     """Clear stale temp files, apply `mode` to `out_dir` -> (checkpoint path, its state) or (None, None).
@@ -105,7 +94,8 @@ def restore_point(recipe: dict, mode: str, samples_per_epoch: int,
         if outputs:
             raise RunFolderError(f"out_dir {out_dir} already holds a run ({', '.join(outputs)}); pass --resume to "
                                  f"continue it, --resume-or-restart to continue it or start over (the earlier "
-                                 f"run is moved aside), or choose another out_dir")
+                                 f"run is moved aside, or replaced in place where git holds it), or choose "
+                                 f"another out_dir")
         return None, None
     ckpt_dir = out_dir / "checkpoints"
     path, state, skipped = latest_valid_checkpoint(ckpt_dir)
@@ -130,6 +120,9 @@ def restore_point(recipe: dict, mode: str, samples_per_epoch: int,
     if problem is None and state is not None:
         return path, state
     if outputs:
-        target = move_aside(out_dir)
-        note(f"{recipe['name']}: {problem}; moved the earlier run to {target} and training afresh")
+        earlier = [entry.name for entry in out_dir.iterdir() if entry.name not in (LOCK_NAME, REPLACED)]
+        aside = clear_for_rerun(out_dir, earlier)
+        where = (f"moved the earlier run (all but the files git holds) to {aside}" if aside
+                 else "git holds the earlier run, replacing it in place")
+        note(f"{recipe['name']}: {problem}; {where} and training afresh")
     return None, None
