@@ -112,8 +112,8 @@ def test_self_ensemble_averages_the_eight_transforms() -> None:
 
 def test_upscaler_uses_ema_weights_by_default(checkpoint: Path) -> None:
     state = load_checkpoint(checkpoint)
-    ema = load_upscaler(checkpoint).model.state_dict()
-    raw = load_upscaler(checkpoint, weights="model").model.state_dict()
+    ema = load_upscaler(checkpoint).upscale.model.state_dict()
+    raw = load_upscaler(checkpoint, weights="model").upscale.model.state_dict()
     assert all(torch.equal(ema[k], state["ema"][k]) for k in ema)
     assert all(torch.equal(raw[k], state["model"][k]) for k in raw)
     assert not torch.equal(ema["to_pixels.weight"], raw["to_pixels.weight"])
@@ -179,7 +179,7 @@ def test_eval_records_precision_and_protocol(checkpoint: Path, mini_root: Path, 
     result = json.loads(out.read_text())
     assert result["provenance"]["precision"] == "attention-bf16"
     assert result["metric_options"]["protocol"] == "pyiqa-rounded-y"
-    upscaler = load_upscaler(checkpoint, precision="attention-bf16")
+    upscaler = load_upscaler(checkpoint, precision="attention-bf16").upscale
     assert all(layer.attention_dtype == torch.bfloat16 for layer in upscaler.model.attention_layers())
 
 
@@ -235,7 +235,7 @@ def test_eval_without_preset_names_the_basicsr_hint(mini_root: Path, tmp_path: P
 
 
 def test_compile_wraps_the_network_only_when_asked(checkpoint: Path) -> None:
-    plain, compiled = load_upscaler(checkpoint), load_upscaler(checkpoint, compile=True)
+    plain, compiled = load_upscaler(checkpoint).upscale, load_upscaler(checkpoint, compile=True).upscale
     assert plain.network is plain.model
     assert isinstance(compiled.network, torch._dynamo.eval_frame.OptimizedModule)
     assert compiled.network._orig_mod is compiled.model

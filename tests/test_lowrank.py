@@ -216,11 +216,11 @@ def test_convert_checkpoint_round_trips_through_suite_eval(tmp_path, rpb_checkpo
     assert provenance["source"] == str(rpb_checkpoint) and provenance["rank"] == 8
     assert provenance["layer_ranks"] == [8, 8] and provenance["source_iteration"] == 7
     assert len(provenance["source_sha256"]) == 64 and "git_commit" in saved["provenance"]
-    upscaler = load_upscaler(out)
-    assert upscaler.method == "tiny-lowrank"
+    loaded = load_upscaler(out)
+    assert loaded.method == "tiny-lowrank"
     in_memory, _ = lowrank_from_rpb(model_from_checkpoint(source, "ema"), 8)
     with torch.no_grad():
-        assert torch.equal(upscaler.forward(image), in_memory(image))
+        assert torch.equal(loaded.upscale.forward(image), in_memory(image))
 
 
 def test_convert_refuses_bad_input_and_overwrites_nothing(tmp_path, rpb_checkpoint, capsys):

@@ -264,10 +264,11 @@ def test_convert_released_and_eval_reproduce_every_official_type(name, tmp_path)
                  "--out", str(out)]) == 0
     model = model_from_checkpoint(load_checkpoint(out)).eval()
     io = torch.load(FIXTURES / f"{name}.io.pt", weights_only=True)
-    upscaler = load_upscaler(FIXTURES / f"{name}.pth", preset=suite["preset"], scale=suite["scale"],
-                             bias=suite["bias"], model_overrides=suite["overrides"])
-    assert upscaler.provenance["conversion"]["official_attn_type"] == MANIFEST["fixtures"][name]["official_kwargs"][
+    loaded = load_upscaler(FIXTURES / f"{name}.pth", preset=suite["preset"], scale=suite["scale"],
+                           bias=suite["bias"], model_overrides=suite["overrides"])
+    assert loaded.method == f"{suite['preset']}-released"
+    assert loaded.provenance["conversion"]["official_attn_type"] == MANIFEST["fixtures"][name]["official_kwargs"][
         "attn_type"]
     with torch.no_grad():
         assert (model(io["input"]) - io["output"]).abs().max().item() <= 1e-5
-        assert (upscaler.model(io["input"]) - io["output"]).abs().max().item() <= 1e-5
+        assert (loaded.upscale.model(io["input"]) - io["output"]).abs().max().item() <= 1e-5

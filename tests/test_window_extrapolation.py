@@ -81,24 +81,24 @@ def test_the_trained_windows_give_exactly_the_plain_output(rib_checkpoint: Path)
     plain = load_upscaler(rib_checkpoint)
     same = load_upscaler(rib_checkpoint, window_sizes=[8, 8])
     scaled = load_upscaler(rib_checkpoint, window_scale=1.0)
-    assert torch.equal(plain.forward(x), same.forward(x))
-    assert torch.equal(plain.forward(x), scaled.forward(x))
+    assert torch.equal(plain.upscale.forward(x), same.upscale.forward(x))
+    assert torch.equal(plain.upscale.forward(x), scaled.upscale.forward(x))
     assert plain.provenance["window_sizes"] == [8, 8] and plain.provenance["window_scale"] is None
     assert scaled.provenance["window_scale"] == 1.0
 
 
 def test_other_windows_change_the_output_and_the_tile_grid(rib_checkpoint: Path) -> None:
     x = torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(1))
-    plain = load_upscaler(rib_checkpoint).forward(x)
+    plain = load_upscaler(rib_checkpoint).upscale.forward(x)
     half = load_upscaler(rib_checkpoint, window_scale=0.5)
-    assert [layer.window for layer in half.model.attention_layers()] == [4, 4]
-    assert half.align == 4 and half.provenance["window_sizes"] == [4, 4]
-    out = half.forward(x)
+    assert [layer.window for layer in half.upscale.model.attention_layers()] == [4, 4]
+    assert half.upscale.align == 4 and half.provenance["window_sizes"] == [4, 4]
+    out = half.upscale.forward(x)
     assert out.shape == plain.shape == (1, 3, 64, 80)
     assert (out - plain).abs().max() > 1e-3
     mixed = load_upscaler(rib_checkpoint, window_sizes=[16, 8], tile=32, overlap=8)
-    assert mixed.align == 16 and mixed.provenance["window_scale"] is None
-    assert mixed.forward(x).shape == (1, 3, 64, 80)
+    assert mixed.upscale.align == 16 and mixed.provenance["window_scale"] is None
+    assert mixed.upscale.forward(x).shape == (1, 3, 64, 80)
 
 
 def test_an_rpb_model_refuses_other_windows(rpb_checkpoint: Path) -> None:

@@ -60,24 +60,25 @@ def window_table(checkpoint: str | Path, data: str | Path, scale: int, factors: 
 
     rows: list[dict] = []
     upscalers: dict[str, ModelUpscaler] = {}  # by _label(factor)
-    trained = None
+    trained = provenance = None  # the checkpoint's, the same at every factor
     for factor in factors:
         row = {column: None for column in COLUMNS}
         row.update(factor=factor, status=OK, reason="")
         try:
-            upscaler = load_upscaler(checkpoint, torch_device, window_scale=factor)
+            loaded = load_upscaler(checkpoint, torch_device, window_scale=factor)
         except WindowSizeError as err:
             row.update(status=REFUSED, reason=err.reason)  # the checkpoint is named once, in windows.json
             rows.append(row)
             continue
-        if upscaler.scale != scale:
-            raise ValueError(f"checkpoint {checkpoint} is a x{upscaler.scale} model, --scale asks x{scale}")
-        trained = upscaler.provenance["model_config"]["window_sizes"]
-        result = evaluate(upscaler, dataset, scale, upscaler.method, device=device, protocol=protocol,
-                          extra_provenance={"checkpoint": str(checkpoint), **upscaler.provenance})
-        row.update(window_sizes=_sizes_text(upscaler.provenance["window_sizes"]), psnr=result["psnr"],
+        if loaded.upscale.scale != scale:
+            raise ValueError(f"checkpoint {checkpoint} is a x{loaded.upscale.scale} model, --scale asks x{scale}")
+        provenance = loaded.provenance
+        trained = provenance["model_config"]["window_sizes"]
+        result = evaluate(loaded.upscale, dataset, scale, loaded.method, device=device, protocol=protocol,
+                          extra_provenance={"checkpoint": str(checkpoint), **provenance})
+        row.update(window_sizes=_sizes_text(provenance["window_sizes"]), psnr=result["psnr"],
                    ssim=result["ssim"])
-        upscalers[_label(factor)] = upscaler
+        upscalers[_label(factor)] = loaded.upscale
         rows.append(row)
     for row in rows:
         if row["window_sizes"] is None and trained is not None:
@@ -90,7 +91,6 @@ def window_table(checkpoint: str | Path, data: str | Path, scale: int, factors: 
         if row["psnr"] is not None and reference["psnr"] is not None:
             row["psnr_change"] = row["psnr"] - reference["psnr"]
 
-    first = next(iter(upscalers.values()), None)
     document = {
         "checkpoint": str(checkpoint),
         "dataset": dataset.name,
@@ -101,8 +101,8 @@ def window_table(checkpoint: str | Path, data: str | Path, scale: int, factors: 
         "timing": timing_record(dataset, rounds, warmup),
         "provenance": run_record(
             device=device,
-            checkpoint_sha256=first.provenance["checkpoint_sha256"] if first else None,
-            model_config=first.provenance["model_config"] if first else None,
+            checkpoint_sha256=provenance["checkpoint_sha256"] if provenance else None,
+            model_config=provenance["model_config"] if provenance else None,
         ),
     }
     write_table(out, "windows", rows, COLUMNS, document)

@@ -58,15 +58,17 @@ def build_upscaler(args: argparse.Namespace, device: str) -> tuple[object, str, 
         raise ValueError(f"{', '.join(_released_only_flags(args))}: options of a released checkpoint, valid only "
                          f"with --preset (a suite checkpoint carries its own model settings)")
     overlap = args.overlap if args.overlap is not None else DEFAULT_OVERLAP
-    upscale = load_upscaler(args.checkpoint, device, args.tile, overlap, args.self_ensemble, preset=args.preset,
-                            scale=args.scale, bias=args.bias or "rib",
-                            model_overrides=model_overrides(args.model_overrides) if args.preset else None,
-                            precision=args.precision, compile=args.compile, window_sizes=args.window_sizes,
-                            window_scale=args.window_scale)
-    if upscale.scale != args.scale:
-        raise ValueError(f"--checkpoint {args.checkpoint} is a x{upscale.scale} model, --scale asks x{args.scale}")
-    return upscale, upscale.method, {"checkpoint": str(args.checkpoint), "tile": args.tile, "overlap": overlap,
-                                     "self_ensemble": args.self_ensemble, **upscale.provenance}
+    loaded = load_upscaler(args.checkpoint, device, args.tile, overlap, args.self_ensemble, preset=args.preset,
+                           scale=args.scale, bias=args.bias or "rib",
+                           model_overrides=model_overrides(args.model_overrides) if args.preset else None,
+                           precision=args.precision, compile=args.compile, window_sizes=args.window_sizes,
+                           window_scale=args.window_scale)
+    if loaded.upscale.scale != args.scale:
+        raise ValueError(f"--checkpoint {args.checkpoint} is a x{loaded.upscale.scale} model, "
+                         f"--scale asks x{args.scale}")
+    return loaded.upscale, loaded.method, {"checkpoint": str(args.checkpoint), "tile": args.tile,
+                                           "overlap": overlap, "self_ensemble": args.self_ensemble,
+                                           **loaded.provenance}
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -200,13 +201,22 @@ class ModelUpscaler:
             return tensor_to_image(self.forward(x.unsqueeze(0).to(self.device))[0])
 
 
+@dataclass(frozen=True)
+class LoadedUpscaler:
+    """A checkpoint's upscaler with what a result JSON says of it: its method name and provenance."""
+
+    upscale: ModelUpscaler
+    method: str
+    provenance: dict
+
+
 def load_upscaler(path: str | Path, device: str | torch.device = "cpu", tile: int | None = None,
                   overlap: int = 16, self_ensemble: bool = False, weights: str = "ema", *,
                   preset: str | None = None, scale: int | None = None, bias: str = "rib",
                   model_overrides: dict | None = None, precision: str = "fp32",
                   compile: bool = False, window_sizes: Sequence[int] | None = None,
-                  window_scale: float | None = None) -> ModelUpscaler:
-    """The upscaler of a checkpoint; `.method` and `.provenance` describe it for the result JSON.
+                  window_scale: float | None = None) -> LoadedUpscaler:
+    """The upscaler of a checkpoint, with its method name and provenance for the result JSON.
 
     A suite checkpoint rebuilds its own network. With `preset`, `path` is a released BasicSR file
     (`params_ema`, else `params`), converted by suite.models.official.load_released for that preset,
@@ -224,13 +234,11 @@ def load_upscaler(path: str | Path, device: str | torch.device = "cpu", tile: in
 
         model, conversion = load_released(path, preset, scale, bias=bias, overrides=model_overrides)
         windows = _windows_of_checkpoint(path, model, window_sizes, window_scale)
-        upscaler = ModelUpscaler(model, device, tile, overlap, self_ensemble, precision, compile)
-        upscaler.method = f"{preset}-released"
-        upscaler.provenance = {"checkpoint_sha256": file_sha256(path), "checkpoint_format": "basicsr",
-                               "conversion": conversion, "model_config": model.config,
-                               "model_device": str(device), "precision": precision, "compile": compile,
-                               "window_sizes": windows, "window_scale": window_scale}
-        return upscaler
+        upscale = ModelUpscaler(model, device, tile, overlap, self_ensemble, precision, compile)
+        return LoadedUpscaler(upscale, f"{preset}-released", {
+            "checkpoint_sha256": file_sha256(path), "checkpoint_format": "basicsr", "conversion": conversion,
+            "model_config": model.config, "model_device": str(device), "precision": precision, "compile": compile,
+            "window_sizes": windows, "window_scale": window_scale})
     try:
         state = load_checkpoint(path, map_location="cpu")
     except CheckpointError as err:
@@ -240,10 +248,10 @@ def load_upscaler(path: str | Path, device: str | torch.device = "cpu", tile: in
         raise
     model = model_from_checkpoint(state, weights)
     windows = _windows_of_checkpoint(path, model, window_sizes, window_scale)
-    upscaler = ModelUpscaler(model, device, tile, overlap, self_ensemble, precision, compile)
+    upscale = ModelUpscaler(model, device, tile, overlap, self_ensemble, precision, compile)
     recipe = state.get("config", {})
-    upscaler.method = recipe.get("name") or f"{state['model_config']['preset']}-{state['model_config']['bias']}"
-    upscaler.provenance = {
+    method = recipe.get("name") or f"{state['model_config']['preset']}-{state['model_config']['bias']}"
+    return LoadedUpscaler(upscale, method, {
         "checkpoint_sha256": file_sha256(path),
         "checkpoint_format": "suite",
         "checkpoint_iteration": int(state.get("iteration", 0)),
@@ -257,8 +265,7 @@ def load_upscaler(path: str | Path, device: str | torch.device = "cpu", tile: in
         "training_config": recipe,
         "training_config_hash": state.get("config_hash"),
         "training_provenance": state.get("provenance", {}),
-    }
-    return upscaler
+    })
 
 
 def _windows_of_checkpoint(path: Path, model: SRTransformer, window_sizes: Sequence[int] | None,
