@@ -134,15 +134,17 @@ def _git_paths(folder: Path, *args: str) -> set[Path] | None:
     return {Path(os.fsdecode(name)) for name in done.stdout.split(b"\0") if name}
 
 
+def files_in_head(folder: str | Path) -> set[Path]:
+    """Paths (relative to `folder`) of the files under it in git's HEAD, whatever the work tree holds now.
+    Empty outside a git work tree, or where git is absent."""
+    return _git_paths(Path(folder), "ls-tree", "-r", "-z", "--name-only", "HEAD", "--", ".") or set()
+
+
 def files_git_holds(folder: str | Path) -> set[Path]:
     """Paths (relative to `folder`) of the files under it that are in git's HEAD and unchanged in the work
     tree: deleting one loses nothing, `git checkout` brings it back. Empty outside a git work tree."""
-    folder = Path(folder)
-    committed = _git_paths(folder, "ls-tree", "-r", "-z", "--name-only", "HEAD", "--", ".")
-    changed = _git_paths(folder, "diff", "--name-only", "-z", "--relative", "--no-renames", "HEAD", "--", ".")
-    if committed is None or changed is None:
-        return set()
-    return committed - changed
+    changed = _git_paths(Path(folder), "diff", "--name-only", "-z", "--relative", "--no-renames", "HEAD", "--", ".")
+    return files_in_head(folder) - changed if changed is not None else set()
 
 
 def clear_for_rerun(folder: str | Path, names: Iterable[str]) -> Path | None:

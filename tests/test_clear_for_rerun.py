@@ -11,6 +11,7 @@ import pytest
 
 from suite.files import REPLACED, clear_for_rerun, files_git_holds
 from suite.profiling.sweep import prepare_out
+from suite.train.monitor import Scalars
 from suite.train.rundir import restore_point
 
 
@@ -122,6 +123,24 @@ def test_training_afresh_replaces_a_committed_run_in_place(tmp_path: Path, commi
                                            "tb/events.out.tfevents.1.host.1.0"}
     assert sorted(path.name for path in out.iterdir()) == [REPLACED]
     assert "moved the earlier run (all but the files git holds)" in notes[-1]
+
+
+def test_a_fresh_runs_events_take_the_committed_name_and_a_resumed_attempts_do_not(repo: Path) -> None:
+    tb = repo / "results" / "tb"
+    committed = write(tb / "events.out.tfevents.1000000000.host.1.0", "the committed run's events\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "events")
+    committed.unlink()  # cleared for the re-run: git holds it
+    fresh = Scalars(tb)
+    fresh.add(1, train__loss=0.5)
+    fresh.close()
+    assert [path.name for path in tb.iterdir()] == [committed.name]
+    assert git(repo, "status", "--porcelain", "--untracked-files=all").splitlines() == [f" M {committed.relative_to(repo)}"]
+    resumed = Scalars(tb, resume_at=1)
+    resumed.add(2, train__loss=0.4)
+    resumed.close()
+    names = sorted(path.name for path in tb.iterdir())
+    assert len(names) == 2 and names[0] == committed.name  # the resumed attempt's file sorts after
 
 
 def fake_sweep(out: Path) -> None:

@@ -14,7 +14,6 @@ import yaml
 from suite.checkpoint import load_checkpoint
 from suite.cli import main
 from suite.train.config import load_recipe
-from suite.train.monitor import FRESH_EVENTS
 from suite.train.rundir import REPLACED, RunLock
 from suite.train.trainer import train
 
@@ -105,13 +104,14 @@ def test_resume_or_restart_continues_an_unfinished_run(run_copy, finished: Path,
     assert main(["train", "--config", str(recipe), "--resume-or-restart"]) == 0
     assert "resuming from" in capsys.readouterr().err and not (out / REPLACED).exists()
     assert_same_weights(out / "final.pt", finished / "final.pt")
-    # The fresh run's events file has the stable name; the resumed attempt's timestamped one sorts after it.
+    # The resumed attempt's events file sorts after the first one's: TensorBoard reads them in name order.
     events = sorted(path.name for path in (out / "tb").iterdir())
-    assert len(events) == 2 and events[0] == FRESH_EVENTS and events[1].startswith("events.out.tfevents.1")
+    assert len(events) == 2 and events[0] == next((finished / "tb").iterdir()).name
 
 
 @pytest.mark.parametrize("change", [[], ["optim.lr=0.002"]], ids=["forced-rerun", "recipe-changed"])
-def test_resume_or_restart_trains_afresh_and_keeps_the_old_run(run_copy, change: list[str], capsys) -> None:
+def test_resume_or_restart_trains_afresh_and_keeps_the_old_run(run_copy, finished: Path, change: list[str],
+                                                              capsys) -> None:
     recipe, out = run_copy
     old_final = (out / "final.pt").read_bytes()
     old_second = (out / "checkpoints" / "iter_0000002.pt").read_bytes()
@@ -121,9 +121,10 @@ def test_resume_or_restart_trains_afresh_and_keeps_the_old_run(run_copy, change:
     (replaced,) = (out / REPLACED).iterdir()
     assert (replaced / "final.pt").read_bytes() == old_final  # the old run is kept whole, not mixed
     assert (replaced / "checkpoints" / "iter_0000002.pt").read_bytes() == old_second
-    # The new run's events file takes the old one's name: a re-run of a committed run changes that file.
-    assert [path.name for path in (replaced / "tb").iterdir()] == [path.name for path in (out / "tb").iterdir()] \
-        == [FRESH_EVENTS]
+    # Outside git the new events file keeps TensorBoard's own name, the old one is only in replaced/.
+    old_events = [path.name for path in (finished / "tb").iterdir()]
+    assert [path.name for path in (replaced / "tb").iterdir()] == old_events
+    assert len(new_events := [path.name for path in (out / "tb").iterdir()]) == 1 and new_events != old_events
     state = load_checkpoint(out / "final.pt")
     assert state["iteration"] == 4 and state["config"]["optim"]["lr"] == (0.002 if change else 0.001)
     assert (out / "checkpoints" / "iter_0000002.pt").read_bytes() != old_second  # recomputed

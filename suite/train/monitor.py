@@ -4,11 +4,10 @@ display (a tqdm bar with it/s, loss and ETA on a terminal; one line per log inte
 On resume, rows and events past the resumed iteration (written by the killed run) are dropped, since
 the resumed run recomputes those iterations.
 
-TensorBoard names each events file by its start time, host and pid. A fresh run's file is renamed to
-`FRESH_EVENTS` once it is closed: every re-run then writes the same name, so a re-run of a committed
-run shows as a changed file in git instead of a new one beside the old. A resumed attempt keeps its
-timestamped name, which sorts after `FRESH_EVENTS`: TensorBoard reads a folder's files in name order,
-and each purge must come after the events it drops.
+TensorBoard names each events file by its start time, host and pid. A fresh run that replaces a
+committed run takes the committed events file's name once its own file is closed, so that git shows
+the re-run as a change to that file, not as a new file beside a deleted one (the committed name's
+older time still sorts it before any later resumed attempt's file, the order TensorBoard reads them in).
 """
 
 from __future__ import annotations
@@ -21,10 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from suite.files import atomic_write
+from suite.files import atomic_write, files_in_head
 
 CSV_FIELDS = ("iteration", "loss", "lr", "step_time_s", "val_psnr", "val_ssim")
-FRESH_EVENTS = "events.out.tfevents.0000000000.suite-train"
 
 
 def _cell(value: float | int | None) -> str:
@@ -72,7 +70,8 @@ def _events_files(folder: Path) -> set[str]:
 class Scalars:
     """TensorBoard scalars under `folder`; events after `resume_at` from an earlier attempt are purged.
 
-    A fresh run's (`resume_at` None) events file is named `FRESH_EVENTS` when it closes.
+    A fresh run's (`resume_at` None) events file takes the name of the one events file git has for
+    `folder`, if any, when it closes.
     """
 
     def __init__(self, folder: str | Path, resume_at: int | None = None) -> None:
@@ -92,11 +91,13 @@ class Scalars:
     def close(self) -> None:
         self._writer.flush()
         self._writer.close()
+        if not self._fresh:
+            return
         written = _events_files(self.folder) - self._earlier
-        stable = self.folder / FRESH_EVENTS
-        # An existing FRESH_EVENTS belongs to an earlier run that was not cleared: never replaced.
-        if self._fresh and len(written) == 1 and not stable.exists():
-            os.replace(self.folder / written.pop(), stable)
+        committed = [path for path in files_in_head(self.folder) if "tfevents" in path.name and path.parent == Path()]
+        # A file of that name still here was not cleared for this run (it is not ours to replace).
+        if len(written) == 1 and len(committed) == 1 and not (self.folder / committed[0]).exists():
+            os.replace(self.folder / written.pop(), self.folder / committed[0])
 
 
 def _clock(seconds: float) -> str:
