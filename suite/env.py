@@ -1,8 +1,9 @@
-"""The one run record: what produced a result (versions, commit, device, time, environment lock).
+"""The one run record: what produced a result (versions, commit, device, time, environment lock), and the
+one resolution of a device option (`auto`, cpu, cuda, cuda:N).
 
 Every writer of a result (evaluation JSON, training summary, profile and benchmark files) embeds
 `run_record(...)`. Versions come from the installed distributions' metadata, so building a record
-imports neither torch nor pyiqa; only naming a CUDA device imports torch.
+imports neither torch nor pyiqa; only naming a CUDA device or resolving `auto` imports torch.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 import suite
+from suite.overrides import short_repr
 
 # Distributions whose versions decide the numbers a run produces.
 VERSIONED = ("torch", "pyiqa", "numpy", "Pillow")
@@ -39,6 +41,26 @@ def _git(*args: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip()
+
+
+def check_device(device: object, option: str) -> str:
+    """`device` when it is auto, cpu, cuda or cuda:N; otherwise ValueError naming `option` and the value."""
+    if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or
+                                           (device.startswith("cuda:") and device[5:].isdigit())):
+        raise ValueError(f"{option} = {short_repr(device)} must be auto, cpu, cuda or cuda:N")
+    return device
+
+
+def resolve_device(device: str, option: str = "--device") -> str:
+    """The one resolution of `auto`: cuda when torch sees a GPU, else cpu; cpu, cuda, cuda:N as given.
+
+    Checked by check_device (the error names `option`); torch is imported only to resolve `auto`.
+    """
+    if check_device(device, option) != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def device_name(device) -> str:

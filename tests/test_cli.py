@@ -37,6 +37,24 @@ def test_eval_device_defaults_to_auto() -> None:
     assert args.device == "auto" and args.protocol == "basicsr-y"
 
 
+def test_one_device_resolution(monkeypatch, tmp_path: Path, mini_root: Path, capsys) -> None:
+    import torch
+
+    from suite.env import resolve_device
+
+    for available, expected in ((True, "cuda"), (False, "cpu")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda available=available: available)
+        assert resolve_device("auto") == expected
+    assert [resolve_device(text) for text in ("cpu", "cuda", "cuda:1")] == ["cpu", "cuda", "cuda:1"]
+    with pytest.raises(ValueError, match=r"^run.device = 'gpu' must be auto, cpu, cuda or cuda:N$"):
+        resolve_device("gpu", "run.device")
+    # Every command names its own option; nothing is read or written first.
+    assert main(["eval", "--method", "bicubic", "--data", str(mini_root / "test"), "--scale", "2",
+                 "--out", str(tmp_path / "e.json"), "--device", "cuda:x"]) == 2
+    assert "--device = 'cuda:x' must be auto, cpu, cuda or cuda:N" in capsys.readouterr().err
+    assert not (tmp_path / "e.json").exists()
+
+
 # ---- atomic writes refuse non-regular targets (10.4) ----
 
 def test_atomic_write_refuses_a_device_node() -> None:

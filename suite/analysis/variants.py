@@ -16,6 +16,7 @@ import torch
 
 from suite.data.datasets import PairedDataset, open_paired
 from suite.data.tensors import image_to_tensor
+from suite.env import resolve_device
 from suite.evaluate.inference import ModelUpscaler
 from suite.files import write_json_atomic, write_text_atomic
 from suite.profiling.timing import (
@@ -33,8 +34,7 @@ def prepare(data: str | Path, scale: int, name: str | None, device: str, threads
     threads and open the test set -> (device name, torch device, dataset)."""
     if rounds < 1 or warmup < 0:
         raise ValueError(f"rounds must be >= 1 and warmup >= 0, got rounds {rounds}, warmup {warmup}")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
     torch_device = prepare_device(device, threads)
     dataset = open_paired(data, scale)
     if name:

@@ -22,15 +22,6 @@ def _bicubic(scale: int):
     return upscale
 
 
-def resolve_device(device: str) -> str:
-    """`auto` -> cuda when torch sees a GPU, else cpu; anything else as given."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _released_only_flags(args: argparse.Namespace) -> list[str]:
     given = [("--bias", args.bias is not None), ("--model-overrides", bool(args.model_overrides))]
     return [flag for flag, present in given if present]
@@ -73,6 +64,7 @@ def build_upscaler(args: argparse.Namespace, device: str) -> tuple[object, str, 
 
 def _run(args: argparse.Namespace) -> int:
     from suite.data.datasets import open_paired
+    from suite.env import resolve_device
     from suite.evaluate import evaluate
     from suite.files import check_regular_target, write_json_atomic
 

@@ -69,17 +69,14 @@ def _model_overrides(texts: list[str]) -> dict:
 
 
 def run_point(args: argparse.Namespace) -> int:
-    import torch
-
+    from suite.env import resolve_device
     from suite.profiling import tables
     from suite.profiling.measure import PointSpec
     from suite.profiling.sweep import Task, invocation, run_in_worker, spec_columns
 
     if args.time_limit <= 0:
         raise ValueError(f"--time-limit must be positive, got {args.time_limit:g}")
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(args.device)
     spec = PointSpec(
         preset=args.preset, bias=args.bias, phase=args.phase, window=args.window,
         patch=args.patch if args.patch is not None else max(64, args.window), batch=args.batch,

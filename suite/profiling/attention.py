@@ -289,7 +289,7 @@ def run_benchmark(
 ) -> list[Path]:
     """`suite bench attention`: one AttentionSpec per window from the preset's layer shapes; logs a table
     per window and writes attention.{json,csv} (rows), attention_ratios.{json,csv} and bench.json."""
-    from suite.env import run_record
+    from suite.env import resolve_device, run_record
     from suite.files import write_json_atomic
     from suite.models.presets import resolve_model_config
     from suite.overrides import apply_overrides
@@ -297,8 +297,7 @@ def run_benchmark(
 
     requested = apply_overrides({}, overrides, "--override")
     model = resolve_model_config(preset, "rib", 2, requested)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
     chosen = list(variants_) if variants_ else default_variants(device)
     specs = [
         AttentionSpec(

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from suite.env import check_device
 from suite.models.biases import FIXED_WINDOW_BIASES, REGISTRY
 from suite.models.presets import PRECISIONS, ModelConfigError, resolve_model_config
 from suite.overrides import apply_overrides, short_repr
@@ -262,10 +263,10 @@ def _validate_schedule(source: str, schedule: dict) -> None:
 
 def _validate_run(source: str, run: dict) -> None:
     run["seed"] = _as_int(source, "run.seed", run["seed"], minimum=0)
-    device = run["device"]
-    if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or
-                                           (device.startswith("cuda:") and device[5:].isdigit())):
-        raise _fail(source, f"run.device = {short_repr(device)} must be auto, cpu, cuda or cuda:N")
+    try:
+        check_device(run["device"], "run.device")
+    except ValueError as err:
+        raise _fail(source, str(err)) from None
     run["precision"] = _as_choice(source, "run.precision", run["precision"], ("auto", *PRECISIONS))
     run["compile"] = _as_bool(source, "run.compile", run["compile"])
     if run["threads"] is not None:

@@ -28,7 +28,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from suite.checkpoint import checkpoint_name, copy_atomic, load_checkpoint, save_checkpoint
-from suite.env import run_record
+from suite.env import resolve_device, run_record
 from suite.files import write_json_atomic
 from suite.models import apply_precision, build_model, count_parameters
 from suite.models.presets import resolve_saved_config
@@ -44,11 +44,9 @@ class NonFiniteLoss(RuntimeError):
     """The loss or the gradient norm became NaN/Inf; the message names the iteration and the last checkpoint."""
 
 
-def resolve_device(recipe: dict, world: distributed.World) -> tuple[torch.device, str]:
+def run_device_and_precision(recipe: dict, world: distributed.World) -> tuple[torch.device, str]:
     """run.device/run.precision -> (device, precision, `auto` resolved)."""
-    requested = recipe["run"]["device"]
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    requested = resolve_device(recipe["run"]["device"], "run.device")
     if requested.startswith("cuda"):
         if not torch.cuda.is_available():
             raise RecipeError(f"run.device = {recipe['run']['device']!r} but CUDA is not available here")
@@ -201,7 +199,7 @@ class Run:
 def train(recipe: dict, mode: str = "new") -> Path:
     """Run the recipe in one of suite.train.rundir.MODES (new, resume, resume-or-restart) -> out_dir/final.pt."""
     world = distributed.world_from_env()
-    device, precision = resolve_device(recipe, world)
+    device, precision = run_device_and_precision(recipe, world)
     if recipe["run"]["threads"] is not None:
         torch.set_num_threads(recipe["run"]["threads"])
     if recipe["data"]["batch_size"] % world.size:
