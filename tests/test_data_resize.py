@@ -149,3 +149,18 @@ def test_too_small_axis_is_a_clear_error():
 def test_bad_input_is_refused(bad, scale, match):
     with pytest.raises(ValueError, match=match):
         imresize(bad, scale)
+
+
+def test_bench_resize_writes_its_timings_with_a_run_record(tmp_path):
+    import json
+
+    from suite.cli import main
+
+    out = tmp_path / "resize.json"
+    assert main(["bench", "resize", "--images", "1", "--height", "8", "--width", "8", "--scales", "2",
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["n_images"] == 1 and list(result["seconds_per_scale"]) == ["x2"]
+    record = result["provenance"]
+    assert record["device"] == "cpu" and record["numpy"] == np.__version__ and "git_commit" in record
+    assert record["command"] == f"suite bench resize --images 1 --height 8 --width 8 --scales 2 --seed 0 --out {out}"

@@ -56,7 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     resize.add_argument("--width", type=int, default=1024)
     resize.add_argument("--scales", type=int, nargs="+", default=[2, 4], help="scales (default 2 4)")
     resize.add_argument("--seed", type=int, default=0)
-    resize.add_argument("--out", type=Path, help="write the timings as JSON here (default: print them)")
+    resize.add_argument("--out", type=Path,
+                        help="write the timings and their run record as JSON here (default: print them)")
     resize.set_defaults(func=_resize)
 
 
@@ -91,9 +92,12 @@ def _resize(args: argparse.Namespace) -> int:
     import json
 
     from suite.data.benchmark import bench_resize
+    from suite.env import run_record
     from suite.files import write_json_atomic
 
     result = bench_resize(args.images, args.height, args.width, tuple(args.scales), seed=args.seed)
+    # numpy on the CPU: the record names the CPU model and the command that reruns this benchmark
+    result["provenance"] = run_record("cpu", command=_command_line(args, ["suite", "bench", "resize"]))
     per_scale = ", ".join(f"{k} {v:.2f} s" for k, v in result["seconds_per_scale"].items())
     print(f"degrade + re-upscale {result['n_images']} images of {result['width']}x{result['height']} at "
           f"{', '.join('x%d' % s for s in result['scales'])}: {result['seconds_total']:.2f} s ({per_scale})")
