@@ -14,18 +14,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import EVALS, EXPECTED_SPEEDUP, GPU_PROFILE, make_results, run_record, synthetic_report, write_json
 from suite.cli import main
-from suite.data.io import write_png
-from suite.profiling.tables import PROFILE_COLUMNS, write_rows
-from suite.report import CropRequest, ReportInputError, build_report, tables
+from suite.report import ReportInputError
 from suite.report.crop import most_lost_detail
-from suite.report.figures import (
-    latency_figure,
-    memory_figure,
-    speedup_figure,
-    teaser_figure,
-    teaser_points,
-)
+from suite.report.markdown import latex_escape
+from suite.report.quality import psnr_caption, psnr_table
+from suite.report.speed import latency_figure, memory_figure, speedup_figure
+from suite.report.targets import targets, targets_markdown
+from suite.report.teaser import teaser_figure, teaser_points
 from suite.report.paper import (
     PAPER_KEYS,
     PAPER_VALUES,
@@ -33,102 +30,6 @@ from suite.report.paper import (
     parse_paper_values,
 )
 from suite.report.readers import read_evals, read_profile, read_runs
-from suite.report.tables import latex_escape
-from suite.train.monitor import CSV_FIELDS
-from suite.train import SUMMARY_FIELDS
-
-# Synthetic measurements: distinct values so a number in the wrong cell shows.
-EVALS = {
-    ("bicubic", "mini_test", 2): (30.1234, 0.8765),
-    ("tiny-rpb", "mini_test", 2): (31.5012, 0.9012),
-    ("tiny-rib", "mini_test", 2): (31.6078, 0.9123),
-    ("bicubic", "Set5", 2): (33.6601, 0.9299),
-    ("tiny-rpb", "Set5", 2): (34.1111, 0.9333),
-    ("tiny-rib", "Set5", 2): (34.2222, 0.9344),
-}
-IMAGE_NAMES = ("img0", "img1")
-STEP_S = {"rpb": 0.5, "rib": 0.2}  # median training step per bias: 2.5x
-# A GPU sweep's rows as `suite profile sweep` labels them: (variant, phase, window, patch) -> ms or None (OOM).
-GPU_PROFILE = {
-    ("rpb-flex", "train", 32, 64): 40.0, ("rpb-sdpa", "train", 32, 64): 60.0,
-    ("rib-flash", "train", 32, 64): 16.0, ("none-flash", "train", 32, 64): 12.0,
-    ("rpb-flex", "train", 64, 64): 100.0, ("rpb-sdpa", "train", 64, 64): None,
-    ("rib-flash", "train", 64, 64): 30.0, ("none-flash", "train", 64, 64): 25.0,
-    ("rpb-flex", "train", 96, 96): None, ("rpb-sdpa", "train", 96, 96): None,
-    ("rib-flash", "train", 96, 96): 50.0, ("none-flash", "train", 96, 96): 40.0,
-    ("rpb-flex", "infer", 32, 64): 10.0, ("rpb-sdpa", "infer", 32, 64): 9.0,
-    ("rib-flash", "infer", 32, 64): 8.0, ("none-flash", "infer", 32, 64): 5.0,
-    ("rpb-flex", "infer", 64, 64): 90.0, ("rpb-sdpa", "infer", 64, 64): 120.0,
-    ("rib-flash", "infer", 64, 64): 30.0, ("none-flash", "infer", 64, 64): 20.0,
-    ("rpb-flex", "infer", 96, 96): 200.0, ("rpb-sdpa", "infer", 96, 96): None,
-    ("rib-flash", "infer", 96, 96): 50.0, ("none-flash", "infer", 96, 96): 40.0,
-}
-# RPB time (fastest backend that ran) / RIB time per point, or the side that did not run.
-EXPECTED_SPEEDUP = {("train", 32): 40 / 16, ("train", 64): 100 / 30, ("train", 96): "RPB OOM",
-                    ("infer", 32): 9 / 8, ("infer", 64): 90 / 30, ("infer", 96): 200 / 50}
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data))
-
-
-def _picture(seed: int, height: int = 64, width: int = 48) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-
-
-def profile_row(variant: str, phase: str, window: int, patch: int, ms: float | None, device: str = "cuda") -> dict:
-    """One row with every column `suite profile` writes (PROFILE_COLUMNS)."""
-    bias, _, backend = variant.partition("-")
-    row = {column: None for column in PROFILE_COLUMNS}
-    row.update(name=f"{variant}-{phase}-w{window}-p{patch}", status="oom" if ms is None else "ok",
-               error="CUDA out of memory" if ms is None else "", preset="tiny", variant=variant, bias=bias,
-               backend=backend or "auto", phase=phase, window=window, patch=patch, batch=2 if phase == "train" else 1,
-               scale=2, precision="fp32", compile=False, device=device, device_name="Test GPU",
-               ms_median=ms, peak_mem_mb=None if ms is None else 10 * ms,
-               attention_kernels=[] if ms is None else [backend or "math"])
-    return row
-
-
-def run_record(matches: bool = True) -> dict:
-    lock = {"lock_file": "requirements/lock.txt", "lock_sha256": "0" * 64, "matches": matches,
-            "differences": [] if matches else ["torch 2.14.1 installed, 2.15.0 locked"]}
-    return {"git_commit": "abc1234", "git_dirty": False, "device": "cpu", "torch": "2.x", "lock": lock}
-
-
-def make_results(root: Path, profile: dict = GPU_PROFILE, device: str = "cuda") -> Path:
-    """A results folder as the workflow lays it out, in the formats the suite writes, with known numbers."""
-    results = root / "results" / "synthetic"
-    for (method, dataset, scale), (psnr, ssim) in EVALS.items():
-        images = [{"name": name, "psnr": psnr + i, "ssim": ssim} for i, name in enumerate(IMAGE_NAMES)]
-        _write_json(results / "eval" / method / f"{dataset}-x{scale}.json", {
-            "dataset": dataset, "scale": scale, "method": method, "n_images": len(images), "psnr": psnr,
-            "ssim": ssim, "images": images,
-            "metric_options": {"protocol": "basicsr-y", "description": "BasicSR's protocol", "pyiqa_version": "0.1.16"},
-            "provenance": run_record(),
-        })
-    for bias, step in STEP_S.items():
-        run = results / "train" / f"tiny-{bias}-x2"
-        summary = {field: None for field in SUMMARY_FIELDS}
-        summary.update(name=f"tiny-{bias}-x2", iterations=300, median_step_time_s=step, wall_time_s=200.0,
-                       params=75000, device="cpu", precision="fp32", seed=0, global_batch=4, lr_patch=32,
-                       model={"preset": "tiny", "bias": bias, "window_sizes": [32, 32]}, provenance=run_record())
-        _write_json(run / "summary.json", summary)
-        offset = 1.0 if bias == "rib" else 0.0
-        log = {"iteration": [10, 50, 100, 150], "loss": [0.1, 0.09, 0.08, 0.07], "lr": [1e-3] * 4,
-               "step_time_s": [step] * 4, "val_psnr": [math.nan, 30.0 + offset, math.nan, 31.0 + offset],
-               "val_ssim": [math.nan, 0.88, math.nan, 0.9]}
-        pd.DataFrame(log, columns=list(CSV_FIELDS)).to_csv(run / "train_log.csv", index=False)
-    rows = [profile_row(*key, ms, device=device) for key, ms in profile.items()]
-    write_rows(results / "profile", "profile", rows, PROFILE_COLUMNS)
-    hr_dir = root / "data" / "mini_test" / "HR"
-    for i, name in enumerate(IMAGE_NAMES):
-        hr = _picture(i, 65, 49)  # one pixel more than the SR images: the report modcrops
-        write_png(hr_dir / f"{name}.png", hr)
-        for method in ("bicubic", "tiny-rpb", "tiny-rib"):
-            write_png(results / "images" / method / f"mini_test-x2/{name}.png", hr[:64, :48] // 2)
-    return results
-
 
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
@@ -138,14 +39,7 @@ def results(tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One report over the synthetic results, shared by the tests that only read it."""
-    return _report(make_results(tmp_path_factory.mktemp("built")))
-
-
-def _report(results: Path, out: Path | None = None, **options) -> Path:
-    out = out or results
-    crop = CropRequest("mini_test", 2, results.parent.parent / "data" / "mini_test" / "HR", size=32)
-    build_report(results, out, "synthetic", "mini_test", crop, **options)
-    return out
+    return synthetic_report(make_results(tmp_path_factory.mktemp("built")))
 
 
 def _row(frame: pd.DataFrame, source: str, method: str, bias: str) -> pd.Series:
@@ -163,31 +57,49 @@ def test_psnr_values_land_in_their_cells(built: Path) -> None:
         row = _row(frame, "measured", preset, bias)
         assert row[f"{dataset}_x{scale}_psnr"] == psnr
         assert row[f"{dataset}_x{scale}_ssim"] == ssim
-    # Measured rows have nothing in the paper-only columns.
-    assert math.isnan(_row(frame, "measured", "tiny", "rib")["Urban100_x4_psnr"])
+    # Only the cells this run measured: no column of a test set or scale that only the paper states.
+    scores = [column for column in frame.columns if column.endswith("_psnr")]
+    assert sorted(scores) == ["Set5_x2_psnr", "mini_test_x2_psnr"]
     markdown = (built / "tables/psnr_ssim.md").read_text()
+    assert markdown.splitlines()[2].startswith("| Source | Method | Bias | Note | mini_test x2 | Set5 x2 |")
     rib_line = next(line for line in markdown.splitlines() if line.startswith("| measured | tiny | rib |"))
     assert "31.61 / 0.9123" in rib_line and "34.22 / 0.9344" in rib_line
 
 
-def test_paper_rows_come_from_the_data_file_and_are_labelled(built: Path) -> None:
+def test_paper_rows_join_only_where_they_share_a_cell(built: Path) -> None:
     frame = pd.read_csv(built / "tables/psnr_ssim.csv")
     paper = frame[frame["source"] == "paper"]
-    assert list(paper["method"]) == list(PAPER_KEYS) == list(PAPER_VALUES.rows)
+    sharing = [key for key, row in PAPER_VALUES.rows.items() if ("Set5", 2) in row.scores]
+    assert list(paper["method"]) == sharing and 0 < len(sharing) < len(PAPER_KEYS)
+    assert list(frame["source"]) == ["measured"] * 3 + ["paper"] * len(sharing)  # measured results first
     xl = _row(frame, "paper", "SST-XL+ (DFLIP)", "rib")
-    assert xl["Set5_x2_psnr"] == 38.77 and xl["Set5_x2_ssim"] == 0.9636 and xl["Manga109_x4_psnr"] == 33.40
-    assert "not the `large` preset" in xl["note"]
-    assert not frame["method"].str.contains("large", case=False).any()  # no paper row claims a preset
+    assert xl["Set5_x2_psnr"] == 38.77 and xl["Set5_x2_ssim"] == 0.9636 and math.isnan(xl["mini_test_x2_psnr"])
     assert _row(frame, "paper", "bicubic", "")["Set5_x2_psnr"] == 33.66
     assert _row(frame, "measured", "bicubic", "")["Set5_x2_psnr"] == 33.6601
     markdown = (built / "tables/psnr_ssim.md").read_text()
-    assert "| paper | SST-L+ (DF2K) | rib | RIB large+ trained on DF2K |" in markdown
-    assert "the official repository's README table" in markdown and "paper_values.yaml" in markdown
+    assert "| paper | SST-XL+ (DFLIP) | rib |" in markdown and "SST-L+ (DF2K)" not in markdown
+    assert all(PAPER_VALUES.rows[key].source in markdown for key in sharing) and "paper_values.yaml" in markdown
+
+
+def test_the_papers_full_tables_have_a_section_of_their_own(built: Path) -> None:
+    frame = pd.read_csv(built / "tables/paper_psnr_ssim.csv")
+    assert list(frame["method"]) == list(PAPER_KEYS) == list(PAPER_VALUES.rows)
+    assert set(frame["source"]) == {"paper"}
+    xl = _row(frame, "paper", "SST-XL+ (DFLIP)", "rib")
+    assert xl["Set5_x2_psnr"] == 38.77 and xl["Manga109_x4_psnr"] == 33.40
+    assert "not the `large` preset" in xl["note"]
+    assert not frame["method"].str.contains("large", case=False).any()  # no paper row claims a preset
+    report = (built / "REPORT.md").read_text()
+    section = report.split("## The paper's tables", 1)[1].split("\n## ", 1)[0]
+    assert "### x2" in section and "### x4" in section and "| SST-XL+ (DFLIP) | rib |" in section
+    assert "| SST-L+ (DF2K) | rib | RIB large+ trained on DF2K |" in section
+    assert "the official repository's README table" in section
+    assert report.index("## The paper's tables") > report.index("## Reconstruction quality")
 
 
 def test_every_caption_names_the_metric_protocol(built: Path) -> None:
     assert (built / "tables/psnr_ssim.md").read_text().startswith(
-        "PSNR (dB) / SSIM, Y channel, metric protocol `basicsr-y`.")
+        "PSNR (dB) / SSIM, Y channel, metric protocol `basicsr-y`, in the cells this run measured.")
     assert "metric protocol basicsr-y" in (built / "tables/psnr_ssim.tex").read_text()
     assert "Metric protocol `basicsr-y`: BasicSR's protocol" in (built / "REPORT.md").read_text()
 
@@ -196,8 +108,9 @@ def test_mixed_protocols_are_flagged(results: Path) -> None:
     path = results / "eval/tiny-rib/Set5-x2.json"
     data = json.loads(path.read_text())
     data["metric_options"]["protocol"] = "pyiqa-rounded-y"
-    _write_json(path, data)
-    caption = tables.psnr_caption(read_evals(results))
+    write_json(path, data)
+    evals = read_evals(results)
+    caption = psnr_caption(psnr_table(evals), evals)
     assert "metric protocols (MIXED) `basicsr-y`, `pyiqa-rounded-y`" in caption
 
 
@@ -211,10 +124,10 @@ def test_footnote_gives_budget_device_and_commit(built: Path) -> None:
 
 def test_measured_against_paper_per_cell(results: Path) -> None:
     for dataset, psnr, ssim in (("Set5", 38.70, 0.9630), ("Urban100", 35.90, 0.9551)):
-        _write_json(results / f"eval/sst-xl-plus-x2/{dataset}-x2.json", {
+        write_json(results / f"eval/sst-xl-plus-x2/{dataset}-x2.json", {
             "dataset": dataset, "scale": 2, "psnr": psnr, "ssim": ssim, "images": [],
             "metric_options": {"protocol": "basicsr-y"}, "provenance": run_record()})
-    out = _report(results, paper_rows={"sst-xl-plus-x2": "SST-XL+ (DFLIP)"})
+    out = synthetic_report(results, paper_rows={"sst-xl-plus-x2": "SST-XL+ (DFLIP)"})
     frame = pd.read_csv(out / "tables/paper_comparison.csv")
     set5 = frame[(frame["dataset"] == "Set5") & (frame["scale"] == 2)].iloc[0]
     assert (set5["psnr_measured"], set5["psnr_paper"]) == (38.70, 38.77)
@@ -235,7 +148,7 @@ def test_verify_folder_with_released_models_only(tmp_path: Path) -> None:
     """The verify workflow's results: eval JSONs of released models, nothing else (no runs, no profile)."""
     results = tmp_path / "verify"
     for scale, psnr in ((2, 38.76), (4, 33.25)):
-        _write_json(results / f"eval/SSTXL_Plus_DFLIP_X{scale}/Set5-x{scale}.json", {
+        write_json(results / f"eval/SSTXL_Plus_DFLIP_X{scale}/Set5-x{scale}.json", {
             "dataset": "Set5", "scale": scale, "psnr": psnr, "ssim": 0.9, "images": [],
             "metric_options": {"protocol": "basicsr-y"}, "provenance": run_record()})
     assert main(["report", "--results", str(results), "--out", str(results), "--title", "verify",
@@ -252,9 +165,9 @@ def test_verify_folder_with_released_models_only(tmp_path: Path) -> None:
 
 def test_paper_rows_option_errors_name_the_problem(results: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(ValueError, match=r"no paper row 'SST-L \(DF2K\)'.*choose one of SST-L\+ \(DF2K\)"):
-        _report(results, paper_rows={"tiny-rib": "SST-L (DF2K)"})
+        synthetic_report(results, paper_rows={"tiny-rib": "SST-L (DF2K)"})
     with pytest.raises(ReportInputError, match="no eval results for --paper-rows large-rib=SST-L"):
-        _report(results, paper_rows={"large-rib": "SST-L+ (DF2K)"})
+        synthetic_report(results, paper_rows={"large-rib": "SST-L+ (DF2K)"})
     assert main(["report", "--results", str(results), "--out", str(results), "--paper-rows", "tiny-rib"]) == 2
     assert "--paper-rows 'tiny-rib': expected METHOD=ROW" in capsys.readouterr().err
 
@@ -378,10 +291,10 @@ def test_targets_section_passes_and_fails_with_measured_values(built: Path, resu
     assert "| PASS | tiny x2 Set5: RPB above bicubic by more than 0.1 dB | +0.451 dB |" in report
     summary_path = results / "train/tiny-rib-x2/summary.json"
     summary = json.loads(summary_path.read_text())
-    _write_json(summary_path, {**summary, "median_step_time_s": 0.3})
-    found = tables.targets(read_evals(results), read_runs(results))
+    write_json(summary_path, {**summary, "median_step_time_s": 0.3})
+    found = targets(read_evals(results), read_runs(results))
     assert [(t.passed, t.measured.split(" ")[0]) for t in found][0] == (False, "1.67x")
-    assert "(1 FAIL)" in tables.targets_markdown(found)
+    assert "(1 FAIL)" in targets_markdown(found)
 
 
 def test_training_table_reads_summary_and_last_validation(built: Path) -> None:
@@ -394,15 +307,15 @@ def test_training_table_reads_summary_and_last_validation(built: Path) -> None:
 def test_lock_mismatch_shows_a_warning_line(built: Path, results: Path) -> None:
     assert "Warning" not in (built / "REPORT.md").read_text()
     path = results / "eval/tiny-rib/Set5-x2.json"
-    _write_json(path, {**json.loads(path.read_text()), "provenance": run_record(matches=False)})
+    write_json(path, {**json.loads(path.read_text()), "provenance": run_record(matches=False)})
     summary_path = results / "train/tiny-rpb-x2/summary.json"
-    _write_json(summary_path, {**json.loads(summary_path.read_text()), "provenance": run_record(matches=False)})
+    write_json(summary_path, {**json.loads(summary_path.read_text()), "provenance": run_record(matches=False)})
     unknown = results / "eval/bicubic/Set5-x2.json"
-    _write_json(unknown, {**json.loads(unknown.read_text()), "provenance": {"lock": {"error": "OSError: x"}}})
+    write_json(unknown, {**json.loads(unknown.read_text()), "provenance": {"lock": {"error": "OSError: x"}}})
     sweep = results / "profile/sweep.json"  # what `suite profile sweep` writes beside profile.json
-    _write_json(sweep, {"config": {}, "invocations": [{**run_record(), "command": "x"},
+    write_json(sweep, {"config": {}, "invocations": [{**run_record(), "command": "x"},
                                                       {**run_record(matches=False), "command": "y"}]})
-    report = (_report(results) / "REPORT.md").read_text()
+    report = (synthetic_report(results) / "REPORT.md").read_text()
     assert "## Environment warnings" in report
     for file in (path, summary_path, sweep):
         assert (f"> **Warning:** `{file}` was produced in an environment that did not match the lock "
@@ -426,7 +339,7 @@ def test_every_output_is_written_and_report_links_them(built: Path) -> None:
 
 
 def test_tables_are_identical_when_written_twice(built: Path, tmp_path: Path) -> None:
-    first, second = built, _report(built, tmp_path / "again")
+    first, second = built, synthetic_report(built, tmp_path / "again")
     for table in ("psnr_ssim.csv", "psnr_ssim.md", "psnr_ssim.tex", "speed.csv", "training.csv", "targets.md"):
         assert (first / "tables" / table).read_bytes() == (second / "tables" / table).read_bytes()
 
@@ -453,15 +366,15 @@ def test_missing_train_log_column_names_the_file(results: Path) -> None:
     path = results / "train/tiny-rib-x2/train_log.csv"
     pd.read_csv(path).drop(columns=["val_psnr"]).to_csv(path, index=False)
     with pytest.raises(ReportInputError) as error:
-        _report(results)
+        synthetic_report(results)
     assert str(path) in str(error.value) and "val_psnr" in str(error.value)
 
 
 def test_missing_summary_field_names_the_file(results: Path) -> None:
     path = results / "train/tiny-rpb-x2/summary.json"
-    _write_json(path, {"wall_time_s": 1.0})
+    write_json(path, {"wall_time_s": 1.0})
     with pytest.raises(ReportInputError, match="iterations, median_step_time_s") as error:
-        _report(results)
+        synthetic_report(results)
     assert str(path) in str(error.value) and "SUMMARY_FIELDS" in str(error.value)
 
 
@@ -471,15 +384,15 @@ def test_profile_row_missing_a_column_names_the_file(results: Path) -> None:
     del document["rows"][3]["window"]
     path.write_text(json.dumps(document))
     with pytest.raises(ReportInputError, match=r"rows\[3\] .* lacks window") as error:
-        _report(results)
+        synthetic_report(results)
     assert str(path) in str(error.value)
 
 
 def test_scale_mismatch_in_eval_names_the_file(results: Path) -> None:
     path = results / "eval/tiny-rib/Set5-x2.json"
-    _write_json(path, {**json.loads(path.read_text()), "scale": 4})
+    write_json(path, {**json.loads(path.read_text()), "scale": 4})
     with pytest.raises(ReportInputError, match="scale 4") as error:
-        _report(results)
+        synthetic_report(results)
     assert str(path) in str(error.value)
 
 

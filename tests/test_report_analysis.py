@@ -9,43 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_report import IMAGE_NAMES, _picture, _report, _write_json, make_results, run_record
 
-from suite.data.io import write_png
+from conftest import add_run, make_results, synthetic_report, write_analysis
 from suite.report import ReportInputError
 from suite.report.readers import ANALYSIS_COLUMNS, ANALYSIS_FILES, read_runs
-from suite.train import SUMMARY_FIELDS
-from suite.train.monitor import CSV_FIELDS
 
 # Rank-ablation runs: model -> (PSNR on mini_test x2, median step s). Distinct values so a swap shows.
 ABLATION = {"tiny-rib-r2": (31.01, 0.101), "tiny-rib-r8": (31.08, 0.108), "tiny-rib-r16": (31.16, 0.116),
             "tiny-none": (30.90, 0.090)}
-
-
-def add_run(results: Path, model: str, psnr: float, step: float, params: int = 70000,
-            images: list[dict] | None = None) -> None:
-    """A trained model's summary, log, eval JSON (with per-image scores `images`, if any) and saved images, as
-    training and `suite eval` write them."""
-    run = results / "train" / f"{model}-x2"
-    summary = {field: None for field in SUMMARY_FIELDS}
-    summary.update(name=f"{model}-x2", iterations=400, median_step_time_s=step, wall_time_s=60.0, params=params,
-                   device="cpu", precision="fp32", seed=0, global_batch=4, lr_patch=32, provenance=run_record())
-    _write_json(run / "summary.json", summary)
-    log = {"iteration": [100, 200], "loss": [0.1, 0.09], "lr": [1e-3, 1e-3], "step_time_s": [step, step],
-           "val_psnr": [psnr - 0.1, psnr], "val_ssim": [0.9, 0.9]}
-    pd.DataFrame(log, columns=list(CSV_FIELDS)).to_csv(run / "train_log.csv", index=False)
-    _write_json(results / "eval" / model / "mini_test-x2.json", {
-        "dataset": "mini_test", "scale": 2, "method": model, "n_images": 2, "psnr": psnr, "ssim": 0.9,
-        "images": images or [], "metric_options": {"protocol": "basicsr-y"}, "provenance": run_record()})
-    for i, name in enumerate(IMAGE_NAMES):  # the crop comparison shows every trained model
-        write_png(results / "images" / model / f"mini_test-x2/{name}.png", _picture(i, 64, 48))
-
-
-def write_analysis(results: Path, tool: str, run: str, rows: list[dict]) -> Path:
-    path = results / "analysis" / tool / run / ANALYSIS_FILES[tool]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=list(ANALYSIS_COLUMNS[tool])).to_csv(path, index=False)
-    return path
 
 
 def test_rank_ablation_runs_give_a_table_and_a_figure(tmp_path: Path) -> None:
@@ -53,7 +24,7 @@ def test_rank_ablation_runs_give_a_table_and_a_figure(tmp_path: Path) -> None:
     for model, (psnr, step) in ABLATION.items():
         add_run(results, model, psnr, step)
     assert {run.name: run.rank for run in read_runs(results)}["tiny-rib-r16-x2"] == 16
-    out = _report(results)
+    out = synthetic_report(results)
     table = pd.read_csv(out / "tables/rank_ablation.csv")
     measured = table[table["dataset"] == "mini_test"]
     assert list(measured["model"]) == ["tiny-rib-r2", "tiny-rib-r8", "tiny-rib-r16", "tiny-none"]
@@ -70,7 +41,7 @@ def test_rank_ablation_runs_give_a_table_and_a_figure(tmp_path: Path) -> None:
 
 
 def test_without_ablation_runs_there_is_no_ablation_section(tmp_path: Path) -> None:
-    out = _report(make_results(tmp_path))
+    out = synthetic_report(make_results(tmp_path))
     assert not (out / "tables/rank_ablation.csv").exists()
     assert "## Rank ablation" not in (out / "REPORT.md").read_text()
 
@@ -94,7 +65,7 @@ def test_analysis_tables_reach_the_report(tmp_path: Path) -> None:
          "psnr_change": None, "ms_median": None, "ms_iqr": None, "time_ratio": None},
         {"factor": 1.0, "window_sizes": "32 32", "status": "ok", "reason": "", "psnr": 31.5, "ssim": 0.91,
          "psnr_change": 0.0, "ms_median": 120.0, "ms_iqr": 2.0, "time_ratio": 1.0}])
-    out = _report(results)
+    out = synthetic_report(results)
     report = (out / "REPORT.md").read_text()
     assert "| tiny-rpb-x2 | lowrank-4 | 4 | 4.32e-01 | 6.00e-01 | 31.2000 | -0.30000 | 0.9050 | -5.0e-03 |" in report
     assert "| tiny-rpb-x2 | 0.5 | 16 16 | refused | – |" in report and "cannot run at window 16" in report
@@ -112,14 +83,14 @@ def test_an_analysis_table_without_its_columns_is_refused_naming_the_file(tmp_pa
     path.parent.mkdir(parents=True)
     path.write_text("layer,whatever\n0,1\n")
     with pytest.raises(ReportInputError, match=rf"{path}: missing column\(s\) .*{ANALYSIS_COLUMNS[tool][-1]}"):
-        _report(results)
+        synthetic_report(results)
 
 
 def test_an_analysis_folder_not_named_after_a_run_is_refused(tmp_path: Path) -> None:
     results = make_results(tmp_path)
     write_analysis(results, "windows", "my-model", [])
     with pytest.raises(ReportInputError, match="named after a training run"):
-        _report(results)
+        synthetic_report(results)
 
 
 def test_ablation_json_is_not_needed(tmp_path: Path) -> None:
@@ -127,4 +98,4 @@ def test_ablation_json_is_not_needed(tmp_path: Path) -> None:
     results = make_results(tmp_path)
     add_run(results, "tiny-rib-r4", 31.05, 0.104)
     assert json.loads((results / "eval/tiny-rib-r4/mini_test-x2.json").read_text())["method"] == "tiny-rib-r4"
-    assert (_report(results) / "tables/rank_ablation.csv").is_file()
+    assert (synthetic_report(results) / "tables/rank_ablation.csv").is_file()

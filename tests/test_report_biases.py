@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_report import EVALS, IMAGE_NAMES, STEP_S, _report, make_results
-from test_report_analysis import add_run, write_analysis
 
+from conftest import EVALS, IMAGE_NAMES, STEP_S, add_run, make_results, synthetic_report, write_analysis
 from suite.cli import main
 from suite.models.biases import BIASES, REGISTRY
-from suite.report import tables
-from suite.report.figures import BIAS_COLORS, biases_figure, comparison_labels
+from suite.report import bias_comparison
+from suite.report.bias_comparison import biases_figure, comparison_labels
+from suite.report.plotting import BIAS_COLORS
 from suite.report.readers import RUN_NAME, read_analysis, read_evals, read_runs
 from suite.stats import Interval, paired_bootstrap
 
@@ -74,7 +74,7 @@ def comparison_results(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One report over the comparison's synthetic results, shared by the tests that only read it."""
-    return _report(comparison_results(tmp_path_factory.mktemp("compared")))
+    return synthetic_report(comparison_results(tmp_path_factory.mktemp("compared")))
 
 
 def _rows(out: Path) -> dict[str, dict]:
@@ -171,7 +171,7 @@ def test_the_section_and_figure_reach_the_report(compared: Path) -> None:
 
 
 def test_figure_draws_every_model_and_the_refusals(compared: Path) -> None:
-    frame = tables.biases_table(read_evals(compared), read_runs(compared), read_analysis(compared, "windows"),
+    frame = bias_comparison.biases_table(read_evals(compared), read_runs(compared), read_analysis(compared, "windows"),
                                 "mini_test")
     labels = comparison_labels(frame)
     assert labels == ["RPB", "RIB", "RIB rank 4", "no-bias", "FlashBias", "RIB-SIREN"]  # one preset and scale
@@ -206,7 +206,7 @@ def test_no_section_with_a_single_bias(tmp_path: Path) -> None:
     (results / "train/tiny-rpb-x2").rmdir()
     add_run(results, "tiny-rib-r4", 31.58, 0.19, 72000)  # a rank-ablation run is the same bias
     assert {run.bias for run in read_runs(results)} == {"rib"}
-    out = _report(results)
+    out = synthetic_report(results)
     assert not (out / "tables/biases.csv").exists() and not (out / "figures/biases.png").exists()
     assert "Positional biases compared" not in (out / "REPORT.md").read_text()
 
@@ -214,7 +214,7 @@ def test_no_section_with_a_single_bias(tmp_path: Path) -> None:
 def test_the_default_pair_gets_the_section(tmp_path: Path) -> None:
     """RPB and RIB alone (the default workflow) are two biases: the section is there, without a no-bias column
     value and without window tables."""
-    out = _report(make_results(tmp_path))
+    out = synthetic_report(make_results(tmp_path))
     rows = _rows(out)
     assert list(rows) == ["tiny-rpb-x2", "tiny-rib-x2"]
     assert math.isnan(rows["tiny-rib-x2"]["psnr_vs_none"]) and math.isnan(rows["tiny-rib-x2"]["infer_ms"])
@@ -234,5 +234,5 @@ def test_refusal_clause_of_the_layers_own_error() -> None:
         label = REGISTRY[bias].label
         article = "an" if label[0] in "AEIOR" else "a"
         expected = f"{article} {label} layer trained at window 4 cannot run at window 8"
-        assert tables.refusal_clause(error.value.reason) == expected
-    assert tables.refusal_clause(float("nan")) == "" and tables.refusal_clause("out of memory") == "out of memory"
+        assert bias_comparison.refusal_clause(error.value.reason) == expected
+    assert bias_comparison.refusal_clause(float("nan")) == "" and bias_comparison.refusal_clause("out of memory") == "out of memory"

@@ -16,6 +16,9 @@ import yaml
 
 from conftest import REPO, SWEEPS, copy_workflow, job_counts, shell_lines, snakemake
 
+from suite.report.declare import Contents
+from suite.report.sections import report_files
+
 SCHEMA = REPO / "workflows/schemas/config.schema.yaml"
 
 
@@ -50,6 +53,21 @@ def test_default_dry_run_plans_every_step(workdir: Path) -> None:
     # Two biases trained (RPB, RIB): the report compares them, on the analysis dataset.
     assert "results/default/tables/biases.csv" in done.stdout and "results/default/figures/biases.png" in done.stdout
     assert "--analysis-dataset mini_test" in shell_lines(done.stdout, "suite report")[0]
+    # The report rule's outputs are the files the report's sections declare for this config's results, and
+    # the HTML report's captions are written from the same declarations.
+    contents = Contents(profile=True, compared_biases=True, analysis=frozenset({"bias", "lowrank", "windows"}),
+                        crop=True)
+    declared = {f"results/default/{file.path}" for file in report_files(contents)} | {"results/default/REPORT.md"}
+    assert set(rule_outputs(done.stdout, "report")) == declared
+    caption = (workdir / ".snakemake/report-captions/val_psnr_png.rst").read_text()
+    assert caption == next(file.caption for file in report_files(contents) if file.key == "val_psnr_png") + "\n"
+
+
+def rule_outputs(output: str, rule: str) -> list[str]:
+    """The output files of `rule`'s job as a dry run prints them."""
+    block = output.split(f"rule {rule}:\n", 1)[1]
+    line = next(line.strip() for line in block.splitlines() if line.strip().startswith("output:"))
+    return line.removeprefix("output:").strip().split(", ")
 
 
 def test_paper_dry_run_plans_the_papers_models(workdir: Path) -> None:

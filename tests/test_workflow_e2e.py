@@ -31,6 +31,10 @@ def test_workflow_runs_end_to_end(tmp_path) -> None:
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout
 
     results = workdir / "results" / "tests"
+    # The report wrote exactly the files the workflow declared for it (suite.report.sections), nothing more.
+    report_files = {str(path.relative_to(workdir)) for folder in ("tables", "figures")
+                    for path in (results / folder).iterdir()}
+    assert report_files == {path for path in outputs if path.startswith(("results/tests/tables/", "results/tests/figures/"))}
     assert json.loads((results / "data.json").read_text())["data_source"] == "mini"
     psnr = pd.read_csv(results / "tables/psnr_ssim.csv")
     measured = psnr[psnr["source"] == "measured"]
@@ -62,3 +66,4 @@ def test_workflow_runs_end_to_end(tmp_path) -> None:
     html = snakemake(workdir, "--report", "results/tests/report.html", *config)
     assert html.returncode == 0, html.stderr[-3000:]
     assert (results / "report.html").stat().st_size > 10_000
+    assert "Validation PSNR (EMA weights) against training iterations" in (results / "report.html").read_text()

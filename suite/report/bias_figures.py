@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from suite.analysis.bias_fields import BiasFields, LayerField
-from suite.report.figures import save_figure
+from suite.report.plotting import save_figure
 
 COLORMAP = "RdBu_r"
 PANEL_INCHES = 1.5

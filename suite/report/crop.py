@@ -1,5 +1,5 @@
-"""Pick and cut the visual comparison: one test image, one square crop, HR against every method's SR
-image saved by `suite eval --save-images` (results/images/<method>/<dataset>-x<scale>/<name>.png)."""
+"""Section "Visual comparison": one test image, one square crop, HR against every method's SR image saved by
+`suite eval --save-images` (results/images/<method>/<dataset>-x<scale>/<name>.png)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from suite.data.io import IMAGE_SUFFIXES, read_image
+from suite.report.declare import Built, Contents, Plot, ReportInputs, Section
+from suite.report.markdown import model_title
 from suite.report.readers import EvalResult, ReportInputError, method_key
-from suite.report.tables import model_title
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ def most_lost_detail(hr: np.ndarray, bicubic: np.ndarray, size: int) -> tuple[in
 
 
 def _find_image(folder: Path, name: str) -> Path:
+    from suite.data.io import IMAGE_SUFFIXES
+
     for suffix in IMAGE_SUFFIXES:
         path = folder / f"{name}{suffix}"
         if path.is_file():
@@ -46,12 +48,10 @@ def _find_image(folder: Path, name: str) -> Path:
     raise ReportInputError(f"{folder}: no image named {name!r} (looked for {name}.png and other image suffixes)")
 
 
-def _title(method: str) -> str:
-    return model_title(method)
-
-
 def build_crop(results: Path, evals: list[EvalResult], dataset: str, scale: int, hr_dir: Path,
                image: str | None = None, size: int = 64) -> CropComparison:
+    from suite.data.io import IMAGE_SUFFIXES, read_image
+
     results, hr_dir = Path(results), Path(hr_dir)
     scored = sorted((r for r in evals if r.dataset == dataset and r.scale == scale), key=lambda r: method_key(r.method))
     if not scored or scored[0].method != "bicubic":
@@ -93,7 +93,49 @@ def build_crop(results: Path, evals: list[EvalResult], dataset: str, scale: int,
     panels = [("HR", cut(hr))]
     for method in folders:
         value = psnr[method].get(image)
-        title = _title(method) + (f"\n{value:.2f} dB" if isinstance(value, (int, float)) else "")
+        title = model_title(method) + (f"\n{value:.2f} dB" if isinstance(value, (int, float)) else "")
         panels.append((title, cut(sr[method])))
     return CropComparison(dataset=dataset, scale=scale, image=image, box=(x, y, side), hr_full=hr,
                           panels=tuple(panels))
+
+
+def crop_figure(comparison: CropComparison):
+    """The full HR image with the crop marked, then the crop of HR and of each method."""
+    from matplotlib.patches import Rectangle
+
+    from suite.report.plotting import new_figure
+
+    panels = [("HR (full image)", comparison.hr_full), *comparison.panels]
+    fig = new_figure(2.6 * len(panels), 3.0)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    x, y, size = comparison.box
+    for ax, (title, image) in zip(axes, panels):
+        ax.imshow(image, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0].add_patch(Rectangle((x - 0.5, y - 0.5), size, size, fill=False, edgecolor="red", linewidth=1.5))
+    fig.suptitle(f"{comparison.image} ({comparison.dataset}, x{comparison.scale}): {size}x{size} HR pixels "
+                 f"at x={x}, y={y}; titles give PSNR over the whole image", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def build(inputs: ReportInputs) -> Built:
+    request = inputs.crop
+    comparison = build_crop(inputs.results, inputs.evals, request.dataset, request.scale, request.hr_dir,
+                            request.image, request.size)
+    return Built(f"Test image {comparison.image} of {comparison.dataset} at x{comparison.scale}.\n", data=comparison)
+
+
+def present(contents: Contents) -> bool:
+    return contents.crop
+
+
+SECTION = Section(
+    key="crop", title="Visual comparison", build=build, present=present,
+    figures=(Plot("crop", "Visual comparison",
+                  "One test image: the full HR image with the crop marked, then the crop of HR, bicubic and each "
+                  "trained model. Titles give each method's PSNR over the whole image.",
+                  lambda inputs, built: crop_figure(built.data)),),
+)

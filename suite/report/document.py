@@ -1,4 +1,5 @@
-"""Provenance and prose of the report: the PSNR table's footnote and REPORT.md."""
+"""Provenance and prose of the report: the PSNR table's footnote, the environment warnings (a section of
+their own) and REPORT.md."""
 
 from __future__ import annotations
 
@@ -8,44 +9,8 @@ from pathlib import Path
 
 import suite
 from suite.env import run_record
+from suite.report.declare import Built, ReportInputs, Section
 from suite.report.readers import EvalResult, Profile, TrainRun, lock_mismatches
-
-FIGURE_TITLES = {
-    "teaser": "The paper's teaser, from this run's results",
-    "speedup": "Speedup of RIB over RPB", "latency": "Latency against window size",
-    "memory": "Peak memory against window size", "val_psnr": "Validation PSNR during training",
-    "crop": "Visual comparison", "rank_ablation": "Rank ablation", "biases": "Positional biases compared",
-}
-FIGURE_CAPTIONS = {
-    "teaser": "The layout of the paper's teaser: PSNR per scale (Urban100 where measured, else the run's test "
-              "set); training seconds per iteration and peak memory; inference latency and peak memory. "
-              "Solid bars and lines: this run's result files (eval JSONs, the profile sweep, each bias's "
-              "fastest backend); hatched bars and dashed lines: the paper's values. The title says what was "
-              "measured (models, device) and at which settings.",
-    "speedup": "Speedup of RIB over RPB (RPB time / RIB time) per window size, training step and inference, "
-               "from one profile sweep. Above 1: RIB is faster. A bar replaced by \"OOM\" could not be "
-               "computed because one side ran out of memory.",
-    "latency": "Median milliseconds per iteration against window size (log scales) per positional bias "
-               "(its fastest backend at each point), training step and inference. Crosses along the top: "
-               "the bias did not run there (out of memory, ...).",
-    "memory": "Peak memory against window size per positional bias (its fastest backend at each point): the "
-              "CUDA allocator's peak on a GPU, the growth of the process's peak resident memory on a CPU. "
-              "Crosses: did not run.",
-    "val_psnr": "Validation PSNR (EMA weights) against training iterations for every run; dashed: bicubic "
-                "on the same validation set.",
-    "crop": "One test image: the full HR image with the crop marked, then the crop of HR, bicubic and each "
-            "trained model. Titles give each method's PSNR over the whole image.",
-    "rank_ablation": "PSNR on the test set against RIB's rank R (log scale; every layer at R), the same recipe and "
-                     "seed; dashed: the model without a positional bias. Dotted, right axis: each run's median "
-                     "training step time from its summary (the runs trained one at a time).",
-    "biases": "Every trained model in its bias's colour and marker (tables/biases.csv). Left: PSNR on the comparison's "
-              "test set against the run's median training step time from its summary. Right: the PSNR change with "
-              "every attention window scaled by a factor, against factor 1 (the trained windows), from `suite analyze "
-              "windows`; crosses along the top: the factors the model refused (its bias is tied to its window). "
-              "Single runs, one seed each: the table's intervals cover the test images, not the training seed, "
-              "so neither panel ranks the biases.",
-}
-
 
 def report_commit() -> str | None:
     """The suite checkout's commit when the report is written, with "+dirty" for local changes."""
@@ -108,17 +73,16 @@ def lock_warnings(evals: list[EvalResult], runs: list[TrainRun], profile: Profil
     return lines
 
 
-SECTION_TITLES = {"warnings": "Environment warnings", "psnr": "Reconstruction quality (PSNR / SSIM)",
-                  "paper": "Measured against the paper", "targets": "Targets",
-                  "training": "Training runs", "rank_ablation": "Rank ablation",
-                  "biases": "Positional biases compared",
-                  "speed": "Speed and memory (profile sweep)", "bias_fields": "Learned positional bias",
-                  "lowrank": "RPB to flash by low rank", "windows": "Window extrapolation"}
+def build_warnings(inputs: ReportInputs) -> Built:
+    return Built("\n\n".join(lock_warnings(inputs.evals, inputs.runs, inputs.profile)))
 
 
-def report_markdown(title: str, results: Path, sections: dict[str, str], figures: list[str],
-                    sources: list[Path], evals: list[EvalResult], runs: list[TrainRun]) -> str:
-    """REPORT.md: the tables (Markdown as written to tables/), the figures with captions, provenance."""
+ENVIRONMENT = Section(key="warnings", title="Environment warnings", build=build_warnings)
+
+
+def report_markdown(title: str, results: Path, rendered: list[tuple[Section, Built]], sources: list[Path],
+                    evals: list[EvalResult], runs: list[TrainRun]) -> str:
+    """REPORT.md: each section (its Markdown as written to tables/, then its figures with captions), provenance."""
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
     torch_versions = {r.provenance.get("torch") for r in evals} | {
         (run.summary.get("provenance") or {}).get("torch") for run in runs}
@@ -132,14 +96,13 @@ def report_markdown(title: str, results: Path, sections: dict[str, str], figures
         "explicitly labelled as the paper's.",
         "",
     ]
-    for key, heading in SECTION_TITLES.items():
-        if key in sections:
-            lines += [f"## {heading}", "", sections[key].rstrip(), ""]
-    if figures:
-        lines += ["## Figures", ""]
-        for name in figures:
-            lines += [f"### {FIGURE_TITLES[name]}", "", f"![{FIGURE_TITLES[name]}](figures/{name}.png)", "",
-                      FIGURE_CAPTIONS[name] + f" (PDF: `figures/{name}.pdf`)", ""]
+    for section, built in rendered:
+        lines += [f"## {section.title}", "", built.markdown.rstrip(), ""]
+        for plot in section.figures:
+            if plot.title != section.title:
+                lines += [f"### {plot.title}", ""]
+            lines += [f"![{plot.title}](figures/{plot.name}.png)", "",
+                      plot.caption + f" (PDF: `figures/{plot.name}.pdf`)", ""]
     lines += ["## Provenance", "", "Files read:", ""]
     lines += [f"- `{path}`" for path in sources]
     return "\n".join(lines) + "\n"

@@ -12,6 +12,9 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 from suite.models.biases import KINDS, REGISTRY  # the bias registry imports no torch
+from suite.report.bias_comparison import compares_biases  # the report's declarations import no torch
+from suite.report.declare import Contents
+from suite.report.sections import report_files
 
 DATA_ROOT = os.path.normpath(config["data_root"])
 ENV = "../envs/suite.yaml"  # relative to the rule files
@@ -61,9 +64,6 @@ def model_specs() -> dict:
 
 MODEL_SPECS = model_specs()
 MODELS = list(MODEL_SPECS)
-# The report compares the positional biases (section, tables/biases.*, figures/biases.*) when the trained
-# models have two or more (suite.report.tables.compares_biases asks the same of the runs it reads).
-COMPARES_BIASES = len({bias for _, bias, _ in MODEL_SPECS.values()}) >= 2
 ANALYSIS = config["analysis"]
 ANALYSIS_DATASET = ANALYSIS["dataset"] or EVAL_DATASETS[0]
 PROFILE_SWEEP = config["profile"]["sweep"]  # null: no profile sweep (the report then has no speed section)
@@ -385,43 +385,39 @@ def verify_paper_options() -> str:
     return paper_rows_option({name: model["paper"] for name, model in RELEASED.items() if model.get("paper")})
 
 
-# ---- the report's outputs ----
+# ---- the report's outputs (declared by its sections: suite.report.sections) ----
 
 
-def report_outputs() -> dict:
-    """The files `suite report` writes for this config, by name; those shown in Snakemake's HTML report
-    carry their caption."""
-    def shown(path: str, caption: str, category: str):
-        return report(path, caption=f"../report/{caption}.rst", category=category)
+CAPTIONS = os.path.abspath(".snakemake/report-captions")  # the HTML report's captions, from the declarations
 
-    outputs = {
-        "psnr_csv": shown(f"{RESULTS}/tables/psnr_ssim.csv", "psnr_ssim", "Tables"),
-        "psnr_md": f"{RESULTS}/tables/psnr_ssim.md",
-        "psnr_tex": f"{RESULTS}/tables/psnr_ssim.tex",
-        "training_csv": shown(f"{RESULTS}/tables/training.csv", "training", "Tables"),
-        "training_md": f"{RESULTS}/tables/training.md",
-        "targets_md": f"{RESULTS}/tables/targets.md",
-        "report_md": f"{RESULTS}/REPORT.md",
-    }
-    figures = ["teaser", "val_psnr", "crop"]
-    if PROFILE_SWEEP is not None:
-        outputs["speed_csv"] = shown(f"{RESULTS}/tables/speed.csv", "speed", "Tables")
-        outputs["speed_md"] = f"{RESULTS}/tables/speed.md"
-        figures += ["speedup", "latency", "memory"]
-    # The report's table of each tool that runs ("bias" -> tables/bias_fields.*).
-    tables = [{"bias": "bias_fields"}.get(tool, tool) for tool, paths in analysis_outputs_by_tool().items() if paths]
-    if RANKS:
-        tables.append("rank_ablation")
-        figures.append("rank_ablation")
-    if COMPARES_BIASES:
-        tables.append("biases")
-        figures.append("biases")
-    for name in tables:
-        outputs[f"{name}_csv"] = shown(f"{RESULTS}/tables/{name}.csv", name, "Analysis")
-        outputs[f"{name}_md"] = f"{RESULTS}/tables/{name}.md"
-    for name in figures:
-        outputs[f"{name}_png"] = shown(f"{RESULTS}/figures/{name}.png", name, "Figures")
-        outputs[f"{name}_pdf"] = f"{RESULTS}/figures/{name}.pdf"
+
+def caption_file(name: str, caption: str) -> str:
+    """A file's caption as the RST file Snakemake's HTML report reads (Markdown's `code` becomes ``code``),
+    written when the workflow is parsed and rewritten only when it changed."""
+    path = os.path.join(CAPTIONS, f"{name}.rst")
+    text = re.sub(r"(?<!`)`([^`]+)`(?!`)", r"``\1``", caption) + "\n"
+    try:
+        with open(path) as handle:
+            if handle.read() == text:
+                return path
+    except OSError:
+        pass
+    os.makedirs(CAPTIONS, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=CAPTIONS, prefix=f".{name}.")
+    with os.fdopen(handle, "w") as stream:
+        stream.write(text)
+    os.replace(temp, path)
+    return path
+
+
+def report_outputs(contents: Contents) -> dict:
+    """The files `suite report` writes for results holding `contents`, by name (suite.report.sections); those
+    shown in Snakemake's HTML report carry their declared caption."""
+    outputs = {"report_md": f"{RESULTS}/REPORT.md"}
+    for file in report_files(contents):
+        path = f"{RESULTS}/{file.path}"
+        outputs[file.key] = (report(path, caption=caption_file(file.key, file.caption), category=file.category)
+                             if file.caption else path)
     return outputs
 
 
@@ -457,3 +453,16 @@ def analysis_timing_options() -> str:
     timing = ANALYSIS["timing"]
     return (f"--device {config['device']} --threads {ANALYSIS['resources']['threads']} "
             f"--rounds {timing['rounds']} --warmup {timing['warmup']}")
+
+
+# What the default report rule's results hold (suite.report.declare.Contents), predicted from the config.
+REPORT_CONTENTS = Contents(
+    profile=PROFILE_SWEEP is not None,
+    paper_rows=bool(config["report"]["paper_rows"]),
+    rank_ablation=any(rank is not None for _, _, rank in MODEL_SPECS.values()),
+    compared_biases=compares_biases(bias for _, bias, _ in MODEL_SPECS.values()),
+    analysis=frozenset(tool for tool, paths in analysis_outputs_by_tool().items() if paths),
+    crop=True,
+)
+# The verify report: released models' evaluations, beside their paper rows where the config names them.
+VERIFY_CONTENTS = Contents(paper_rows=any(model.get("paper") for model in RELEASED.values()))

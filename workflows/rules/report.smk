@@ -1,7 +1,5 @@
-# Report: tables, figures and REPORT.md from every result above, by `suite report`. The speed tables and
-# figures exist when the config runs a profile sweep, the analysis tables when it runs the research tools,
-# the rank-ablation table and figure when it trains RIB at several ranks (train.ranks), the comparison of
-# positional biases (table and figure) when it trains two biases or more.
+# Report: tables, figures and REPORT.md from every result above, by `suite report`. Its outputs are those
+# the report's sections declare (suite.report.sections) for what this config's results hold (REPORT_CONTENTS).
 
 
 rule report:
@@ -14,7 +12,7 @@ rule report:
         crop_images=crop_image_dirs(),
         crop_data=dataset_ready(CROP["dataset"]),
     output:
-        **report_outputs(),
+        **report_outputs(REPORT_CONTENTS),
     log:
         f"{LOGS}/report.log",
     params:

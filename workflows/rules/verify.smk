@@ -53,9 +53,7 @@ rule verify_report:
     input:
         evals=verify_jsons(),
     output:
-        comparison_csv=f"{RESULTS}/tables/paper_comparison.csv",
-        comparison_md=f"{RESULTS}/tables/paper_comparison.md",
-        report_md=f"{RESULTS}/REPORT.md",
+        **report_outputs(VERIFY_CONTENTS),
     log:
         f"{LOGS}/report.log",
     params:
