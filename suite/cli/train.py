@@ -2,7 +2,8 @@
 
 Without a flag an `out_dir` that already holds a run is an error; `--resume` continues it from its
 newest valid checkpoint; `--resume-or-restart` (the workflow's) continues an unfinished run of the same
-recipe and otherwise moves the earlier run to `out_dir/replaced/<time>/` and trains afresh.
+recipe and otherwise trains afresh: the earlier run's files git holds are replaced in place, the rest
+moved to `out_dir/replaced/<time>/`.
 """
 
 from __future__ import annotations
