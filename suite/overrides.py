@@ -1,7 +1,8 @@
 """The one dotted `KEY=VALUE` override syntax (`optim.lr=1e-4`, `model.overrides.dim=48`).
 
 The value is read as one line of YAML, so `3`, `2.5`, `true`, `[8, 16]` and `null` keep their types.
-Recipes, sweeps and benchmarks all parse overrides here; errors name the override text.
+Recipes, sweeps, benchmarks and every command's `--override` parse overrides here; errors name the
+override text.
 """
 
 from __future__ import annotations
@@ -38,6 +39,21 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise OverrideError(f"override {text!r}: the value is not valid YAML ({first})") from None
     return key.split("."), parsed
+
+
+def parse_field_overrides(texts, option: str = "--override") -> dict:
+    """`dim=16 ranks=[4,4]` -> {"dim": 16, "ranks": [4, 4]}: flat model field names (no dots), for the
+    commands that take model fields; errors name `option`."""
+    fields = {}
+    for text in texts:
+        try:
+            path, value = parse_override(text)
+        except OverrideError as err:
+            raise OverrideError(f"{option}: {err}") from None
+        if len(path) != 1:
+            raise OverrideError(f"{option} {text!r}: a model field name has no dots (e.g. dim=16)")
+        fields[path[0]] = value
+    return fields
 
 
 def apply_overrides(mapping: dict, texts, source: str) -> dict:

@@ -107,7 +107,7 @@ def test_train_out_dir_under_a_file_is_one_line(tmp_path: Path, mini_root: Path,
 def test_malformed_yaml_in_an_override_is_one_line(tmp_path: Path, capsys) -> None:
     recipe = tmp_path / "r.yaml"
     recipe.write_text("out_dir: x\n")
-    assert main(["train", "--config", str(recipe), "optim.lr=[1"]) == 2
+    assert main(["train", "--config", str(recipe), "--override", "optim.lr=[1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "override 'optim.lr=[1'" in err and "not valid YAML" in err
 

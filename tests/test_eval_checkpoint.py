@@ -219,7 +219,7 @@ def test_eval_dispatches_released_checkpoints(monkeypatch, mini_root: Path, tmp_
     released.write_bytes(b"stands for a BasicSR file")
     out = tmp_path / "e.json"
     assert _eval(released, mini_root / "test", out, "--preset", "base", "--bias", "rpb",
-                 "--model-overrides", "dim=16", "ranks=[4, 4]") == 0
+                 "--override", "dim=16", "ranks=[4, 4]") == 0
     prov = json.loads(out.read_text())["provenance"]
     assert calls == [(released, "base", 2, "rpb", {"dim": 16, "ranks": [4, 4]})]
     assert prov["checkpoint_sha256"] == file_sha256(released) and prov["checkpoint_format"] == "basicsr"
@@ -242,8 +242,8 @@ def test_compile_wraps_the_network_only_when_asked(checkpoint: Path) -> None:
 
 
 def test_released_only_options_need_a_preset(checkpoint: Path, mini_root: Path, tmp_path: Path, capsys) -> None:
-    assert _eval(checkpoint, mini_root / "test", tmp_path / "e.json", "--model-overrides", "dim=8") == 2
-    assert "--model-overrides" in capsys.readouterr().err
+    assert _eval(checkpoint, mini_root / "test", tmp_path / "e.json", "--override", "dim=8") == 2
+    assert "--override" in capsys.readouterr().err
 
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "official"
@@ -257,7 +257,7 @@ def test_eval_of_an_official_fixture_records_the_source_and_conversion(mini_root
     overrides = [f"{key}={json.dumps(value)}" for key, value in manifest["overrides"].items()]
     out = tmp_path / "e.json"
     assert _eval(released, mini_root / "test", out, "--preset", manifest["preset"],
-                 "--model-overrides", *overrides) == 0
+                 "--override", *overrides) == 0
     prov = json.loads(out.read_text())["provenance"]
     assert prov["checkpoint_sha256"] == file_sha256(released) and prov["checkpoint_format"] == "basicsr"
     assert prov["conversion"]["format"] == "basicsr" and prov["conversion"]["source_sha256"] == file_sha256(released)

@@ -260,7 +260,7 @@ def test_convert_released_and_eval_reproduce_every_official_type(name, tmp_path)
     overrides = [f"{key}={json.dumps(value)}" for key, value in suite["overrides"].items()]
     out = tmp_path / "converted.pt"
     assert main(["convert", "released", str(FIXTURES / f"{name}.pth"), "--preset", suite["preset"], "--scale",
-                 str(suite["scale"]), "--bias", suite["bias"], "--model-overrides", *overrides,
+                 str(suite["scale"]), "--bias", suite["bias"], "--override", *overrides,
                  "--out", str(out)]) == 0
     model = model_from_checkpoint(load_checkpoint(out)).eval()
     io = torch.load(FIXTURES / f"{name}.io.pt", weights_only=True)

@@ -96,7 +96,7 @@ def test_without_resume_an_existing_run_is_not_overwritten(trained: Path, capsys
 
 
 def test_resume_refuses_a_changed_recipe(trained: Path, capsys) -> None:
-    code = main(["train", "--config", str(trained.parent / "run.yaml"), "--resume", "optim.lr=0.01"])
+    code = main(["train", "--config", str(trained.parent / "run.yaml"), "--resume", "--override", "optim.lr=0.01"])
     err = capsys.readouterr().err
     assert code == 2 and "optim.lr: 0.001 -> 0.01" in err
 
@@ -145,7 +145,7 @@ def test_pickled_object_is_refused(tmp_path: Path, capsys) -> None:
 def test_nan_stops_with_the_last_good_checkpoint_intact(tmp_path: Path, mini_root: Path, capsys) -> None:
     # A huge lr sends AdamW's first update to +-1e35: the next forward pass overflows.
     path = small_recipe(tmp_path, mini_root, "nan", checkpoint_every=1, val_every=0)
-    code = main(["train", "--config", str(path), "optim.lr=1e35", "schedule.warmup=0", "data.val=null",
+    code = main(["train", "--config", str(path), "--override", "optim.lr=1e35", "schedule.warmup=0", "data.val=null",
                  "schedule.iterations=6"])
     err = capsys.readouterr().err
     assert code == 2

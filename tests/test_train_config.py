@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from suite.cli import main
-from suite.overrides import OverrideError, apply_overrides
+from suite.overrides import OverrideError, apply_overrides, parse_field_overrides
 from suite.train.config import DEFAULTS, RecipeError, load_recipe, recipe_hash, validate
 from suite.train.schedule import LRFactor
 
@@ -113,6 +113,25 @@ def test_malformed_override_and_yaml(tmp_path: Path) -> None:
         load_recipe(bad)
 
 
+def test_model_field_overrides_are_flat_and_name_the_option() -> None:
+    assert parse_field_overrides(["dim=16", "ranks=[4, 4]", "upsampler_dim="]) == {
+        "dim": 16, "ranks": [4, 4], "upsampler_dim": None}
+    with pytest.raises(OverrideError, match=r"^--override 'rib.levels=3': a model field name has no dots"):
+        parse_field_overrides(["rib.levels=3"])
+    with pytest.raises(OverrideError, match=r"^--override: override 'dim' is not of the form"):
+        parse_field_overrides(["dim"])
+
+
+def test_train_takes_overrides_through_repeatable_override_options() -> None:
+    from suite.cli import build_parser
+
+    args = build_parser(("train",)).parse_args(
+        ["train", "--config", "r.yaml", "--override", "optim.lr=1e-4", "name=x", "--override", "run.seed=3"])
+    assert args.override == ["optim.lr=1e-4", "name=x", "run.seed=3"]
+    with pytest.raises(SystemExit):
+        build_parser(("train",)).parse_args(["train", "--config", "r.yaml", "optim.lr=1e-4"])
+
+
 def _make_benchmark(root: Path, scales: tuple[int, ...]) -> None:
     from suite.data.io import write_png
     from suite.data.resize import degrade
@@ -136,7 +155,7 @@ def test_errors_come_before_any_work_through_the_cli(tmp_path: Path, capsys: pyt
         (["model.bias=rpb", "data.lr_patch=8"], ["data.lr_patch = 8", "RPB window 32"]),
     ]
     for overrides, fragments in cases:
-        code = main(["train", "--config", str(path), *overrides])
+        code = main(["train", "--config", str(path), "--override", *overrides])
         message = capsys.readouterr().err
         assert code == 2, message
         assert message.startswith("suite train: error: "), message

@@ -109,7 +109,7 @@ def test_resume_or_restart_continues_an_unfinished_run(run_copy, finished: Path,
     assert len(events) == 2 and events[0] == next((finished / "tb").iterdir()).name
 
 
-@pytest.mark.parametrize("change", [[], ["optim.lr=0.002"]], ids=["forced-rerun", "recipe-changed"])
+@pytest.mark.parametrize("change", [[], ["--override", "optim.lr=0.002"]], ids=["forced-rerun", "recipe-changed"])
 def test_resume_or_restart_trains_afresh_and_keeps_the_old_run(run_copy, finished: Path, change: list[str],
                                                               capsys) -> None:
     recipe, out = run_copy
@@ -156,7 +156,7 @@ def test_resume_refuses_another_thread_count(run_copy, capsys) -> None:
     # A different intra-op thread count changes CPU reduction order: the resumed run would not be
     # bit-identical, so run.threads is part of what --resume compares.
     recipe, out = run_copy
-    assert main(["train", "--config", str(recipe), "--resume", "run.threads=2"]) == 2
+    assert main(["train", "--config", str(recipe), "--resume", "--override", "run.threads=2"]) == 2
     assert "run.threads: 1 -> 2" in capsys.readouterr().err
 
 

@@ -43,6 +43,12 @@ def build_parser(commands=None) -> argparse.ArgumentParser:
     return parser
 
 
+def add_override_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """The one spelling of overrides on the command line, `--override KEY=VALUE [KEY=VALUE ...]` (may be
+    repeated; suite.overrides parses the values)."""
+    parser.add_argument("--override", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help=help)
+
+
 def _command(argv: list[str]) -> str | None:
     """The subcommand `argv` asks for (the first word that is not an option), if any."""
     for word in argv:

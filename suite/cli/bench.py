@@ -9,6 +9,7 @@ import argparse
 import shlex
 from pathlib import Path
 
+from suite.cli import add_override_option
 from suite.models.biases import BIASES
 
 
@@ -31,8 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     attention.add_argument("--preset", default="base", help="preset whose layer shapes are used (default base)")
     attention.add_argument("--ranks", type=int, nargs="+",
                            help="RIB ranks to time (default: the preset's distinct ranks)")
-    attention.add_argument("--override", nargs="+", default=[], metavar="KEY=VALUE",
-                           help="model field overrides (e.g. dim=96 heads=4)")
+    add_override_option(attention, "model field overrides (e.g. dim=96 heads=4)")
     attention.add_argument("--map", dest="map_size", type=int, default=64,
                            help="side of the square feature map, rounded up to a multiple of each window (default 64)")
     attention.add_argument("--batch", type=int, default=1, help="batch size (default 1)")

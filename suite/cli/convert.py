@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from suite.cli import add_override_option
 from suite.models.biases import REGISTRY
 
 # The biases the official code offers (RPB's Naive, SDPA and Flex included): what a released file can hold.
@@ -43,9 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--bias", default="rib", choices=OFFICIAL_BIASES,
         help="positional bias of the released network: " + ", ".join(
             f"{bias} (official {REGISTRY[bias].official})" for bias in OFFICIAL_BIASES) + "; default rib")
-    released.add_argument("--model-overrides", nargs="+", default=[], metavar="KEY=VALUE",
-                          help="model fields of the released network that differ from the preset (e.g. a "
-                               "released RoPE network: rope_form=axial; small test networks: dim=16 n_blocks=1)")
+    add_override_option(released, "model fields of the released network that differ from the preset (e.g. a "
+                                   "released RoPE network: rope_form=axial; small test networks: dim=16 n_blocks=1)")
     released.add_argument("--out", required=True, type=Path, help="suite checkpoint to write (must not exist)")
     released.set_defaults(func=_released)
 
@@ -68,28 +68,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lowrank.set_defaults(func=_lowrank)
 
 
-def model_overrides(texts: list[str]) -> dict:
-    """`--model-overrides dim=16 ranks=[4,4]` -> {"dim": 16, "ranks": [4, 4]} (flat model field names)."""
-    from suite.overrides import OverrideError, parse_override
-
-    fields = {}
-    for text in texts:
-        path, value = parse_override(text)
-        if len(path) != 1:
-            raise OverrideError(f"--model-overrides {text!r}: a model field name has no dots (e.g. dim=16)")
-        fields[path[0]] = value
-    return fields
-
-
 def _released(args: argparse.Namespace) -> int:
     if args.out.exists():
         raise ValueError(f"--out {args.out} exists; remove it or choose another path (nothing is overwritten)")
     from suite.checkpoint import save_checkpoint
     from suite.env import run_record
     from suite.models.official import load_released
+    from suite.overrides import parse_field_overrides
 
     model, provenance = load_released(args.source, args.preset, args.scale, args.bias,
-                                      model_overrides(args.model_overrides))
+                                      parse_field_overrides(args.override))
     weights_key = "ema" if provenance["param_key"] == "params_ema" else "model"
     state = {
         "model_config": model.config,

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from suite.cli.convert import OFFICIAL_BIASES, model_overrides
+from suite.cli import add_override_option
+from suite.cli.convert import OFFICIAL_BIASES
 
 # Overlap between tiles when --tile is given without --overlap (LR pixels).
 DEFAULT_OVERLAP = 16
@@ -23,7 +24,7 @@ def _bicubic(scale: int):
 
 
 def _released_only_flags(args: argparse.Namespace) -> list[str]:
-    given = [("--bias", args.bias is not None), ("--model-overrides", bool(args.model_overrides))]
+    given = [("--bias", args.bias is not None), ("--override", bool(args.override))]
     return [flag for flag, present in given if present]
 
 
@@ -44,6 +45,7 @@ def build_upscaler(args: argparse.Namespace, device: str) -> tuple[object, str, 
                              f"(not --method {args.method})")
         return _bicubic(args.scale), args.method, {}
     from suite.evaluate.inference import load_upscaler
+    from suite.overrides import parse_field_overrides
 
     if args.preset is None and _released_only_flags(args):
         raise ValueError(f"{', '.join(_released_only_flags(args))}: options of a released checkpoint, valid only "
@@ -51,7 +53,7 @@ def build_upscaler(args: argparse.Namespace, device: str) -> tuple[object, str, 
     overlap = args.overlap if args.overlap is not None else DEFAULT_OVERLAP
     loaded = load_upscaler(args.checkpoint, device, args.tile, overlap, args.self_ensemble, preset=args.preset,
                            scale=args.scale, bias=args.bias or "rib",
-                           model_overrides=model_overrides(args.model_overrides) if args.preset else None,
+                           model_overrides=parse_field_overrides(args.override) if args.preset else None,
                            precision=args.precision, compile=args.compile, window_sizes=args.window_sizes,
                            window_scale=args.window_scale)
     if loaded.upscale.scale != args.scale:
@@ -124,9 +126,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="the paper preset of a released BasicSR checkpoint (light, base, large, ..., XL+)")
     model.add_argument("--bias", choices=OFFICIAL_BIASES,
                        help="with --preset: the positional bias of the released network (default rib)")
-    model.add_argument("--model-overrides", nargs="+", default=[], metavar="KEY=VALUE",
-                       help="with --preset: model fields of the released network that differ from the preset "
-                            "(e.g. small test networks: dim=16 n_blocks=1)")
+    add_override_option(model, "with --preset: model fields of the released network that differ from the preset "
+                               "(e.g. small test networks: dim=16 n_blocks=1)")
     model.add_argument("--precision", choices=PRECISIONS, default="fp32",
                        help="fp32 (default), autocast-bf16, or attention-bf16 (the official setting)")
     model.add_argument("--compile", action="store_true", help="torch.compile the network (off by default)")

@@ -9,6 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from suite.cli import add_override_option
 from suite.models.biases import BIASES
 
 PHASES = ("train", "infer")  # as suite.profiling.measure.PHASES, without importing torch here
@@ -41,8 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--profile-active", type=int, default=2, help="profiler recorded iterations (default 2)")
     run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, recorded)")
     run.add_argument("--seed", type=int, default=0, help="seed of weights and inputs (default 0)")
-    run.add_argument("--override", nargs="+", default=[], metavar="KEY=VALUE",
-                     help="model field overrides (e.g. n_blocks=1 ranks=[4,4])")
+    add_override_option(run, "model field overrides (e.g. n_blocks=1 ranks=[4,4])")
     run.add_argument("--time-limit", type=float, default=1800.0, metavar="SECONDS",
                      help="stop the point after this long: a `timeout` row (default 1800)")
     run.add_argument("--out", type=Path, required=True, help="output folder: profile.csv, profile.json, traces/<run>/")
@@ -62,14 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sweep.set_defaults(func=run_sweep)
 
 
-def _model_overrides(texts: list[str]) -> dict:
-    from suite.overrides import apply_overrides
-
-    return apply_overrides({}, texts, "--override")
-
-
 def run_point(args: argparse.Namespace) -> int:
     from suite.env import resolve_device
+    from suite.overrides import parse_field_overrides
     from suite.profiling import tables
     from suite.profiling.measure import PointSpec
     from suite.profiling.sweep import Task, invocation, run_in_worker, spec_columns
@@ -83,7 +78,7 @@ def run_point(args: argparse.Namespace) -> int:
         backend=args.backend, precision=args.precision, compile=args.compile, device=device, scale=args.scale,
         warmup=args.warmup, steps=args.steps, profile_warmup=args.profile_warmup,
         profile_active=args.profile_active, threads=args.threads, seed=args.seed,
-        overrides=_model_overrides(args.override),
+        overrides=parse_field_overrides(args.override),
     )
     spec.validate()
     out: Path = args.out

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 
+from suite.cli import add_override_option
+
 
 def _run(args: argparse.Namespace) -> int:
     from suite.train.config import load_recipe
     from suite.train.trainer import train
 
-    recipe = load_recipe(args.config, args.overrides)
+    recipe = load_recipe(args.config, args.override)
     mode = "resume" if args.resume else "resume-or-restart" if args.resume_or_restart else "new"
     train(recipe, mode=mode)
     return 0
@@ -35,6 +37,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start.add_argument("--resume-or-restart", action="store_true",
                        help="continue an unfinished run of the same recipe; otherwise move the earlier run "
                             "aside and train afresh")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="dotted overrides, e.g. schedule.iterations=1000 model.bias=rpb")
+    add_override_option(parser, "dotted recipe fields, e.g. schedule.iterations=1000 model.bias=rpb")
     parser.set_defaults(func=_run)

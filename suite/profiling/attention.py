@@ -292,10 +292,10 @@ def run_benchmark(
     from suite.env import resolve_device, run_record
     from suite.files import write_json_atomic
     from suite.models.presets import resolve_model_config
-    from suite.overrides import apply_overrides
+    from suite.overrides import parse_field_overrides
     from suite.profiling import tables
 
-    requested = apply_overrides({}, overrides, "--override")
+    requested = parse_field_overrides(overrides)
     model = resolve_model_config(preset, "rib", 2, requested)
     device = resolve_device(device)
     chosen = list(variants_) if variants_ else default_variants(device)

@@ -31,4 +31,4 @@ rule train:
         gpu=config["train"]["resources"]["gpus"],
     shell:
         "OMP_NUM_THREADS={params.threads_per_process} {params.launcher} train --config {input.recipe:q} "
-        "--resume-or-restart {params.recipe} {params.placement} > {log:q} 2>&1"
+        "--resume-or-restart --override {params.recipe} {params.placement} > {log:q} 2>&1"
