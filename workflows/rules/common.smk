@@ -371,7 +371,7 @@ def released_model_options(name: str) -> str:
     options = [f"--preset {shlex.quote(model['preset'])}", f"--bias {model.get('bias') or 'rib'}"]
     overrides = model.get("model_overrides") or {}
     if overrides:
-        options.append("--model-overrides " + " ".join(
+        options.append("--override " + " ".join(
             shlex.quote(f"{key}={_yaml_value(value)}") for key, value in overrides.items()))
     return " ".join(options)
 
