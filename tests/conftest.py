@@ -21,7 +21,7 @@ import pytest
 from suite.data.io import write_png
 from suite.profiling.tables import PROFILE_COLUMNS, write_rows
 from suite.report import CropRequest, build_report
-from suite.report.readers import ANALYSIS_COLUMNS, ANALYSIS_FILES
+from suite.analysis.outputs import ANALYSIS_OUTPUTS
 from suite.train import SUMMARY_FIELDS
 from suite.train.monitor import CSV_FIELDS
 
@@ -255,7 +255,8 @@ def add_run(results: Path, model: str, psnr: float, step: float, params: int = 7
 
 
 def write_analysis(results: Path, tool: str, run: str, rows: list[dict]) -> Path:
-    path = results / "analysis" / tool / run / ANALYSIS_FILES[tool]
+    table = ANALYSIS_OUTPUTS[tool].table
+    path = results / "analysis" / tool / run / table.csv_name
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=list(ANALYSIS_COLUMNS[tool])).to_csv(path, index=False)
+    pd.DataFrame(rows, columns=list(table.columns)).to_csv(path, index=False)
     return path

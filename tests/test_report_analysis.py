@@ -12,7 +12,8 @@ import pytest
 
 from conftest import add_run, make_results, synthetic_report, write_analysis
 from suite.report import ReportInputError
-from suite.report.readers import ANALYSIS_COLUMNS, ANALYSIS_FILES, read_runs
+from suite.analysis.outputs import ANALYSIS_OUTPUTS
+from suite.report.readers import read_runs
 
 # Rank-ablation runs: model -> (PSNR on mini_test x2, median step s). Distinct values so a swap shows.
 ABLATION = {"tiny-rib-r2": (31.01, 0.101), "tiny-rib-r8": (31.08, 0.108), "tiny-rib-r16": (31.16, 0.116),
@@ -76,13 +77,13 @@ def test_analysis_tables_reach_the_report(tmp_path: Path) -> None:
     assert "analysis/windows/tiny-rpb-x2/windows.csv" in report  # listed under Provenance
 
 
-@pytest.mark.parametrize("tool", sorted(ANALYSIS_COLUMNS))
+@pytest.mark.parametrize("tool", sorted(ANALYSIS_OUTPUTS))
 def test_an_analysis_table_without_its_columns_is_refused_naming_the_file(tmp_path: Path, tool: str) -> None:
     results = make_results(tmp_path)
-    path = results / "analysis" / tool / "tiny-rib-x2" / ANALYSIS_FILES[tool]
+    path = results / "analysis" / tool / "tiny-rib-x2" / ANALYSIS_OUTPUTS[tool].table.csv_name
     path.parent.mkdir(parents=True)
     path.write_text("layer,whatever\n0,1\n")
-    with pytest.raises(ReportInputError, match=rf"{path}: missing column\(s\) .*{ANALYSIS_COLUMNS[tool][-1]}"):
+    with pytest.raises(ReportInputError, match=rf"{path}: missing column\(s\) .*{ANALYSIS_OUTPUTS[tool].table.columns[-1]}"):
         synthetic_report(results)
 
 

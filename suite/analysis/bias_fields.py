@@ -39,16 +39,13 @@ import torch
 from suite.checkpoint import load_checkpoint
 from suite.env import run_record
 from suite.evaluate.inference import model_from_checkpoint
-from suite.files import atomic_write, file_sha256, write_json_atomic, write_text_atomic
+from suite.analysis.outputs import BIAS_FIELDS
+from suite.files import atomic_write, file_sha256
 from suite.models import SRTransformer, WindowAttention
-from suite.models.biases import REGISTRY
 from suite.models.positional import relative_position_index
-from suite.profiling.tables import frame
 
-COLUMNS = ("layer", "block", "layer_in_block", "window", "bias", "head", "bias_min", "bias_max", "bias_range",
-           "effective_rank_99", "translation_deviation")
-# The biases that stand for an N x N logit term: the additive ones, and the factored ones (Q_p K_p^T).
-ANALYSED_BIASES = tuple(name for name, spec in REGISTRY.items() if spec.kind in ("additive", "factored"))
+COLUMNS = BIAS_FIELDS.table.columns
+ANALYSED_BIASES = BIAS_FIELDS.biases  # the biases that stand for an N x N logit term
 ENERGY = 0.99  # the share of ||B||_F^2 that effective_rank_99 reaches
 
 
@@ -203,8 +200,8 @@ DEFINITIONS = {  # written into stats.json beside the rows
 
 def analyze_checkpoint(checkpoint: Path, out: Path, weights: str = "ema") -> BiasFields:
     """Bias maps and statistics of every layer and head of a suite checkpoint; writes into `out`:
-    stats.csv (COLUMNS, one row per layer and head), stats.json ({"rows", "columns", "checkpoint",
-    "model", "weights", "definitions", "provenance"}) and fields.npz (`layer{i}_offsets` (heads, 2w-1,
+    stats.csv (COLUMNS, one row per layer and head), stats.json ({"schema_version", "columns", "rows",
+    "checkpoint", "model", "weights", "definitions", "provenance"}) and fields.npz (`layer{i}_offsets` (heads, 2w-1,
     2w-1), `layer{i}_centre` (heads, w, w), `windows`, `centre_tokens`). A model without a positional
     bias (bias "none") is refused with a ValueError naming the checkpoint."""
     checkpoint, out = Path(checkpoint), Path(out)
@@ -219,25 +216,19 @@ def analyze_checkpoint(checkpoint: Path, out: Path, weights: str = "ema") -> Bia
     model = model_from_checkpoint(state, weights)
     result = BiasFields(checkpoint, weights, described, model_fields(model))
 
-    write_text_atomic(out / "stats.csv", frame(result.rows, COLUMNS).to_csv(index=False))
     arrays = {"windows": np.array([f.window for f in result.layers]),
               "centre_tokens": np.array([f.centre_token for f in result.layers])}
     for layer in result.layers:
         arrays[f"layer{layer.layer}_offsets"] = layer.offsets
         arrays[f"layer{layer.layer}_centre"] = layer.centre
     atomic_write(out / "fields.npz", lambda handle: np.savez_compressed(handle, **arrays))
-    write_json_atomic(out / "stats.json", {
-        "rows": result.rows,
-        "columns": list(COLUMNS),
-        "checkpoint": str(checkpoint),
-        "model": described,
-        "weights": weights,
-        "definitions": DEFINITIONS,
-        "provenance": run_record(
+    BIAS_FIELDS.table.write(
+        out, result.rows, checkpoint=str(checkpoint), model=described, weights=weights, definitions=DEFINITIONS,
+        provenance=run_record(
             torch.device("cpu"), checkpoint_sha256=file_sha256(checkpoint),
             checkpoint_iteration=int(state.get("iteration", 0)), model_config=settings,
             training_config_hash=state.get("config_hash")),
-    })
+    )
     return result
 
 

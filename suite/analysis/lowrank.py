@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from suite.analysis.variants import prepare, time_variants, timing_record, write_table
+from suite.analysis.outputs import LOWRANK
+from suite.analysis.variants import prepare, time_variants, timing_record
 from suite.checkpoint import load_checkpoint, save_checkpoint
 from suite.env import run_record
 from suite.evaluate import evaluate
@@ -35,12 +36,14 @@ from suite.profiling.timing import (
     is_out_of_memory,
     reason,
 )
+from suite.rows import render
 
 FULL = "full"
 NO_BIAS = 0  # rank 0 in a table: the RPB network with its bias dropped, i.e. how much the bias matters at all
-COLUMNS = ("variant", "rank", "rank_label", "bias_rel_error", "bias_rel_error_max", "psnr", "ssim", "psnr_change",
-           "ssim_change", "ms_median", "ms_iqr", "time_ratio", "status", "reason")
+COLUMNS = LOWRANK.table.columns
 REFERENCE = "rpb"
+CONSOLE_COLUMNS = ("variant", "rank", "bias_rel_error", "bias_rel_error_max", "psnr", "psnr_change", "ssim",
+                   "ssim_change", "ms_median", "time_ratio", "status")
 
 Spectrum = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # U (heads, N, N), S (heads, N), V^T (heads, N, N)
 
@@ -300,24 +303,8 @@ def lowrank_table(checkpoint: str | Path, data: str | Path, scale: int, ranks: S
         "provenance": run_record(device=device, checkpoint_sha256=file_sha256(checkpoint),
                                  model_config=state["model_config"]),
     }
-    write_table(out, "lowrank", rows, COLUMNS, document)
-    print(render(rows))
-    print(f"-> {out / 'lowrank.csv'}, {out / 'lowrank.json'}")
+    written = LOWRANK.table.write(out, rows, **document)
+    print(render(rows, CONSOLE_COLUMNS))
+    print(*(f"{row['variant']}: {row['reason']}" for row in rows if row["reason"]), sep="\n")
+    print(f"-> {', '.join(map(str, written))}")
     return rows
-
-
-def render(rows: list[dict]) -> str:
-    """Console table: one line per variant, the reasons of failed rows below it."""
-    def number(value, spec: str) -> str:
-        return "-" if value is None else format(value, spec)
-
-    lines = [(f"{'variant':<14} {'rank':>5} {'bias err':>9} {'worst':>9} {'PSNR':>8} {'dPSNR':>8} {'SSIM':>7} "
-              f"{'dSSIM':>8} {'ms':>9} {'x time':>7} status")]
-    for row in rows:
-        lines.append(f"{row['variant']:<14} {number(row['rank'], 'd'):>5} {number(row['bias_rel_error'], '.2e'):>9} "
-                     f"{number(row['bias_rel_error_max'], '.2e'):>9} {number(row['psnr'], '.4f'):>8} "
-                     f"{number(row['psnr_change'], '+.4f'):>8} {number(row['ssim'], '.4f'):>7} "
-                     f"{number(row['ssim_change'], '+.4f'):>8} {number(row['ms_median'], '.2f'):>9} "
-                     f"{number(row['time_ratio'], '.3f'):>7} {row['status']}")
-    lines += [f"{row['variant']}: {row['reason']}" for row in rows if row["reason"]]
-    return "\n".join(lines)

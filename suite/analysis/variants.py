@@ -1,5 +1,5 @@
 """What the timed tools share: variants of one trained network (low ranks, scaled windows) timed on one
-test image in a single interleaved run against a reference variant, and their table written as CSV + JSON.
+test image in a single interleaved run against a reference variant (their tables: suite.analysis.outputs).
 
 Rows are dicts with at least `status` and `reason`; timing fills `ms_median`, `ms_iqr` and `time_ratio`
 (the median of the per-round ratios to the reference, rounds paired as they ran).
@@ -7,9 +7,7 @@ Rows are dicts with at least `status` and `reason`; timing fills `ms_median`, `m
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -18,7 +16,6 @@ from suite.data.datasets import PairedDataset, open_paired
 from suite.data.tensors import image_to_tensor
 from suite.env import resolve_device
 from suite.evaluate.inference import ModelUpscaler
-from suite.files import write_json_atomic, write_text_atomic
 from suite.profiling.timing import (
     OK,
     prepare_device,
@@ -75,15 +72,3 @@ def time_variants(rows: list[dict], label_of: Callable[[dict], str], upscalers: 
 def timing_record(dataset: PairedDataset, rounds: int, warmup: int) -> dict:
     """How the rows were timed, for the JSON beside them."""
     return {"image": dataset[0]["name"], "rounds": rounds, "warmup": warmup, "threads": torch.get_num_threads()}
-
-
-def write_table(out: Path, stem: str, rows: list[dict], columns: Sequence[str], document: dict) -> list[Path]:
-    """out/<stem>.csv (the rows in `columns`) and out/<stem>.json (`document`: the rows, the columns and
-    whatever the tool records beside them), both atomically."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    out.mkdir(parents=True, exist_ok=True)
-    return [write_json_atomic(out / f"{stem}.json", {"rows": rows, "columns": list(columns), **document}),
-            write_text_atomic(out / f"{stem}.csv", buffer.getvalue())]

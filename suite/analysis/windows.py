@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from suite.analysis.variants import prepare, time_variants, timing_record, write_table
+from suite.analysis.outputs import WINDOWS
+from suite.analysis.variants import prepare, time_variants, timing_record
 from suite.env import run_record
 from suite.evaluate import evaluate
 from suite.evaluate.inference import (
@@ -27,9 +28,10 @@ from suite.evaluate.inference import (
 )
 from suite.metrics import DEFAULT_PROTOCOL
 from suite.profiling.timing import OK
+from suite.rows import render
 
-COLUMNS = ("factor", "window_sizes", "status", "reason", "psnr", "ssim", "psnr_change", "ms_median", "ms_iqr",
-           "time_ratio")
+COLUMNS = WINDOWS.table.columns
+CONSOLE_COLUMNS = ("factor", "window_sizes", "status", "psnr", "ssim", "psnr_change", "ms_median", "time_ratio")
 REFUSED = "refused"
 
 
@@ -105,28 +107,12 @@ def window_table(checkpoint: str | Path, data: str | Path, scale: int, factors: 
             model_config=provenance["model_config"] if provenance else None,
         ),
     }
-    write_table(out, "windows", rows, COLUMNS, document)
-    print(render(rows))
-    print(f"-> {out / 'windows.csv'}, {out / 'windows.json'}")
+    written = WINDOWS.table.write(out, rows, **document)
+    print(render(rows, CONSOLE_COLUMNS))
+    print(*(f"factor {row['factor']:g}: {row['reason']}" for row in rows if row["reason"]), sep="\n")
+    print(f"-> {', '.join(map(str, written))}")
     return rows
 
 
 def _label(factor: float) -> str:
     return f"x{factor!r}"
-
-
-def render(rows: list[dict]) -> str:
-    """Console table: one line per factor, the reasons of refused or failed rows below it."""
-    def number(value, spec: str) -> str:
-        return "-" if value is None else format(value, spec)
-
-    header = (f"{'factor':>6}  {'windows':<12} {'status':<8} {'PSNR':>8} {'SSIM':>7} {'dPSNR':>8} "
-              f"{'ms':>9} {'x time':>7}")
-    lines = [header]
-    for row in rows:
-        lines.append(f"{row['factor']:>6g}  {row['window_sizes'] or '-':<12} {row['status']:<8} "
-                     f"{number(row['psnr'], '.4f'):>8} {number(row['ssim'], '.4f'):>7} "
-                     f"{number(row['psnr_change'], '+.4f'):>8} {number(row['ms_median'], '.2f'):>9} "
-                     f"{number(row['time_ratio'], '.3f'):>7}")
-    lines += [f"factor {row['factor']:g}: {row['reason']}" for row in rows if row["reason"]]
-    return "\n".join(lines)

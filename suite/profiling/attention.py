@@ -27,6 +27,7 @@ from suite.models.biases import BIAS_PARAMS, BIASES, FACTORED_BIASES, REGISTRY
 from suite.profiling import timing
 from suite.profiling.flops import attention_flops
 from suite.profiling.tables import BASELINE
+from suite.rows import render
 from suite.profiling.precision import check_precision, compute_dtype, precision_scope
 
 PASSES = ("fwd", "fwd+bwd")
@@ -324,9 +325,9 @@ def run_benchmark(
         rows += window_rows
         ratios += pair_ratios(window_rows)
         log(f"\nwindow {spec.window} (map {spec.side}x{spec.side}, {spec.n_windows} windows of {spec.window ** 2} tokens)")
-        log(tables.render(window_rows, ("rank", "pass", "variant", "backend", "kernel_head_dim", "status",
+        log(render(window_rows, ("rank", "pass", "variant", "backend", "kernel_head_dim", "status",
                                         "ms_median", "ms_iqr", "ratio_to_none", "attention_kernels")))
-        log(tables.render(pair_ratios(window_rows), columns))
+        log(render(pair_ratios(window_rows), columns))
     tables.write_rows(out_dir, "attention", rows, tables.ATTENTION_COLUMNS)
     tables.write_rows(out_dir, "attention_ratios", ratios, columns)
     write_json_atomic(out_dir / "bench.json", meta)

@@ -39,6 +39,7 @@ from suite.profiling.attention import AttentionSpec
 from suite.profiling.measure import PHASES, PointSpec, spec_columns
 from suite.profiling.precision import check_precision
 from suite.profiling.worker import run_task
+from suite.rows import render
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding `suite/`, for workers' PYTHONPATH
@@ -518,7 +519,7 @@ def report(profile_rows: list[dict[str, Any]], attention_rows: list[dict[str, An
     """The console tables: speedup and memory per point with the kernel family of every side, and the
     attention-only ratios."""
     log("\nPer point: the fastest variant of each bias, RPB/bias and bias/none time, kernels (speedup.csv):")
-    log(tables.render(tables.speedup_rows(profile_rows), speedup_console(profile_rows)))
+    log(render(tables.speedup_rows(profile_rows), speedup_console(profile_rows)))
     for row in profile_rows:
         problem = kernels.kernel_violation(row["bias"], row.get("backend_resolved") or row["backend"], row["device"],
                                            row.get("attention_kernels") or [])
@@ -527,7 +528,7 @@ def report(profile_rows: list[dict[str, Any]], attention_rows: list[dict[str, An
     attention = [r for r in attention_rows if r.get("pass")]
     if attention:
         log("\nAttention only, time / time of none at head dim D+R (attention.csv):")
-        log(tables.render(attention, ATTENTION_CONSOLE))
+        log(render(attention, ATTENTION_CONSOLE))
 
 
 def run_sweep(config: str, out: str, resume: bool = False, fresh: bool = False,

@@ -1,5 +1,5 @@
-"""The result files of `suite profile`: the row schemas, their reader, atomic CSV/JSON writing with rows
-keyed by run name, and the speedup table (RPB time / RIB time) that every consumer uses.
+"""The result files of `suite profile`: the row schemas, their reader, their writing in the suite's rows
+format (suite.rows) with rows keyed by run name, and the speedup table (RPB time / RIB time) that every consumer uses.
 
 `profile.json` and `attention.json` keep list-valued fields (kernel families, top operators) as lists;
 the CSV files flatten them to `;`-separated text. This module does not import torch: the report and the
@@ -13,15 +13,11 @@ its ratios to RPB (the baseline that blocks flash kernels) and to no bias (the p
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
-from suite.files import write_text_atomic
+from suite import rows as rows_format
 from suite.models.biases import BIASES
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 SCHEMA_VERSION = 2  # 2: `precision` replaces `dtype`; `compile` added
 OK = "ok"
@@ -75,48 +71,14 @@ SPEEDUP_COLUMNS = (
 )
 
 
-def flatten(value: Any) -> Any:
-    """A CSV cell: lists become `;`-joined text, top-operator dicts `name=ms`."""
-    if isinstance(value, list):
-        return ";".join(
-            f"{item['name']}={item['self_ms_per_iter']}ms" if isinstance(item, dict) else str(item) for item in value
-        )
-    return value
-
-
-def frame(rows: Iterable[dict[str, Any]], columns: tuple[str, ...], strict: bool = True) -> "pd.DataFrame":
-    """Rows as a DataFrame with exactly `columns`; `strict` refuses fields outside them."""
-    import pandas as pd  # here, not at import: sweep workers and `suite --help` start faster without it
-
-    rows = list(rows)
-    unknown = sorted({key for row in rows for key in row} - set(columns))
-    if strict and unknown:
-        raise ValueError(f"row fields outside the schema: {', '.join(unknown)}")
-    return pd.DataFrame([{col: flatten(row.get(col)) for col in columns} for row in rows], columns=list(columns))
-
-
 def write_rows(out_dir: Path, stem: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
-    """`<stem>.json` ({"schema_version", "columns", "rows"}) and `<stem>.csv`, both atomically."""
-    document = {"schema_version": SCHEMA_VERSION, "columns": list(columns), "rows": rows}
-    write_text_atomic(Path(out_dir) / f"{stem}.json", json.dumps(document, indent=1, default=str) + "\n")
-    write_text_atomic(Path(out_dir) / f"{stem}.csv", frame(rows, columns).to_csv(index=False))
+    """A profiling table in the suite's rows format (suite.rows), at the profile tables' schema version."""
+    rows_format.write_rows(out_dir, stem, rows, columns, SCHEMA_VERSION)
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a `profile.json` / `attention.json`; a clear error names a file that is not one."""
-    path = Path(path)
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: not a text file ({err})") from err
-    if not isinstance(document, dict) or not isinstance(document.get("rows"), list):
-        raise ValueError(f"{path}: expected an object with a 'rows' list (a file written by suite profile)")
-    if document.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"{path}: schema_version {document.get('schema_version')!r}, this suite reads "
-                         f"{SCHEMA_VERSION}; profile again with this version")
-    return document["rows"]
+    """Rows of a `profile.json` / `attention.json` at the profile tables' schema version."""
+    return rows_format.read_rows(path, SCHEMA_VERSION)
 
 
 def read_profile(path: str | Path) -> list[dict[str, Any]]:
@@ -216,10 +178,3 @@ def write_tables(out_dir: Path, profile_rows: list[dict[str, Any]], attention_ro
     write_rows(out_dir, "profile", profile_rows, PROFILE_COLUMNS)
     write_rows(out_dir, "speedup", speedup_rows(profile_rows), SPEEDUP_COLUMNS)
     write_rows(out_dir, "attention", attention_rows, ATTENTION_COLUMNS)
-
-
-def render(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
-    """Plain-text table for the console."""
-    if not rows:
-        return "(no rows)"
-    return frame(rows, columns, strict=False).to_string(index=False, na_rep="-")

@@ -10,7 +10,8 @@ from suite.report import document
 from suite.report.bias_comparison import compares_biases
 from suite.report.declare import Built, Contents, CropRequest, ReportInputs, Section, section_files
 from suite.report.paper import paper_row
-from suite.report.readers import ANALYSIS_FILES, ReportInputError, read_analysis, read_evals, read_profile, read_runs
+from suite.analysis.outputs import ANALYSIS_OUTPUTS
+from suite.report.readers import ReportInputError, read_analysis, read_evals, read_profile, read_runs
 from suite.report.sections import present_sections
 
 
@@ -30,7 +31,7 @@ def read_inputs(results: Path, paper_rows: dict[str, str] | None = None, val_dat
     return ReportInputs(
         results=results, evals=evals, runs=read_runs(results),
         profile=read_profile(profile_path) if profile_path.is_file() else None,
-        analysis={tool: read_analysis(results, tool) for tool in ANALYSIS_FILES},
+        analysis={tool: read_analysis(results, tool) for tool in ANALYSIS_OUTPUTS},
         paper_rows=paper_rows, val_dataset=val_dataset, analysis_dataset=analysis_dataset, crop=crop,
     )
 

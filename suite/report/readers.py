@@ -7,7 +7,7 @@ Layout (what the workflow writes under results/<config>/):
     images/<method>/<dataset>-x<scale>/<name>.png
     train/<model>-x<scale>/summary.json, train_log.csv
     profile/profile.json
-    analysis/{bias,lowrank,windows}/<model>-x<scale>/{stats,lowrank,windows}.csv   (suite analyze)
+    analysis/<tool>/<model>-x<scale>/<table>.csv     (suite analyze; suite.analysis.outputs)
 
 Summaries are read through the trainer's own field list (`SUMMARY_FIELDS`), training logs through its
 CSV columns, the profile through `suite.profiling.tables.read_profile`. A file that does not follow its
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from suite.analysis.outputs import ANALYSIS_OUTPUTS
 from suite.models.biases import BIASES
 from suite.profiling import tables as profile_tables
 from suite.train import SUMMARY_FIELDS
@@ -263,18 +264,7 @@ def lock_mismatches(evals: list[EvalResult], runs: list[TrainRun],
     return found
 
 
-# --- research tools (suite analyze): the columns each tool writes, read back by name ---------------
-
-ANALYSIS_COLUMNS = {
-    "bias": ("layer", "block", "layer_in_block", "window", "bias", "head", "bias_min", "bias_max", "bias_range",
-             "effective_rank_99", "translation_deviation"),
-    "lowrank": ("variant", "rank", "rank_label", "bias_rel_error", "bias_rel_error_max", "psnr", "ssim",
-                "psnr_change", "ssim_change", "ms_median", "ms_iqr", "time_ratio", "status", "reason"),
-    "windows": ("factor", "window_sizes", "status", "reason", "psnr", "ssim", "psnr_change", "ms_median",
-                "ms_iqr", "time_ratio"),
-}
-ANALYSIS_FILES = {"bias": "stats.csv", "lowrank": "lowrank.csv", "windows": "windows.csv"}
-
+# --- research tools (suite analyze): each tool's table as suite.analysis.outputs declares it -----------
 
 @dataclass(frozen=True)
 class AnalysisTable:
@@ -286,8 +276,9 @@ class AnalysisTable:
 
 
 def read_analysis(results: Path, tool: str) -> AnalysisTable | None:
-    """analysis/<tool>/<model>-x<scale>/<file>.csv of every model, or None when the tool did not run."""
-    paths = tuple(sorted(Path(results).glob(f"analysis/{tool}/*/{ANALYSIS_FILES[tool]}")))
+    """analysis/<tool>/<model>-x<scale>/<table>.csv of every model, or None when the tool did not run."""
+    table = ANALYSIS_OUTPUTS[tool].table
+    paths = tuple(sorted(Path(results).glob(f"analysis/{tool}/*/{table.csv_name}")))
     if not paths:
         return None
     frames = []
@@ -298,7 +289,7 @@ def read_analysis(results: Path, tool: str) -> AnalysisTable | None:
             frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
         except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
             raise ReportInputError(f"{path}: not a readable CSV file ({err})") from err
-        missing = [column for column in ANALYSIS_COLUMNS[tool] if column not in frame.columns]
+        missing = [column for column in table.columns if column not in frame.columns]
         if missing:
             raise ReportInputError(f"{path}: missing column(s) {', '.join(missing)} of `suite analyze {tool}`; "
                                    f"columns present: {', '.join(map(str, frame.columns))}")

@@ -9,14 +9,13 @@ rule analyze_bias:
     input:
         checkpoint=f"{RESULTS}/train/{{model}}-x{{scale}}/final.pt",
     output:
-        stats=f"{RESULTS}/analysis/bias/{{model}}-x{{scale}}/stats.csv",
-        stats_json=f"{RESULTS}/analysis/bias/{{model}}-x{{scale}}/stats.json",
+        **analysis_tables("bias"),
         offsets=f"{RESULTS}/analysis/bias/{{model}}-x{{scale}}/offsets.png",
         centre=f"{RESULTS}/analysis/bias/{{model}}-x{{scale}}/centre.png",
     log:
         f"{LOGS}/analysis/bias/{{model}}-x{{scale}}.log",
     params:
-        out=lambda wildcards, output: os.path.dirname(output.stats),
+        out=lambda wildcards, output: os.path.dirname(output.table),
     conda:
         ENV
     threads: 1
@@ -34,8 +33,7 @@ rule analyze_lowrank:
         checkpoint=f"{RESULTS}/train/{{model}}-x{{scale}}/final.pt",
         data=dataset_ready(ANALYSIS_DATASET),
     output:
-        table=f"{RESULTS}/analysis/lowrank/{{model}}-x{{scale}}/lowrank.csv",
-        table_json=f"{RESULTS}/analysis/lowrank/{{model}}-x{{scale}}/lowrank.json",
+        **analysis_tables("lowrank"),
     log:
         f"{LOGS}/analysis/lowrank/{{model}}-x{{scale}}.log",
     params:
@@ -62,8 +60,7 @@ rule analyze_windows:
         checkpoint=f"{RESULTS}/train/{{model}}-x{{scale}}/final.pt",
         data=dataset_ready(ANALYSIS_DATASET),
     output:
-        table=f"{RESULTS}/analysis/windows/{{model}}-x{{scale}}/windows.csv",
-        table_json=f"{RESULTS}/analysis/windows/{{model}}-x{{scale}}/windows.json",
+        **analysis_tables("windows"),
     log:
         f"{LOGS}/analysis/windows/{{model}}-x{{scale}}.log",
     params:

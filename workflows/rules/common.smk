@@ -11,7 +11,7 @@ import tempfile
 import yaml
 from snakemake.exceptions import WorkflowError
 
-from suite.models.biases import KINDS, REGISTRY  # the bias registry imports no torch
+from suite.analysis.outputs import ANALYSIS_OUTPUTS  # the tools' tables, declared without torch
 from suite.report.bias_comparison import compares_biases  # the report's declarations import no torch
 from suite.report.declare import Contents
 from suite.report.sections import report_files
@@ -424,24 +424,25 @@ def report_outputs(contents: Contents) -> dict:
 # ---- research tools on the trained models (config `analysis`; suite analyze) ----
 
 
-ANALYSIS_TABLES = {"bias": "stats.csv", "lowrank": "lowrank.csv", "windows": "windows.csv"}  # tool -> its table
+# tool -> whether the config runs it (the tools, their tables and the biases they apply to: suite.analysis.outputs)
+ANALYSIS_ENABLED = {"bias": bool(ANALYSIS["bias_fields"]), "lowrank": bool(ANALYSIS["lowrank_ranks"]),
+                    "windows": bool(ANALYSIS["window_factors"])}
 
 
 def analysis_outputs_by_tool() -> dict:
-    """Per tool, its table for every trained model and scale it applies to, as the config asks, by the
-    kind of the model's bias in the registry (suite.models.biases): bias fields on the biases that stand
-    for an N x N logit term, additive and factored (RPB, RIB, ...; suite.analysis.bias_fields.ANALYSED_BIASES),
-    the low-rank conversion on additive ones (RPB), the window extrapolation on every model (a bias tied
-    to its window shows its refusal as rows)."""
-    kinds = {  # tool -> the bias kinds of the models it runs on, none where the config turns it off
-        "bias": ("additive", "factored") if ANALYSIS["bias_fields"] else (),
-        "lowrank": ("additive",) if ANALYSIS["lowrank_ranks"] else (),
-        "windows": KINDS if ANALYSIS["window_factors"] else (),
-    }
-    return {tool: [os.path.join(RESULTS, "analysis", tool, f"{model}-x{scale}", table)
-                   for model, (_, bias, _) in MODEL_SPECS.items() if REGISTRY[bias].kind in kinds[tool]
-                   for scale in SCALES]
-            for tool, table in ANALYSIS_TABLES.items()}
+    """Per tool, its table for every trained model and scale whose bias it applies to (by the bias's kind in
+    the registry, as suite.analysis.outputs declares), where the config runs it."""
+    return {tool: [os.path.join(RESULTS, "analysis", tool, f"{model}-x{scale}", output.table.csv_name)
+                   for model, (_, bias, _) in MODEL_SPECS.items() if bias in output.biases
+                   for scale in SCALES] if ANALYSIS_ENABLED[tool] else []
+            for tool, output in ANALYSIS_OUTPUTS.items()}
+
+
+def analysis_tables(tool: str) -> dict:
+    """The CSV and JSON of `tool`'s table for "{model}-x{scale}", named as suite.analysis.outputs declares."""
+    table = ANALYSIS_OUTPUTS[tool].table
+    folder = f"{RESULTS}/analysis/{tool}/{{model}}-x{{scale}}"
+    return {"table": f"{folder}/{table.csv_name}", "table_json": f"{folder}/{table.json_name}"}
 
 
 def analysis_outputs() -> list:
