@@ -147,6 +147,17 @@ def files_git_holds(folder: str | Path) -> set[Path]:
     return files_in_head(folder) - changed if changed is not None else set()
 
 
+def take_committed_name(folder: str | Path, written: set, is_kind: Callable[[str], bool]) -> None:
+    """A fresh run wrote `written` (file names in `folder`) where git's HEAD holds one file of the same kind
+    (`is_kind(name)`) directly in `folder`, cleared for this run: give the one new file that name, so that git
+    shows the committed file modified instead of a deleted one beside a new one. Anything else stays as is."""
+    folder = Path(folder)
+    committed = [path for path in files_in_head(folder) if is_kind(path.name) and path.parent == Path()]
+    # A file of that name still here was not cleared for this run (it is not ours to replace).
+    if len(written) == 1 and len(committed) == 1 and not (folder / committed[0]).exists():
+        os.replace(folder / next(iter(written)), folder / committed[0])
+
+
 def clear_for_rerun(folder: str | Path, names: Iterable[str]) -> Path | None:
     """Clear the entries `names` of `folder` (files or folders) for a run that starts over -> the
     `folder/replaced/<UTC time>/` that received what git does not hold, or None when git holds it all.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from suite.files import REPLACED, clear_for_rerun, files_git_holds
+from suite.files import REPLACED, clear_for_rerun, files_git_holds, take_committed_name
 from suite.profiling.sweep import prepare_out
 from suite.train.monitor import Scalars
 from suite.train.rundir import restore_point
@@ -172,3 +172,21 @@ def test_a_forced_sweep_rerun_outside_git_moves_the_old_sweep_aside(tmp_path: Pa
     prepare_out(out, resume=True, fresh=False, log=logged.append)
     (aside,) = (out / REPLACED).iterdir()
     assert files_under(aside) == before
+
+
+def test_a_reprofiled_points_trace_takes_the_committed_name(repo: Path) -> None:
+    """run_profiler's renaming: the profiler's new trace takes the name of the committed trace it replaces."""
+    from suite.profiling.kernels import is_trace_file
+
+    point = repo / "results" / "traces" / "rib-train-w8"
+    write(point / "host_1.100.pt.trace.json.gz", "committed trace\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "sweep")
+    (point / "host_1.100.pt.trace.json.gz").unlink()  # clear_traces, before the new measurement
+    write(point / "host_2.200.pt.trace.json.gz", "new trace\n")
+    take_committed_name(point, {"host_2.200.pt.trace.json.gz"}, is_trace_file)
+    assert files_under(point) == {"host_1.100.pt.trace.json.gz": "new trace\n"} and untracked(repo) == []
+    # Outside HEAD's knowledge (a new point), the profiler's own name stays.
+    write(repo / "results" / "traces" / "new" / "host_3.300.pt.trace.json.gz", "x\n")
+    take_committed_name(repo / "results" / "traces" / "new", {"host_3.300.pt.trace.json.gz"}, is_trace_file)
+    assert (repo / "results" / "traces" / "new" / "host_3.300.pt.trace.json.gz").exists()

@@ -122,7 +122,11 @@ def read_trace_names(path: Path) -> tuple[set[str], set[str]]:
 
 def trace_files(run_dir: Path) -> list[Path]:
     """Trace files `tensorboard_trace_handler` wrote into a run directory."""
-    return sorted(p for p in run_dir.iterdir() if p.name.endswith((".pt.trace.json", ".pt.trace.json.gz")))
+    return sorted(p for p in run_dir.iterdir() if is_trace_file(p.name))
+
+
+def is_trace_file(name: str) -> bool:
+    return name.endswith((".pt.trace.json", ".pt.trace.json.gz"))
 
 
 def attribute_run(run_dir: Path, compiled_model: bool = False) -> dict[str, list[str]]:

@@ -23,6 +23,7 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile, schedule, tensorboard_trace_handler
 
 from suite.env import device_name, run_record
+from suite.files import take_committed_name
 from suite.models import build_model, count_parameters, resolve_backend
 from suite.models.presets import resolve_model_config
 from suite.profiling import kernels, timing
@@ -233,6 +234,9 @@ def run_profiler(step: Callable[[], None], spec: PointSpec, device: torch.device
             step()
             timing.synchronize(device)
             prof.step()
+    # The profiler names its trace after host, pid and time: a re-run over a committed sweep takes the
+    # committed trace's name, so git shows it modified rather than one deleted and one new file per point.
+    take_committed_name(run_dir, {path.name for path in kernels.trace_files(run_dir)}, kernels.is_trace_file)
     found = kernels.attribute_run(run_dir, compiled_model=spec.compile)
     return {
         "attention_kernels": found["families"],

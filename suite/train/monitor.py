@@ -15,12 +15,11 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
-from suite.files import atomic_write, files_in_head
+from suite.files import atomic_write, take_committed_name
 
 CSV_FIELDS = ("iteration", "loss", "lr", "step_time_s", "val_psnr", "val_ssim")
 
@@ -93,11 +92,7 @@ class Scalars:
         self._writer.close()
         if not self._fresh:
             return
-        written = _events_files(self.folder) - self._earlier
-        committed = [path for path in files_in_head(self.folder) if "tfevents" in path.name and path.parent == Path()]
-        # A file of that name still here was not cleared for this run (it is not ours to replace).
-        if len(written) == 1 and len(committed) == 1 and not (self.folder / committed[0]).exists():
-            os.replace(self.folder / written.pop(), self.folder / committed[0])
+        take_committed_name(self.folder, _events_files(self.folder) - self._earlier, lambda name: "tfevents" in name)
 
 
 def _clock(seconds: float) -> str:

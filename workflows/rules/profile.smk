@@ -1,7 +1,8 @@
 # Profiling: the window sweep of `suite profile sweep` (timings, memory, kernels, TensorBoard traces
 # under profile/traces/); an out-of-memory point is a row with status "oom", not a failure.
 # `--resume` continues an unfinished sweep (killed, or out of its time budget) and measures a finished
-# one again (a forced re-run: the old points are moved aside under profile/replaced/).
+# one again (a forced re-run: the old points git holds are replaced in place, the rest moved aside under
+# profile/replaced/).
 
 
 rule profile_sweep:

@@ -2,8 +2,9 @@
 # final.pt is written last, so it is the target. Snakemake runs the job again when final.pt is missing
 # (a run stopped early), when the recipe, an override or an input changed, or when forced (--forceall);
 # `--resume-or-restart` then continues an unfinished run of the same recipe from its last checkpoint,
-# and otherwise (recipe changed, or the earlier run had finished: a forced re-run) moves the old run
-# aside inside the run folder and trains afresh, so checkpoints of two recipes are never mixed.
+# and otherwise (recipe changed, or the earlier run had finished: a forced re-run) trains afresh: the old
+# run's files git holds (committed results) are replaced in place, the rest moved aside inside the run
+# folder (replaced/<time>/), so checkpoints of two recipes are never mixed.
 
 
 rule train:
