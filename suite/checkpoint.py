@@ -46,6 +46,7 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
 
 def copy_atomic(source: str | Path, target: str | Path) -> Path:
     """Copy a checkpoint file to `target` atomically (e.g. the last iteration to final.pt)."""
+
     def write(handle) -> None:
         with open(source, "rb") as src:
             shutil.copyfileobj(src, handle, 1 << 20)
@@ -81,8 +82,10 @@ def latest_valid_checkpoint(folder: str | Path) -> tuple[Path | None, dict | Non
 def _check_content(path: Path, state: dict) -> None:
     settings = state.get("model_config")
     if not isinstance(settings, dict) or any(key not in settings for key in MODEL_SETTINGS):
-        raise CheckpointError(f"checkpoint {path} lacks its model settings (model_config with "
-                              f"{', '.join(MODEL_SETTINGS)}); it cannot rebuild its network")
+        raise CheckpointError(
+            f"checkpoint {path} lacks its model settings (model_config with "
+            f"{', '.join(MODEL_SETTINGS)}); it cannot rebuild its network"
+        )
     present = [key for key in WEIGHT_KEYS if key in state]
     if not present:
         raise CheckpointError(f"checkpoint {path} holds no weights (neither of {', '.join(WEIGHT_KEYS)})")
@@ -108,8 +111,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt: it is not a torch zip archive "
-                              f"({path.stat().st_size} bytes)")
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupt: it is not a torch zip archive ({path.stat().st_size} bytes)"
+        )
     try:
         with zipfile.ZipFile(path) as archive:
             bad_member = archive.testzip()
@@ -133,7 +137,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a suite training checkpoint (no format tag {FORMAT!r})")
     if state.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {path} has format version {state.get('format_version')!r}; "
-                              f"this suite reads version {FORMAT_VERSION}")
+        raise CheckpointError(
+            f"checkpoint {path} has format version {state.get('format_version')!r}; "
+            f"this suite reads version {FORMAT_VERSION}"
+        )
     _check_content(path, state)
     return state

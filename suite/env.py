@@ -36,8 +36,7 @@ def _git(*args: str) -> str | None:
     """Output of a git command in the suite's checkout, or None outside a repository."""
     repo = Path(suite.__file__).resolve().parent.parent
     try:
-        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                              timeout=10, check=True)
+        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip()
@@ -45,8 +44,9 @@ def _git(*args: str) -> str | None:
 
 def check_device(device: object, option: str) -> str:
     """`device` when it is auto, cpu, cuda or cuda:N; otherwise ValueError naming `option` and the value."""
-    if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or
-                                           (device.startswith("cuda:") and device[5:].isdigit())):
+    if not isinstance(device, str) or not (
+        device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())
+    ):
         raise ValueError(f"{option} = {short_repr(device)} must be auto, cpu, cuda or cuda:N")
     return device
 

@@ -33,9 +33,14 @@ class NotARegularFileError(OSError):
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISLNK, "a symlink"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISLNK, "a symlink"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
@@ -49,8 +54,9 @@ def check_regular_target(path: str | Path) -> Path:
     except FileNotFoundError:
         return path
     if not stat.S_ISREG(mode):
-        raise NotARegularFileError(f"refusing to write {path}: it is {_kind(mode)}, not a regular file "
-                                   f"(an atomic write would replace it)")
+        raise NotARegularFileError(
+            f"refusing to write {path}: it is {_kind(mode)}, not a regular file (an atomic write would replace it)"
+        )
     return path
 
 

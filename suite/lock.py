@@ -89,13 +89,19 @@ def lock_status(lock_file: str | Path | None = None) -> dict:
     path = Path(lock_file) if lock_file is not None else LOCK_FILE
     extras = () if lock_file is not None else EXTRA_LOCK_FILES
     if not path.is_file():
-        return {"lock_file": None, "lock_sha256": None, "matches": False,
-                "differences": [f"no lock file at {path} (not a checkout of the suite?)"]}
+        return {
+            "lock_file": None,
+            "lock_sha256": None,
+            "matches": False,
+            "differences": [f"no lock file at {path} (not a checkout of the suite?)"],
+        }
     pins = read_lock(path)
     differences: list[str] = []
     if not pins:
-        differences.append(f"no pin of {_display(path)} applies to Python {platform.python_version()} on "
-                           f"{platform.system().lower()} {platform.machine()}")
+        differences.append(
+            f"no pin of {_display(path)} applies to Python {platform.python_version()} on "
+            f"{platform.system().lower()} {platform.machine()}"
+        )
     installed = installed_versions()
     optional: dict[str, str] = {}
     for extra in extras:
@@ -109,5 +115,9 @@ def lock_status(lock_file: str | Path | None = None) -> dict:
             differences.append(f"{name}: not installed, lock {pinned}")
         elif not _same(have, pinned):
             differences.append(f"{name}: installed {have}, lock {pinned}")
-    return {"lock_file": _display(path), "lock_sha256": file_sha256(path),
-            "matches": not differences, "differences": differences}
+    return {
+        "lock_file": _display(path),
+        "lock_sha256": file_sha256(path),
+        "matches": not differences,
+        "differences": differences,
+    }

@@ -67,7 +67,7 @@ def apply_overrides(mapping: dict, texts, source: str) -> dict:
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
-                raise OverrideError(f"{source}: override {text!r}: {'.'.join(path[:depth + 1])} is not a mapping")
+                raise OverrideError(f"{source}: override {text!r}: {'.'.join(path[: depth + 1])} is not a mapping")
             node = child
         node[path[-1]] = value
     return result

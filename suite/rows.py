@@ -38,8 +38,9 @@ def frame(rows: Iterable[dict[str, Any]], columns: tuple[str, ...], strict: bool
     unknown = sorted({key for row in rows for key in row} - set(columns))
     if strict and unknown:
         raise ValueError(f"row fields outside the schema: {', '.join(unknown)}")
-    return pd.DataFrame([{col: flatten(row.get(col)) for col in columns} for row in rows], columns=list(columns),
-                        dtype=object)
+    return pd.DataFrame(
+        [{col: flatten(row.get(col)) for col in columns} for row in rows], columns=list(columns), dtype=object
+    )
 
 
 def render(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
@@ -49,13 +50,16 @@ def render(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
     return frame(rows, columns, strict=False).to_string(index=False, na_rep="-")
 
 
-def write_rows(out_dir: Path, stem: str, rows: list[dict[str, Any]], columns: tuple[str, ...], version: int,
-               **record: Any) -> list[Path]:
+def write_rows(
+    out_dir: Path, stem: str, rows: list[dict[str, Any]], columns: tuple[str, ...], version: int, **record: Any
+) -> list[Path]:
     """`<stem>.json` ({"schema_version", "columns", "rows", **record}) and `<stem>.csv`, both atomically."""
     document = {"schema_version": version, "columns": list(columns), "rows": rows, **record}
     out_dir = Path(out_dir)
-    return [write_text_atomic(out_dir / f"{stem}.json", json.dumps(document, indent=1, default=str) + "\n"),
-            write_text_atomic(out_dir / f"{stem}.csv", frame(rows, columns).to_csv(index=False))]
+    return [
+        write_text_atomic(out_dir / f"{stem}.json", json.dumps(document, indent=1, default=str) + "\n"),
+        write_text_atomic(out_dir / f"{stem}.csv", frame(rows, columns).to_csv(index=False)),
+    ]
 
 
 def read_rows(path: Path, version: int) -> list[dict[str, Any]]:
@@ -70,8 +74,10 @@ def read_rows(path: Path, version: int) -> list[dict[str, Any]]:
     if not isinstance(document, dict) or not isinstance(document.get("rows"), list):
         raise ValueError(f"{path}: expected an object with a 'rows' list (a table written by the suite)")
     if document.get("schema_version") != version:
-        raise ValueError(f"{path}: schema_version {document.get('schema_version')!r}, this suite reads "
-                         f"{version}; run the tool that wrote it again with this version")
+        raise ValueError(
+            f"{path}: schema_version {document.get('schema_version')!r}, this suite reads "
+            f"{version}; run the tool that wrote it again with this version"
+        )
     return document["rows"]
 
 

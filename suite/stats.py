@@ -35,12 +35,15 @@ class Interval:
         return self.low > 0 or self.high < 0
 
     def method(self) -> str:
-        return (f"{self.level:.0%} percentile bootstrap of the mean paired difference over {self.n} test images, "
-                f"{self.resamples:,} resamples")
+        return (
+            f"{self.level:.0%} percentile bootstrap of the mean paired difference over {self.n} test images, "
+            f"{self.resamples:,} resamples"
+        )
 
 
-def paired_bootstrap(differences: Sequence[float], resamples: int = RESAMPLES, level: float = LEVEL,
-                     seed: int = SEED) -> Interval:
+def paired_bootstrap(
+    differences: Sequence[float], resamples: int = RESAMPLES, level: float = LEVEL, seed: int = SEED
+) -> Interval:
     """The mean of `differences` (one per paired observation) and its percentile-bootstrap interval."""
     values = np.asarray(differences, dtype=np.float64)
     if values.ndim != 1 or values.size == 0:
@@ -60,6 +63,8 @@ def paired_differences(first: Mapping[str, float], second: Mapping[str, float]) 
     """first[name] - second[name] for every name both score; ValueError naming the images only one has."""
     only = sorted(set(first) ^ set(second))
     if only:
-        raise ValueError(f"paired comparison: images scored by one side only: {', '.join(only[:5])}"
-                         + (" ..." if len(only) > 5 else ""))
+        raise ValueError(
+            f"paired comparison: images scored by one side only: {', '.join(only[:5])}"
+            + (" ..." if len(only) > 5 else "")
+        )
     return [first[name] - second[name] for name in sorted(first)]

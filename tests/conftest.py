@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from suite.analysis.outputs import ANALYSIS_OUTPUTS
 from suite.data.io import write_png
 from suite.profiling.tables import PROFILE_COLUMNS, write_rows
 from suite.report import CropRequest, build_report
-from suite.analysis.outputs import ANALYSIS_OUTPUTS
 from suite.train import SUMMARY_FIELDS
 from suite.train.monitor import CSV_FIELDS
 
@@ -84,6 +84,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 # --- the workflow on a copy of the checkout ----------------------------------------------------------
 
+
 def copy_workflow(target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy2(REPO / "Snakefile", target / "Snakefile")
@@ -111,8 +112,14 @@ def snakemake(workdir: Path, *args: str, timeout: float = 300) -> subprocess.Com
     SLURM controller probe: `no_slurm_controller`)."""
     path = os.pathsep.join([str(no_slurm_controller()), str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     env = {**os.environ, "PATH": path}
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -148,22 +155,40 @@ IMAGE_NAMES = ("img0", "img1")
 STEP_S = {"rpb": 0.5, "rib": 0.2}  # median training step per bias: 2.5x
 # A GPU sweep's rows as `suite profile sweep` labels them: (variant, phase, window, patch) -> ms or None (OOM).
 GPU_PROFILE = {
-    ("rpb-flex", "train", 32, 64): 40.0, ("rpb-sdpa", "train", 32, 64): 60.0,
-    ("rib-flash", "train", 32, 64): 16.0, ("none-flash", "train", 32, 64): 12.0,
-    ("rpb-flex", "train", 64, 64): 100.0, ("rpb-sdpa", "train", 64, 64): None,
-    ("rib-flash", "train", 64, 64): 30.0, ("none-flash", "train", 64, 64): 25.0,
-    ("rpb-flex", "train", 96, 96): None, ("rpb-sdpa", "train", 96, 96): None,
-    ("rib-flash", "train", 96, 96): 50.0, ("none-flash", "train", 96, 96): 40.0,
-    ("rpb-flex", "infer", 32, 64): 10.0, ("rpb-sdpa", "infer", 32, 64): 9.0,
-    ("rib-flash", "infer", 32, 64): 8.0, ("none-flash", "infer", 32, 64): 5.0,
-    ("rpb-flex", "infer", 64, 64): 90.0, ("rpb-sdpa", "infer", 64, 64): 120.0,
-    ("rib-flash", "infer", 64, 64): 30.0, ("none-flash", "infer", 64, 64): 20.0,
-    ("rpb-flex", "infer", 96, 96): 200.0, ("rpb-sdpa", "infer", 96, 96): None,
-    ("rib-flash", "infer", 96, 96): 50.0, ("none-flash", "infer", 96, 96): 40.0,
+    ("rpb-flex", "train", 32, 64): 40.0,
+    ("rpb-sdpa", "train", 32, 64): 60.0,
+    ("rib-flash", "train", 32, 64): 16.0,
+    ("none-flash", "train", 32, 64): 12.0,
+    ("rpb-flex", "train", 64, 64): 100.0,
+    ("rpb-sdpa", "train", 64, 64): None,
+    ("rib-flash", "train", 64, 64): 30.0,
+    ("none-flash", "train", 64, 64): 25.0,
+    ("rpb-flex", "train", 96, 96): None,
+    ("rpb-sdpa", "train", 96, 96): None,
+    ("rib-flash", "train", 96, 96): 50.0,
+    ("none-flash", "train", 96, 96): 40.0,
+    ("rpb-flex", "infer", 32, 64): 10.0,
+    ("rpb-sdpa", "infer", 32, 64): 9.0,
+    ("rib-flash", "infer", 32, 64): 8.0,
+    ("none-flash", "infer", 32, 64): 5.0,
+    ("rpb-flex", "infer", 64, 64): 90.0,
+    ("rpb-sdpa", "infer", 64, 64): 120.0,
+    ("rib-flash", "infer", 64, 64): 30.0,
+    ("none-flash", "infer", 64, 64): 20.0,
+    ("rpb-flex", "infer", 96, 96): 200.0,
+    ("rpb-sdpa", "infer", 96, 96): None,
+    ("rib-flash", "infer", 96, 96): 50.0,
+    ("none-flash", "infer", 96, 96): 40.0,
 }
 # RPB time (fastest backend that ran) / RIB time per point, or the side that did not run.
-EXPECTED_SPEEDUP = {("train", 32): 40 / 16, ("train", 64): 100 / 30, ("train", 96): "RPB OOM",
-                    ("infer", 32): 9 / 8, ("infer", 64): 90 / 30, ("infer", 96): 200 / 50}
+EXPECTED_SPEEDUP = {
+    ("train", 32): 40 / 16,
+    ("train", 64): 100 / 30,
+    ("train", 96): "RPB OOM",
+    ("infer", 32): 9 / 8,
+    ("infer", 64): 90 / 30,
+    ("infer", 96): 200 / 50,
+}
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -179,18 +204,37 @@ def profile_row(variant: str, phase: str, window: int, patch: int, ms: float | N
     """One row with every column `suite profile` writes (PROFILE_COLUMNS)."""
     bias, _, backend = variant.partition("-")
     row = {column: None for column in PROFILE_COLUMNS}
-    row.update(name=f"{variant}-{phase}-w{window}-p{patch}", status="oom" if ms is None else "ok",
-               error="CUDA out of memory" if ms is None else "", preset="tiny", variant=variant, bias=bias,
-               backend=backend or "auto", phase=phase, window=window, patch=patch, batch=2 if phase == "train" else 1,
-               scale=2, precision="fp32", compile=False, device=device, device_name="Test GPU",
-               ms_median=ms, peak_mem_mb=None if ms is None else 10 * ms,
-               attention_kernels=[] if ms is None else [backend or "math"])
+    row.update(
+        name=f"{variant}-{phase}-w{window}-p{patch}",
+        status="oom" if ms is None else "ok",
+        error="CUDA out of memory" if ms is None else "",
+        preset="tiny",
+        variant=variant,
+        bias=bias,
+        backend=backend or "auto",
+        phase=phase,
+        window=window,
+        patch=patch,
+        batch=2 if phase == "train" else 1,
+        scale=2,
+        precision="fp32",
+        compile=False,
+        device=device,
+        device_name="Test GPU",
+        ms_median=ms,
+        peak_mem_mb=None if ms is None else 10 * ms,
+        attention_kernels=[] if ms is None else [backend or "math"],
+    )
     return row
 
 
 def run_record(matches: bool = True) -> dict:
-    lock = {"lock_file": "requirements/lock.txt", "lock_sha256": "0" * 64, "matches": matches,
-            "differences": [] if matches else ["torch 2.14.1 installed, 2.15.0 locked"]}
+    lock = {
+        "lock_file": "requirements/lock.txt",
+        "lock_sha256": "0" * 64,
+        "matches": matches,
+        "differences": [] if matches else ["torch 2.14.1 installed, 2.15.0 locked"],
+    }
     return {"git_commit": "abc1234", "git_dirty": False, "device": "cpu", "torch": "2.x", "lock": lock}
 
 
@@ -199,23 +243,51 @@ def make_results(root: Path, profile: dict = GPU_PROFILE, device: str = "cuda") 
     results = root / "results" / "synthetic"
     for (method, dataset, scale), (psnr, ssim) in EVALS.items():
         images = [{"name": name, "psnr": psnr + i, "ssim": ssim} for i, name in enumerate(IMAGE_NAMES)]
-        write_json(results / "eval" / method / f"{dataset}-x{scale}.json", {
-            "dataset": dataset, "scale": scale, "method": method, "n_images": len(images), "psnr": psnr,
-            "ssim": ssim, "images": images,
-            "metric_options": {"protocol": "basicsr-y", "description": "BasicSR's protocol", "pyiqa_version": "0.1.16"},
-            "provenance": run_record(),
-        })
+        write_json(
+            results / "eval" / method / f"{dataset}-x{scale}.json",
+            {
+                "dataset": dataset,
+                "scale": scale,
+                "method": method,
+                "n_images": len(images),
+                "psnr": psnr,
+                "ssim": ssim,
+                "images": images,
+                "metric_options": {
+                    "protocol": "basicsr-y",
+                    "description": "BasicSR's protocol",
+                    "pyiqa_version": "0.1.16",
+                },
+                "provenance": run_record(),
+            },
+        )
     for bias, step in STEP_S.items():
         run = results / "train" / f"tiny-{bias}-x2"
         summary = {field: None for field in SUMMARY_FIELDS}
-        summary.update(name=f"tiny-{bias}-x2", iterations=300, median_step_time_s=step, wall_time_s=200.0,
-                       params=75000, device="cpu", precision="fp32", seed=0, global_batch=4, lr_patch=32,
-                       model={"preset": "tiny", "bias": bias, "window_sizes": [32, 32]}, provenance=run_record())
+        summary.update(
+            name=f"tiny-{bias}-x2",
+            iterations=300,
+            median_step_time_s=step,
+            wall_time_s=200.0,
+            params=75000,
+            device="cpu",
+            precision="fp32",
+            seed=0,
+            global_batch=4,
+            lr_patch=32,
+            model={"preset": "tiny", "bias": bias, "window_sizes": [32, 32]},
+            provenance=run_record(),
+        )
         write_json(run / "summary.json", summary)
         offset = 1.0 if bias == "rib" else 0.0
-        log = {"iteration": [10, 50, 100, 150], "loss": [0.1, 0.09, 0.08, 0.07], "lr": [1e-3] * 4,
-               "step_time_s": [step] * 4, "val_psnr": [math.nan, 30.0 + offset, math.nan, 31.0 + offset],
-               "val_ssim": [math.nan, 0.88, math.nan, 0.9]}
+        log = {
+            "iteration": [10, 50, 100, 150],
+            "loss": [0.1, 0.09, 0.08, 0.07],
+            "lr": [1e-3] * 4,
+            "step_time_s": [step] * 4,
+            "val_psnr": [math.nan, 30.0 + offset, math.nan, 31.0 + offset],
+            "val_ssim": [math.nan, 0.88, math.nan, 0.9],
+        }
         pd.DataFrame(log, columns=list(CSV_FIELDS)).to_csv(run / "train_log.csv", index=False)
     rows = [profile_row(*key, ms, device=device) for key, ms in profile.items()]
     write_rows(results / "profile", "profile", rows, PROFILE_COLUMNS)
@@ -235,21 +307,50 @@ def synthetic_report(results: Path, out: Path | None = None, **options) -> Path:
     return out
 
 
-def add_run(results: Path, model: str, psnr: float, step: float, params: int = 70000,
-            images: list[dict] | None = None) -> None:
+def add_run(
+    results: Path, model: str, psnr: float, step: float, params: int = 70000, images: list[dict] | None = None
+) -> None:
     """A trained model's summary, log, eval JSON (with per-image scores `images`, if any) and saved images, as
     training and `suite eval` write them."""
     run = results / "train" / f"{model}-x2"
     summary = {field: None for field in SUMMARY_FIELDS}
-    summary.update(name=f"{model}-x2", iterations=400, median_step_time_s=step, wall_time_s=60.0, params=params,
-                   device="cpu", precision="fp32", seed=0, global_batch=4, lr_patch=32, provenance=run_record())
+    summary.update(
+        name=f"{model}-x2",
+        iterations=400,
+        median_step_time_s=step,
+        wall_time_s=60.0,
+        params=params,
+        device="cpu",
+        precision="fp32",
+        seed=0,
+        global_batch=4,
+        lr_patch=32,
+        provenance=run_record(),
+    )
     write_json(run / "summary.json", summary)
-    log = {"iteration": [100, 200], "loss": [0.1, 0.09], "lr": [1e-3, 1e-3], "step_time_s": [step, step],
-           "val_psnr": [psnr - 0.1, psnr], "val_ssim": [0.9, 0.9]}
+    log = {
+        "iteration": [100, 200],
+        "loss": [0.1, 0.09],
+        "lr": [1e-3, 1e-3],
+        "step_time_s": [step, step],
+        "val_psnr": [psnr - 0.1, psnr],
+        "val_ssim": [0.9, 0.9],
+    }
     pd.DataFrame(log, columns=list(CSV_FIELDS)).to_csv(run / "train_log.csv", index=False)
-    write_json(results / "eval" / model / "mini_test-x2.json", {
-        "dataset": "mini_test", "scale": 2, "method": model, "n_images": 2, "psnr": psnr, "ssim": 0.9,
-        "images": images or [], "metric_options": {"protocol": "basicsr-y"}, "provenance": run_record()})
+    write_json(
+        results / "eval" / model / "mini_test-x2.json",
+        {
+            "dataset": "mini_test",
+            "scale": 2,
+            "method": model,
+            "n_images": 2,
+            "psnr": psnr,
+            "ssim": 0.9,
+            "images": images or [],
+            "metric_options": {"protocol": "basicsr-y"},
+            "provenance": run_record(),
+        },
+    )
     for i, name in enumerate(IMAGE_NAMES):  # the crop comparison shows every trained model
         write_png(results / "images" / model / f"mini_test-x2/{name}.png", picture(i, 64, 48))
 

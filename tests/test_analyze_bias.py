@@ -21,16 +21,26 @@ from suite.report.bias_figures import save_bias_figures
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-DOCUMENTED_COLUMNS = ["layer", "block", "layer_in_block", "window", "bias", "head", "bias_min", "bias_max",
-                      "bias_range", "effective_rank_99", "translation_deviation"]
+DOCUMENTED_COLUMNS = [
+    "layer",
+    "block",
+    "layer_in_block",
+    "window",
+    "bias",
+    "head",
+    "bias_min",
+    "bias_max",
+    "bias_range",
+    "effective_rank_99",
+    "translation_deviation",
+]
 RANK = 4
 
 
 def small_model(bias: str, window: int = 8, seed: int = 0, n_blocks: int = 1) -> torch.nn.Module:
     """A tiny network whose positional parameters are random (not the near-zero init)."""
     torch.manual_seed(seed)
-    model = build_model("tiny", bias, 2, dim=16, n_blocks=n_blocks, window_sizes=[window, window],
-                        ranks=[RANK, RANK])
+    model = build_model("tiny", bias, 2, dim=16, n_blocks=n_blocks, window_sizes=[window, window], ranks=[RANK, RANK])
     with torch.no_grad():
         for layer in model.attention_layers():
             for param in (p for name, p in layer.named_parameters() if name.split(".")[0] in ("rpb", "rib", "lowrank")):
@@ -40,8 +50,10 @@ def small_model(bias: str, window: int = 8, seed: int = 0, n_blocks: int = 1) ->
 
 def write_checkpoint(path: Path, model: torch.nn.Module, ema: torch.nn.Module | None = None) -> Path:
     """The parts of a training checkpoint that analysis reads (suite.train.trainer._state writes more)."""
-    return save_checkpoint({"iteration": 7, "model": model.state_dict(), "ema": (ema or model).state_dict(),
-                            "model_config": model.config}, path)
+    return save_checkpoint(
+        {"iteration": 7, "model": model.state_dict(), "ema": (ema or model).state_dict(), "model_config": model.config},
+        path,
+    )
 
 
 def effective_rank_by_numpy(matrix: np.ndarray) -> int:
@@ -91,8 +103,12 @@ def test_rpb_offsets_are_its_table_and_the_centre_row_is_gathered(rpb_result) ->
         assert [row["translation_deviation"] for row in found.rows] == [0.0, 0.0]
         # The centre token (4, 4) sees key (y, x) at offset (4 - y, 4 - x): table row 4 - y + 7.
         assert found.centre_token == 4 * 8 + 4 == centre_token(8)
-        expected = np.array([[[table[h, (4 - y + w - 1) * span + (4 - x + w - 1)] for x in range(w)]
-                              for y in range(w)] for h in range(2)])
+        expected = np.array(
+            [
+                [[table[h, (4 - y + w - 1) * span + (4 - x + w - 1)] for x in range(w)] for y in range(w)]
+                for h in range(2)
+            ]
+        )
         assert np.array_equal(found.centre, expected)
         # The generic offset mean (used for RIB) recovers the table from the gathered bias, to rounding.
         dense = torch.from_numpy(dense_float64(layer))
@@ -157,8 +173,12 @@ def test_stats_files_have_the_documented_columns_and_one_row_per_layer_and_head(
     with open(out / "stats.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == DOCUMENTED_COLUMNS
-    assert [(r["layer"], r["block"], r["layer_in_block"], r["head"]) for r in rows] == \
-        [("0", "0", "0", "0"), ("0", "0", "0", "1"), ("1", "0", "1", "0"), ("1", "0", "1", "1")]
+    assert [(r["layer"], r["block"], r["layer_in_block"], r["head"]) for r in rows] == [
+        ("0", "0", "0", "0"),
+        ("0", "0", "0", "1"),
+        ("1", "0", "1", "0"),
+        ("1", "0", "1", "1"),
+    ]
     assert {r["bias"] for r in rows} == {"rpb"} and {r["window"] for r in rows} == {"8"}
     assert [float(r["translation_deviation"]) for r in rows] == [0.0] * 4
     document = json.loads((out / "stats.json").read_text())
@@ -166,8 +186,14 @@ def test_stats_files_have_the_documented_columns_and_one_row_per_layer_and_head(
     assert document["model"] == {"preset": "tiny", "bias": "rpb", "scale": 2}
     assert document["provenance"]["checkpoint_iteration"] == 7 and "git_commit" in document["provenance"]
     fields = np.load(out / "fields.npz")
-    assert sorted(fields.files) == ["centre_tokens", "layer0_centre", "layer0_offsets", "layer1_centre",
-                                    "layer1_offsets", "windows"]
+    assert sorted(fields.files) == [
+        "centre_tokens",
+        "layer0_centre",
+        "layer0_offsets",
+        "layer1_centre",
+        "layer1_offsets",
+        "windows",
+    ]
     assert np.array_equal(fields["layer1_offsets"], result.layers[1].offsets)
     assert fields["layer0_centre"].shape == (2, 8, 8) and list(fields["windows"]) == [8, 8]
     assert not list(out.glob(".*.tmp"))
@@ -233,8 +259,10 @@ def test_cli_end_to_end(rib_result, tmp_path: Path, capsys) -> None:
 
 def test_figures_never_import_pyplot(rib_result, tmp_path: Path) -> None:
     _, checkpoint, _ = rib_result
-    code = ("import sys; from suite.cli import main; "
-            f"assert main(['analyze', 'bias', '--checkpoint', {str(checkpoint)!r}, '--out', {str(tmp_path)!r}]) == 0; "
-            "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'")
+    code = (
+        "import sys; from suite.cli import main; "
+        f"assert main(['analyze', 'bias', '--checkpoint', {str(checkpoint)!r}, '--out', {str(tmp_path)!r}]) == 0; "
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -12,15 +12,33 @@ import torch
 from suite.cli import main
 from suite.profiling import tables, timing
 
-SMALL = ["--preset", "tiny", "--override", "dim=16", "heads=2", "--ranks", "4", "--map", "8", "--rounds", "2",
-         "--warmup", "0", "--device", "cpu", "--threads", "1"]
+SMALL = [
+    "--preset",
+    "tiny",
+    "--override",
+    "dim=16",
+    "heads=2",
+    "--ranks",
+    "4",
+    "--map",
+    "8",
+    "--rounds",
+    "2",
+    "--warmup",
+    "0",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+]
 
 
 def test_bench_writes_rows_ratios_and_provenance(tmp_path, capsys):
     assert main(["bench", "attention", "--windows", "4", "8", *SMALL, "--out", str(tmp_path)]) == 0
     rows = tables.read_rows(tmp_path / "attention.json")
     assert {(r["window"], r["variant"]) for r in rows} == {
-        (w, v) for w in (4, 8) for v in ("rpb-math", "rpb-sdpa", "rib", "none", "none@D+R")}
+        (w, v) for w in (4, 8) for v in ("rpb-math", "rpb-sdpa", "rib", "none", "none@D+R")
+    }
     assert all(r["status"] == "ok" and r["rounds"] == 2 and r["precision"] == "fp32" for r in rows)
     ratios = tables.read_rows(tmp_path / "attention_ratios.json")
     assert [(r["window"], r["pass"]) for r in ratios] == [(4, "fwd"), (4, "fwd+bwd"), (8, "fwd"), (8, "fwd+bwd")]
@@ -30,13 +48,16 @@ def test_bench_writes_rows_ratios_and_provenance(tmp_path, capsys):
     assert "window 8 (map 8x8, 1 windows of 64 tokens)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--precision", "fp16"], "precision = 'fp16' must be one of"),
-    (["--variants", "rpb:flash"], "bias 'rpb' with backend 'flash' is invalid"),
-    (["--variants", "alibi"], "variant 'alibi': bias 'alibi' is not one of rpb, rib, none"),
-    (["--override", "dimm=3"], "unknown model field(s) dimm"),
-    (["--clock", "cpu", "--threads", "2"], "clock 'cpu' (this thread's CPU time) needs device cpu and threads 1"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--precision", "fp16"], "precision = 'fp16' must be one of"),
+        (["--variants", "rpb:flash"], "bias 'rpb' with backend 'flash' is invalid"),
+        (["--variants", "alibi"], "variant 'alibi': bias 'alibi' is not one of rpb, rib, none"),
+        (["--override", "dimm=3"], "unknown model field(s) dimm"),
+        (["--clock", "cpu", "--threads", "2"], "clock 'cpu' (this thread's CPU time) needs device cpu and threads 1"),
+    ],
+)
 def test_bench_rejects_bad_input_with_one_clear_line(tmp_path, capsys, extra, message):
     assert main(["bench", "attention", "--windows", "4", *SMALL, *extra, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -65,7 +86,10 @@ def test_timing_rules_oom_fallback_unsupported():
 
     times, status = timing.time_interleaved(
         {"fine": fine, "oom": oom, "later": oom_later, "fallback": fallback, "unsupported": unsupported},
-        torch.device("cpu"), warmup=1, rounds=3)
+        torch.device("cpu"),
+        warmup=1,
+        rounds=3,
+    )
     assert status["fine"] == ("ok", "") and len(times["fine"]) == 3
     assert status["oom"][0] == "oom" and "Tried to allocate 9.00 GiB" in status["oom"][1] and "oom" not in times
     assert status["later"][0] == "oom" and "later" not in times  # ran out mid-way: no partial times

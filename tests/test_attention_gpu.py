@@ -61,8 +61,20 @@ def test_profiled_kernels_match_the_bias_under_attention_bf16(tmp_path, bias, ba
     from suite.profiling import kernels
     from suite.profiling.measure import PointSpec, measure
 
-    spec = PointSpec(preset="tiny", bias=bias, backend=backend, phase="train", window=16, patch=32, batch=2,
-                     precision="attention-bf16", device="cuda", warmup=1, steps=2, profile_active=1)
+    spec = PointSpec(
+        preset="tiny",
+        bias=bias,
+        backend=backend,
+        phase="train",
+        window=16,
+        patch=32,
+        batch=2,
+        precision="attention-bf16",
+        device="cuda",
+        warmup=1,
+        steps=2,
+        profile_active=1,
+    )
     row = measure(spec, tmp_path / "traces")
     assert row["status"] in ("ok", "fallback") and row["precision"] == "attention-bf16"
     assert row["attention_kernels"], row["attention_ops"]

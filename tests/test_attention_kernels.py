@@ -253,8 +253,14 @@ def test_explain_backend_gives_the_choice_of_auto_and_its_reason(monkeypatch):
     import suite.models.attention as attention
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    cases = [("rib", cpu, None, False), ("rpb", cpu, torch.float32, True), ("rpb", cpu, torch.float32, False),
-             ("none", cuda, torch.bfloat16, False), ("rib", cuda, torch.float32, False), ("rpb", cuda, None, True)]
+    cases = [
+        ("rib", cpu, None, False),
+        ("rpb", cpu, torch.float32, True),
+        ("rpb", cpu, torch.float32, False),
+        ("none", cuda, torch.bfloat16, False),
+        ("rib", cuda, torch.float32, False),
+        ("rpb", cuda, None, True),
+    ]
     for bias, device, dtype, grad in cases:
         backend, reason = attention.explain_backend(bias, device, dtype, grad)
         assert backend == resolve_backend(bias, "auto", device, dtype, grad)
@@ -263,4 +269,6 @@ def test_explain_backend_gives_the_choice_of_auto_and_its_reason(monkeypatch):
     assert "need fp16/bf16" in attention.explain_backend("rib", cuda, torch.float32)[1]
     monkeypatch.setitem(attention._flex_unavailable, "cuda", "no triton")
     assert attention.explain_backend("rpb", cuda) == (
-        "sdpa", "CUDA, RPB: FlexAttention failed to compile here (no triton): SDPA with a dense mask")
+        "sdpa",
+        "CUDA, RPB: FlexAttention failed to compile here (no triton): SDPA with a dense mask",
+    )

@@ -138,7 +138,7 @@ def test_rib_can_stand_in_for_a_smooth_relative_bias():
     """Fitting RIB's factors to a Gaussian of relative distance: the error falls as the rank rises."""
     window, sigma = 8, 0.3
     coords = window_coordinates(window, window)  # (N, 2) in [-1, 1]
-    target = torch.exp(-torch.cdist(coords, coords) ** 2 / (2 * sigma**2))  # (N, N), a function of p_i - p_j
+    target = torch.exp(-(torch.cdist(coords, coords) ** 2) / (2 * sigma**2))  # (N, N), a function of p_i - p_j
     cpu = torch.device("cpu")
     errors = {}
     for rank in (4, 8, 16, 32):

@@ -41,7 +41,11 @@ def test_registry_names_every_property_once():
     assert set(FACTORED_BIASES) == {"rib", "lowrank", "flashbias", "rib-siren"}
     assert set(FIXED_WINDOW_BIASES) == {"rpb", "lowrank", "flashbias"}
     assert {REGISTRY[b].official for b in ("cpe", "rope", "flashbias", "rib-siren")} == {
-        "CPE", "RoPEViT", "FlashBias", "RIBSiren"}
+        "CPE",
+        "RoPEViT",
+        "FlashBias",
+        "RIBSiren",
+    }
     with pytest.raises(ValueError, match=r"unknown bias 'alibi'; expected one of rpb, rib, none, lowrank"):
         bias_spec("alibi")
 
@@ -65,7 +69,11 @@ def test_every_list_of_biases_is_the_registry(capsys):
 
 def test_bias_fields_are_checked_and_kept_per_bias():
     rope = build_model("tiny", "rope", 2, rope_form="axial", rope_scale="standard", **SMALL)
-    assert (rope.config["rope_form"], rope.config["rope_scale"], rope.config["rope_theta"]) == ("axial", "standard", 10.0)
+    assert (rope.config["rope_form"], rope.config["rope_scale"], rope.config["rope_theta"]) == (
+        "axial",
+        "standard",
+        10.0,
+    )
     assert "fourier_levels" not in rope.config  # another bias's field is not this model's
     assert build_model("tiny", "rib", 2, rope_form="axial", **SMALL).config.get("rope_form") is None
     assert set(BIAS_PARAMS) >= {"fourier_levels", "mlp_hidden", "rope_form", "flashbias_init", "siren_omega"}
@@ -166,12 +174,24 @@ def product(tmp_path_factory: pytest.TempPathFactory, mini_root: Path) -> dict:
             shutil.copy(checkpoint.parent / name, train_dir / name)
         found["summaries"][bias] = json.loads((train_dir / "summary.json").read_text())
         out = results / "eval" / f"tiny-{bias}" / "small-x2.json"
-        assert main(["eval", "--checkpoint", str(checkpoint), "--data", str(data), "--scale", "2",
-                     "--out", str(out)]) == 0
+        assert (
+            main(["eval", "--checkpoint", str(checkpoint), "--data", str(data), "--scale", "2", "--out", str(out)]) == 0
+        )
         found["evals"][bias] = json.loads(out.read_text())
-        spec = PointSpec(preset="tiny", bias=bias, phase="infer", window=8, patch=16, batch=1, warmup=0, steps=1,
-                         profile_warmup=0, profile_active=1, threads=1,
-                         overrides={k: v for k, v in SMALL.items() if k != "window_sizes"})
+        spec = PointSpec(
+            preset="tiny",
+            bias=bias,
+            phase="infer",
+            window=8,
+            patch=16,
+            batch=1,
+            warmup=0,
+            steps=1,
+            profile_warmup=0,
+            profile_active=1,
+            threads=1,
+            overrides={k: v for k, v in SMALL.items() if k != "window_sizes"},
+        )
         found["rows"][bias] = row = measure(spec, root / "traces", process="single", command="test")
         row["expected_params"] = count_parameters(build_model(**spec.model_config()))
         tables.upsert(results / "profile", [{k: v for k, v in row.items() if k != "expected_params"}])
@@ -202,8 +222,18 @@ def test_every_bias_trains_evaluates_profiles_and_reaches_the_report(bias, produ
 
 
 def test_attention_benchmark_times_every_bias():
-    spec = AttentionSpec(window=8, patch=8, batch=1, heads=2, head_dim=8, ranks=[4], warmup=0, steps=1, threads=1,
-                         variants=[(bias, "auto") for bias in BIASES])
+    spec = AttentionSpec(
+        window=8,
+        patch=8,
+        batch=1,
+        heads=2,
+        head_dim=8,
+        ranks=[4],
+        warmup=0,
+        steps=1,
+        threads=1,
+        variants=[(bias, "auto") for bias in BIASES],
+    )
     rows = bench(spec)
     fwd = {row["variant"]: row for row in rows if row["pass"] == "fwd"}
     assert set(fwd) == {*BIASES, "none@D+R"} and all(row["status"] == "ok" for row in rows)

@@ -16,8 +16,13 @@ from suite.train.rundir import restore_point
 
 
 def git(folder: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-c", "user.name=suite tests", "-c", "user.email=tests@example.invalid", *args],
-                          cwd=folder, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["git", "-c", "user.name=suite tests", "-c", "user.email=tests@example.invalid", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return done.stdout
 
 
@@ -76,8 +81,11 @@ def test_clear_deletes_what_git_holds_and_moves_the_rest_aside(repo: Path) -> No
     aside = clear_for_rerun(results, ["a", "b", "sub", "missing"])
     assert aside is not None and aside.parent == results / REPLACED
     assert files_under(aside) == {"b": "edited\n", "sub/model.ckpt": "ignored, never committed\n"}
-    assert files_under(results) == {"gone": "committed gone\n", "keep": "not named: left alone\n",
-                                    **{f"{REPLACED}/{aside.name}/{k}": v for k, v in files_under(aside).items()}}
+    assert files_under(results) == {
+        "gone": "committed gone\n",
+        "keep": "not named: left alone\n",
+        **{f"{REPLACED}/{aside.name}/{k}": v for k, v in files_under(aside).items()},
+    }
     # What was deleted is in git: checkout brings it back unchanged.
     git(repo, "checkout", "--", "results")
     assert (results / "a").read_text() == "committed a\n" and (results / "sub" / "c").read_text() == "committed sub/c\n"
@@ -119,8 +127,13 @@ def test_training_afresh_replaces_a_committed_run_in_place(tmp_path: Path, commi
         assert files_under(aside) == {"checkpoints/iter_0000004.pt": "not a checkpoint\n"}
         assert untracked(tmp_path) == []
     else:
-        assert set(files_under(aside)) == {"final.pt", "summary.json", "train_log.csv", "checkpoints/iter_0000004.pt",
-                                           "tb/events.out.tfevents.1.host.1.0"}
+        assert set(files_under(aside)) == {
+            "final.pt",
+            "summary.json",
+            "train_log.csv",
+            "checkpoints/iter_0000004.pt",
+            "tb/events.out.tfevents.1.host.1.0",
+        }
     assert sorted(path.name for path in out.iterdir()) == [REPLACED]
     assert "moved the earlier run (all but the files git holds)" in notes[-1]
 
@@ -135,7 +148,9 @@ def test_a_fresh_runs_events_take_the_committed_name_and_a_resumed_attempts_do_n
     fresh.add(1, train__loss=0.5)
     fresh.close()
     assert [path.name for path in tb.iterdir()] == [committed.name]
-    assert git(repo, "status", "--porcelain", "--untracked-files=all").splitlines() == [f" M {committed.relative_to(repo)}"]
+    assert git(repo, "status", "--porcelain", "--untracked-files=all").splitlines() == [
+        f" M {committed.relative_to(repo)}"
+    ]
     resumed = Scalars(tb, resume_at=1)
     resumed.add(2, train__loss=0.4)
     resumed.close()

@@ -21,8 +21,10 @@ from suite.files import NotARegularFileError, write_json_atomic, write_text_atom
 
 
 def test_help_imports_no_torch() -> None:
-    code = ("import sys\nfrom suite.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print('torch imported:', 'torch' in sys.modules)")
+    code = (
+        "import sys\nfrom suite.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('torch imported:', 'torch' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "torch imported: False" in done.stdout
     for command in ("data", "train", "eval", "profile", "bench", "report"):
@@ -32,8 +34,9 @@ def test_help_imports_no_torch() -> None:
 def test_eval_device_defaults_to_auto() -> None:
     from suite.cli import build_parser
 
-    args = build_parser(("eval",)).parse_args(["eval", "--method", "bicubic", "--data", "d", "--scale", "2",
-                                               "--out", "o.json"])
+    args = build_parser(("eval",)).parse_args(
+        ["eval", "--method", "bicubic", "--data", "d", "--scale", "2", "--out", "o.json"]
+    )
     assert args.device == "auto" and args.protocol == "basicsr-y"
 
 
@@ -49,13 +52,30 @@ def test_one_device_resolution(monkeypatch, tmp_path: Path, mini_root: Path, cap
     with pytest.raises(ValueError, match=r"^run.device = 'gpu' must be auto, cpu, cuda or cuda:N$"):
         resolve_device("gpu", "run.device")
     # Every command names its own option; nothing is read or written first.
-    assert main(["eval", "--method", "bicubic", "--data", str(mini_root / "test"), "--scale", "2",
-                 "--out", str(tmp_path / "e.json"), "--device", "cuda:x"]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "--method",
+                "bicubic",
+                "--data",
+                str(mini_root / "test"),
+                "--scale",
+                "2",
+                "--out",
+                str(tmp_path / "e.json"),
+                "--device",
+                "cuda:x",
+            ]
+        )
+        == 2
+    )
     assert "--device = 'cuda:x' must be auto, cpu, cuda or cuda:N" in capsys.readouterr().err
     assert not (tmp_path / "e.json").exists()
 
 
 # ---- atomic writes refuse non-regular targets (10.4) ----
+
 
 def test_atomic_write_refuses_a_device_node() -> None:
     with pytest.raises(NotARegularFileError, match="/dev/null: it is a character device"):
@@ -83,22 +103,29 @@ def test_eval_refuses_a_bad_out_before_any_work(tmp_path: Path, mini_root: Path,
     out = {"folder": tmp_path, "device": Path("/dev/null")}.get(kind, tmp_path / "pipe")
     if kind == "fifo":
         os.mkfifo(out)
-    code = main(["eval", "--method", "bicubic", "--data", str(mini_root / "test"), "--scale", "2",
-                 "--out", str(out)])
+    code = main(["eval", "--method", "bicubic", "--data", str(mini_root / "test"), "--scale", "2", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and str(out) in err and "not a regular file" in err
 
 
 # ---- one-line errors (10.7) ----
 
+
 def test_train_out_dir_under_a_file_is_one_line(tmp_path: Path, mini_root: Path, capsys) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "out_dir": str(blocker / "run"), "model": {"preset": "tiny"},
-        "data": {"train": str(mini_root / "train"), "lr_patch": 32, "batch_size": 2, "num_workers": 0},
-        "schedule": {"iterations": 2, "warmup": 0, "milestones": []}, "run": {"device": "cpu"}}))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "out_dir": str(blocker / "run"),
+                "model": {"preset": "tiny"},
+                "data": {"train": str(mini_root / "train"), "lr_patch": 32, "batch_size": 2, "num_workers": 0},
+                "schedule": {"iterations": 2, "warmup": 0, "milestones": []},
+                "run": {"device": "cpu"},
+            }
+        )
+    )
     assert main(["train", "--config", str(recipe)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("suite train: error: ") and err.count("\n") == 1 and str(blocker) in err
@@ -119,8 +146,9 @@ def _alias_bomb(indent: str) -> str:
     return "\n".join(indent + line for line in lines)
 
 
-@pytest.mark.parametrize("where", ["run:\n  threads:\n{bomb}", "schedule:\n  milestones:\n{bomb}",
-                                   "model:\n  overrides:\n    dim:\n{bomb}"])
+@pytest.mark.parametrize(
+    "where", ["run:\n  threads:\n{bomb}", "schedule:\n  milestones:\n{bomb}", "model:\n  overrides:\n    dim:\n{bomb}"]
+)
 def test_a_yaml_alias_bomb_is_not_expanded_into_the_message(tmp_path: Path, capsys, where: str) -> None:
     recipe = tmp_path / "bomb.yaml"
     recipe.write_text("out_dir: x\ndata:\n  train: x\n" + where.format(bomb=_alias_bomb("    ")) + "\n")
@@ -172,8 +200,21 @@ def test_a_bug_keeps_its_traceback(monkeypatch) -> None:
 def test_unusable_save_images_fails_before_scoring(tmp_path: Path, mini_root: Path, capsys) -> None:
     blocker = tmp_path / "sr"
     blocker.write_text("a file, not a folder")
-    code = main(["eval", "--method", "bicubic", "--data", str(mini_root / "test"), "--scale", "2",
-                 "--out", str(tmp_path / "e.json"), "--save-images", str(blocker)])
+    code = main(
+        [
+            "eval",
+            "--method",
+            "bicubic",
+            "--data",
+            str(mini_root / "test"),
+            "--scale",
+            "2",
+            "--out",
+            str(tmp_path / "e.json"),
+            "--save-images",
+            str(blocker),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and str(blocker) in err
     assert not (tmp_path / "e.json").exists() and capsys.readouterr().out == ""

@@ -106,6 +106,7 @@ def test_corrupt_image_in_folder_is_named(tmp_path):
 
 # --- training patches -------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def train_root(tmp_path_factory) -> Path:
     return _benchmark(tmp_path_factory.mktemp("train") / "T", [(96, 120), (84, 96), (120, 108)], scales=(2, 3, 4))
@@ -168,9 +169,9 @@ def test_patches_without_augmentation_are_plain_crops(train_root):
         plan = ds.sample_plan(i)
         lr, hr = ds[i]
         name = ds.pairs[plan["image"]].name
-        t, l = plan["top"], plan["left"]
-        lr_file = read_image(train_root / "LR_bicubic" / "X2" / f"{name}x2.png")[t : t + 10, l : l + 10]
-        hr_file = read_image(train_root / "HR" / f"{name}.png")[2 * t : 2 * t + 20, 2 * l : 2 * l + 20]
+        top, left = plan["top"], plan["left"]
+        lr_file = read_image(train_root / "LR_bicubic" / "X2" / f"{name}x2.png")[top : top + 10, left : left + 10]
+        hr_file = read_image(train_root / "HR" / f"{name}.png")[2 * top : 2 * top + 20, 2 * left : 2 * left + 20]
         assert torch.equal(lr, torch.from_numpy(lr_file.transpose(2, 0, 1).copy()).float() / 255)
         assert torch.equal(hr, torch.from_numpy(hr_file.transpose(2, 0, 1).copy()).float() / 255)
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from suite.cli import main
-from suite.data.datasets import open_paired
 from suite.data.archives import ArchiveError, safe_extract
+from suite.data.datasets import open_paired
 from suite.data.fetch import FETCH_NAMES, LOCK_NAME, ChecksumError, fetch, fetch_file
 
 
@@ -70,8 +70,7 @@ class ArchiveServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> "ArchiveServer":
         self.thread.start()
@@ -153,8 +152,14 @@ def test_full_download_verify_extract_then_noop(server, tmp_path):
 
 def test_checksum_mismatch_is_refused_and_the_file_moved_aside(server, tmp_path):
     server.files["/benchmark.tar"] = _benchmark_tar()
-    (tmp_path / LOCK_NAME).write_text(json.dumps({"version": 1, "archives": {
-        "benchmark.tar": {"sha256": "0" * 64, "size": 1, "url": "x", "recorded_utc": "x"}}}))
+    (tmp_path / LOCK_NAME).write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "archives": {"benchmark.tar": {"sha256": "0" * 64, "size": 1, "url": "x", "recorded_utc": "x"}},
+            }
+        )
+    )
     with pytest.raises(ChecksumError, match="SHA-256 mismatch for benchmark.tar.*expected 0000"):
         fetch("Set5", tmp_path, mirror=server.base)
     assert not (tmp_path / "downloads" / "benchmark.tar").exists()
@@ -219,14 +224,17 @@ def test_archive_with_parent_member_is_refused(server, tmp_path):
     assert not (root / "benchmark").exists()  # nothing of the archive was written
 
 
-@pytest.mark.parametrize("kind, members, links, why", [
-    ("tar", {"/abs.txt": b"x"}, None, "absolute path"),
-    ("tar", {"a/../../up.txt": b"x"}, None, r"contains '\.\.'"),
-    ("tar", {"ok.txt": b"x"}, {"link": "../../outside"}, "is a link"),
-    ("tar", {"ok.txt": b"x"}, {"link": "ok.txt"}, "is a link"),
-    ("zip", {"../up.txt": b"x"}, None, r"contains '\.\.'"),
-    ("zip", {"/abs.txt": b"x"}, None, "absolute path"),
-])
+@pytest.mark.parametrize(
+    "kind, members, links, why",
+    [
+        ("tar", {"/abs.txt": b"x"}, None, "absolute path"),
+        ("tar", {"a/../../up.txt": b"x"}, None, r"contains '\.\.'"),
+        ("tar", {"ok.txt": b"x"}, {"link": "../../outside"}, "is a link"),
+        ("tar", {"ok.txt": b"x"}, {"link": "ok.txt"}, "is a link"),
+        ("zip", {"../up.txt": b"x"}, None, r"contains '\.\.'"),
+        ("zip", {"/abs.txt": b"x"}, None, "absolute path"),
+    ],
+)
 def test_unsafe_members_are_refused_before_anything_is_written(tmp_path, kind, members, links, why):
     archive = tmp_path / f"bad.{kind}"
     archive.write_bytes(_tar(members, links) if kind == "tar" else _zip(members))
@@ -273,6 +281,7 @@ def test_archive_placed_by_hand_is_used_without_network(tmp_path):
 
 
 # ---- archives are checked before anything is pinned or written (issue 10 items 8 and 9) ----
+
 
 def _lock(root) -> dict:
     path = root / LOCK_NAME
@@ -388,9 +397,14 @@ def test_damaged_archives_are_one_line_errors_naming_the_file(tmp_path, capsys, 
     body, name, part = {
         "truncated-tar": (tar[:700], "benchmark.tar", "Set5"),
         "absurd-size": (_absurd_size_tar(), "benchmark.tar", "Set5"),
-        "symlink-chain": (_tar({"benchmark/Set5/HR/im0.png": _png_bytes(0)},
-                               {"benchmark/Set5/HR/a.png": "b.png", "benchmark/Set5/HR/b.png": "im0.png"}),
-                          "benchmark.tar", "Set5"),
+        "symlink-chain": (
+            _tar(
+                {"benchmark/Set5/HR/im0.png": _png_bytes(0)},
+                {"benchmark/Set5/HR/a.png": "b.png", "benchmark/Set5/HR/b.png": "im0.png"},
+            ),
+            "benchmark.tar",
+            "Set5",
+        ),
         "bad-crc": (_bad_crc_zip(), "DIV2K_valid_HR.zip", "DIV2K"),
         "truncated-zip": (_zip({"DIV2K_valid_HR/0801.png": _png_bytes(1)})[:-30], "DIV2K_valid_HR.zip", "DIV2K"),
     }[kind]
@@ -420,8 +434,11 @@ def test_a_lock_entry_of_the_wrong_type_is_a_one_line_error(tmp_path, capsys, en
 
 # ---- Manga109, Flickr2K, DF2K (issue 9.4, 12.2, 12.4) ----
 
+
 def test_fetch_accepts_the_names_the_workflow_uses():
-    assert {"DIV2K", "Flickr2K", "DF2K", "benchmark", "Set5", "Set14", "B100", "Urban100", "Manga109"} <= set(FETCH_NAMES)
+    assert {"DIV2K", "Flickr2K", "DF2K", "benchmark", "Set5", "Set14", "B100", "Urban100", "Manga109"} <= set(
+        FETCH_NAMES
+    )
 
 
 def test_manga109_from_an_explicit_url_or_placed_by_hand(server, tmp_path, capsys):
@@ -446,10 +463,12 @@ def test_manga109_from_an_explicit_url_or_placed_by_hand(server, tmp_path, capsy
 
 def test_df2k_links_div2k_train_and_flickr2k_hr(server, tmp_path):
     server.files["/DIV2K_train_HR.zip"] = _zip({f"DIV2K_train_HR/000{i}.png": _png_bytes(i, 24) for i in (1, 2)})
-    server.files["/Flickr2K.tar"] = _tar({
-        "Flickr2K/Flickr2K_HR/000001.png": _png_bytes(5, 24),
-        "Flickr2K/Flickr2K_LR_bicubic/X2/000001x2.png": _png_bytes(6, 12),
-    })
+    server.files["/Flickr2K.tar"] = _tar(
+        {
+            "Flickr2K/Flickr2K_HR/000001.png": _png_bytes(5, 24),
+            "Flickr2K/Flickr2K_LR_bicubic/X2/000001x2.png": _png_bytes(6, 12),
+        }
+    )
     records = fetch("DF2K", tmp_path, mirror=server.base)
     assert [r["archive"] for r in records] == ["DIV2K_train_HR.zip", "Flickr2K.tar"]
     df2k = tmp_path / "DF2K"
@@ -464,6 +483,7 @@ def test_df2k_links_div2k_train_and_flickr2k_hr(server, tmp_path):
 
 
 # ---- single files: released checkpoints (issue 12.2) ----
+
 
 def _checkpoint_bytes() -> bytes:
     # a torch checkpoint is a zip container; the payload does not matter here

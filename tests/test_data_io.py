@@ -47,7 +47,7 @@ def test_rgba_and_grey_become_rgb(tmp_path):
     Image.fromarray(rgb).convert("P").save(tmp_path / "palette.png")
     assert read_image(tmp_path / "palette.png").shape == (6, 5, 3)
 
-    wide = (grey.astype(np.uint16) * 257)
+    wide = grey.astype(np.uint16) * 257
     Image.fromarray(wide).save(tmp_path / "grey16.png")
     np.testing.assert_array_equal(read_image(tmp_path / "grey16.png")[:, :, 1], grey)
 

@@ -50,8 +50,10 @@ def test_train_and_test_share_no_source_image(mini_root):
     assert sources["train"].isdisjoint(sources["test"])
     assert len(sources["train"]) == 9 and len(sources["test"]) == 5
     # nor any identical picture, and the grey photographs really became RGB
-    digests = {split: {hashlib.sha256(p.read_bytes()).hexdigest() for p in (mini_root / split / "HR").iterdir()}
-               for split in ("train", "test")}
+    digests = {
+        split: {hashlib.sha256(p.read_bytes()).hexdigest() for p in (mini_root / split / "HR").iterdir()}
+        for split in ("train", "test")
+    }
     assert digests["train"].isdisjoint(digests["test"])
     camera = read_image(mini_root / "test" / "HR" / "camera.png")
     assert (camera[:, :, 0] == camera[:, :, 2]).all()

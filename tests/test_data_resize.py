@@ -44,8 +44,7 @@ def hand_down2(n: int) -> np.ndarray:
 
 def hand_up2(n: int) -> np.ndarray:
     # output i: even -> first tap i/2 - 2, odd -> (i - 1)/2 - 1
-    return hand_matrix(n, [((i // 2) - 2, UP2_EVEN) if i % 2 == 0 else ((i // 2) - 1, UP2_ODD)
-                           for i in range(2 * n)])
+    return hand_matrix(n, [((i // 2) - 2, UP2_EVEN) if i % 2 == 0 else ((i // 2) - 1, UP2_ODD) for i in range(2 * n)])
 
 
 def matlab_round(x: np.ndarray) -> np.ndarray:
@@ -140,12 +139,15 @@ def test_too_small_axis_is_a_clear_error():
         imresize(np.zeros((1, 8, 3), dtype=np.uint8), 2.0)
 
 
-@pytest.mark.parametrize("bad, scale, match", [
-    (np.zeros((4, 4, 3), dtype=np.float32), 0.5, "uint8"),
-    (np.zeros((4, 4), dtype=np.uint8), 0.5, r"\(H, W, C\)"),
-    (np.zeros((4, 4, 3), dtype=np.uint8), 0, "positive"),
-    (np.zeros((4, 4, 3), dtype=np.uint8), float("nan"), "positive"),
-])
+@pytest.mark.parametrize(
+    "bad, scale, match",
+    [
+        (np.zeros((4, 4, 3), dtype=np.float32), 0.5, "uint8"),
+        (np.zeros((4, 4), dtype=np.uint8), 0.5, r"\(H, W, C\)"),
+        (np.zeros((4, 4, 3), dtype=np.uint8), 0, "positive"),
+        (np.zeros((4, 4, 3), dtype=np.uint8), float("nan"), "positive"),
+    ],
+)
 def test_bad_input_is_refused(bad, scale, match):
     with pytest.raises(ValueError, match=match):
         imresize(bad, scale)
@@ -157,8 +159,10 @@ def test_bench_resize_writes_its_timings_with_a_run_record(tmp_path):
     from suite.cli import main
 
     out = tmp_path / "resize.json"
-    assert main(["bench", "resize", "--images", "1", "--height", "8", "--width", "8", "--scales", "2",
-                 "--out", str(out)]) == 0
+    assert (
+        main(["bench", "resize", "--images", "1", "--height", "8", "--width", "8", "--scales", "2", "--out", str(out)])
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["n_images"] == 1 and list(result["seconds_per_scale"]) == ["x2"]
     record = result["provenance"]

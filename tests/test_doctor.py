@@ -37,8 +37,21 @@ def test_doctor_on_this_machine_is_ready_and_reports_every_section(capsys):
     for section in ("[software]", "[devices]", "[attention]", "[metrics]", "[machine]"):
         assert section in out
     labels = {line.split()[0] for line in out.splitlines() if line and not line.startswith((" ", "["))}
-    assert {"python", "torch", "lock", "pyiqa", "protocol", "threads", "data", "results", "cpu", "cuda",
-            "flash-attn", "snakemake", "requirements"} <= labels
+    assert {
+        "python",
+        "torch",
+        "lock",
+        "pyiqa",
+        "protocol",
+        "threads",
+        "data",
+        "results",
+        "cpu",
+        "cuda",
+        "flash-attn",
+        "snakemake",
+        "requirements",
+    } <= labels
     assert re.search(rf"^torch\s+{re.escape(torch.__version__)} ", out, re.M)
     assert "flex cpu        not checked (--skip-compile)" in out
     assert re.search(r"^protocol\s+basicsr-y \(default\)", out, re.M)
@@ -54,7 +67,9 @@ def test_backend_table_is_what_the_models_resolve(capsys):
             for phase in ("eval", "train"):
                 for bias in BIASES:
                     key = (kind, str(dtype).removeprefix("torch."), phase, bias)
-                    backend = resolve_backend(bias, "auto", torch.device(kind), dtype=dtype, needs_grad=phase == "train")
+                    backend = resolve_backend(
+                        bias, "auto", torch.device(kind), dtype=dtype, needs_grad=phase == "train"
+                    )
                     why = explain_backend(bias, torch.device(kind), dtype=dtype, needs_grad=phase == "train")[1]
                     expected[key] = (backend, why)
     assert table == expected
@@ -87,9 +102,11 @@ def test_an_unusable_device_is_not_ready(capsys):
 
 
 def test_a_missing_requirement_and_no_snakemake_are_not_ready(capsys, monkeypatch, tmp_path):
-    monkeypatch.setattr(doctor, "_declared_requirements",
-                        lambda: [Requirement("torch>=2.5"), Requirement("not-a-real-dist>=1.0"),
-                                 Requirement("pytest<1")])
+    monkeypatch.setattr(
+        doctor,
+        "_declared_requirements",
+        lambda: [Requirement("torch>=2.5"), Requirement("not-a-real-dist>=1.0"), Requirement("pytest<1")],
+    )
     monkeypatch.setattr(shutil, "which", lambda name: None)
     monkeypatch.setattr(doctor.sys, "executable", str(tmp_path / "python"))
     code, out = _doctor(capsys)
@@ -102,16 +119,24 @@ def test_a_missing_requirement_and_no_snakemake_are_not_ready(capsys, monkeypatc
 def test_a_lock_mismatch_warns_lists_the_differences_and_stays_ready(capsys, monkeypatch):
     import suite.lock
 
-    monkeypatch.setattr(suite.lock, "lock_status", lambda: {
-        "lock_file": "requirements/test.txt", "lock_sha256": "ab" * 32, "matches": False,
-        "differences": ["torch: installed 2.14.1, lock 2.15.0", "pillow: not installed, lock 13.0.0"]})
+    monkeypatch.setattr(
+        suite.lock,
+        "lock_status",
+        lambda: {
+            "lock_file": "requirements/test.txt",
+            "lock_sha256": "ab" * 32,
+            "matches": False,
+            "differences": ["torch: installed 2.14.1, lock 2.15.0", "pillow: not installed, lock 13.0.0"],
+        },
+    )
     code, out = _doctor(capsys)
     assert code == 0
     assert re.search(r"^lock\s+WARNING: requirements/test.txt \(sha256 abababababab...\): 2 difference", out, re.M)
     assert "- torch: installed 2.14.1, lock 2.15.0" in out
     assert "- pillow: not installed, lock 13.0.0" in out
     assert out.rstrip().splitlines()[-1] == (
-        "OK: everything the default workflow needs is in place (1 warning(s) above)")
+        "OK: everything the default workflow needs is in place (1 warning(s) above)"
+    )
 
 
 def test_doctor_help_imports_no_torch():

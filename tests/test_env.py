@@ -12,8 +12,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _dirty_flag(checkout: Path) -> str:
     code = "from suite.env import run_record; print(run_record()['git_dirty'])"
-    done = subprocess.run([sys.executable, "-c", code], cwd=checkout, capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": str(checkout), "PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(checkout), "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 

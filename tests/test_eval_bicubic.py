@@ -22,7 +22,7 @@ KEYS = {"dataset", "scale", "method", "n_images", "psnr", "ssim", "images", "met
 def basicsr_reference(readme) -> dict[int, dict[str, tuple[float, float]]]:
     """{scale: {image or "mean": (PSNR, SSIM)}} from the "BasicSR reference values" table of the README."""
     text = readme.read_text()
-    section = text[text.index("BasicSR reference values"):]
+    section = text[text.index("BasicSR reference values") :]
     table: dict[int, dict[str, tuple[float, float]]] = {}
     for scale, name, psnr, ssim in re.findall(r"^\| x(\d) \| (\w+) \| ([\d.]+) \| ([\d.]+) \|$", section, re.M):
         table.setdefault(int(scale), {})[name] = (float(psnr), float(ssim))
@@ -36,8 +36,7 @@ def test_set5_bicubic_reproduces_basicsr_per_image(set5_hr, tmp_path, capsys):
     set5 = set5_hr.parent
     for scale, (psnr, ssim) in SET5_BICUBIC.items():
         out = tmp_path / f"set5_x{scale}.json"
-        assert main(["eval", "--method", "bicubic", "--data", str(set5), "--scale", str(scale),
-                     "--out", str(out)]) == 0
+        assert main(["eval", "--method", "bicubic", "--data", str(set5), "--scale", str(scale), "--out", str(out)]) == 0
         result = json.loads(out.read_text())
         assert result["metric_options"]["protocol"] == "basicsr-y"
         measured = {row["name"]: (row["psnr"], row["ssim"]) for row in result["images"]}
@@ -64,8 +63,24 @@ def test_rounded_y_protocol_is_a_named_option(set5_hr, tmp_path):
     (0.9295, ../shared/data/Set5/README.md); PSNR within 3e-4 dB of BasicSR's (pyiqa's eps)."""
     reference = basicsr_reference(set5_hr.parent / "README.md")[2]["mean"]
     out = tmp_path / "rounded.json"
-    assert main(["eval", "--method", "bicubic", "--data", str(set5_hr.parent), "--scale", "2", "--out", str(out),
-                 "--protocol", "pyiqa-rounded-y"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--method",
+                "bicubic",
+                "--data",
+                str(set5_hr.parent),
+                "--scale",
+                "2",
+                "--out",
+                str(out),
+                "--protocol",
+                "pyiqa-rounded-y",
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["metric_options"]["protocol"] == "pyiqa-rounded-y"
     assert result["metric_options"]["ssim"]["y_rounded"] is True
@@ -75,8 +90,26 @@ def test_rounded_y_protocol_is_a_named_option(set5_hr, tmp_path):
 
 def test_mini_eval_saves_images_and_records_provenance(mini_root, tmp_path):
     out, images = tmp_path / "r" / "mini.json", tmp_path / "sr"
-    assert main(["eval", "--method", "bicubic", "--data", str(mini_root / "test"), "--scale", "4",
-                 "--out", str(out), "--save-images", str(images), "--name", "mini"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--method",
+                "bicubic",
+                "--data",
+                str(mini_root / "test"),
+                "--scale",
+                "4",
+                "--out",
+                str(out),
+                "--save-images",
+                str(images),
+                "--name",
+                "mini",
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["dataset"] == "mini" and result["n_images"] == 5
     provenance = result["provenance"]
@@ -92,24 +125,62 @@ def test_size_mismatch_fails_with_both_files_named(tmp_path, capsys):
     root = tmp_path / "SetX"
     write_png(root / "HR" / "a.png", np.zeros((40, 40, 3), np.uint8))
     write_png(root / "LR_bicubic" / "X2" / "ax2.png", np.zeros((19, 20, 3), np.uint8))
-    code = main(["eval", "--method", "bicubic", "--data", str(root), "--scale", "2",
-                 "--out", str(tmp_path / "o.json")])
+    code = main(["eval", "--method", "bicubic", "--data", str(root), "--scale", "2", "--out", str(tmp_path / "o.json")])
     err = capsys.readouterr().err
     assert code == 2 and "ax2.png is 20x19" in err and "a.png is 40x40" in err
     assert not (tmp_path / "o.json").exists()
 
 
 def test_model_flags_are_declared_and_refused_for_bicubic(mini_root, tmp_path, capsys):
-    args = build_parser().parse_args(["eval", "--checkpoint", "m.pt", "--data", "d", "--scale", "2", "--out", "o",
-                                      "--tile", "64", "--overlap", "8", "--self-ensemble", "--device", "cuda",
-                                      "--save-images", "sr"])
-    assert (args.checkpoint.name, args.tile, args.overlap, args.self_ensemble, args.device) == ("m.pt", 64, 8, True, "cuda")
-    code = main(["eval", "--method", "bicubic", "--data", str(mini_root / "test"), "--scale", "2",
-                 "--out", str(tmp_path / "o.json"), "--tile", "64"])
+    args = build_parser().parse_args(
+        [
+            "eval",
+            "--checkpoint",
+            "m.pt",
+            "--data",
+            "d",
+            "--scale",
+            "2",
+            "--out",
+            "o",
+            "--tile",
+            "64",
+            "--overlap",
+            "8",
+            "--self-ensemble",
+            "--device",
+            "cuda",
+            "--save-images",
+            "sr",
+        ]
+    )
+    assert (args.checkpoint.name, args.tile, args.overlap, args.self_ensemble, args.device) == (
+        "m.pt",
+        64,
+        8,
+        True,
+        "cuda",
+    )
+    code = main(
+        [
+            "eval",
+            "--method",
+            "bicubic",
+            "--data",
+            str(mini_root / "test"),
+            "--scale",
+            "2",
+            "--out",
+            str(tmp_path / "o.json"),
+            "--tile",
+            "64",
+        ]
+    )
     assert code == 2 and "--tile: model inference options, valid only with --checkpoint" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["eval", "--method", "bicubic", "--checkpoint", "m.pt", "--data", "d",
-                                   "--scale", "2", "--out", "o"])
+        build_parser().parse_args(
+            ["eval", "--method", "bicubic", "--checkpoint", "m.pt", "--data", "d", "--scale", "2", "--out", "o"]
+        )
 
 
 def test_evaluate_rejects_wrong_sr_size(mini_root):
@@ -124,6 +195,9 @@ def test_exact_reconstruction_is_refused_not_written_as_a_number(mini_root):
     """BasicSR's PSNR of SR == HR is inf; a JSON result cannot hold it, so evaluation names the images."""
     ds = open_paired(mini_root / "test", 2)
     hr_by_lr = {ds[i]["lr"].tobytes(): ds[i]["hr"] for i in range(len(ds))}
-    with pytest.raises(ValueError, match=r"oracle on test: SR equals HR on the scored region of .*astronaut.*"
-                                         r"PSNR is infinite under protocol 'basicsr-y'"):
+    with pytest.raises(
+        ValueError,
+        match=r"oracle on test: SR equals HR on the scored region of .*astronaut.*"
+        r"PSNR is infinite under protocol 'basicsr-y'",
+    ):
         evaluate(lambda lr: hr_by_lr[lr.tobytes()], ds, 2, "oracle")

@@ -11,16 +11,20 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from suite.checkpoint import load_checkpoint, save_checkpoint
 from suite.cli import main
 from suite.evaluate.inference import (
-    ModelUpscaler, load_upscaler, model_from_checkpoint, self_ensemble, tile_spans, tiled_forward,
+    ModelUpscaler,
+    load_upscaler,
+    model_from_checkpoint,
+    self_ensemble,
+    tile_spans,
+    tiled_forward,
 )
-from suite.models import build_model
-from suite.checkpoint import load_checkpoint, save_checkpoint
 from suite.files import file_sha256
+from suite.models import build_model
 from suite.train.config import load_recipe
 from suite.train.trainer import train
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -39,8 +43,12 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory, mini_root: Path) -> Pat
     recipe = {
         "name": "evaltest",
         "out_dir": str(folder / "run"),
-        "model": {"preset": "tiny", "bias": "rib", "scale": 2,
-                  "overrides": {"dim": 16, "n_blocks": 1, "window_sizes": [8, 8], "ranks": [4, 4]}},
+        "model": {
+            "preset": "tiny",
+            "bias": "rib",
+            "scale": 2,
+            "overrides": {"dim": 16, "n_blocks": 1, "window_sizes": [8, 8], "ranks": [4, 4]},
+        },
         "data": {"train": str(mini_root / "train"), "lr_patch": 16, "batch_size": 2, "num_workers": 0},
         "optim": {"lr": 2e-3},
         "schedule": {"iterations": 3, "warmup": 1, "milestones": []},
@@ -136,9 +144,26 @@ def test_eval_checkpoint_writes_provenance_and_images(checkpoint: Path, mini_roo
     (tmp_path / "mini_test").symlink_to(mini_root / "test")
     data = small_benchmark(tmp_path / "small")
     out, images = tmp_path / "eval.json", tmp_path / "sr"
-    code = main(["eval", "--checkpoint", str(checkpoint), "--data", str(data), "--scale", "2",
-                 "--out", str(out), "--tile", "24", "--overlap", "8", "--self-ensemble",
-                 "--save-images", str(images)])
+    code = main(
+        [
+            "eval",
+            "--checkpoint",
+            str(checkpoint),
+            "--data",
+            str(data),
+            "--scale",
+            "2",
+            "--out",
+            str(out),
+            "--tile",
+            "24",
+            "--overlap",
+            "8",
+            "--self-ensemble",
+            "--save-images",
+            str(images),
+        ]
+    )
     assert code == 0
     result = json.loads(out.read_text())
     state = load_checkpoint(checkpoint)
@@ -160,22 +185,36 @@ def test_eval_checkpoint_writes_provenance_and_images(checkpoint: Path, mini_roo
 def test_eval_refuses_a_bad_checkpoint(tmp_path: Path, mini_root: Path, capsys) -> None:
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
-    code = main(["eval", "--checkpoint", str(bad), "--data", str(mini_root / "test"), "--scale", "2",
-                 "--out", str(tmp_path / "e.json")])
+    code = main(
+        [
+            "eval",
+            "--checkpoint",
+            str(bad),
+            "--data",
+            str(mini_root / "test"),
+            "--scale",
+            "2",
+            "--out",
+            str(tmp_path / "e.json"),
+        ]
+    )
     assert code == 2
     assert str(bad) in capsys.readouterr().err
     assert not (tmp_path / "e.json").exists()
 
 
 def _eval(checkpoint: Path, data: Path, out: Path, *extra: str) -> int:
-    return main(["eval", "--checkpoint", str(checkpoint), "--data", str(data), "--scale", "2", "--out", str(out),
-                 *extra])
+    return main(
+        ["eval", "--checkpoint", str(checkpoint), "--data", str(data), "--scale", "2", "--out", str(out), *extra]
+    )
 
 
 def test_eval_records_precision_and_protocol(checkpoint: Path, mini_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "e.json"
-    assert _eval(checkpoint, mini_root / "test", out, "--precision", "attention-bf16",
-                 "--protocol", "pyiqa-rounded-y") == 0
+    assert (
+        _eval(checkpoint, mini_root / "test", out, "--precision", "attention-bf16", "--protocol", "pyiqa-rounded-y")
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["provenance"]["precision"] == "attention-bf16"
     assert result["metric_options"]["protocol"] == "pyiqa-rounded-y"
@@ -183,12 +222,16 @@ def test_eval_records_precision_and_protocol(checkpoint: Path, mini_root: Path, 
     assert all(layer.attention_dtype == torch.bfloat16 for layer in upscaler.model.attention_layers())
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("nan", "holds NaN or infinite weights"),
-    ("no_settings", "lacks its model settings"),
-])
-def test_eval_refuses_damaged_checkpoint_contents(checkpoint: Path, mini_root: Path, tmp_path: Path, capsys,
-                                                  damage: str, message: str) -> None:
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("nan", "holds NaN or infinite weights"),
+        ("no_settings", "lacks its model settings"),
+    ],
+)
+def test_eval_refuses_damaged_checkpoint_contents(
+    checkpoint: Path, mini_root: Path, tmp_path: Path, capsys, damage: str, message: str
+) -> None:
     state = load_checkpoint(checkpoint)
     state = {k: v for k, v in state.items() if k not in ("format", "format_version")}
     if damage == "nan":
@@ -211,15 +254,30 @@ def test_eval_dispatches_released_checkpoints(monkeypatch, mini_root: Path, tmp_
 
     def fake_load_released(path, preset, scale, bias="rib", overrides=None):
         calls.append((Path(path), preset, scale, bias, overrides))
-        return build_model("tiny", "rib", scale, dim=16, n_blocks=1, window_sizes=[8, 8], ranks=[4, 4]), \
-            {"source_keys": "params_ema", "converted": 12}
+        return build_model("tiny", "rib", scale, dim=16, n_blocks=1, window_sizes=[8, 8], ranks=[4, 4]), {
+            "source_keys": "params_ema",
+            "converted": 12,
+        }
 
     monkeypatch.setattr(official, "load_released", fake_load_released)
     released = tmp_path / "SST_x2.pth"
     released.write_bytes(b"stands for a BasicSR file")
     out = tmp_path / "e.json"
-    assert _eval(released, mini_root / "test", out, "--preset", "base", "--bias", "rpb",
-                 "--override", "dim=16", "ranks=[4, 4]") == 0
+    assert (
+        _eval(
+            released,
+            mini_root / "test",
+            out,
+            "--preset",
+            "base",
+            "--bias",
+            "rpb",
+            "--override",
+            "dim=16",
+            "ranks=[4, 4]",
+        )
+        == 0
+    )
     prov = json.loads(out.read_text())["provenance"]
     assert calls == [(released, "base", 2, "rpb", {"dim": 16, "ranks": [4, 4]})]
     assert prov["checkpoint_sha256"] == file_sha256(released) and prov["checkpoint_format"] == "basicsr"
@@ -249,15 +307,13 @@ def test_released_only_options_need_a_preset(checkpoint: Path, mini_root: Path, 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "official"
 
 
-def test_eval_of_an_official_fixture_records_the_source_and_conversion(mini_root: Path, tmp_path: Path,
-                                                                       capsys) -> None:
+def test_eval_of_an_official_fixture_records_the_source_and_conversion(mini_root: Path, tmp_path: Path, capsys) -> None:
     # A BasicSR-format file written by the official code (tests/fixtures/official, see its manifest).
     manifest = json.loads((FIXTURES / "manifest.json").read_text())["fixtures"]["rib_pixelshuffle_x2"]["suite"]
     released = FIXTURES / "rib_pixelshuffle_x2.pth"
     overrides = [f"{key}={json.dumps(value)}" for key, value in manifest["overrides"].items()]
     out = tmp_path / "e.json"
-    assert _eval(released, mini_root / "test", out, "--preset", manifest["preset"],
-                 "--override", *overrides) == 0
+    assert _eval(released, mini_root / "test", out, "--preset", manifest["preset"], "--override", *overrides) == 0
     prov = json.loads(out.read_text())["provenance"]
     assert prov["checkpoint_sha256"] == file_sha256(released) and prov["checkpoint_format"] == "basicsr"
     assert prov["conversion"]["format"] == "basicsr" and prov["conversion"]["source_sha256"] == file_sha256(released)

@@ -61,8 +61,9 @@ def suite_imports(path: Path) -> list[tuple[int, str]]:
             # `from suite import files` imports suite.files: judge the submodule where there is one.
             for alias in node.names:
                 candidate = f"{base}.{alias.name}"
-                exists = (PACKAGE.parent / Path(*candidate.split("."))).with_suffix(".py").is_file() or \
-                    (PACKAGE.parent / Path(*candidate.split("."))).is_dir()
+                exists = (PACKAGE.parent / Path(*candidate.split("."))).with_suffix(".py").is_file() or (
+                    PACKAGE.parent / Path(*candidate.split("."))
+                ).is_dir()
                 found.append((node.lineno, candidate if exists else base))
     return [(line, name) for line, name in found if name == "suite" or name.startswith("suite.")]
 
@@ -78,8 +79,10 @@ def violations(root: Path = PACKAGE) -> list[str]:
             if dest in SHARED and source in SHARED:
                 continue
             if layer_of(dest) >= layer_of(source):
-                problems.append(f"{path.relative_to(root.parent)}:{line}: {source} (layer {layer_of(source)}) "
-                                f"imports {target} (layer {layer_of(dest)})")
+                problems.append(
+                    f"{path.relative_to(root.parent)}:{line}: {source} (layer {layer_of(source)}) "
+                    f"imports {target} (layer {layer_of(dest)})"
+                )
     return problems
 
 
@@ -95,9 +98,11 @@ def test_no_module_imports_its_own_or_a_higher_layer() -> None:
 def test_the_check_catches_an_upward_import(tmp_path: Path, monkeypatch) -> None:
     # evaluate importing train (the cycle issue 9.3 removed) and models importing data must be found.
     fake = tmp_path / "suite"
-    for folder, text in (("evaluate", "from suite.train.trainer import train\n"),
-                         ("models", "def f():\n    from suite.data import io\n"),
-                         ("train", "from suite.evaluate import evaluate\n")):
+    for folder, text in (
+        ("evaluate", "from suite.train.trainer import train\n"),
+        ("models", "def f():\n    from suite.data import io\n"),
+        ("train", "from suite.evaluate import evaluate\n"),
+    ):
         (fake / folder).mkdir(parents=True)
         (fake / folder / "__init__.py").write_text(text)
     (fake / "data").mkdir()

@@ -22,9 +22,16 @@ LOCKED_EXTRAS = {"test.txt": ("test",), "slurm.txt": ("test", "slurm")}
 
 
 def _environment(python: str) -> dict:
-    return {"python_version": python, "python_full_version": f"{python}.0", "sys_platform": "linux",
-            "platform_system": "Linux", "platform_machine": "x86_64", "implementation_name": "cpython",
-            "platform_python_implementation": "CPython", "os_name": "posix"}
+    return {
+        "python_version": python,
+        "python_full_version": f"{python}.0",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "platform_machine": "x86_64",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "os_name": "posix",
+    }
 
 
 def _declared(extras) -> list[Requirement]:
@@ -81,6 +88,7 @@ def test_lock_headers_name_the_refresh_command():
 
 # --- lock_status ---------------------------------------------------------------------------------
 
+
 def _write_lock(tmp_path, lines) -> Path:
     path = tmp_path / "lock.txt"
     path.write_text("# a lock\n" + "".join(line + "\n" for line in lines))
@@ -94,11 +102,16 @@ def _installed_pytest() -> str:
 
 
 def test_lock_status_matches_when_every_applicable_pin_is_installed(tmp_path):
-    path = _write_lock(tmp_path, [f"PyTest=={_installed_pytest()}", "    # via rib-suite",
-                                  "not-a-real-dist==1.0 ; sys_platform == 'nonexistent'"])
+    path = _write_lock(
+        tmp_path,
+        [
+            f"PyTest=={_installed_pytest()}",
+            "    # via rib-suite",
+            "not-a-real-dist==1.0 ; sys_platform == 'nonexistent'",
+        ],
+    )
     status = lock.lock_status(path)
-    assert status == {"lock_file": str(path), "lock_sha256": status["lock_sha256"], "matches": True,
-                      "differences": []}
+    assert status == {"lock_file": str(path), "lock_sha256": status["lock_sha256"], "matches": True, "differences": []}
     from suite.files import file_sha256
 
     assert status["lock_sha256"] == file_sha256(path)
@@ -131,7 +144,7 @@ def test_lock_status_without_a_lock_file(tmp_path):
 @pytest.mark.parametrize("line", ["pytest>=1.0", "pytest", "pytest==1.0,!=2.0", "===="])
 def test_read_lock_names_file_and_line_of_a_bad_pin(tmp_path, line):
     path = _write_lock(tmp_path, ["pytest==1.0", line])
-    with pytest.raises(ValueError, match=rf"lock\.txt:3: "):
+    with pytest.raises(ValueError, match=r"lock\.txt:3: "):
         lock.read_lock(path)
 
 
@@ -141,9 +154,11 @@ def test_local_build_tag_is_a_difference():
 
 
 def test_lock_status_imports_no_torch():
-    code = ("import sys, suite.lock; s = suite.lock.lock_status(); "
-            "assert s['lock_file'] == 'requirements/test.txt', s; "
-            "assert 'torch' not in sys.modules and 'numpy' not in sys.modules; print('ok')")
+    code = (
+        "import sys, suite.lock; s = suite.lock.lock_status(); "
+        "assert s['lock_file'] == 'requirements/test.txt', s; "
+        "assert 'torch' not in sys.modules and 'numpy' not in sys.modules; print('ok')"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
@@ -158,5 +173,7 @@ def test_every_install_path_goes_through_the_lock():
     assert "pip install -e '.[test,slurm]' -c requirements/slurm.txt" in ci
     deploy = (ROOT / "workflows" / "envs" / "suite.post-deploy.sh").read_text()
     assert "pip install --no-input -e . -c requirements/test.txt" in deploy
-    conda_python = re.search(r"^\s*- python =(\d+\.\d+)$", (ROOT / "workflows" / "envs" / "suite.yaml").read_text(), re.M)
+    conda_python = re.search(
+        r"^\s*- python =(\d+\.\d+)$", (ROOT / "workflows" / "envs" / "suite.yaml").read_text(), re.M
+    )
     assert conda_python and conda_python.group(1) in SUPPORTED

@@ -55,8 +55,9 @@ def rpb_checkpoint(tmp_path: Path) -> Path:
     """A suite RPB checkpoint with different `ema` and `model` weights."""
     ema, raw = rpb_model(0), rpb_model(1)
     path = tmp_path / "rpb.pt"
-    save_checkpoint({"model_config": ema.config, "ema": ema.state_dict(), "model": raw.state_dict(),
-                     "iteration": 7}, path)
+    save_checkpoint(
+        {"model_config": ema.config, "ema": ema.state_dict(), "model": raw.state_dict(), "iteration": 7}, path
+    )
     return path
 
 
@@ -166,13 +167,17 @@ def test_lowrank_layer_is_fixed_to_its_window_and_pads_like_rpb():
     layer = model.attention_layers()[0]
     assert model.config["large_windows"] == "clamp" and layer.window_shape(5, 6) == (WINDOW, WINDOW)
     assert model(torch.rand(1, 3, 5, 6)).shape == (1, 3, 10, 12)
-    with pytest.raises(ValueError, match=r"a low-rank layer trained at window 8 cannot run at window 16: its factors "
-                                         r"hold one row per token of a 8x8 window"):
+    with pytest.raises(
+        ValueError,
+        match=r"a low-rank layer trained at window 8 cannot run at window 16: its factors "
+        r"hold one row per token of a 8x8 window",
+    ):
         model.set_window_sizes([16, 16])
     with pytest.raises(ModelConfigError, match=r"model field ranks\[1\] = 65 exceeds window_sizes\[1\]\^2 = 64"):
         build_model("tiny", "lowrank", 2, **{**SMALL, "ranks": [4, 65]})
     assert [key for key in model.state_dict() if ".attn.lowrank." in key] == [
-        f"blocks.0.layers.{i}.attn.lowrank.{name}" for i in (0, 1) for name in ("q_factors", "k_factors")]
+        f"blocks.0.layers.{i}.attn.lowrank.{name}" for i in (0, 1) for name in ("q_factors", "k_factors")
+    ]
     assert layer.lowrank.q_factors.shape == (2, N, 4) and layer.extra_channels == 8  # D 8 + R 4 -> 16
 
 
@@ -227,14 +232,20 @@ def test_convert_refuses_bad_input_and_overwrites_nothing(tmp_path, rpb_checkpoi
     rib = build_model("tiny", "rib", 2, **SMALL)
     rib_path = tmp_path / "rib.pt"
     save_checkpoint({"model_config": rib.config, "ema": rib.state_dict()}, rib_path)
-    with pytest.raises(ValueError, match=rf"checkpoint {rib_path} has bias 'rib': low-rank conversion factorises "
-                                         r"an RPB model's dense bias \(bias 'rpb'\)"):
+    with pytest.raises(
+        ValueError,
+        match=rf"checkpoint {rib_path} has bias 'rib': low-rank conversion factorises "
+        r"an RPB model's dense bias \(bias 'rpb'\)",
+    ):
         convert_checkpoint(rib_path, 4, tmp_path / "a.pt")
     for rank in (0, -3, "abc"):
         with pytest.raises(ValueError, match=r"rank .* must be a positive integer or 'full'"):
             convert_checkpoint(rpb_checkpoint, rank, tmp_path / "a.pt")
-    with pytest.raises(ValueError, match=rf"rank 65 exceeds N = 8\^2 = 64 tokens of attention layer 0 "
-                                         rf"\(8x8 window\) of checkpoint {rpb_checkpoint}; use a rank in 1..64"):
+    with pytest.raises(
+        ValueError,
+        match=rf"rank 65 exceeds N = 8\^2 = 64 tokens of attention layer 0 "
+        rf"\(8x8 window\) of checkpoint {rpb_checkpoint}; use a rank in 1..64",
+    ):
         convert_checkpoint(rpb_checkpoint, 65, tmp_path / "a.pt")
     assert not (tmp_path / "a.pt").exists()
     existing = tmp_path / "existing.pt"
@@ -248,35 +259,83 @@ def test_convert_refuses_bad_input_and_overwrites_nothing(tmp_path, rpb_checkpoi
         assert main(["convert", "lowrank", "--checkpoint", str(rpb_checkpoint), *args]) == 2
         err = capsys.readouterr().err
         assert err.startswith("suite convert: error: ") and message in err, err
-    assert main(["convert", "lowrank", "--checkpoint", str(rib_path), "--rank", "4", "--out",
-                 str(tmp_path / "b.pt")]) == 2
+    assert (
+        main(["convert", "lowrank", "--checkpoint", str(rib_path), "--rank", "4", "--out", str(tmp_path / "b.pt")]) == 2
+    )
     assert f"checkpoint {rib_path} has bias 'rib'" in capsys.readouterr().err
     assert existing.read_bytes() == b"keep me" and not (tmp_path / "b.pt").exists()
 
 
 def test_cli_convert_and_analyze_lowrank_end_to_end(tmp_path, rpb_checkpoint, tiny_data, capsys):
     converted = tmp_path / "full.pt"
-    assert main(["convert", "lowrank", "--checkpoint", str(rpb_checkpoint), "--rank", "full",
-                 "--out", str(converted)]) == 0
+    assert (
+        main(["convert", "lowrank", "--checkpoint", str(rpb_checkpoint), "--rank", "full", "--out", str(converted)])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert f"{converted}: tiny x2 lowrank, rank full (per layer [64, 64])" in printed
     assert load_checkpoint(converted)["model_config"]["ranks"] == [N, N]
 
     out = tmp_path / "analysis"
-    assert main(["analyze", "lowrank", "--checkpoint", str(rpb_checkpoint), "--data", str(tiny_data), "--scale", "2",
-                 "--ranks", "4", "16", "full", "0", "--device", "cpu", "--rounds", "2", "--warmup", "0",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                "lowrank",
+                "--checkpoint",
+                str(rpb_checkpoint),
+                "--data",
+                str(tiny_data),
+                "--scale",
+                "2",
+                "--ranks",
+                "4",
+                "16",
+                "full",
+                "0",
+                "--device",
+                "cpu",
+                "--rounds",
+                "2",
+                "--warmup",
+                "0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     with open(out / "lowrank.csv", newline="") as handle:
         reader = csv.DictReader(handle)
         table = list(reader)
-    assert reader.fieldnames == list(COLUMNS) == [
-        "variant", "rank", "rank_label", "bias_rel_error", "bias_rel_error_max", "psnr", "ssim", "psnr_change",
-        "ssim_change", "ms_median", "ms_iqr", "time_ratio", "status", "reason"]
+    assert (
+        reader.fieldnames
+        == list(COLUMNS)
+        == [
+            "variant",
+            "rank",
+            "rank_label",
+            "bias_rel_error",
+            "bias_rel_error_max",
+            "psnr",
+            "ssim",
+            "psnr_change",
+            "ssim_change",
+            "ms_median",
+            "ms_iqr",
+            "time_ratio",
+            "status",
+            "reason",
+        ]
+    )
     document = json.loads((out / "lowrank.json").read_text())
     rows = document["rows"]
-    assert [row["variant"] for row in table] == [row["variant"] for row in rows] == [
-        "rpb", "lowrank-4", "lowrank-16", "lowrank-full", "no-bias"]
+    assert (
+        [row["variant"] for row in table]
+        == [row["variant"] for row in rows]
+        == ["rpb", "lowrank-4", "lowrank-16", "lowrank-full", "no-bias"]
+    )
     assert [row["rank"] for row in rows] == [None, 4, 16, N, 0]
     assert [row["rank_label"] for row in rows] == ["-", "4", "16", "full", "0"]
     assert all(row["status"] == "ok" and row["reason"] == "" for row in rows)

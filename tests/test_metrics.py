@@ -19,6 +19,7 @@ def metric_input(img: np.ndarray) -> torch.Tensor:
 
 # --- plain reference implementation (only here, to cross-check pyiqa) ---------------------------
 
+
 def plain_y(img: np.ndarray) -> np.ndarray:
     """BT.601 luma in [16, 235] of uint8 RGB: Y = 16 + 65.481 R + 128.553 G + 24.966 B, RGB in [0, 1]."""
     rgb = img.astype(np.float64) / 255.0
@@ -34,7 +35,7 @@ def plain_psnr(sr: np.ndarray, hr: np.ndarray, border: int) -> float:
 def _gaussian_filter_valid(x: np.ndarray) -> np.ndarray:
     """11x11 Gaussian (sigma 1.5) filtering, 'valid' region, as separable 1-D passes."""
     t = np.arange(11) - 5.0
-    g = np.exp(-(t ** 2) / (2 * 1.5 ** 2))
+    g = np.exp(-(t**2) / (2 * 1.5**2))
     g /= g.sum()
     rows = np.lib.stride_tricks.sliding_window_view(x, 11, axis=0) @ g
     return np.lib.stride_tricks.sliding_window_view(rows, 11, axis=1) @ g
@@ -51,16 +52,17 @@ def plain_ssim(sr: np.ndarray, hr: np.ndarray, border: int, clip_cs: bool = Fals
     b = rounding(plain_y(hr))[border:-border, border:-border]
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     mu_a, mu_b = _gaussian_filter_valid(a), _gaussian_filter_valid(b)
-    var_a = _gaussian_filter_valid(a * a) - mu_a ** 2
-    var_b = _gaussian_filter_valid(b * b) - mu_b ** 2
+    var_a = _gaussian_filter_valid(a * a) - mu_a**2
+    var_b = _gaussian_filter_valid(b * b) - mu_b**2
     cov = _gaussian_filter_valid(a * b) - mu_a * mu_b
     cs = (2 * cov + c2) / (var_a + var_b + c2)
     if clip_cs:
         cs = np.maximum(cs, 0.0)
-    return float((((2 * mu_a * mu_b + c1) / (mu_a ** 2 + mu_b ** 2 + c1)) * cs).mean())
+    return float((((2 * mu_a * mu_b + c1) / (mu_a**2 + mu_b**2 + c1)) * cs).mean())
 
 
 # --- tests --------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def bicubic_pairs(mini_root):
@@ -152,8 +154,10 @@ def test_protocol_names_import_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys; from suite.metrics import PROTOCOLS, DEFAULT_PROTOCOL; "
-            "assert 'torch' not in sys.modules; print(','.join(PROTOCOLS), DEFAULT_PROTOCOL)")
+    code = (
+        "import sys; from suite.metrics import PROTOCOLS, DEFAULT_PROTOCOL; "
+        "assert 'torch' not in sys.modules; print(','.join(PROTOCOLS), DEFAULT_PROTOCOL)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["basicsr-y,pyiqa-rounded-y", "basicsr-y"]

@@ -149,9 +149,12 @@ SPEC_TABLE = {  # SPEC section 4: dim, blocks, heads, windows, ranks, exp, upsam
 }
 # SPEC section 4: trainable parameters of the official RIB networks, counted from the official classes.
 OFFICIAL_COUNTS = {
-    "light": (893_340, 899_835, 908_928), "light+": (893_340, 899_835, 908_928),
-    "base": (11_676_707, 11_861_347, 12_119_843), "base+": (11_676_707, 11_861_347, 12_119_843),
-    "large": (20_314_947, 20_730_147, 21_311_427), "large+": (20_314_947, 20_730_147, 21_311_427),
+    "light": (893_340, 899_835, 908_928),
+    "light+": (893_340, 899_835, 908_928),
+    "base": (11_676_707, 11_861_347, 12_119_843),
+    "base+": (11_676_707, 11_861_347, 12_119_843),
+    "large": (20_314_947, 20_730_147, 21_311_427),
+    "large+": (20_314_947, 20_730_147, 21_311_427),
     "XL+": (33_892_195, 34_307_395, 34_888_675),
 }
 
@@ -160,11 +163,23 @@ def test_presets_follow_the_spec_table():
     assert set(PRESETS) == set(SPEC_TABLE) | {"tiny"}
     for name, expected in SPEC_TABLE.items():
         preset = PRESETS[name]
-        got = (preset["dim"], preset["n_blocks"], preset["heads"], tuple(preset["window_sizes"]),
-               tuple(preset["ranks"]), preset["exp_ratio"], preset["upsampler"], preset["upsampler_dim"])
+        got = (
+            preset["dim"],
+            preset["n_blocks"],
+            preset["heads"],
+            tuple(preset["window_sizes"]),
+            tuple(preset["ranks"]),
+            preset["exp_ratio"],
+            preset["upsampler"],
+            preset["upsampler_dim"],
+        )
         assert got == expected, name
         assert (preset["body_tail"], preset["norm_eps"], preset["init"], preset["large_windows"]) == (
-            "norm_conv", 1e-6, "official", "pad"), name
+            "norm_conv",
+            1e-6,
+            "official",
+            "pad",
+        ), name
 
 
 @pytest.mark.parametrize("scale", (2, 3, 4))
@@ -179,8 +194,9 @@ def test_official_network_structure():
     """The body tail and the two official upsamplers compute what SPEC section 4 says, checked by hand."""
     torch.manual_seed(0)
     for upsampler, dim in (("pixelshuffle", 8), ("pixelshuffle_direct", None)):
-        model = build_model("light", "rib", 3, dim=12, n_blocks=1, window_sizes=(4,), ranks=(4,),
-                            upsampler=upsampler, upsampler_dim=dim).eval()
+        model = build_model(
+            "light", "rib", 3, dim=12, n_blocks=1, window_sizes=(4,), ranks=(4,), upsampler=upsampler, upsampler_dim=dim
+        ).eval()
         x = image(10, 9)
         with torch.no_grad():
             feat = model.head(x)
@@ -204,8 +220,14 @@ def test_official_init():
     model = build_model("base", "rib", 2, n_blocks=1, window_sizes=(8, 8), ranks=(18, 18))
     layer = model.blocks[0].layers[0]
     assert layer.attn.qkv.weight.std().item() == pytest.approx(0.02, rel=0.1)
-    for bias in (layer.attn.qkv.bias, layer.ffn.fc1.bias, model.head.bias, model.tail_conv.bias,
-                 model.upsampler.up_conv.bias, layer.attn.rib.mlp[0].bias):
+    for bias in (
+        layer.attn.qkv.bias,
+        layer.ffn.fc1.bias,
+        model.head.bias,
+        model.tail_conv.bias,
+        model.upsampler.up_conv.bias,
+        layer.attn.rib.mlp[0].bias,
+    ):
         assert not bias.any()
     assert layer.attn.rib.mlp[0].weight.std().item() == pytest.approx(0.05, rel=0.1)
     rpb = build_model("base", "rpb", 2, n_blocks=1, window_sizes=(8, 8), ranks=(18, 18))
@@ -233,7 +255,9 @@ def test_resolve_model_config_names_field_and_value(overrides, message):
 
 def test_resolve_model_config_is_what_build_model_records():
     config = resolve_model_config("base+", "rpb", 4, {"n_blocks": 2})
-    assert config["preset"] == "base+" and config["n_blocks"] == 2 and config["window_sizes"] == [16, 32, 48, 32, 48, 96]
+    assert (
+        config["preset"] == "base+" and config["n_blocks"] == 2 and config["window_sizes"] == [16, 32, 48, 32, 48, 96]
+    )
     assert config["upsampler"] == "pixelshuffle" and config["upsampler_dim"] == 64
     with pytest.raises(ModelConfigError, match="model field bias = 'alibi' must be one of rpb, rib, none"):
         resolve_model_config("tiny", "alibi")

@@ -79,8 +79,9 @@ def test_a_changed_tail_or_upsampler_layer_breaks_the_equivalence(name, change):
 
 def test_a_clamped_window_does_not_match_the_official_padding():
     """The official network pads a map smaller than its window up to it; clamping the window differs."""
-    ours, official = official_output("rib_direct_x4_small_map", our_network("rib_direct_x4_small_map",
-                                                                            large_windows="clamp"))
+    ours, official = official_output(
+        "rib_direct_x4_small_map", our_network("rib_direct_x4_small_map", large_windows="clamp")
+    )
     assert (ours - official).abs().max().item() > 1e-4
 
 
@@ -91,7 +92,9 @@ def test_mismatched_preset_lists_missing_unexpected_and_misshaped_keys():
         convert_basicsr_state(state, model)
     message = str(err.value)
     assert "unexpected" in message and "body.1.0.attn.to_qkv.weight (72, 24, 1, 1)" in message
-    assert "mis-shaped" in message and "body.0.2.attn.to_q (2, 32, 5) -> blocks.0.layers.2.attn.rib.to_q.weight" in message
+    assert (
+        "mis-shaped" in message and "body.0.2.attn.to_q (2, 32, 5) -> blocks.0.layers.2.attn.rib.to_q.weight" in message
+    )
     wider = our_network("rib_pixelshuffle_x2", dim=36, heads=3)
     with pytest.raises(ReleasedCheckpointError, match=r"mis-shaped \(\d+\): head\.|mis-shaped .*proj\.weight"):
         convert_basicsr_state(state, wider)
@@ -187,8 +190,10 @@ def test_suite_convert_writes_a_suite_checkpoint(tmp_path):
     assert OFFICIAL_PRESETS == tuple(OFFICIAL_NAMES)
     model = build_model("light", "rib", 3)
     n_blocks, n_layers = len(model.blocks), len(model.blocks[0].layers)
-    official = {to_official_key(key, n_blocks, n_layers): official_shape(key, value)
-                for key, value in model.state_dict().items()}
+    official = {
+        to_official_key(key, n_blocks, n_layers): official_shape(key, value)
+        for key, value in model.state_dict().items()
+    }
     source = tmp_path / "SSTlight_DFLIP_X3.pth"
     torch.save({"params_ema": official, "params": official}, source)
     out = tmp_path / "converted.pt"
@@ -198,15 +203,21 @@ def test_suite_convert_writes_a_suite_checkpoint(tmp_path):
     for key, value in model.state_dict().items():
         assert torch.equal(saved["ema"][key], value), key
     assert saved["provenance"]["converted_from"]["source_sha256"] == file_sha256(source)
-    assert main(["convert", "released", str(source), "--preset", "light", "--scale", "3", "--out", str(out)]) == 2  # exists
-    assert main(["convert", "released", str(source), "--preset", "base", "--scale", "3", "--out", str(tmp_path / "b.pt")]) == 2
+    assert (
+        main(["convert", "released", str(source), "--preset", "light", "--scale", "3", "--out", str(out)]) == 2
+    )  # exists
+    assert (
+        main(["convert", "released", str(source), "--preset", "base", "--scale", "3", "--out", str(tmp_path / "b.pt")])
+        == 2
+    )
 
 
 def test_load_released_with_overrides_reproduces_a_fixture():
     name = "rpb_pixelshuffle_x4"
     suite = MANIFEST["fixtures"][name]["suite"]
-    model, provenance = load_released(FIXTURES / f"{name}.pth", suite["preset"], suite["scale"], suite["bias"],
-                                      overrides=suite["overrides"])
+    model, provenance = load_released(
+        FIXTURES / f"{name}.pth", suite["preset"], suite["scale"], suite["bias"], overrides=suite["overrides"]
+    )
     io = torch.load(FIXTURES / f"{name}.io.pt", weights_only=True)
     with torch.no_grad():
         assert (model(io["input"]) - io["output"]).abs().max().item() <= 1e-5
@@ -245,7 +256,11 @@ def test_every_official_attention_type_has_a_fixture():
     # RPB's three official kernels (Naive, SDPA, Flex) compute one bias; SDPA's fixture stands for them.
     assert covered | {"Naive", "Flex"} == set(OFFICIAL_TYPES)
     assert {MANIFEST["fixtures"][name]["suite"]["bias"] for name in MANIFEST["fixtures"]} >= {
-        "cpe", "rope", "flashbias", "rib-siren"}
+        "cpe",
+        "rope",
+        "flashbias",
+        "rib-siren",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(MANIFEST["fixtures"]))
@@ -259,16 +274,40 @@ def test_convert_released_and_eval_reproduce_every_official_type(name, tmp_path)
     suite = MANIFEST["fixtures"][name]["suite"]
     overrides = [f"{key}={json.dumps(value)}" for key, value in suite["overrides"].items()]
     out = tmp_path / "converted.pt"
-    assert main(["convert", "released", str(FIXTURES / f"{name}.pth"), "--preset", suite["preset"], "--scale",
-                 str(suite["scale"]), "--bias", suite["bias"], "--override", *overrides,
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                "released",
+                str(FIXTURES / f"{name}.pth"),
+                "--preset",
+                suite["preset"],
+                "--scale",
+                str(suite["scale"]),
+                "--bias",
+                suite["bias"],
+                "--override",
+                *overrides,
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     model = model_from_checkpoint(load_checkpoint(out)).eval()
     io = torch.load(FIXTURES / f"{name}.io.pt", weights_only=True)
-    loaded = load_upscaler(FIXTURES / f"{name}.pth", preset=suite["preset"], scale=suite["scale"],
-                           bias=suite["bias"], model_overrides=suite["overrides"])
+    loaded = load_upscaler(
+        FIXTURES / f"{name}.pth",
+        preset=suite["preset"],
+        scale=suite["scale"],
+        bias=suite["bias"],
+        model_overrides=suite["overrides"],
+    )
     assert loaded.method == f"{suite['preset']}-released"
-    assert loaded.provenance["conversion"]["official_attn_type"] == MANIFEST["fixtures"][name]["official_kwargs"][
-        "attn_type"]
+    assert (
+        loaded.provenance["conversion"]["official_attn_type"]
+        == MANIFEST["fixtures"][name]["official_kwargs"]["attn_type"]
+    )
     with torch.no_grad():
         assert (model(io["input"]) - io["output"]).abs().max().item() <= 1e-5
         assert (loaded.upscale.model(io["input"]) - io["output"]).abs().max().item() <= 1e-5

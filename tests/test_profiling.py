@@ -16,9 +16,10 @@ import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 from suite.cli import main
-from suite.models import build_model
 from suite.models import attention as attention_module
-from suite.profiling import kernels, measure as measure_module, tables
+from suite.models import build_model
+from suite.profiling import kernels, tables
+from suite.profiling import measure as measure_module
 from suite.profiling.attention import AttentionSpec, bench
 from suite.profiling.flops import forward_flops, step_flops
 from suite.profiling.measure import PointSpec, measure
@@ -28,15 +29,33 @@ SMALL = {"dim": 16, "n_blocks": 1, "ranks": [4, 4]}  # head dim 8, rank 4: RIB's
 
 
 def small_spec(**fields) -> PointSpec:
-    base = dict(preset="tiny", bias="rib", phase="train", window=8, patch=16, batch=1, device="cpu",
-                warmup=1, steps=2, profile_warmup=1, profile_active=1, threads=1, overrides=dict(SMALL))
+    base = dict(
+        preset="tiny",
+        bias="rib",
+        phase="train",
+        window=8,
+        patch=16,
+        batch=1,
+        device="cpu",
+        warmup=1,
+        steps=2,
+        profile_warmup=1,
+        profile_active=1,
+        threads=1,
+        overrides=dict(SMALL),
+    )
     return PointSpec(**{**base, **fields})
 
 
 def write_config(path: Path, **fields) -> Path:
     config = {
-        "preset": "tiny", "overrides": SMALL, "device": "cpu", "precision": "fp32", "threads": 1,
-        "isolation": "none", "profiler": {"warmup": 1, "active": 1},
+        "preset": "tiny",
+        "overrides": SMALL,
+        "device": "cpu",
+        "precision": "fp32",
+        "threads": 1,
+        "isolation": "none",
+        "profiler": {"warmup": 1, "active": 1},
         "phases": {"train": {"batch": 1, "warmup": 1, "steps": 1}},
         "variants": [{"bias": "rpb", "backend": "sdpa"}, {"bias": "rib"}],
         "points": [{"window": 8, "patch": 16}],
@@ -47,6 +66,7 @@ def write_config(path: Path, **fields) -> Path:
 
 
 # --- analytic FLOPs -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("bias", ["rpb", "rib", "none"])
 @pytest.mark.parametrize("window,height,width", [(8, 16, 16), (8, 20, 12), (16, 12, 20)])
@@ -77,6 +97,7 @@ def test_forward_flops_of_official_presets(preset, upsampler_dim, bias):
 
 
 # --- kernel attribution ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "bias,backend,phase,expected",
@@ -119,18 +140,48 @@ def test_kernel_names_of_gpu_backends():
     assert kernels.kernel_family("fmha_cutlassF_bf16_aligned_64x128_rf_sm80") == "efficient"
     assert kernels.kernel_family("triton_tem_fused_flex_attention_backward_zeros_1") == "flex"
     assert kernels.kernel_family("void at::native::vectorized_elementwise_kernel<4>") is None
-    found = kernels.attribute(["aten::addmm", "aten::_scaled_dot_product_efficient_attention"],
-                              ["fmha_cutlassF_bf16_aligned_64x128_rf_sm80", "ampere_sgemm_128x64_nn"])
-    assert found == {"families": ["efficient"], "names": ["aten::_scaled_dot_product_efficient_attention",
-                                                          "fmha_cutlassF_bf16_aligned_64x128_rf_sm80"]}
+    found = kernels.attribute(
+        ["aten::addmm", "aten::_scaled_dot_product_efficient_attention"],
+        ["fmha_cutlassF_bf16_aligned_64x128_rf_sm80", "ampere_sgemm_128x64_nn"],
+    )
+    assert found == {
+        "families": ["efficient"],
+        "names": ["aten::_scaled_dot_product_efficient_attention", "fmha_cutlassF_bf16_aligned_64x128_rf_sm80"],
+    }
 
 
 # --- single setting: CLI, schema, upsert -----------------------------------------------------------
 
+
 def run_cli(tmp_path: Path, *extra: str) -> int:
-    args = ["profile", "run", "--preset", "tiny", "--window", "8", "--patch", "16", "--batch", "1", "--device", "cpu",
-            "--warmup", "1", "--steps", "2", "--profile-active", "1", "--threads", "1",
-            "--out", str(tmp_path), "--override", "dim=16", "n_blocks=1", "ranks=[4,4]"]
+    args = [
+        "profile",
+        "run",
+        "--preset",
+        "tiny",
+        "--window",
+        "8",
+        "--patch",
+        "16",
+        "--batch",
+        "1",
+        "--device",
+        "cpu",
+        "--warmup",
+        "1",
+        "--steps",
+        "2",
+        "--profile-active",
+        "1",
+        "--threads",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--override",
+        "dim=16",
+        "n_blocks=1",
+        "ranks=[4,4]",
+    ]
     return main(args + list(extra))
 
 
@@ -195,14 +246,17 @@ def test_profile_run_has_a_time_limit(tmp_path, capsys):
 
 # --- failure rows -----------------------------------------------------------------------------------
 
+
 def test_injected_oom_gives_oom_row_and_sweep_goes_on(tmp_path, monkeypatch):
     real_build = measure_module.build_model
 
     def build_failing_at_window_16(preset, bias, scale, **overrides):
         model = real_build(preset, bias, scale, **overrides)
         if bias == "rpb" and overrides["window_sizes"][0] == 16:
+
             def out_of_memory(x):
                 raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (injected)")
+
             model.forward = out_of_memory
         return model
 
@@ -230,8 +284,12 @@ def test_real_memory_cap_oom_in_worker_process(tmp_path):
     # A worker process under a 2 GiB data cap: RPB's (1, 2, 9216, 9216) bias and its logits at a
     # 96x96 window cannot fit, the 8x8 window after it can.
     config = write_config(
-        tmp_path / "sweep.yaml", isolation="process", memory_cap_gb=2, overrides={"n_blocks": 1},
-        variants=[{"bias": "rpb", "backend": "math"}], phases={"infer": {"batch": 1, "warmup": 0, "steps": 1}},
+        tmp_path / "sweep.yaml",
+        isolation="process",
+        memory_cap_gb=2,
+        overrides={"n_blocks": 1},
+        variants=[{"bias": "rpb", "backend": "math"}],
+        phases={"infer": {"batch": 1, "warmup": 0, "steps": 1}},
         points=[{"window": 96, "patch": 96}, {"window": 8, "patch": 16}],
     )
     out = tmp_path / "out"
@@ -247,6 +305,7 @@ def test_flex_compile_failure_is_recorded_not_fatal(tmp_path, monkeypatch):
     def compile_fails():
         def flex(*args, **kwargs):
             raise RuntimeError("injected: inductor could not compile")
+
         return flex
 
     monkeypatch.setattr(attention_module, "flex_attention_compiled", compile_fails)
@@ -260,12 +319,24 @@ def test_flex_compile_failure_is_recorded_not_fatal(tmp_path, monkeypatch):
 
 # --- attention micro-benchmark and tables ------------------------------------------------------------
 
+
 def test_attention_bench_rows():
-    spec = AttentionSpec(window=8, patch=16, batch=1, heads=2, head_dim=8, ranks=[4], warmup=1, steps=2, threads=1,
-                         variants=[("rpb", "sdpa"), ("rpb", "math"), ("rib", "auto"), ("none", "auto")])
+    spec = AttentionSpec(
+        window=8,
+        patch=16,
+        batch=1,
+        heads=2,
+        head_dim=8,
+        ranks=[4],
+        warmup=1,
+        steps=2,
+        threads=1,
+        variants=[("rpb", "sdpa"), ("rpb", "math"), ("rib", "auto"), ("none", "auto")],
+    )
     rows = bench(spec)
     assert [(r["variant"], r["pass"]) for r in rows] == [
-        (v, p) for p in ("fwd", "fwd+bwd") for v in ("rpb-sdpa", "rpb-math", "rib", "none", "none@D+R")]
+        (v, p) for p in ("fwd", "fwd+bwd") for v in ("rpb-sdpa", "rpb-math", "rib", "none", "none@D+R")
+    ]
     by = {(r["variant"], r["pass"]): r for r in rows}
     assert all(r["status"] == "ok" and r["n_windows"] == 4 and set(r) <= set(tables.ATTENTION_COLUMNS) for r in rows)
     assert by[("none@D+R", "fwd")]["kernel_head_dim"] == 16 == by[("rib", "fwd")]["kernel_head_dim"]
@@ -281,20 +352,27 @@ def test_attention_bench_rows():
 
 # --- configs --------------------------------------------------------------------------------------
 
+
 def test_builtin_configs_expand_to_their_points():
     cpu = load_config("cpu")
     assert cpu.raw["device"] == "cpu" and cpu.raw["isolation"] == "process"
     windows = {t.spec["window"] for t in cpu.tasks if t.kind == "profile"}
     assert windows == {8, 16, 32, 48, 64, 96}
     names = [t.name for t in cpu.tasks]
-    assert {"rpb-train-w32-p64-b2-math-fp32-tiny", "rpb-infer-w32-p64-b1-sdpa-fp32-tiny",
-            "rib-train-w32-p64-b2-sdpa-fp32-tiny"} <= set(names)
+    assert {
+        "rpb-train-w32-p64-b2-math-fp32-tiny",
+        "rpb-infer-w32-p64-b1-sdpa-fp32-tiny",
+        "rib-train-w32-p64-b2-sdpa-fp32-tiny",
+    } <= set(names)
     gpu = load_config("gpu")
     names = [t.name for t in gpu.tasks]
     assert gpu.raw["precision"] == "attention-bf16" and gpu.raw["preset"] == "base"
-    assert {"rpb-train-w64-p64-b8-sdpa-attention-bf16-base", "rpb-train-w64-p64-b8-flex-attention-bf16-base",
-            "rib-train-w64-p64-b8-flash-attention-bf16-base",
-            "none-infer-w96-p256-b1-flash-attention-bf16-base"} <= set(names)
+    assert {
+        "rpb-train-w64-p64-b8-sdpa-attention-bf16-base",
+        "rpb-train-w64-p64-b8-flex-attention-bf16-base",
+        "rib-train-w64-p64-b8-flash-attention-bf16-base",
+        "none-infer-w96-p256-b1-flash-attention-bf16-base",
+    } <= set(names)
     # The paper's setting: RPB at windows 32 and 64 only; RIB and none on flash at 32, 64 and 96.
     profile = [t.spec for t in gpu.tasks if t.kind == "profile"]
     assert {s["window"] for s in profile if s["bias"] == "rpb"} == {32, 64}
@@ -303,8 +381,14 @@ def test_builtin_configs_expand_to_their_points():
     assert {s["phase"] for s in profile} == {"train", "infer"}
     attention = [t for t in gpu.tasks if t.kind == "attention"]
     assert [t.spec["window"] for t in attention] == [32, 64, 96]
-    assert attention[0].spec["variants"] == [("rpb", "sdpa"), ("rpb", "flex"), ("rib", "flash"), ("none", "flash"),
-                                             ("rope", "flash"), ("flashbias", "flash")]
+    assert attention[0].spec["variants"] == [
+        ("rpb", "sdpa"),
+        ("rpb", "flex"),
+        ("rib", "flash"),
+        ("none", "flash"),
+        ("rope", "flash"),
+        ("flashbias", "flash"),
+    ]
     assert attention[0].spec["ranks"] == [18, 34]
     assert [bias for bias, _ in attention[2].spec["variants"]] == ["rib", "none", "rope", "flashbias"]  # no RPB at 96
     # The official code's other flash-compatible encodings are measured beside RIB at every window.
@@ -325,7 +409,10 @@ def test_builtin_configs_expand_to_their_points():
         ({"overrides": {"dimm": 3}}, "unknown model field(s) dimm"),
         ({"compile": "yes"}, "compile must be true or false, got 'yes'"),
         ({"points": [{"window": 8, "patch": 16, "biases": ["none"]}]}, "points[0].biases: expected a non-empty list"),
-        ({"points": [{"window": [[1] * 50] * 50, "patch": 16}]}, "points[0].window: expected an integer >= 1, got [[1, 1"),
+        (
+            {"points": [{"window": [[1] * 50] * 50, "patch": 16}]},
+            "points[0].window: expected an integer >= 1, got [[1, 1",
+        ),
     ],
 )
 def test_config_errors_name_file_and_field(tmp_path, fields, message):
@@ -345,13 +432,21 @@ def test_unknown_config_and_gpu_placeholder_fail_clearly(tmp_path):
 
 
 def test_resume_measures_again_when_settings_change(tmp_path):
-    config = write_config(tmp_path / "sweep.yaml", variants=[{"bias": "none"}], time_budget_s=0,
-                          points=[{"window": 8, "patch": 16}, {"window": 16, "patch": 16}])
+    config = write_config(
+        tmp_path / "sweep.yaml",
+        variants=[{"bias": "none"}],
+        time_budget_s=0,
+        points=[{"window": 8, "patch": 16}, {"window": 16, "patch": 16}],
+    )
     out = tmp_path / "out"
     assert run_sweep(str(config), str(out), log=lambda line: None) == 1  # budget 0: one task per run
     first = tables.read_rows(out / "profile.json")
-    write_config(tmp_path / "sweep.yaml", variants=[{"bias": "none"}], seed=1,
-                 points=[{"window": 8, "patch": 16}, {"window": 16, "patch": 16}])
+    write_config(
+        tmp_path / "sweep.yaml",
+        variants=[{"bias": "none"}],
+        seed=1,
+        points=[{"window": 8, "patch": 16}, {"window": 16, "patch": 16}],
+    )
     lines = []
     assert run_sweep(str(config), str(out), resume=True, log=lines.append) == 0
     assert not any("kept from an earlier run" in line for line in lines)
@@ -409,8 +504,10 @@ def test_dry_run_lists_points_and_budget_and_writes_nothing(tmp_path, capsys):
 
 def test_cli_modules_import_no_torch():
     # `suite profile ...` and `suite bench ...` register only their own subcommands (suite.cli.build_parser).
-    code = ("import sys; from suite.cli import build_parser; build_parser(('profile', 'bench')); "
-            "print(sorted(m for m in ('torch', 'numpy', 'pandas') if m in sys.modules))")
+    code = (
+        "import sys; from suite.cli import build_parser; build_parser(('profile', 'bench')); "
+        "print(sorted(m for m in ('torch', 'numpy', 'pandas') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "torch" not in out.stdout
@@ -443,10 +540,24 @@ def test_attention_bench_times_the_layers_own_kernel_call(monkeypatch):
         return real(q, k, v, scale, backend, *args, **kwargs)
 
     monkeypatch.setattr(layer_module, "dot_product_attention", spy)
-    spec = AttentionSpec(window=8, patch=16, batch=1, heads=2, head_dim=8, ranks=[4], warmup=0, steps=1, threads=1,
-                         variants=[("rpb", "math"), ("rib", "auto"), ("none", "auto")])
+    spec = AttentionSpec(
+        window=8,
+        patch=16,
+        batch=1,
+        heads=2,
+        head_dim=8,
+        ranks=[4],
+        warmup=0,
+        steps=1,
+        threads=1,
+        variants=[("rpb", "math"), ("rib", "auto"), ("none", "auto")],
+    )
     rows = bench(spec)
     assert {(r["variant"], r["kernel_head_dim"]) for r in rows} == {
-        ("rpb-math", 8), ("rib", 16), ("none", 8), ("none@D+R", 16)}
+        ("rpb-math", 8),
+        ("rib", 16),
+        ("none", 8),
+        ("none@D+R", 16),
+    }
     assert {dim for dim, _, _ in seen} == {8, 16} and {n for _, n, _ in seen} == {4}  # 4 windows of 8x8
     assert {backend for _, _, backend in seen} == {"math", "sdpa"}

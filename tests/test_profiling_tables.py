@@ -11,21 +11,51 @@ import pytest
 from suite.profiling import tables
 
 
-def gpu_row(variant: str, phase: str, window: int, status: str = "ok", ms: float | None = None,
-            mem: float | None = None, kernels: tuple[str, ...] = ()) -> dict:
+def gpu_row(
+    variant: str,
+    phase: str,
+    window: int,
+    status: str = "ok",
+    ms: float | None = None,
+    mem: float | None = None,
+    kernels: tuple[str, ...] = (),
+) -> dict:
     """A row with every column a GPU sweep point writes (values of the kind it writes)."""
     bias, backend = variant.split("-")
     patch = 256 if phase == "infer" else (96 if window == 96 else 64)
     batch = 1 if phase == "infer" else 8
     row = {column: None for column in tables.PROFILE_COLUMNS}
     row.update(
-        name=f"{bias}-{phase}-w{window}-p{patch}-b{batch}-{backend}-attention-bf16-base", status=status,
+        name=f"{bias}-{phase}-w{window}-p{patch}-b{batch}-{backend}-attention-bf16-base",
+        status=status,
         error="" if status == "ok" else "OutOfMemoryError: CUDA out of memory. Tried to allocate 3.38 GiB",
-        preset="base", variant=variant, bias=bias, backend=backend, backend_resolved=backend, phase=phase,
-        window=window, patch=patch, batch=batch, scale=2, precision="attention-bf16", compile=False,
-        device="cuda", device_name="NVIDIA H200", threads=16, warmup=2, steps=5, seed=0, overrides="",
-        params=1_234_567, attention_kernels=list(kernels), attention_ops=[], top_ops=[],
-        torch_version="2.15.0+cu132", cuda_version="13.2", python_version="3.12.3", timestamp="2026-11-30T22:00:00Z",
+        preset="base",
+        variant=variant,
+        bias=bias,
+        backend=backend,
+        backend_resolved=backend,
+        phase=phase,
+        window=window,
+        patch=patch,
+        batch=batch,
+        scale=2,
+        precision="attention-bf16",
+        compile=False,
+        device="cuda",
+        device_name="NVIDIA H200",
+        threads=16,
+        warmup=2,
+        steps=5,
+        seed=0,
+        overrides="",
+        params=1_234_567,
+        attention_kernels=list(kernels),
+        attention_ops=[],
+        top_ops=[],
+        torch_version="2.15.0+cu132",
+        cuda_version="13.2",
+        python_version="3.12.3",
+        timestamp="2026-11-30T22:00:00Z",
         command="suite profile sweep --config gpu --out results/profiles/nvidia-h200 --resume",
     )
     if status == "ok":
@@ -84,26 +114,39 @@ def test_read_profile_round_trip_and_folder(tmp_path):
 
 
 def test_compiled_rows_are_their_own_points():
-    compiled = [{**row, "compile": True, "ms_median": row["ms_median"] / 2 if row["ms_median"] else None}
-                for row in GPU_ROWS[:4]]
+    compiled = [
+        {**row, "compile": True, "ms_median": row["ms_median"] / 2 if row["ms_median"] else None}
+        for row in GPU_ROWS[:4]
+    ]
     table = tables.speedup_rows(GPU_ROWS[:4] + compiled)
     assert [(row["window"], row["compile"], row["rib_ms"]) for row in table] == [(32, False, 10.0), (32, True, 5.0)]
 
 
 def test_best_by_bias_without_any_ok_row_keeps_the_first_failure():
-    best = tables.best_by_bias([gpu_row("rpb-sdpa", "train", 96, status="oom"),
-                                {**gpu_row("rpb-flex", "train", 96, status="oom"), "status": "timeout"}])
+    best = tables.best_by_bias(
+        [
+            gpu_row("rpb-sdpa", "train", 96, status="oom"),
+            {**gpu_row("rpb-flex", "train", 96, status="oom"), "status": "timeout"},
+        ]
+    )
     assert best["rpb"]["variant"] == "rpb-sdpa" and best["rib"] is None and best["none"] is None
 
 
-@pytest.mark.parametrize("document, message", [
-    ("not json", "not valid JSON"),
-    (json.dumps({"rows": []}), "schema_version None"),
-    (json.dumps({"schema_version": tables.SCHEMA_VERSION, "rows": [{"name": "x", "status": "ok"}]}),
-     r"rows\[0\] \(x\) lacks variant, bias"),
-    (json.dumps({"schema_version": tables.SCHEMA_VERSION, "rows": [{**GPU_ROWS[0], "bias": "alibi"}]}),
-     "bias 'alibi' is not one of rpb, rib, none"),
-])
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        ("not json", "not valid JSON"),
+        (json.dumps({"rows": []}), "schema_version None"),
+        (
+            json.dumps({"schema_version": tables.SCHEMA_VERSION, "rows": [{"name": "x", "status": "ok"}]}),
+            r"rows\[0\] \(x\) lacks variant, bias",
+        ),
+        (
+            json.dumps({"schema_version": tables.SCHEMA_VERSION, "rows": [{**GPU_ROWS[0], "bias": "alibi"}]}),
+            "bias 'alibi' is not one of rpb, rib, none",
+        ),
+    ],
+)
 def test_read_profile_names_file_and_fault(tmp_path, document, message):
     path = tmp_path / "profile.json"
     path.write_text(document, encoding="utf-8")

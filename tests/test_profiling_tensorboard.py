@@ -54,9 +54,22 @@ def traces(tmp_path_factory) -> tuple[Path, list[str]]:
     root = tmp_path_factory.mktemp("profile") / "traces"
     names = []
     for bias, backend, phase in [("rpb", "sdpa", "train"), ("rib", "auto", "infer"), ("none", "auto", "train")]:
-        spec = PointSpec(preset="tiny", bias=bias, backend=backend, phase=phase, window=8, patch=16, batch=1,
-                         device="cpu", warmup=0, steps=1, profile_warmup=1, profile_active=1, threads=1,
-                         overrides={"dim": 16, "n_blocks": 1, "ranks": [4, 4]})
+        spec = PointSpec(
+            preset="tiny",
+            bias=bias,
+            backend=backend,
+            phase=phase,
+            window=8,
+            patch=16,
+            batch=1,
+            device="cpu",
+            warmup=0,
+            steps=1,
+            profile_warmup=1,
+            profile_active=1,
+            threads=1,
+            overrides={"dim": 16, "n_blocks": 1, "ranks": [4, 4]},
+        )
         row = measure(spec, root)
         assert row["status"] == "ok"
         names.append(row["name"])
@@ -73,7 +86,10 @@ def test_every_trace_loads_in_the_tensorboard_profiler_plugin(traces, tmp_path):
     env = dict(os.environ, TMPDIR=str(tmp_path))  # the plugin's cache folder goes to the test's tmp
     server = subprocess.Popen(
         tensorboard_command() + ["--logdir", str(root), "--port", str(port), "--host", "127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
     )
     try:
         deadline = time.monotonic() + LOAD_TIMEOUT_S

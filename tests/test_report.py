@@ -19,17 +19,18 @@ from suite.cli import main
 from suite.report import ReportInputError
 from suite.report.crop import most_lost_detail
 from suite.report.markdown import latex_escape
-from suite.report.quality import psnr_caption, psnr_table
-from suite.report.speed import latency_figure, memory_figure, speedup_figure
-from suite.report.targets import targets, targets_markdown
-from suite.report.teaser import teaser_figure, teaser_points
 from suite.report.paper import (
     PAPER_KEYS,
     PAPER_VALUES,
     PaperValuesError,
     parse_paper_values,
 )
+from suite.report.quality import psnr_caption, psnr_table
 from suite.report.readers import read_evals, read_profile, read_runs
+from suite.report.speed import latency_figure, memory_figure, speedup_figure
+from suite.report.targets import targets, targets_markdown
+from suite.report.teaser import teaser_figure, teaser_points
+
 
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
@@ -49,6 +50,7 @@ def _row(frame: pd.DataFrame, source: str, method: str, bias: str) -> pd.Series:
 
 
 # --- PSNR table, paper rows, protocol ------------------------------------------------------------
+
 
 def test_psnr_values_land_in_their_cells(built: Path) -> None:
     frame = pd.read_csv(built / "tables/psnr_ssim.csv")
@@ -98,8 +100,11 @@ def test_the_papers_full_tables_have_a_section_of_their_own(built: Path) -> None
 
 
 def test_every_caption_names_the_metric_protocol(built: Path) -> None:
-    assert (built / "tables/psnr_ssim.md").read_text().startswith(
-        "PSNR (dB) / SSIM, Y channel, metric protocol `basicsr-y`, in the cells this run measured.")
+    assert (
+        (built / "tables/psnr_ssim.md")
+        .read_text()
+        .startswith("PSNR (dB) / SSIM, Y channel, metric protocol `basicsr-y`, in the cells this run measured.")
+    )
     assert "metric protocol basicsr-y" in (built / "tables/psnr_ssim.tex").read_text()
     assert "Metric protocol `basicsr-y`: BasicSR's protocol" in (built / "REPORT.md").read_text()
 
@@ -122,11 +127,21 @@ def test_footnote_gives_budget_device_and_commit(built: Path) -> None:
 
 # --- measured against the paper (12.2) -----------------------------------------------------------
 
+
 def test_measured_against_paper_per_cell(results: Path) -> None:
     for dataset, psnr, ssim in (("Set5", 38.70, 0.9630), ("Urban100", 35.90, 0.9551)):
-        write_json(results / f"eval/sst-xl-plus-x2/{dataset}-x2.json", {
-            "dataset": dataset, "scale": 2, "psnr": psnr, "ssim": ssim, "images": [],
-            "metric_options": {"protocol": "basicsr-y"}, "provenance": run_record()})
+        write_json(
+            results / f"eval/sst-xl-plus-x2/{dataset}-x2.json",
+            {
+                "dataset": dataset,
+                "scale": 2,
+                "psnr": psnr,
+                "ssim": ssim,
+                "images": [],
+                "metric_options": {"protocol": "basicsr-y"},
+                "provenance": run_record(),
+            },
+        )
     out = synthetic_report(results, paper_rows={"sst-xl-plus-x2": "SST-XL+ (DFLIP)"})
     frame = pd.read_csv(out / "tables/paper_comparison.csv")
     set5 = frame[(frame["dataset"] == "Set5") & (frame["scale"] == 2)].iloc[0]
@@ -139,7 +154,10 @@ def test_measured_against_paper_per_cell(results: Path) -> None:
     assert math.isnan(frame[frame["dataset"] == "Manga109"].iloc[0]["psnr_measured"])
     report = (out / "REPORT.md").read_text()
     assert "## Measured against the paper" in report
-    assert "| sst-xl-plus-x2 | SST-XL+ (DFLIP) | x2 | Urban100 | 35.90 | 35.83 | +0.07 | 0.9551 | 0.9540 | +0.0011 |" in report
+    assert (
+        "| sst-xl-plus-x2 | SST-XL+ (DFLIP) | x2 | Urban100 | 35.90 | 35.83 | +0.07 | 0.9551 | 0.9540 | +0.0011 |"
+        in report
+    )
     # The same method folder also appears in the main table as a measured row under its own name.
     assert "| measured | sst-xl-plus-x2 |" in report
 
@@ -148,16 +166,42 @@ def test_verify_folder_with_released_models_only(tmp_path: Path) -> None:
     """The verify workflow's results: eval JSONs of released models, nothing else (no runs, no profile)."""
     results = tmp_path / "verify"
     for scale, psnr in ((2, 38.76), (4, 33.25)):
-        write_json(results / f"eval/SSTXL_Plus_DFLIP_X{scale}/Set5-x{scale}.json", {
-            "dataset": "Set5", "scale": scale, "psnr": psnr, "ssim": 0.9, "images": [],
-            "metric_options": {"protocol": "basicsr-y"}, "provenance": run_record()})
-    assert main(["report", "--results", str(results), "--out", str(results), "--title", "verify",
-                 "--paper-rows", "SSTXL_Plus_DFLIP_X2=SST-XL+ (DFLIP)", "SSTXL_Plus_DFLIP_X4=SST-XL+ (DFLIP)"]) == 0
+        write_json(
+            results / f"eval/SSTXL_Plus_DFLIP_X{scale}/Set5-x{scale}.json",
+            {
+                "dataset": "Set5",
+                "scale": scale,
+                "psnr": psnr,
+                "ssim": 0.9,
+                "images": [],
+                "metric_options": {"protocol": "basicsr-y"},
+                "provenance": run_record(),
+            },
+        )
+    assert (
+        main(
+            [
+                "report",
+                "--results",
+                str(results),
+                "--out",
+                str(results),
+                "--title",
+                "verify",
+                "--paper-rows",
+                "SSTXL_Plus_DFLIP_X2=SST-XL+ (DFLIP)",
+                "SSTXL_Plus_DFLIP_X4=SST-XL+ (DFLIP)",
+            ]
+        )
+        == 0
+    )
     frame = pd.read_csv(results / "tables/paper_comparison.csv")
     assert list(frame.groupby("method")["scale"].unique().map(list)) == [[2], [4]]  # no x4 rows of the x2 model
     measured = frame.dropna(subset=["psnr_measured"])
     assert list(zip(measured["method"], measured["scale"], measured["psnr_diff"].round(6))) == [
-        ("SSTXL_Plus_DFLIP_X2", 2, round(38.76 - 38.77, 6)), ("SSTXL_Plus_DFLIP_X4", 4, round(33.25 - 33.24, 6))]
+        ("SSTXL_Plus_DFLIP_X2", 2, round(38.76 - 38.77, 6)),
+        ("SSTXL_Plus_DFLIP_X4", 4, round(33.25 - 33.24, 6)),
+    ]
     report = (results / "REPORT.md").read_text()
     assert report.startswith("# Benchmark report: verify\n") and "## Measured against the paper" in report
     assert "No targets checked" in report and (results / "figures/teaser.png").is_file()
@@ -173,8 +217,12 @@ def test_paper_rows_option_errors_name_the_problem(results: Path, capsys: pytest
 
 
 def test_paper_values_file_errors_name_the_entry() -> None:
-    good = {"paper": "P", "groups": {"g": {"source": "S"}}, "speed": {"group": "g"},
-            "rows": {"A": {"group": "g", "scores": {"Set5 x2": [30.0, None]}}}}
+    good = {
+        "paper": "P",
+        "groups": {"g": {"source": "S"}},
+        "speed": {"group": "g"},
+        "rows": {"A": {"group": "g", "scores": {"Set5 x2": [30.0, None]}}},
+    }
     assert parse_paper_values(good, "f.yaml").rows["A"].scores == {("Set5", 2): (30.0, None)}
     bad_cell = {**good, "rows": {"A": {"group": "g", "scores": {"Set5 2x": [30.0, None]}}}}
     with pytest.raises(PaperValuesError, match=r"f.yaml: rows.A.scores: 'Set5 2x' is not '<Dataset> x<scale>'"):
@@ -188,12 +236,15 @@ def test_paper_values_file_errors_name_the_entry() -> None:
 
 def test_paper_costs_are_converted_to_ms_and_mb() -> None:
     train = [cost for cost in PAPER_VALUES.costs if cost.phase == "train"]
-    assert [(c.method, c.ms, c.memory_mb) for c in train] == [("PFT", 1410.0, 85400.0),
-                                                               ("SST-L+ (DF2K)", 672.0, 67700.0)]
+    assert [(c.method, c.ms, c.memory_mb) for c in train] == [
+        ("PFT", 1410.0, 85400.0),
+        ("SST-L+ (DF2K)", 672.0, 67700.0),
+    ]
     assert train[0].stated == "1.41 s/iter, 85.4 GB"
 
 
 # --- speed table and figures from a GPU sweep's rows (9.1) ---------------------------------------
+
 
 def test_gpu_sweep_rows_give_the_expected_speedups_in_table_and_figure(built: Path) -> None:
     speed = pd.read_csv(built / "tables/speed.csv", dtype=str)
@@ -249,6 +300,7 @@ def test_memory_axis_is_linear_when_a_point_grew_no_memory(tmp_path: Path) -> No
 
 # --- teaser figure (12.3) ------------------------------------------------------------------------
 
+
 def test_teaser_uses_the_papers_settings_when_the_sweep_has_them(results: Path) -> None:
     profile = read_profile(results / "profile/profile.json")
     picked, how = teaser_points(profile, "train")
@@ -282,11 +334,14 @@ def test_teaser_of_a_cpu_run_says_so(tmp_path: Path) -> None:
 
 # --- targets, training table, lock warning -------------------------------------------------------
 
+
 def test_targets_section_passes_and_fails_with_measured_values(built: Path, results: Path) -> None:
     report = (built / "REPORT.md").read_text()
     assert "## Targets" in report
-    assert ("| PASS | tiny x2: RIB training step >= 2x faster than RPB at the preset's 32x32 window | "
-            "2.50x (median step 0.5000 s / 0.2000 s) |") in report
+    assert (
+        "| PASS | tiny x2: RIB training step >= 2x faster than RPB at the preset's 32x32 window | "
+        "2.50x (median step 0.5000 s / 0.2000 s) |"
+    ) in report
     assert "| PASS | tiny x2 mini_test: RIB PSNR at most 0.1 dB below RPB | RIB - RPB = +0.107 dB |" in report
     assert "| PASS | tiny x2 Set5: RPB above bicubic by more than 0.1 dB | +0.451 dB |" in report
     summary_path = results / "train/tiny-rib-x2/summary.json"
@@ -313,18 +368,26 @@ def test_lock_mismatch_shows_a_warning_line(built: Path, results: Path) -> None:
     unknown = results / "eval/bicubic/Set5-x2.json"
     write_json(unknown, {**json.loads(unknown.read_text()), "provenance": {"lock": {"error": "OSError: x"}}})
     sweep = results / "profile/sweep.json"  # what `suite profile sweep` writes beside profile.json
-    write_json(sweep, {"config": {}, "invocations": [{**run_record(), "command": "x"},
-                                                      {**run_record(matches=False), "command": "y"}]})
+    write_json(
+        sweep,
+        {
+            "config": {},
+            "invocations": [{**run_record(), "command": "x"}, {**run_record(matches=False), "command": "y"}],
+        },
+    )
     report = (synthetic_report(results) / "REPORT.md").read_text()
     assert "## Environment warnings" in report
     for file in (path, summary_path, sweep):
-        assert (f"> **Warning:** `{file}` was produced in an environment that did not match the lock "
-                f"`requirements/lock.txt` (torch 2.14.1 installed, 2.15.0 locked).") in report
+        assert (
+            f"> **Warning:** `{file}` was produced in an environment that did not match the lock "
+            f"`requirements/lock.txt` (torch 2.14.1 installed, 2.15.0 locked)."
+        ) in report
     assert f"> **Warning:** `{unknown}`: its environment could not be checked against the lock (OSError: x)." in report
     assert report.count("> **Warning:**") == 4  # the sweep's first invocation matched
 
 
 # --- outputs, determinism, figures without pyplot ------------------------------------------------
+
 
 def test_every_output_is_written_and_report_links_them(built: Path) -> None:
     for name in ("teaser", "speedup", "latency", "memory", "val_psnr", "crop"):
@@ -332,8 +395,15 @@ def test_every_output_is_written_and_report_links_them(built: Path) -> None:
         assert (built / f"figures/{name}.pdf").read_bytes()[:5] == b"%PDF-"
     report = (built / "REPORT.md").read_text()
     assert report.startswith("# Benchmark report: synthetic\n")
-    for link in ("figures/teaser.png", "figures/teaser.pdf", "figures/speedup.png", "figures/crop.png",
-                 "train/tiny-rib-x2/train_log.csv", "profile/profile.json", "eval/tiny-rpb/Set5-x2.json"):
+    for link in (
+        "figures/teaser.png",
+        "figures/teaser.pdf",
+        "figures/speedup.png",
+        "figures/crop.png",
+        "train/tiny-rib-x2/train_log.csv",
+        "profile/profile.json",
+        "eval/tiny-rpb/Set5-x2.json",
+    ):
         assert link in report
     assert not list(built.rglob("*.tmp")), "atomic writes left temp files behind"
 
@@ -346,9 +416,11 @@ def test_tables_are_identical_when_written_twice(built: Path, tmp_path: Path) ->
 
 def test_report_never_touches_pyplot(results: Path) -> None:
     """Figures go through matplotlib's object API: building the whole report imports no pyplot."""
-    code = ("import sys; from suite.report import build_report; "
-            f"build_report({str(results)!r}, {str(results)!r}, 'x'); "
-            "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'")
+    code = (
+        "import sys; from suite.report import build_report; "
+        f"build_report({str(results)!r}, {str(results)!r}, 'x'); "
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
 
@@ -361,6 +433,7 @@ def test_crop_picks_the_window_where_bicubic_lost_most() -> None:
 
 
 # --- bad input -----------------------------------------------------------------------------------
+
 
 def test_missing_train_log_column_names_the_file(results: Path) -> None:
     path = results / "train/tiny-rib-x2/train_log.csv"

@@ -11,13 +11,17 @@ import pandas as pd
 import pytest
 
 from conftest import add_run, make_results, synthetic_report, write_analysis
-from suite.report import ReportInputError
 from suite.analysis.outputs import ANALYSIS_OUTPUTS
+from suite.report import ReportInputError
 from suite.report.readers import read_runs
 
 # Rank-ablation runs: model -> (PSNR on mini_test x2, median step s). Distinct values so a swap shows.
-ABLATION = {"tiny-rib-r2": (31.01, 0.101), "tiny-rib-r8": (31.08, 0.108), "tiny-rib-r16": (31.16, 0.116),
-            "tiny-none": (30.90, 0.090)}
+ABLATION = {
+    "tiny-rib-r2": (31.01, 0.101),
+    "tiny-rib-r8": (31.08, 0.108),
+    "tiny-rib-r16": (31.16, 0.116),
+    "tiny-none": (30.90, 0.090),
+}
 
 
 def test_rank_ablation_runs_give_a_table_and_a_figure(tmp_path: Path) -> None:
@@ -49,23 +53,97 @@ def test_without_ablation_runs_there_is_no_ablation_section(tmp_path: Path) -> N
 
 def test_analysis_tables_reach_the_report(tmp_path: Path) -> None:
     results = make_results(tmp_path)
-    write_analysis(results, "bias", "tiny-rpb-x2", [
-        {"layer": 0, "block": 0, "layer_in_block": 0, "window": 32, "bias": "rpb", "head": h, "bias_min": -0.5,
-         "bias_max": 0.25 + h, "bias_range": 0.75 + h, "effective_rank_99": 800 + h, "translation_deviation": 0.0}
-        for h in range(2)])
-    write_analysis(results, "lowrank", "tiny-rpb-x2", [
-        {"variant": "rpb", "rank": None, "rank_label": "-", "bias_rel_error": 0.0, "bias_rel_error_max": 0.0,
-         "psnr": 31.5, "ssim": 0.91, "psnr_change": 0.0, "ssim_change": 0.0, "ms_median": 120.0, "ms_iqr": 2.0,
-         "time_ratio": 1.0, "status": "ok", "reason": ""},
-        {"variant": "lowrank-4", "rank": 4, "rank_label": "4", "bias_rel_error": 0.4321, "bias_rel_error_max": 0.6,
-         "psnr": 31.2, "ssim": 0.905, "psnr_change": -0.3, "ssim_change": -0.005, "ms_median": 60.0, "ms_iqr": 1.0,
-         "time_ratio": 0.5, "status": "ok", "reason": ""}])
-    write_analysis(results, "windows", "tiny-rpb-x2", [
-        {"factor": 0.5, "window_sizes": "16 16", "status": "refused",
-         "reason": "an RPB layer trained at window 32 cannot run at window 16", "psnr": None, "ssim": None,
-         "psnr_change": None, "ms_median": None, "ms_iqr": None, "time_ratio": None},
-        {"factor": 1.0, "window_sizes": "32 32", "status": "ok", "reason": "", "psnr": 31.5, "ssim": 0.91,
-         "psnr_change": 0.0, "ms_median": 120.0, "ms_iqr": 2.0, "time_ratio": 1.0}])
+    write_analysis(
+        results,
+        "bias",
+        "tiny-rpb-x2",
+        [
+            {
+                "layer": 0,
+                "block": 0,
+                "layer_in_block": 0,
+                "window": 32,
+                "bias": "rpb",
+                "head": h,
+                "bias_min": -0.5,
+                "bias_max": 0.25 + h,
+                "bias_range": 0.75 + h,
+                "effective_rank_99": 800 + h,
+                "translation_deviation": 0.0,
+            }
+            for h in range(2)
+        ],
+    )
+    write_analysis(
+        results,
+        "lowrank",
+        "tiny-rpb-x2",
+        [
+            {
+                "variant": "rpb",
+                "rank": None,
+                "rank_label": "-",
+                "bias_rel_error": 0.0,
+                "bias_rel_error_max": 0.0,
+                "psnr": 31.5,
+                "ssim": 0.91,
+                "psnr_change": 0.0,
+                "ssim_change": 0.0,
+                "ms_median": 120.0,
+                "ms_iqr": 2.0,
+                "time_ratio": 1.0,
+                "status": "ok",
+                "reason": "",
+            },
+            {
+                "variant": "lowrank-4",
+                "rank": 4,
+                "rank_label": "4",
+                "bias_rel_error": 0.4321,
+                "bias_rel_error_max": 0.6,
+                "psnr": 31.2,
+                "ssim": 0.905,
+                "psnr_change": -0.3,
+                "ssim_change": -0.005,
+                "ms_median": 60.0,
+                "ms_iqr": 1.0,
+                "time_ratio": 0.5,
+                "status": "ok",
+                "reason": "",
+            },
+        ],
+    )
+    write_analysis(
+        results,
+        "windows",
+        "tiny-rpb-x2",
+        [
+            {
+                "factor": 0.5,
+                "window_sizes": "16 16",
+                "status": "refused",
+                "reason": "an RPB layer trained at window 32 cannot run at window 16",
+                "psnr": None,
+                "ssim": None,
+                "psnr_change": None,
+                "ms_median": None,
+                "ms_iqr": None,
+                "time_ratio": None,
+            },
+            {
+                "factor": 1.0,
+                "window_sizes": "32 32",
+                "status": "ok",
+                "reason": "",
+                "psnr": 31.5,
+                "ssim": 0.91,
+                "psnr_change": 0.0,
+                "ms_median": 120.0,
+                "ms_iqr": 2.0,
+                "time_ratio": 1.0,
+            },
+        ],
+    )
     out = synthetic_report(results)
     report = (out / "REPORT.md").read_text()
     assert "| tiny-rpb-x2 | lowrank-4 | 4 | 4.32e-01 | 6.00e-01 | 31.2000 | -0.30000 | 0.9050 | -5.0e-03 |" in report
@@ -83,7 +161,9 @@ def test_an_analysis_table_without_its_columns_is_refused_naming_the_file(tmp_pa
     path = results / "analysis" / tool / "tiny-rib-x2" / ANALYSIS_OUTPUTS[tool].table.csv_name
     path.parent.mkdir(parents=True)
     path.write_text("layer,whatever\n0,1\n")
-    with pytest.raises(ReportInputError, match=rf"{path}: missing column\(s\) .*{ANALYSIS_OUTPUTS[tool].table.columns[-1]}"):
+    with pytest.raises(
+        ReportInputError, match=rf"{path}: missing column\(s\) .*{ANALYSIS_OUTPUTS[tool].table.columns[-1]}"
+    ):
         synthetic_report(results)
 
 

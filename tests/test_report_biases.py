@@ -21,12 +21,18 @@ from suite.stats import Interval, paired_bootstrap
 
 # Runs added beside make_results' tiny-rpb and tiny-rib: model -> (PSNR on mini_test x2, median step s, params).
 # Distinct values so a number in the wrong cell shows; tiny-rib-r4 is a rank-ablation model (its own row).
-ADDED = {"tiny-none": (31.4004, 0.15, 60000), "tiny-flashbias": (31.4507, 0.25, 68000),
-         "tiny-rib-siren": (31.5503, 0.21, 71000), "tiny-rib-r4": (31.5809, 0.19, 72000)}
+ADDED = {
+    "tiny-none": (31.4004, 0.15, 60000),
+    "tiny-flashbias": (31.4507, 0.25, 68000),
+    "tiny-rib-siren": (31.5503, 0.21, 71000),
+    "tiny-rib-r4": (31.5809, 0.19, 72000),
+}
 PARAMS = 75000  # make_results' runs
-REFUSAL = ("window sizes {new} {new} (trained 32 32): {article} {label} layer trained at window 32 cannot run at "
-           "window {new}: its factors hold one row per token of a 32x32 window; only a bias not tied to its window "
-           "can change window (rib, none, cpe, rope, rib-siren)")
+REFUSAL = (
+    "window sizes {new} {new} (trained 32 32): {article} {label} layer trained at window 32 cannot run at "
+    "window {new}: its factors hold one row per token of a 32x32 window; only a bias not tied to its window "
+    "can change window (rib, none, cpe, rope, rib-siren)"
+)
 # suite analyze windows tables: run -> {factor: (status, psnr_change, ms_median)}; no table for tiny-rib-siren.
 WINDOWS = {
     "tiny-rpb-x2": {0.5: ("refused", None, None), 1.0: ("ok", 0.0, 120.0), 2.0: ("refused", None, None)},
@@ -45,13 +51,26 @@ def refusal(bias: str, factor: float) -> str:
 def add_windows(results: Path) -> None:
     for run, factors in WINDOWS.items():
         bias = RUN_NAME.match(run)["bias"]
-        write_analysis(results, "windows", run, [
-            {"factor": factor, "window_sizes": f"{int(32 * factor)} {int(32 * factor)}", "status": status,
-             "reason": refusal(bias, factor) if status == "refused" else "",
-             "psnr": None if change is None else 31.0 + change, "ssim": None if change is None else 0.9,
-             "psnr_change": change, "ms_median": ms, "ms_iqr": None if ms is None else 1.0,
-             "time_ratio": None if ms is None else ms / factors[1.0][2]}
-            for factor, (status, change, ms) in factors.items()])
+        write_analysis(
+            results,
+            "windows",
+            run,
+            [
+                {
+                    "factor": factor,
+                    "window_sizes": f"{int(32 * factor)} {int(32 * factor)}",
+                    "status": status,
+                    "reason": refusal(bias, factor) if status == "refused" else "",
+                    "psnr": None if change is None else 31.0 + change,
+                    "ssim": None if change is None else 0.9,
+                    "psnr_change": change,
+                    "ms_median": ms,
+                    "ms_iqr": None if ms is None else 1.0,
+                    "time_ratio": None if ms is None else ms / factors[1.0][2],
+                }
+                for factor, (status, change, ms) in factors.items()
+            ],
+        )
 
 
 # Per-image PSNR of the no-bias model around its mean (make_results gives the others psnr + 0 and psnr + 1).
@@ -84,8 +103,14 @@ def _rows(out: Path) -> dict[str, dict]:
 
 def test_one_row_per_trained_model_in_registry_order(compared: Path) -> None:
     frame = pd.read_csv(compared / "tables/biases.csv")
-    assert list(frame["run"]) == ["tiny-rpb-x2", "tiny-rib-x2", "tiny-rib-r4-x2", "tiny-none-x2",
-                                  "tiny-flashbias-x2", "tiny-rib-siren-x2"]
+    assert list(frame["run"]) == [
+        "tiny-rpb-x2",
+        "tiny-rib-x2",
+        "tiny-rib-r4-x2",
+        "tiny-none-x2",
+        "tiny-flashbias-x2",
+        "tiny-rib-siren-x2",
+    ]
     assert [BIASES.index(bias) for bias in frame["bias"]] == sorted(BIASES.index(bias) for bias in frame["bias"])
     assert list(frame["label"]) == [REGISTRY[bias].label for bias in frame["bias"]]
     for record in frame.to_dict("records"):
@@ -128,8 +153,10 @@ def expected_interval(model_psnr: float, none_psnr: float) -> Interval:
 def test_psnr_differences_carry_their_interval_over_test_images(compared: Path) -> None:
     rows = _rows(compared)
     none_psnr = ADDED["tiny-none"][0]
-    for run, psnr in (("tiny-rpb-x2", EVALS[("tiny-rpb", "mini_test", 2)][0]),
-                      ("tiny-rib-siren-x2", ADDED["tiny-rib-siren"][0])):
+    for run, psnr in (
+        ("tiny-rpb-x2", EVALS[("tiny-rpb", "mini_test", 2)][0]),
+        ("tiny-rib-siren-x2", ADDED["tiny-rib-siren"][0]),
+    ):
         interval = expected_interval(psnr, none_psnr)
         assert (rows[run]["psnr_vs_none_low"], rows[run]["psnr_vs_none_high"]) == (interval.low, interval.high)
         assert rows[run]["psnr_vs_none_images"] == 2
@@ -141,10 +168,12 @@ def test_markdown_rows(compared: Path) -> None:
     markdown = (compared / "tables/biases.md").read_text()
     rpb = expected_interval(EVALS[("tiny-rpb", "mini_test", 2)][0], ADDED["tiny-none"][0])
     verdict = "resolved" if rpb.resolved else "not resolved"
-    assert (f"| tiny RPB | x2 | no | yes | 75,000 | 31.5012 | 0.9012 | +0.1008 [{rpb.low:+.4f}, {rpb.high:+.4f}] | "
-            f"{verdict} | 0.5000 | 2.50x | 120.0 | "
-            "refused (an RPB layer trained at window 32 cannot run at window 16) | "
-            "refused (an RPB layer trained at window 32 cannot run at window 64) |") in markdown
+    assert (
+        f"| tiny RPB | x2 | no | yes | 75,000 | 31.5012 | 0.9012 | +0.1008 [{rpb.low:+.4f}, {rpb.high:+.4f}] | "
+        f"{verdict} | 0.5000 | 2.50x | 120.0 | "
+        "refused (an RPB layer trained at window 32 cannot run at window 16) | "
+        "refused (an RPB layer trained at window 32 cannot run at window 64) |"
+    ) in markdown
     assert "| tiny RIB | x2 | yes | no | 75,000 | 31.6078 | 0.9123 | +0.2074 [" in markdown
     assert "| 0.2000 | 1.00x | 60.0 | -0.01230 | +0.00420 |" in markdown
     assert "| tiny RIB rank 4 | x2 | yes | no | 72,000 | 31.5809 |" in markdown
@@ -154,7 +183,9 @@ def test_markdown_rows(compared: Path) -> None:
     assert "Window x1: " not in markdown and "Window x0.5: PSNR change" in markdown
     # What the numbers are, without a verdict.
     assert "single run (one seed)" in markdown and "cover the sampling of test images only" in markdown
-    assert "95% percentile-bootstrap interval of the mean paired difference" in markdown and "10,000 resamples" in markdown
+    assert (
+        "95% percentile-bootstrap interval of the mean paired difference" in markdown and "10,000 resamples" in markdown
+    )
     assert "timed in its own `suite analyze windows` run" in markdown and "not interleaved" in markdown
     assert "mini_test" in markdown and "metric protocol `basicsr-y`" in markdown
 
@@ -162,7 +193,7 @@ def test_markdown_rows(compared: Path) -> None:
 def test_the_section_and_figure_reach_the_report(compared: Path) -> None:
     for ext, magic in (("png", b"\x89PNG\r\n\x1a\n"), ("pdf", b"%PDF-")):
         path = compared / f"figures/biases.{ext}"
-        assert path.read_bytes()[:len(magic)] == magic and path.stat().st_size > 10_000
+        assert path.read_bytes()[: len(magic)] == magic and path.stat().st_size > 10_000
     report = (compared / "REPORT.md").read_text()
     assert report.count("\n## Positional biases compared\n") == 1  # the section; its figure is under Figures
     assert report.index("\n## Positional biases compared\n") < report.index("\n## Window extrapolation\n")
@@ -171,8 +202,9 @@ def test_the_section_and_figure_reach_the_report(compared: Path) -> None:
 
 
 def test_figure_draws_every_model_and_the_refusals(compared: Path) -> None:
-    frame = bias_comparison.biases_table(read_evals(compared), read_runs(compared), read_analysis(compared, "windows"),
-                                "mini_test")
+    frame = bias_comparison.biases_table(
+        read_evals(compared), read_runs(compared), read_analysis(compared, "windows"), "mini_test"
+    )
     labels = comparison_labels(frame)
     assert labels == ["RPB", "RIB", "RIB rank 4", "no-bias", "FlashBias", "RIB-SIREN"]  # one preset and scale
     fig = biases_figure(frame)
@@ -235,4 +267,7 @@ def test_refusal_clause_of_the_layers_own_error() -> None:
         article = "an" if label[0] in "AEIOR" else "a"
         expected = f"{article} {label} layer trained at window 4 cannot run at window 8"
         assert bias_comparison.refusal_clause(error.value.reason) == expected
-    assert bias_comparison.refusal_clause(float("nan")) == "" and bias_comparison.refusal_clause("out of memory") == "out of memory"
+    assert (
+        bias_comparison.refusal_clause(float("nan")) == ""
+        and bias_comparison.refusal_clause("out of memory") == "out of memory"
+    )

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import make_results, synthetic_report
 
+from conftest import make_results, synthetic_report
 from suite.report import sections
 from suite.report.build import contents_of, read_inputs
 from suite.report.declare import Built, Contents, CropRequest, Plot, Section, Table
@@ -50,13 +50,18 @@ def test_a_section_declared_once_reaches_every_output(tmp_path: Path, monkeypatc
 
     def build(inputs) -> Built:
         frame = pd.DataFrame({"method": [r.method for r in inputs.evals]})
-        return Built(f"{len(inputs.evals)} evaluations.\n", {"extra.csv": frame, "extra.md": "# extra\n"},
-                     data=[1, 3, 2])
+        return Built(
+            f"{len(inputs.evals)} evaluations.\n", {"extra.csv": frame, "extra.md": "# extra\n"}, data=[1, 3, 2]
+        )
 
-    extra = Section(key="extra", title="An extra section", build=build,
-                    present=lambda contents: contents.crop,
-                    tables=(Table("extra", "Every evaluated method."),),
-                    figures=(Plot("extra_plot", "An extra figure", "A caption written once.", draw),))
+    extra = Section(
+        key="extra",
+        title="An extra section",
+        build=build,
+        present=lambda contents: contents.crop,
+        tables=(Table("extra", "Every evaluated method."),),
+        figures=(Plot("extra_plot", "An extra figure", "A caption written once.", draw),),
+    )
     monkeypatch.setattr(sections, "SECTIONS", (*sections.SECTIONS, extra))
     files = {file.path: file for file in report_files(Contents(crop=True))}
     assert files["tables/extra.csv"].caption == "Every evaluated method." and "tables/extra.md" in files
@@ -72,8 +77,12 @@ def test_a_section_declared_once_reaches_every_output(tmp_path: Path, monkeypatc
 
 
 def test_a_section_must_build_exactly_its_declared_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    wrong = Section(key="wrong", title="Wrong", build=lambda inputs: Built("x", {"other.md": "x"}),
-                    tables=(Table("wrong", "declared", ("md",)),))
+    wrong = Section(
+        key="wrong",
+        title="Wrong",
+        build=lambda inputs: Built("x", {"other.md": "x"}),
+        tables=(Table("wrong", "declared", ("md",)),),
+    )
     monkeypatch.setattr(sections, "SECTIONS", (*sections.SECTIONS, wrong))
     with pytest.raises(RuntimeError, match=r"section 'wrong' built \['other.md'\], declares \['wrong.md'\]"):
         synthetic_report(make_results(tmp_path))

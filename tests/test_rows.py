@@ -16,8 +16,10 @@ SCHEMA = RowsSchema("demo", ("name", "rank", "kernels", "ms"), version=3)
 
 
 def test_rows_round_trip_with_their_version_and_record(tmp_path: Path) -> None:
-    rows = [{"name": "a", "rank": 4, "kernels": ["flash", "gemm"], "ms": 1.25},
-            {"name": "b", "rank": None, "kernels": [], "ms": None}]
+    rows = [
+        {"name": "a", "rank": 4, "kernels": ["flash", "gemm"], "ms": 1.25},
+        {"name": "b", "rank": None, "kernels": [], "ms": None},
+    ]
     written = SCHEMA.write(tmp_path, rows, provenance={"git_commit": "abc"})
     assert [path.name for path in written] == ["demo.json", "demo.csv"]
     document = json.loads((tmp_path / "demo.json").read_text())

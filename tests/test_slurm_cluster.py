@@ -56,8 +56,10 @@ def why_not_here() -> str | None:
         return "the local SLURM cluster needs Debian's packages (no dpkg-query/apt-get here)"
     taken = [port for port in PORTS if _listening(port)]
     if taken:
-        return (f"127.0.0.1 port(s) {', '.join(map(str, taken))} already in use: the local cluster needs "
-                f"3306 (MariaDB) and 6817-6819 (SLURM) free")
+        return (
+            f"127.0.0.1 port(s) {', '.join(map(str, taken))} already in use: the local cluster needs "
+            f"3306 (MariaDB) and 6817-6819 (SLURM) free"
+        )
     return None
 
 
@@ -69,16 +71,14 @@ def cluster(tmp_path_factory):
         pytest.skip(reason)
     env = {**os.environ, "SLURM_LOCAL_STARTED": str(tmp_path_factory.mktemp("started"))}
     try:
-        done = subprocess.run(["bash", str(LOCAL / "start.sh")], env=env, capture_output=True, text=True,
-                              timeout=1200)
+        done = subprocess.run(["bash", str(LOCAL / "start.sh")], env=env, capture_output=True, text=True, timeout=1200)
         print(done.stdout, done.stderr, sep="\n")
         if done.returncode == 3:  # start.sh: packages could not be installed
             pytest.skip(f"no package access: {done.stderr.strip().splitlines()[-1]}")
         assert done.returncode == 0, f"start.sh failed:\n{done.stdout}\n{done.stderr}"
         yield env
     finally:
-        stopped = subprocess.run(["bash", str(LOCAL / "stop.sh")], env=env, capture_output=True, text=True,
-                                 timeout=600)
+        stopped = subprocess.run(["bash", str(LOCAL / "stop.sh")], env=env, capture_output=True, text=True, timeout=600)
         print(stopped.stdout, stopped.stderr, sep="\n")
 
 
@@ -86,8 +86,13 @@ def cluster(tmp_path_factory):
 def workdir(tmp_path_factory) -> Path:
     """A copy of this working tree (tracked and new files, nothing ignored), so the run writes nowhere here."""
     work = tmp_path_factory.mktemp("slurm-e2e") / "wf"
-    listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "-co", "--exclude-standard"],
-                            capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "-C", str(ROOT), "ls-files", "-z", "-co", "--exclude-standard"], capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         source = ROOT / name
         if source.is_file():
@@ -100,7 +105,9 @@ def workdir(tmp_path_factory) -> Path:
 def profile(tmp_path_factory) -> Path:
     """The repository's profile with only the site settings filled in."""
     settings = yaml.safe_load((PROFILE / "config.yaml").read_text())
-    assert not set(SITE) & set(settings["default-resources"]), "the repository's profile must leave the site settings out"
+    assert not set(SITE) & set(settings["default-resources"]), (
+        "the repository's profile must leave the site settings out"
+    )
     settings["default-resources"].update(SITE)
     folder = tmp_path_factory.mktemp("site-profile")
     (folder / "config.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
@@ -123,8 +130,9 @@ class Run:
     def __init__(self, command: list[str], cwd: Path, log: Path) -> None:
         self.log = log
         self.handle = log.open("w")
-        self.process = subprocess.Popen(command, cwd=cwd, env=_env(), stdout=self.handle, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            command, cwd=cwd, env=_env(), stdout=self.handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def wait(self, timeout: float) -> int | None:
         """Exit code, or None after killing it (and the SLURM jobs of its run) at `timeout`."""
@@ -159,8 +167,12 @@ class Run:
 def _sacct(job_ids: list[str]) -> dict[str, tuple[str, str]]:
     """{job id: (job name, state)} from the accounting database."""
     since = (dt.datetime.now() - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
-    out = subprocess.run(["sacct", "-X", "-n", "-P", "-S", since, "-j", ",".join(job_ids), "-o", "JobID,JobName,State"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-S", since, "-j", ",".join(job_ids), "-o", "JobID,JobName,State"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rows = [line.split("|") for line in out.splitlines() if line.strip()]
     return {job: (name, state) for job, name, state in rows}
 
@@ -182,11 +194,17 @@ def _checkpoints(folder: Path) -> list[Path]:
 def _long_training(workdir: Path, name: str) -> tuple[str, Path]:
     """A config over the tests config: one model (RIB) trained long enough to be stopped while it runs."""
     config = workdir / f"{name}.yaml"
-    config.write_text(yaml.safe_dump({
-        "name": name,
-        "train": {"biases": ["rib"],
-                  "overrides": {"schedule.iterations": 60, "run.checkpoint_every": 2, "run.val_every": 60}},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "train": {
+                    "biases": ["rib"],
+                    "overrides": {"schedule.iterations": 60, "run.checkpoint_every": 2, "run.val_every": 60},
+                },
+            }
+        )
+    )
     return str(config.name), workdir / "results" / name / "train" / "tiny-rib-x2"
 
 
@@ -204,8 +222,15 @@ def test_tests_config_under_slurm(cluster, workdir, profile):
     assert {job: state for job, (_, state) in states.items()} == {job: "COMPLETED" for job in jobs}
     assert {name for name, _ in states.values()} == {first.run_id()}  # the plugin names jobs by its run ID
 
-    summary = subprocess.run([sys.executable, "-m", "snakemake", "--summary", *configs], cwd=workdir, env=_env(),
-                             capture_output=True, text=True, timeout=300, check=True).stdout
+    summary = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--summary", *configs],
+        cwd=workdir,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
     outputs = [line.split("\t")[0] for line in summary.splitlines()[1:] if "\t" in line]
     assert outputs and all(not name.startswith("results/") or name.startswith("results/tests/") for name in outputs)
     assert [name for name in outputs if not (workdir / name).exists()] == []
@@ -218,8 +243,11 @@ def test_tests_config_under_slurm(cluster, workdir, profile):
     # 3. A training job stopped at its walltime is resubmitted and resumes from its checkpoint.
     config, run_dir = _long_training(workdir, "slurm-walltime")
     target = str(run_dir.relative_to(workdir) / "final.pt")
-    stopped = Run(_snakemake(profile, *configs, config, "--set-resources", "train:runtime=1", "--", target),
-                  workdir, workdir / "slurm-walltime-1.log")
+    stopped = Run(
+        _snakemake(profile, *configs, config, "--set-resources", "train:runtime=1", "--", target),
+        workdir,
+        workdir / "slurm-walltime-1.log",
+    )
     _wait_for(lambda: _checkpoints(run_dir), 600, "a checkpoint of the walltime training")
     (job,) = _wait_for(stopped.job_ids, 60, "the walltime training's SLURM job")
     # Freeze the training (SIGSTOP to its step) so that it cannot finish before its one-minute walltime

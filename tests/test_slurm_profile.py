@@ -51,8 +51,14 @@ def _check(bin_dir: Path, *args: str, only_stubs: bool = False) -> tuple[int, li
     # The stubs shadow any real SLURM clients; `only_stubs` hides every other program too.
     path = str(bin_dir) if only_stubs else f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, "PATH": path}
-    done = subprocess.run([sys.executable, str(CHECK), *args, *TESTS_CONFIG], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(CHECK), *args, *TESTS_CONFIG],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return done.returncode, done.stdout.strip().splitlines()
 
 
@@ -80,7 +86,9 @@ def test_profile_settings_are_options_of_the_pinned_plugin(tmp_path, monkeypatch
 
 
 def test_site_check_names_the_missing_settings(tmp_path):
-    pytest.importorskip("snakemake_executor_plugin_slurm", reason="the site check needs the slurm extra (pip install -e '.[slurm]')")
+    pytest.importorskip(
+        "snakemake_executor_plugin_slurm", reason="the site check needs the slurm extra (pip install -e '.[slurm]')"
+    )
     code, lines = _check(_stub_bin(tmp_path / "bin"))
     assert code == 1
     assert [line.split(":")[1].strip() for line in lines] == ["slurm_account", "slurm_partition"]
@@ -88,24 +96,28 @@ def test_site_check_names_the_missing_settings(tmp_path):
 
 
 def test_site_check_checks_the_settings_against_the_cluster(tmp_path):
-    pytest.importorskip("snakemake_executor_plugin_slurm", reason="the site check needs the slurm extra (pip install -e '.[slurm]')")
+    pytest.importorskip(
+        "snakemake_executor_plugin_slurm", reason="the site check needs the slurm extra (pip install -e '.[slurm]')"
+    )
     profile = _profile(tmp_path, slurm_account="other", slurm_partition="gpu-nope")
     code, lines = _check(_stub_bin(tmp_path / "bin"), "--profile", str(profile))
     assert code == 1
     assert lines == [
-        f"MISSING: slurm_account: {getpass.getuser()} has no association "
-        "with account 'other' (sacctmgr)",
+        f"MISSING: slurm_account: {getpass.getuser()} has no association with account 'other' (sacctmgr)",
         "MISSING: slurm_partition: default-resources names 'gpu-nope', which sinfo does not list",
     ]
 
 
 def test_site_check_without_slurm_commands_says_where_to_run_it(tmp_path):
-    pytest.importorskip("snakemake_executor_plugin_slurm", reason="the site check needs the slurm extra (pip install -e '.[slurm]')")
+    pytest.importorskip(
+        "snakemake_executor_plugin_slurm", reason="the site check needs the slurm extra (pip install -e '.[slurm]')"
+    )
     profile = _profile(tmp_path, slurm_account="local", slurm_partition="debug")
     code, lines = _check(_stub_bin(tmp_path / "bin", names=("sbatch",)), "--profile", str(profile), only_stubs=True)
     assert code == 1
-    assert lines == ["MISSING: SLURM commands not found: squeue, sacct, sinfo, sacctmgr (run this on the "
-                     "cluster's login node)"]
+    assert lines == [
+        "MISSING: SLURM commands not found: squeue, sacct, sinfo, sacctmgr (run this on the cluster's login node)"
+    ]
 
 
 def test_site_check_passes_with_the_site_settings_and_a_dry_run(tmp_path):
@@ -141,8 +153,10 @@ def test_cluster_test_skips_naming_a_port_in_use(monkeypatch):
         server.listen()
         port = server.getsockname()[1]
         monkeypatch.setattr(module, "PORTS", (port,))
-        assert module.why_not_here() == (f"127.0.0.1 port(s) {port} already in use: the local cluster needs "
-                                         "3306 (MariaDB) and 6817-6819 (SLURM) free")
+        assert module.why_not_here() == (
+            f"127.0.0.1 port(s) {port} already in use: the local cluster needs "
+            "3306 (MariaDB) and 6817-6819 (SLURM) free"
+        )
     assert module.why_not_here() is None  # the port is free again
 
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 import yaml
 
+from suite.checkpoint import CheckpointError, latest_valid_checkpoint, load_checkpoint
 from suite.cli import main
 from suite.models import build_model
-from suite.checkpoint import CheckpointError, latest_valid_checkpoint, load_checkpoint
 from suite.train.config import load_recipe
 from suite.train.trainer import SUMMARY_FIELDS, _init_weights, reinterpolate_subpixel, train
 
@@ -29,8 +29,13 @@ def small_recipe(folder: Path, mini_root: Path, name: str, **run) -> Path:
         "name": name,
         "out_dir": str(folder / name),
         "model": {"preset": "tiny", "bias": "rib", "scale": 2, "overrides": SMALL},
-        "data": {"train": str(mini_root / "train"), "val": str(mini_root / "test"), "lr_patch": 16,
-                 "batch_size": 2, "num_workers": 0},
+        "data": {
+            "train": str(mini_root / "train"),
+            "val": str(mini_root / "test"),
+            "lr_patch": 16,
+            "batch_size": 2,
+            "num_workers": 0,
+        },
         "optim": {"lr": 1e-3},
         "schedule": {"iterations": 4, "warmup": 1, "milestones": [3]},
         "ema": {"decay": 0.5},
@@ -74,8 +79,14 @@ def test_run_writes_every_output(trained: Path) -> None:
     assert [e.value for e in events.Scalars("val/psnr")] == pytest.approx([summary["val_psnr"]])
     state = load_checkpoint(trained / "final.pt")
     assert state["iteration"] == 4 and state["ema_updates"] == 4
-    assert state["sampler"] == {"batch": 4, "epoch": 0, "offset": 8, "samples_per_epoch": 9,
-                                "global_batch": 2, "seed": 3}
+    assert state["sampler"] == {
+        "batch": 4,
+        "epoch": 0,
+        "offset": 8,
+        "samples_per_epoch": 9,
+        "global_batch": 2,
+        "seed": 3,
+    }
     assert {"torch", "cuda", "numpy", "python"} <= set(state["rng"][0])
     assert state["config"]["name"] == "run" and len(state["config_hash"]) == 64
     assert set(state["optimizer"]["state"]) and state["scheduler"]["last_epoch"] == 4
@@ -111,7 +122,7 @@ def test_truncated_and_corrupt_checkpoints_name_the_file(trained: Path, tmp_path
     corrupt = tmp_path / "corrupt.pt"
     flipped = bytearray(data)
     middle = len(data) // 2
-    flipped[middle:middle + 64] = bytes(b ^ 0xFF for b in flipped[middle:middle + 64])
+    flipped[middle : middle + 64] = bytes(b ^ 0xFF for b in flipped[middle : middle + 64])
     corrupt.write_bytes(bytes(flipped))
     with pytest.raises(CheckpointError, match=re.escape(str(corrupt))):
         load_checkpoint(corrupt)
@@ -145,8 +156,18 @@ def test_pickled_object_is_refused(tmp_path: Path, capsys) -> None:
 def test_nan_stops_with_the_last_good_checkpoint_intact(tmp_path: Path, mini_root: Path, capsys) -> None:
     # A huge lr sends AdamW's first update to +-1e35: the next forward pass overflows.
     path = small_recipe(tmp_path, mini_root, "nan", checkpoint_every=1, val_every=0)
-    code = main(["train", "--config", str(path), "--override", "optim.lr=1e35", "schedule.warmup=0", "data.val=null",
-                 "schedule.iterations=6"])
+    code = main(
+        [
+            "train",
+            "--config",
+            str(path),
+            "--override",
+            "optim.lr=1e35",
+            "schedule.warmup=0",
+            "data.val=null",
+            "schedule.iterations=6",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     found = re.search(r"non-finite loss (nan|inf) at iteration (\d+)", err)
@@ -178,8 +199,9 @@ def test_init_from_loads_all_but_the_upsampler(trained: Path) -> None:
 
 def test_init_from_fine_tunes_x3(trained: Path, tmp_path: Path, mini_root: Path) -> None:
     path = small_recipe(tmp_path, mini_root, "x3", val_every=0)
-    recipe = load_recipe(path, ["model.scale=3", f"init_from={trained / 'final.pt'}", "schedule.iterations=2",
-                                "data.val=null"])
+    recipe = load_recipe(
+        path, ["model.scale=3", f"init_from={trained / 'final.pt'}", "schedule.iterations=2", "data.val=null"]
+    )
     state = load_checkpoint(train(recipe))
     assert state["model_config"]["scale"] == 3 and state["iteration"] == 2
     assert state["ema"]["to_pixels.weight"].shape[0] == 27
@@ -190,8 +212,10 @@ def test_init_from_fine_tunes_x3(trained: Path, tmp_path: Path, mini_root: Path)
 def test_bfloat16_runs(tmp_path: Path, mini_root: Path, precision: str) -> None:
     # On CUDA `auto` picks autocast-bf16; the CPU path of the same code runs here. attention-bf16 (the
     # official setting) keeps the network in float32 and casts only inside attention.
-    recipe = load_recipe(small_recipe(tmp_path, mini_root, "bf16", precision=precision, val_every=0),
-                         ["schedule.iterations=2", "data.val=null"])
+    recipe = load_recipe(
+        small_recipe(tmp_path, mini_root, "bf16", precision=precision, val_every=0),
+        ["schedule.iterations=2", "data.val=null"],
+    )
     state = load_checkpoint(train(recipe))
     summary = json.loads((tmp_path / "bf16" / "summary.json").read_text())
     assert summary["precision"] == precision

@@ -35,8 +35,13 @@ def write_recipe(folder: Path, **sections) -> Path:
 def test_defaults_are_the_paper_recipe(tmp_path: Path) -> None:
     recipe = validate({"out_dir": str(tmp_path), "data": {"train": str(tmp_path)}})
     assert recipe["optim"] == {"lr": 5e-4, "betas": [0.9, 0.9], "weight_decay": 0.0, "grad_clip": 0.0}
-    assert recipe["schedule"] == {"kind": "step", "iterations": 500_000, "warmup": 20_000,
-                                  "milestones": [250_000, 400_000, 450_000, 475_000, 490_000], "gamma": 0.5}
+    assert recipe["schedule"] == {
+        "kind": "step",
+        "iterations": 500_000,
+        "warmup": 20_000,
+        "milestones": [250_000, 400_000, 450_000, 475_000, 490_000],
+        "gamma": 0.5,
+    }
     assert recipe["ema"]["decay"] == 0.999
     assert (recipe["data"]["batch_size"], recipe["data"]["lr_patch"]) == (32, 64)
     assert set(recipe) == set(DEFAULTS)
@@ -55,39 +60,44 @@ def test_overrides_are_typed_and_change_the_hash(tmp_path: Path) -> None:
     assert load_recipe(path, ["optim.lr=5e-4"])["optim"]["lr"] == 5e-4
 
 
-@pytest.mark.parametrize("overrides, fragments", [
-    (["model.preset=huge"], ["model field preset = 'huge'", "tiny"]),
-    (["model.overrides.ranks=[8,0]"], ["model field ranks[1] = 0", ">= 1"]),
-    (["model.overrides.ranks=[-4,8]"], ["model field ranks[0] = -4"]),
-    (["model.bias=rpb", "data.lr_patch=16"], ["data.lr_patch = 16", "RPB window 32", ">= 32"]),
-    (["model.bias=rpb", "model.overrides.window_sizes=[8,48]", "model.overrides.ranks=[4,4]"],
-     ["data.lr_patch = 32", "RPB window 48", "layer 1"]),
-    (["model.bias=sinusoid"], ["model field bias = 'sinusoid'"]),
-    (["model.scale=1"], ["model field scale = 1"]),
-    (["model.overrides.heads=3"], ["dim = 32 is not divisible by heads = 3"]),
-    (["model.overrides.depth=3"], ["unknown model field(s) depth"]),
-    (["model.overrides=[1]"], ["model.overrides = [1] must be a mapping"]),
-    (["optim.lr=-1"], ["optim.lr = -1.0"]),
-    (["optim.lr=fast"], ["optim.lr = 'fast'"]),
-    (["optim.betas=[0.9]"], ["optim.betas"]),
-    (["optim.grad_clip=-1"], ["optim.grad_clip = -1.0"]),
-    (["schedule.kind=linear"], ["schedule.kind = 'linear'"]),
-    (["schedule.warmup=10"], ["schedule.warmup = 10", "schedule.iterations = 10"]),
-    (["schedule.milestones=[5,3]"], ["schedule.milestones = [5, 3]"]),
-    (["schedule.iterations=0"], ["schedule.iterations = 0"]),
-    (["ema.decay=1.0"], ["ema.decay = 1.0"]),
-    (["data.batch_size=0"], ["data.batch_size = 0"]),
-    (["data.lr_patch=12.5"], ["data.lr_patch = 12.5"]),
-    (["data.samples_per_epoch=1"], ["data.samples_per_epoch = 1", "data.batch_size = 2"]),
-    (["data.trian=x"], ["data.trian"]),
-    (["optimiser.lr=1"], ["optimiser"]),
-    (["run.device=gpu"], ["run.device = 'gpu'"]),
-    (["run.dtype=float16"], ["unknown field(s) run.dtype"]),
-    (["run.precision=float16"], ["run.precision = 'float16'", "attention-bf16"]),
-    (["run.compile=1"], ["run.compile = 1 must be true or false"]),
-    (["run.checkpoint_every=0"], ["run.checkpoint_every = 0"]),
-    (["out_dir=null"], ["out_dir is required"]),
-])
+@pytest.mark.parametrize(
+    "overrides, fragments",
+    [
+        (["model.preset=huge"], ["model field preset = 'huge'", "tiny"]),
+        (["model.overrides.ranks=[8,0]"], ["model field ranks[1] = 0", ">= 1"]),
+        (["model.overrides.ranks=[-4,8]"], ["model field ranks[0] = -4"]),
+        (["model.bias=rpb", "data.lr_patch=16"], ["data.lr_patch = 16", "RPB window 32", ">= 32"]),
+        (
+            ["model.bias=rpb", "model.overrides.window_sizes=[8,48]", "model.overrides.ranks=[4,4]"],
+            ["data.lr_patch = 32", "RPB window 48", "layer 1"],
+        ),
+        (["model.bias=sinusoid"], ["model field bias = 'sinusoid'"]),
+        (["model.scale=1"], ["model field scale = 1"]),
+        (["model.overrides.heads=3"], ["dim = 32 is not divisible by heads = 3"]),
+        (["model.overrides.depth=3"], ["unknown model field(s) depth"]),
+        (["model.overrides=[1]"], ["model.overrides = [1] must be a mapping"]),
+        (["optim.lr=-1"], ["optim.lr = -1.0"]),
+        (["optim.lr=fast"], ["optim.lr = 'fast'"]),
+        (["optim.betas=[0.9]"], ["optim.betas"]),
+        (["optim.grad_clip=-1"], ["optim.grad_clip = -1.0"]),
+        (["schedule.kind=linear"], ["schedule.kind = 'linear'"]),
+        (["schedule.warmup=10"], ["schedule.warmup = 10", "schedule.iterations = 10"]),
+        (["schedule.milestones=[5,3]"], ["schedule.milestones = [5, 3]"]),
+        (["schedule.iterations=0"], ["schedule.iterations = 0"]),
+        (["ema.decay=1.0"], ["ema.decay = 1.0"]),
+        (["data.batch_size=0"], ["data.batch_size = 0"]),
+        (["data.lr_patch=12.5"], ["data.lr_patch = 12.5"]),
+        (["data.samples_per_epoch=1"], ["data.samples_per_epoch = 1", "data.batch_size = 2"]),
+        (["data.trian=x"], ["data.trian"]),
+        (["optimiser.lr=1"], ["optimiser"]),
+        (["run.device=gpu"], ["run.device = 'gpu'"]),
+        (["run.dtype=float16"], ["unknown field(s) run.dtype"]),
+        (["run.precision=float16"], ["run.precision = 'float16'", "attention-bf16"]),
+        (["run.compile=1"], ["run.compile = 1 must be true or false"]),
+        (["run.checkpoint_every=0"], ["run.checkpoint_every = 0"]),
+        (["out_dir=null"], ["out_dir is required"]),
+    ],
+)
 def test_bad_field_is_named(tmp_path: Path, overrides: list[str], fragments: list[str]) -> None:
     path = write_recipe(tmp_path)
     with pytest.raises(RecipeError) as err:
@@ -115,7 +125,10 @@ def test_malformed_override_and_yaml(tmp_path: Path) -> None:
 
 def test_model_field_overrides_are_flat_and_name_the_option() -> None:
     assert parse_field_overrides(["dim=16", "ranks=[4, 4]", "upsampler_dim="]) == {
-        "dim": 16, "ranks": [4, 4], "upsampler_dim": None}
+        "dim": 16,
+        "ranks": [4, 4],
+        "upsampler_dim": None,
+    }
     with pytest.raises(OverrideError, match=r"^--override 'rib.levels=3': a model field name has no dots"):
         parse_field_overrides(["rib.levels=3"])
     with pytest.raises(OverrideError, match=r"^--override: override 'dim' is not of the form"):
@@ -126,7 +139,8 @@ def test_train_takes_overrides_through_repeatable_override_options() -> None:
     from suite.cli import build_parser
 
     args = build_parser(("train",)).parse_args(
-        ["train", "--config", "r.yaml", "--override", "optim.lr=1e-4", "name=x", "--override", "run.seed=3"])
+        ["train", "--config", "r.yaml", "--override", "optim.lr=1e-4", "name=x", "--override", "run.seed=3"]
+    )
     assert args.override == ["optim.lr=1e-4", "name=x", "run.seed=3"]
     with pytest.raises(SystemExit):
         build_parser(("train",)).parse_args(["train", "--config", "r.yaml", "optim.lr=1e-4"])

@@ -25,8 +25,12 @@ def write_recipe(folder: Path, mini_root: Path, name: str) -> Path:
     recipe = {
         "name": name,
         "out_dir": str(folder / name),
-        "model": {"preset": "tiny", "bias": "rib", "scale": 2,
-                  "overrides": {"dim": 16, "n_blocks": 1, "window_sizes": [8, 8], "ranks": [4, 4]}},
+        "model": {
+            "preset": "tiny",
+            "bias": "rib",
+            "scale": 2,
+            "overrides": {"dim": 16, "n_blocks": 1, "window_sizes": [8, 8], "ranks": [4, 4]},
+        },
         "data": {"train": str(mini_root / "train"), "lr_patch": 16, "batch_size": 4, "num_workers": 0},
         "optim": {"lr": 1e-3},
         "schedule": {"iterations": ITERATIONS, "warmup": 2, "milestones": [4]},
@@ -64,8 +68,9 @@ def test_loader_workers_give_the_same_batches(mini_root: Path) -> None:
     def batches(workers: int, start: int) -> list[torch.Tensor]:
         patches = TrainPatches(mini_root / "train", 2, 8, seed=2, length=5)
         stream = GlobalBatchStream(len(patches), 4, seed=2, start=start)
-        loader = iter(DataLoader(EpochKeyed(patches), batch_sampler=stream, num_workers=workers,
-                                 persistent_workers=workers > 0))
+        loader = iter(
+            DataLoader(EpochKeyed(patches), batch_sampler=stream, num_workers=workers, persistent_workers=workers > 0)
+        )
         return [next(loader)[1] for _ in range(4 - start)]
 
     inline = batches(0, 0)  # 16 samples over epochs of 5: every batch after the first straddles two
@@ -93,9 +98,24 @@ def test_two_gloo_processes_match_one(tmp_path: Path, mini_root: Path) -> None:
     recipe = write_recipe(tmp_path, mini_root, "ddp")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "suite", "train", "--config", str(recipe)],
-        env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "suite",
+            "train",
+            "--config",
+            str(recipe),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
     single = load_checkpoint(tmp_path / "single" / "final.pt")
@@ -104,7 +124,8 @@ def test_two_gloo_processes_match_one(tmp_path: Path, mini_root: Path) -> None:
     assert len(ddp["rng"]) == 2
     # Same samples per global step; only the order of float sums differs (two half-batch means averaged).
     assert losses(tmp_path / "ddp" / "train_log.csv") == pytest.approx(
-        losses(tmp_path / "single" / "train_log.csv"), rel=1e-5, abs=1e-7)
+        losses(tmp_path / "single" / "train_log.csv"), rel=1e-5, abs=1e-7
+    )
     for part in ("model", "ema"):
         for key, value in single[part].items():
             torch.testing.assert_close(ddp[part][key], value, rtol=1e-4, atol=1e-5, msg=f"{part}.{key}")

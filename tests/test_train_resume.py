@@ -25,11 +25,20 @@ def write_recipe(folder: Path, mini_root: Path, name: str) -> Path:
     recipe = {
         "name": name,
         "out_dir": str(folder / name),
-        "model": {"preset": "tiny", "bias": "rib", "scale": 2,
-                  "overrides": {"dim": 16, "n_blocks": 1, "window_sizes": [8, 8], "ranks": [4, 4]}},
+        "model": {
+            "preset": "tiny",
+            "bias": "rib",
+            "scale": 2,
+            "overrides": {"dim": 16, "n_blocks": 1, "window_sizes": [8, 8], "ranks": [4, 4]},
+        },
         # 10 samples per epoch at batch 4: global batches straddle epochs, so the sampler's position matters.
-        "data": {"train": str(mini_root / "train"), "lr_patch": 16, "batch_size": 4, "num_workers": 0,
-                 "samples_per_epoch": 10},
+        "data": {
+            "train": str(mini_root / "train"),
+            "lr_patch": 16,
+            "batch_size": 4,
+            "num_workers": 0,
+            "samples_per_epoch": 10,
+        },
         "optim": {"lr": 1e-3, "grad_clip": 0.5},
         "schedule": {"kind": "cosine", "iterations": ITERATIONS, "warmup": 5},
         "ema": {"decay": 0.9},
@@ -61,8 +70,9 @@ def test_killed_run_resumes_bit_identical(tmp_path: Path, mini_root: Path) -> No
 
     recipe = write_recipe(tmp_path, mini_root, "killed")
     ckpt_dir = tmp_path / "killed" / "checkpoints"
-    process = subprocess.Popen(suite_train("--config", str(recipe)), env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        suite_train("--config", str(recipe)), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 120
         while not any(ckpt_dir.glob("iter_*.pt")):  # a checkpoint is renamed into place once whole
@@ -77,8 +87,9 @@ def test_killed_run_resumes_bit_identical(tmp_path: Path, mini_root: Path) -> No
     killed_at = newest["iteration"]
     assert killed_at < ITERATIONS and not (tmp_path / "killed" / "final.pt").exists()
 
-    done = subprocess.run(suite_train("--config", str(recipe), "--resume"), env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        suite_train("--config", str(recipe), "--resume"), env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     assert f"resuming from {ckpt_dir / f'iter_{killed_at:07d}.pt'}" in done.stderr
 
@@ -94,5 +105,6 @@ def test_killed_run_resumes_bit_identical(tmp_path: Path, mini_root: Path) -> No
     assert resumed["sampler"] == expected["sampler"]
     assert torch.equal(resumed["rng"][0]["torch"], expected["rng"][0]["torch"])
     # The log is continuous: the killed run's rows past its checkpoint were replaced, none duplicated.
-    assert csv_without_timing(tmp_path / "killed" / "train_log.csv") == \
-        csv_without_timing(tmp_path / "reference" / "train_log.csv")
+    assert csv_without_timing(tmp_path / "killed" / "train_log.csv") == csv_without_timing(
+        tmp_path / "reference" / "train_log.csv"
+    )

@@ -110,8 +110,9 @@ def test_resume_or_restart_continues_an_unfinished_run(run_copy, finished: Path,
 
 
 @pytest.mark.parametrize("change", [[], ["--override", "optim.lr=0.002"]], ids=["forced-rerun", "recipe-changed"])
-def test_resume_or_restart_trains_afresh_and_keeps_the_old_run(run_copy, finished: Path, change: list[str],
-                                                              capsys) -> None:
+def test_resume_or_restart_trains_afresh_and_keeps_the_old_run(
+    run_copy, finished: Path, change: list[str], capsys
+) -> None:
     recipe, out = run_copy
     old_final = (out / "final.pt").read_bytes()
     old_second = (out / "checkpoints" / "iter_0000002.pt").read_bytes()
@@ -160,8 +161,7 @@ def test_resume_refuses_another_thread_count(run_copy, capsys) -> None:
     assert "run.threads: 1 -> 2" in capsys.readouterr().err
 
 
-def test_a_corrupt_training_image_stops_the_run_before_the_first_step(mini_root: Path, tmp_path: Path,
-                                                                      capsys) -> None:
+def test_a_corrupt_training_image_stops_the_run_before_the_first_step(mini_root: Path, tmp_path: Path, capsys) -> None:
     train_root = tmp_path / "train"
     shutil.copytree(mini_root / "train", train_root)
     victim = sorted((train_root / "HR").glob("*.png"))[-1]

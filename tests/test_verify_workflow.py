@@ -24,8 +24,8 @@ import pandas as pd
 import pytest
 import yaml
 from PIL import Image
-from conftest import copy_workflow, snakemake
 
+from conftest import copy_workflow, snakemake
 from suite.data.resize import imresize
 from suite.files import file_sha256
 
@@ -82,10 +82,18 @@ def test_verify_workflow_evaluates_served_fixture_checkpoints(tmp_path: Path, se
     for key, fixture in sorted(fixtures.items()):
         (served / f"{key}.pth").write_bytes((FIXTURES / f"{key}.pth").read_bytes())
         suite = fixture["suite"]
-        models.append({"name": key, "preset": suite["preset"], "bias": suite.get("bias", "rib"),
-                       "scale": suite["scale"], "model_overrides": suite["overrides"],
-                       "url": f"{base_url}/{key}.pth", "path": None,
-                       "paper": None})
+        models.append(
+            {
+                "name": key,
+                "preset": suite["preset"],
+                "bias": suite.get("bias", "rib"),
+                "scale": suite["scale"],
+                "model_overrides": suite["overrides"],
+                "url": f"{base_url}/{key}.pth",
+                "path": None,
+                "paper": None,
+            }
+        )
     next(model for model in models if model["scale"] == 2)["paper"] = PAPER_ROW
     # One checkpoint downloaded by hand: named by `path`, copied (never moved) into data_root/released/.
     by_hand = next(model for model in models if model["bias"] == "rpb")
@@ -98,11 +106,17 @@ def test_verify_workflow_evaluates_served_fixture_checkpoints(tmp_path: Path, se
 
     workdir = copy_workflow(tmp_path / "workflow")
     config = {
-        "name": "verify_test", "device": "cpu", "precision": "fp32",
-        "data_root": "data/verify", "data_source": "download",
+        "name": "verify_test",
+        "device": "cpu",
+        "precision": "fp32",
+        "data_root": "data/verify",
+        "data_source": "download",
         "datasets": {"Set5": {"path": "benchmark/Set5", "fetch": "Set5", "url": f"{base_url}/benchmark.tar"}},
-        "verify": {"datasets": ["Set5"], "models": models,
-                   "resources": {"threads": 1, "gpus": 0, "mem_mb": 2000, "runtime": 10}},
+        "verify": {
+            "datasets": ["Set5"],
+            "models": models,
+            "resources": {"threads": 1, "gpus": 0, "mem_mb": 2000, "runtime": 10},
+        },
     }
     (workdir / "verify_test.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     args = ("--configfile", "workflows/config/verify.yaml", "verify_test.yaml")

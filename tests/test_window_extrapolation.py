@@ -56,21 +56,25 @@ def small_data(tmp_path_factory: pytest.TempPathFactory, mini_root: Path) -> Pat
     return root
 
 
-@pytest.mark.parametrize("windows, factor, expected", [
-    ([32, 32], 0.5, [16, 16]),
-    ([32, 32], 1.5, [48, 48]),
-    ([32, 32], 2, [64, 64]),
-    ([3, 5], 1.5, [5, 8]),  # 4.5 and 7.5 round half up (Python's round would give 4 and 8)
-    ([5], 0.5, [3]),
-    ([1, 8], 0.1, [1, 1]),  # never below 1
-    ([8, 16], 1.0, [8, 16]),
-])
+@pytest.mark.parametrize(
+    "windows, factor, expected",
+    [
+        ([32, 32], 0.5, [16, 16]),
+        ([32, 32], 1.5, [48, 48]),
+        ([32, 32], 2, [64, 64]),
+        ([3, 5], 1.5, [5, 8]),  # 4.5 and 7.5 round half up (Python's round would give 4 and 8)
+        ([5], 0.5, [3]),
+        ([1, 8], 0.1, [1, 1]),  # never below 1
+        ([8, 16], 1.0, [8, 16]),
+    ],
+)
 def test_scaled_window_sizes(windows: list[int], factor: float, expected: list[int]) -> None:
     assert scaled_window_sizes(windows, factor) == expected
 
 
-@pytest.mark.parametrize("factor, shown", [(0, "0"), (-0.5, "-0.5"), (math.nan, "nan"), (math.inf, "inf"),
-                                            (True, "True"), ("2", "'2'")])
+@pytest.mark.parametrize(
+    "factor, shown", [(0, "0"), (-0.5, "-0.5"), (math.nan, "nan"), (math.inf, "inf"), (True, "True"), ("2", "'2'")]
+)
 def test_scaled_window_sizes_refuses_a_bad_factor(factor, shown: str) -> None:
     with pytest.raises(ValueError, match=rf"window scale factor must be a finite number > 0, got {shown}$"):
         scaled_window_sizes([8], factor)
@@ -102,8 +106,11 @@ def test_other_windows_change_the_output_and_the_tile_grid(rib_checkpoint: Path)
 
 
 def test_an_rpb_model_refuses_other_windows(rpb_checkpoint: Path) -> None:
-    with pytest.raises(ValueError, match=rf"^checkpoint {rpb_checkpoint}: window sizes 4 4 \(trained 8 8\): an "
-                                         r"RPB layer trained at window 8 cannot run at window 4"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^checkpoint {rpb_checkpoint}: window sizes 4 4 \(trained 8 8\): an "
+        r"RPB layer trained at window 8 cannot run at window 4",
+    ):
         load_upscaler(rpb_checkpoint, window_scale=0.5)
     assert load_upscaler(rpb_checkpoint, window_scale=1.0).provenance["window_sizes"] == [8, 8]
 
@@ -112,61 +119,132 @@ def _eval(*args: str) -> int:
     return main(["eval", "--scale", "2", *args])
 
 
-def test_eval_at_a_window_scale_records_and_reports_the_windows(rib_checkpoint: Path, small_data: Path,
-                                                                tmp_path: Path, capsys) -> None:
-    assert _eval("--checkpoint", str(rib_checkpoint), "--data", str(small_data), "--out", str(tmp_path / "a.json"),
-                 "--device", "cpu", "--window-scale", "2") == 0
+def test_eval_at_a_window_scale_records_and_reports_the_windows(
+    rib_checkpoint: Path, small_data: Path, tmp_path: Path, capsys
+) -> None:
+    assert (
+        _eval(
+            "--checkpoint",
+            str(rib_checkpoint),
+            "--data",
+            str(small_data),
+            "--out",
+            str(tmp_path / "a.json"),
+            "--device",
+            "cpu",
+            "--window-scale",
+            "2",
+        )
+        == 0
+    )
     line = capsys.readouterr().out
     assert "at windows 16 16 (trained 8 8)" in line
     provenance = json.loads((tmp_path / "a.json").read_text())["provenance"]
     assert provenance["window_sizes"] == [16, 16] and provenance["window_scale"] == 2.0
     assert provenance["model_config"]["window_sizes"] == [8, 8]
 
-    assert _eval("--checkpoint", str(rib_checkpoint), "--data", str(small_data), "--out", str(tmp_path / "b.json"),
-                 "--device", "cpu") == 0
+    assert (
+        _eval(
+            "--checkpoint",
+            str(rib_checkpoint),
+            "--data",
+            str(small_data),
+            "--out",
+            str(tmp_path / "b.json"),
+            "--device",
+            "cpu",
+        )
+        == 0
+    )
     assert "at windows" not in capsys.readouterr().out
     provenance = json.loads((tmp_path / "b.json").read_text())["provenance"]
     assert provenance["window_sizes"] == [8, 8] and provenance["window_scale"] is None
 
 
-def test_eval_of_an_rpb_checkpoint_at_another_window_is_one_line(rpb_checkpoint: Path, small_data: Path,
-                                                                 tmp_path: Path, capsys) -> None:
+def test_eval_of_an_rpb_checkpoint_at_another_window_is_one_line(
+    rpb_checkpoint: Path, small_data: Path, tmp_path: Path, capsys
+) -> None:
     out = tmp_path / "e.json"
-    assert _eval("--checkpoint", str(rpb_checkpoint), "--data", str(small_data), "--out", str(out),
-                 "--window-scale", "0.5") == 2
+    assert (
+        _eval(
+            "--checkpoint", str(rpb_checkpoint), "--data", str(small_data), "--out", str(out), "--window-scale", "0.5"
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("suite eval: error: ")
     assert str(rpb_checkpoint) in err and "cannot run at window" in err
     assert not out.exists()
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--window-sizes", "8"], "window sizes 8 (trained 8 8): expected 2 window sizes per block, got 1"),
-    (["--window-sizes", "8", "0"], "window_sizes[1] = 0 must be an integer >= 1"),
-    (["--window-scale", "-1"], "window scale factor must be a finite number > 0, got -1.0"),
-])
-def test_eval_refuses_bad_windows(rib_checkpoint: Path, small_data: Path, tmp_path: Path, capsys,
-                                  flags: list[str], message: str) -> None:
-    assert _eval("--checkpoint", str(rib_checkpoint), "--data", str(small_data), "--out", str(tmp_path / "e.json"),
-                 *flags) == 2
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--window-sizes", "8"], "window sizes 8 (trained 8 8): expected 2 window sizes per block, got 1"),
+        (["--window-sizes", "8", "0"], "window_sizes[1] = 0 must be an integer >= 1"),
+        (["--window-scale", "-1"], "window scale factor must be a finite number > 0, got -1.0"),
+    ],
+)
+def test_eval_refuses_bad_windows(
+    rib_checkpoint: Path, small_data: Path, tmp_path: Path, capsys, flags: list[str], message: str
+) -> None:
+    assert (
+        _eval("--checkpoint", str(rib_checkpoint), "--data", str(small_data), "--out", str(tmp_path / "e.json"), *flags)
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
 
 
 def test_window_options_are_refused_with_a_method(small_data: Path, tmp_path: Path, capsys) -> None:
-    assert _eval("--method", "bicubic", "--data", str(small_data), "--out", str(tmp_path / "e.json"),
-                 "--window-scale", "0.5") == 2
+    assert (
+        _eval(
+            "--method", "bicubic", "--data", str(small_data), "--out", str(tmp_path / "e.json"), "--window-scale", "0.5"
+        )
+        == 2
+    )
     assert "--window-scale: model inference options, valid only with --checkpoint" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
-        _eval("--checkpoint", "c.pt", "--data", str(small_data), "--out", str(tmp_path / "e.json"),
-              "--window-scale", "0.5", "--window-sizes", "4", "4")
+        _eval(
+            "--checkpoint",
+            "c.pt",
+            "--data",
+            str(small_data),
+            "--out",
+            str(tmp_path / "e.json"),
+            "--window-scale",
+            "0.5",
+            "--window-sizes",
+            "4",
+            "4",
+        )
     assert exit_info.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
 
 
 def _analyze(checkpoint: Path, data: Path, out: Path, *factors: str) -> int:
-    return main(["analyze", "windows", "--checkpoint", str(checkpoint), "--data", str(data), "--scale", "2",
-                 "--factors", *factors, "--device", "cpu", "--rounds", "2", "--warmup", "0", "--out", str(out)])
+    return main(
+        [
+            "analyze",
+            "windows",
+            "--checkpoint",
+            str(checkpoint),
+            "--data",
+            str(data),
+            "--scale",
+            "2",
+            "--factors",
+            *factors,
+            "--device",
+            "cpu",
+            "--rounds",
+            "2",
+            "--warmup",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
 
 
 def _csv_rows(path: Path) -> tuple[list[str], list[dict]]:
@@ -200,14 +278,26 @@ def test_analyze_windows_of_a_rib_model(rib_checkpoint: Path, small_data: Path, 
     assert [float(row["psnr"]) for row in csv_rows] == [row["psnr"] for row in rows]
 
     # The factor-1 row is the plain `suite eval` of the checkpoint, to the last bit.
-    assert _eval("--checkpoint", str(rib_checkpoint), "--data", str(small_data), "--out", str(tmp_path / "e.json"),
-                 "--device", "cpu") == 0
+    assert (
+        _eval(
+            "--checkpoint",
+            str(rib_checkpoint),
+            "--data",
+            str(small_data),
+            "--out",
+            str(tmp_path / "e.json"),
+            "--device",
+            "cpu",
+        )
+        == 0
+    )
     plain = json.loads((tmp_path / "e.json").read_text())
     assert reference["psnr"] == plain["psnr"] and reference["ssim"] == plain["ssim"]
 
 
-def test_analyze_windows_of_an_rpb_model_refuses_rows(rpb_checkpoint: Path, small_data: Path,
-                                                      tmp_path: Path, capsys) -> None:
+def test_analyze_windows_of_an_rpb_model_refuses_rows(
+    rpb_checkpoint: Path, small_data: Path, tmp_path: Path, capsys
+) -> None:
     out = tmp_path / "windows"
     assert _analyze(rpb_checkpoint, small_data, out, "0.5", "1", "1.5") == 0
     printed = capsys.readouterr().out
@@ -218,16 +308,17 @@ def test_analyze_windows_of_an_rpb_model_refuses_rows(rpb_checkpoint: Path, smal
     assert reference["time_ratio"] == 1.0
     for row, window in ((refused, 4), (larger, 12)):
         assert row["status"] == "refused" and row["window_sizes"] == f"{window} {window}"
-        assert row["reason"].startswith(f"window sizes {window} {window} (trained 8 8): an RPB layer trained at "
-                                        f"window 8 cannot run at window {window}: ")
+        assert row["reason"].startswith(
+            f"window sizes {window} {window} (trained 8 8): an RPB layer trained at "
+            f"window 8 cannot run at window {window}: "
+        )
         assert row["psnr"] is None and row["ms_median"] is None and row["time_ratio"] is None
     _, csv_rows = _csv_rows(out / "windows.csv")
     assert [row["status"] for row in csv_rows] == ["refused", "ok", "refused"]
     assert csv_rows[0]["psnr"] == "" and "cannot run at window 4" in csv_rows[0]["reason"]
 
 
-def test_analyze_windows_refuses_a_bad_factor(rib_checkpoint: Path, small_data: Path, tmp_path: Path,
-                                              capsys) -> None:
+def test_analyze_windows_refuses_a_bad_factor(rib_checkpoint: Path, small_data: Path, tmp_path: Path, capsys) -> None:
     assert _analyze(rib_checkpoint, small_data, tmp_path / "w", "0", "1") == 2
     assert "window scale factor must be a finite number > 0, got 0.0" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()

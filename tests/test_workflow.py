@@ -15,7 +15,6 @@ import pytest
 import yaml
 
 from conftest import REPO, SWEEPS, copy_workflow, job_counts, shell_lines, snakemake
-
 from suite.report.declare import Contents
 from suite.report.sections import report_files
 
@@ -31,8 +30,16 @@ def test_default_dry_run_plans_every_step(workdir: Path) -> None:
     done = snakemake(workdir, "-n", "-p")
     assert done.returncode == 0, done.stdout + done.stderr
     assert job_counts(done.stdout) == {
-        "data_mini": 1, "train": 2, "eval_bicubic_with_images": 1, "eval_checkpoint_with_images": 2,
-        "profile_sweep": 1, "analyze_bias": 2, "analyze_lowrank": 1, "analyze_windows": 2, "report": 1, "all": 1,
+        "data_mini": 1,
+        "train": 2,
+        "eval_bicubic_with_images": 1,
+        "eval_checkpoint_with_images": 2,
+        "profile_sweep": 1,
+        "analyze_bias": 2,
+        "analyze_lowrank": 1,
+        "analyze_windows": 2,
+        "report": 1,
+        "all": 1,
         "total": 14,
     }
     # The research tools: bias fields of both models, the RPB model at low rank, both at scaled windows.
@@ -55,8 +62,9 @@ def test_default_dry_run_plans_every_step(workdir: Path) -> None:
     assert "--analysis-dataset mini_test" in shell_lines(done.stdout, "suite report")[0]
     # The report rule's outputs are the files the report's sections declare for this config's results, and
     # the HTML report's captions are written from the same declarations.
-    contents = Contents(profile=True, compared_biases=True, analysis=frozenset({"bias", "lowrank", "windows"}),
-                        crop=True)
+    contents = Contents(
+        profile=True, compared_biases=True, analysis=frozenset({"bias", "lowrank", "windows"}), crop=True
+    )
     declared = {f"results/default/{file.path}" for file in report_files(contents)} | {"results/default/REPORT.md"}
     assert set(rule_outputs(done.stdout, "report")) == declared
     caption = (workdir / ".snakemake/report-captions/val_psnr_png.rst").read_text()
@@ -80,8 +88,9 @@ def test_paper_dry_run_plans_the_papers_models(workdir: Path) -> None:
     assert counts["eval_bicubic"] + counts["eval_bicubic_with_images"] == datasets * scales
     assert counts["data_fetch"] == 4  # DF2K, DIV2K, benchmark, Manga109
     trains = {re.search(r"name=(\S+)", line)[1]: line for line in shell_lines(done.stdout, " train --config")}
-    assert sorted(trains) == sorted(f"{p}-rib-x{s}" for p in ("light", "base", "base+", "large", "large+")
-                                    for s in (2, 3, 4))
+    assert sorted(trains) == sorted(
+        f"{p}-rib-x{s}" for p in ("light", "base", "base+", "large", "large+") for s in (2, 3, 4)
+    )
     # x3 from x2 and x4 from x3 (the official chain), with the fine-tuning recipe.
     for preset in ("light", "large+"):
         assert "--config workflows/config/recipes/paper_x2.yaml" in trains[f"{preset}-rib-x2"]
@@ -144,15 +153,22 @@ def test_biases_dry_run_trains_every_registered_bias(workdir: Path) -> None:
         line = trains[f"tiny-{bias}-x2"]
         assert f"model.bias={bias} " in line and "run.seed=0" in line and "model.overrides.ranks" not in line
         assert "--config workflows/config/recipes/tiny_cpu.yaml" in line
-    windows = {re.search(r"results/biases/train/(\S+)/final\.pt", line)[1]: line
-               for line in shell_lines(done.stdout, "suite analyze windows")}
+    windows = {
+        re.search(r"results/biases/train/(\S+)/final\.pt", line)[1]: line
+        for line in shell_lines(done.stdout, "suite analyze windows")
+    }
     assert sorted(windows) == sorted(f"tiny-{bias}-x2" for bias in BIASES)
     assert all("--factors 0.5 1 1.5 2 " in line and "--name mini_test" in line for line in windows.values())
     assert any(spec.fixed_window for spec in REGISTRY.values())  # those show refused rows in their tables
     report = shell_lines(done.stdout, "suite report")[0]
     assert "--title biases" in report and "--analysis-dataset mini_test" in report
-    for path in ("tables/biases.csv", "tables/biases.md", "figures/biases.png", "figures/biases.pdf",
-                 "tables/windows.csv"):
+    for path in (
+        "tables/biases.csv",
+        "tables/biases.md",
+        "figures/biases.png",
+        "figures/biases.pdf",
+        "tables/windows.csv",
+    ):
         assert f"results/biases/{path}" in done.stdout
     assert "results/biases/figures/speedup.png" not in done.stdout and "bias_fields" not in done.stdout
 
@@ -180,8 +196,11 @@ def test_analysis_tools_follow_the_kind_of_each_bias(tmp_path: Path) -> None:
 
 def test_paper_dry_run_passes_a_manga109_url_to_fetch(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path / "workflow")
-    (workdir / "mirror.yaml").write_text(yaml.safe_dump(
-        {"datasets": {"Manga109": {"path": "Manga109", "fetch": "Manga109", "url": "https://example.org/m.zip"}}}))
+    (workdir / "mirror.yaml").write_text(
+        yaml.safe_dump(
+            {"datasets": {"Manga109": {"path": "Manga109", "fetch": "Manga109", "url": "https://example.org/m.zip"}}}
+        )
+    )
     done = snakemake(workdir, "-n", "-p", "--configfile", "workflows/config/paper.yaml", "mirror.yaml")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "suite data fetch Manga109 --root data/paper --url https://example.org/m.zip" in done.stdout
@@ -192,14 +211,22 @@ def test_verify_dry_run_evaluates_released_models_without_training(workdir: Path
     assert done.returncode == 0, done.stdout + done.stderr
     models = yaml.safe_load((workdir / "workflows/config/verify.yaml").read_text())["verify"]["models"]
     counts = job_counts(done.stdout)
-    assert counts == {"data_fetch": 2, "verify_fetch_checkpoint": len(models), "verify_eval": 5 * len(models),
-                      "verify_report": 1, "all": 1, "total": 2 + 6 * len(models) + 2}
+    assert counts == {
+        "data_fetch": 2,
+        "verify_fetch_checkpoint": len(models),
+        "verify_eval": 5 * len(models),
+        "verify_report": 1,
+        "all": 1,
+        "total": 2 + 6 * len(models) + 2,
+    }
     evals = shell_lines(done.stdout, "suite eval --checkpoint")
     assert len(evals) == 5 * len(models)
     for model in models:
         mine = [line for line in evals if f"data/paper/released/{model['name']}.pth" in line]
-        assert len(mine) == 5 and all(f"--scale {model['scale']} " in line and "--preset XL+" in line
-                                      and "--precision attention-bf16" in line for line in mine)
+        assert len(mine) == 5 and all(
+            f"--scale {model['scale']} " in line and "--preset XL+" in line and "--precision attention-bf16" in line
+            for line in mine
+        )
     assert "train" not in counts and "profile_sweep" not in counts
     report = shell_lines(done.stdout, "suite report")[0]
     assert "--title verify" in report and "'SSTXL_Plus_DFLIP_X4=SST-XL+ (DFLIP)'" in report
@@ -211,29 +238,44 @@ def test_lint_is_clean(workdir: Path) -> None:
         assert done.returncode == 0 and "Lints for" not in done.stdout + done.stderr, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("override, field", [
-    ({"train": {"seed": "zero"}}, "['train']['seed']"),
-    ({"trian": {"seed": 0}}, "'trian' was unexpected"),
-    ({"name": "../elsewhere"}, "['name']"),
-    ({"data_source": "ftp"}, "['data_source']"),
-    ({"precision": "bf16"}, "['precision']"),
-    ({"train": {"biases": ["rpb", "alibi"]}}, "['train']['biases'][1]"),
-    ({"train": {"presets": ["huge"]}}, "['train']['presets'][0]"),
-    ({"datasets": {"mini_test": {"path": "test", "fetch": "ImageNet"}}}, "['datasets']['mini_test']['fetch']"),
-    ({"eval": {"datasets": ["mini_test", "Set5"]}}, "eval.datasets: 'Set5' is not a key of datasets"),
-    ({"report": {"crop": {"scale": 3}}}, "report.crop.scale: 3 is not one of scales [2]"),
-    ({"train": {"per_preset": {"base": {"dataset": "mini_train"}}}}, "train.per_preset.base: 'base' is not one of"),
-    ({"train": {"per_preset": {"tiny": {"dataset": "DF2K"}}}}, "train.per_preset.tiny.dataset: 'DF2K' is not a key"),
-    ({"analysis": {"dataset": "Set5"}}, "analysis.dataset: 'Set5' is not a key of datasets"),
-    ({"datasets": {"extra": {"path": "test"}}, "analysis": {"dataset": "extra"}},
-     "analysis.dataset: 'extra' is not one of eval.datasets"),
-    ({"analysis": {"lowrank_ranks": [4, -1]}}, "['analysis']['lowrank_ranks'][1]"),
-    ({"analysis": {"window_factors": [0, 1]}}, "['analysis']['window_factors'][0]"),
-    ({"train": {"ranks": [8, 0]}}, "['train']['ranks'][1]"),
-    ({"verify": {"datasets": ["mini_test"], "resources": {"threads": 1, "gpus": 0, "mem_mb": 100, "runtime": 1},
-                 "models": [{"name": "m", "preset": "tiny", "scale": 2}]}},
-     "verify.models[0] (m): give exactly one of url (downloaded) and path"),
-])
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ({"train": {"seed": "zero"}}, "['train']['seed']"),
+        ({"trian": {"seed": 0}}, "'trian' was unexpected"),
+        ({"name": "../elsewhere"}, "['name']"),
+        ({"data_source": "ftp"}, "['data_source']"),
+        ({"precision": "bf16"}, "['precision']"),
+        ({"train": {"biases": ["rpb", "alibi"]}}, "['train']['biases'][1]"),
+        ({"train": {"presets": ["huge"]}}, "['train']['presets'][0]"),
+        ({"datasets": {"mini_test": {"path": "test", "fetch": "ImageNet"}}}, "['datasets']['mini_test']['fetch']"),
+        ({"eval": {"datasets": ["mini_test", "Set5"]}}, "eval.datasets: 'Set5' is not a key of datasets"),
+        ({"report": {"crop": {"scale": 3}}}, "report.crop.scale: 3 is not one of scales [2]"),
+        ({"train": {"per_preset": {"base": {"dataset": "mini_train"}}}}, "train.per_preset.base: 'base' is not one of"),
+        (
+            {"train": {"per_preset": {"tiny": {"dataset": "DF2K"}}}},
+            "train.per_preset.tiny.dataset: 'DF2K' is not a key",
+        ),
+        ({"analysis": {"dataset": "Set5"}}, "analysis.dataset: 'Set5' is not a key of datasets"),
+        (
+            {"datasets": {"extra": {"path": "test"}}, "analysis": {"dataset": "extra"}},
+            "analysis.dataset: 'extra' is not one of eval.datasets",
+        ),
+        ({"analysis": {"lowrank_ranks": [4, -1]}}, "['analysis']['lowrank_ranks'][1]"),
+        ({"analysis": {"window_factors": [0, 1]}}, "['analysis']['window_factors'][0]"),
+        ({"train": {"ranks": [8, 0]}}, "['train']['ranks'][1]"),
+        (
+            {
+                "verify": {
+                    "datasets": ["mini_test"],
+                    "resources": {"threads": 1, "gpus": 0, "mem_mb": 100, "runtime": 1},
+                    "models": [{"name": "m", "preset": "tiny", "scale": 2}],
+                }
+            },
+            "verify.models[0] (m): give exactly one of url (downloaded) and path",
+        ),
+    ],
+)
 def test_invalid_config_fails_before_any_job_naming_the_field(tmp_path: Path, override: dict, field: str) -> None:
     workdir = copy_workflow(tmp_path / "workflow")
     (workdir / "bad.yaml").write_text(yaml.safe_dump(override))
@@ -270,6 +312,7 @@ def test_paper_rows_of_the_configs_are_rows_of_the_paper_values() -> None:
 def test_sweep_files_live_in_one_folder() -> None:
     """Every sweep file (a YAML with `variants` and `points`) of the package and the workflow sits in
     suite/profiling/configs/, and the workflow configs name theirs there."""
+
     def is_sweep(path: Path) -> bool:
         content = yaml.safe_load(path.read_text())
         return isinstance(content, dict) and {"variants", "points"} <= set(content)
@@ -294,8 +337,10 @@ def test_own_data_goes_to_its_own_results_folder(tmp_path: Path) -> None:
     """README: `--config data_root=... data_source=local` must neither write into results/default/
     nor take its results as up to date."""
     workdir = copy_workflow(tmp_path / "workflow")
-    write_result_folder(workdir / "results/default", {
-        "data_source": "mini", "data_root": "data/mini", "datasets": {"mini_test": "test", "mini_train": "train"}})
+    write_result_folder(
+        workdir / "results/default",
+        {"data_source": "mini", "data_root": "data/mini", "datasets": {"mini_test": "test", "mini_train": "train"}},
+    )
     own = tmp_path / "my photos"
     for split in ("train", "test"):
         (own / split).mkdir(parents=True)
@@ -323,12 +368,17 @@ def test_own_data_goes_to_its_own_results_folder(tmp_path: Path) -> None:
     # A results folder without a record of its data cannot be trusted either.
     write_result_folder(workdir / "results/old", None)
     unknown = snakemake(workdir, "-n", "--config", "name=old")
-    assert unknown.returncode != 0 and "results/old/ holds results but no record of their data" in unknown.stderr + unknown.stdout
+    assert (
+        unknown.returncode != 0
+        and "results/old/ holds results but no record of their data" in unknown.stderr + unknown.stdout
+    )
 
 
 def test_slurm_profile_names_real_rules_and_parses(workdir: Path) -> None:
-    pytest.importorskip("snakemake_executor_plugin_slurm",
-                        reason="the profile's settings need the slurm extra (pip install -e '.[slurm]')")
+    pytest.importorskip(
+        "snakemake_executor_plugin_slurm",
+        reason="the profile's settings need the slurm extra (pip install -e '.[slurm]')",
+    )
     profile = yaml.safe_load((workdir / "workflows/profiles/slurm/config.yaml").read_text())
     assert profile["executor"] == "slurm"
     rules = set(snakemake(workdir, "--list-rules").stdout.split())
@@ -336,8 +386,17 @@ def test_slurm_profile_names_real_rules_and_parses(workdir: Path) -> None:
     assert set(profile["set-resources"]) <= rules, set(profile["set-resources"]) - rules
     # Every setting of the profile is accepted by snakemake (the local executor stands in for SLURM,
     # whose plugin is an optional extra).
-    done = snakemake(workdir, "-n", "-p", "--workflow-profile", "workflows/profiles/slurm", "--executor", "local",
-                     "--configfile", "workflows/config/paper.yaml")
+    done = snakemake(
+        workdir,
+        "-n",
+        "-p",
+        "--workflow-profile",
+        "workflows/profiles/slurm",
+        "--executor",
+        "local",
+        "--configfile",
+        "workflows/config/paper.yaml",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     train = done.stdout.split("rule train:", 1)[1].split("rule ", 1)[0]
     assert "gpu=4" in train and "tasks_per_gpu=0" in train and "runtime=2880" in train

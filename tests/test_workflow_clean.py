@@ -14,16 +14,21 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import REPO, snakemake
 
 TARGETS = ("results/default/eval/bicubic/mini_test-x2.json", "results/default/train/tiny-rpb-x2/final.pt")
-SHRINK = {"train": {"overrides": {"schedule.iterations": 2, "schedule.warmup": 1, "run.val_every": 0,
-                                  "run.checkpoint_every": 2}}}
+SHRINK = {
+    "train": {
+        "overrides": {"schedule.iterations": 2, "schedule.warmup": 1, "run.val_every": 0, "run.checkpoint_every": 2}
+    }
+}
 
 
 def git_status(clone: Path) -> list[str]:
-    done = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=clone,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=clone, capture_output=True, text=True, check=True
+    )
     return done.stdout.splitlines()
 
 
@@ -41,8 +46,11 @@ def test_a_fresh_clone_run_twice_leaves_nothing_untracked(tmp_path: Path) -> Non
     status = git_status(clone)
     assert [line for line in status if line.startswith("??")] == []
     changed = {line[3:] for line in status}
-    assert {"results/default/train/tiny-rpb-x2/final.pt", "results/default/train/tiny-rpb-x2/train_log.csv",
-            "results/default/eval/bicubic/mini_test-x2.json"} <= changed
+    assert {
+        "results/default/train/tiny-rpb-x2/final.pt",
+        "results/default/train/tiny-rpb-x2/train_log.csv",
+        "results/default/eval/bicubic/mini_test-x2.json",
+    } <= changed
     assert not any("/replaced/" in path for path in changed)
     events = list((clone / "results/default/train/tiny-rpb-x2/tb").iterdir())
     assert len(events) == 1 and f"results/default/train/tiny-rpb-x2/tb/{events[0].name}" in changed

@@ -9,6 +9,7 @@ import math
 
 import pandas as pd
 import pytest
+
 from conftest import copy_workflow, snakemake
 
 
@@ -32,17 +33,25 @@ def test_workflow_runs_end_to_end(tmp_path) -> None:
 
     results = workdir / "results" / "tests"
     # The report wrote exactly the files the workflow declared for it (suite.report.sections), nothing more.
-    report_files = {str(path.relative_to(workdir)) for folder in ("tables", "figures")
-                    for path in (results / folder).iterdir()}
-    assert report_files == {path for path in outputs if path.startswith(("results/tests/tables/", "results/tests/figures/"))}
+    report_files = {
+        str(path.relative_to(workdir)) for folder in ("tables", "figures") for path in (results / folder).iterdir()
+    }
+    assert report_files == {
+        path for path in outputs if path.startswith(("results/tests/tables/", "results/tests/figures/"))
+    }
     assert json.loads((results / "data.json").read_text())["data_source"] == "mini"
     psnr = pd.read_csv(results / "tables/psnr_ssim.csv")
     measured = psnr[psnr["source"] == "measured"]
-    assert sorted(zip(measured["method"], measured["bias"].fillna(""))) == [("bicubic", ""), ("tiny", "rib"),
-                                                                           ("tiny", "rpb")]
+    assert sorted(zip(measured["method"], measured["bias"].fillna(""))) == [
+        ("bicubic", ""),
+        ("tiny", "rib"),
+        ("tiny", "rpb"),
+    ]
     assert all(math.isfinite(value) for value in measured["mini_test_x2_psnr"])
     speed = pd.read_csv(results / "tables/speed.csv", dtype=str)
-    assert set(speed["phase"]) == {"train", "infer"} and {"rpb_ms", "rib_ms", "speedup_rpb_over_rib"} <= set(speed.columns)
+    assert set(speed["phase"]) == {"train", "infer"} and {"rpb_ms", "rib_ms", "speedup_rpb_over_rib"} <= set(
+        speed.columns
+    )
     training = pd.read_csv(results / "tables/training.csv")
     assert sorted(training["run"]) == ["tiny-rib-x2", "tiny-rpb-x2"]
     report = (results / "REPORT.md").read_text()

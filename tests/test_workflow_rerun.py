@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import copy_workflow, snakemake
 
+from conftest import copy_workflow, snakemake
 from suite.checkpoint import load_checkpoint
 
 CONFIG = ("--configfile", "workflows/config/tests.yaml", "rerun.yaml")
@@ -49,11 +49,21 @@ def same_weights(a: dict, b: dict) -> bool:
 
 # One point, two variants, inference only: what the forced re-run test needs of a sweep.
 SMALL_SWEEP = {
-    "description": "re-run test sweep", "preset": "tiny", "overrides": {}, "scale": 2, "device": "cpu",
-    "precision": "fp32", "threads": 1, "seed": 0, "isolation": "none", "point_timeout_s": 300,
-    "profiler": {"warmup": 1, "active": 1}, "phases": {"infer": {"batch": 1, "warmup": 1, "steps": 1}},
+    "description": "re-run test sweep",
+    "preset": "tiny",
+    "overrides": {},
+    "scale": 2,
+    "device": "cpu",
+    "precision": "fp32",
+    "threads": 1,
+    "seed": 0,
+    "isolation": "none",
+    "point_timeout_s": 300,
+    "profiler": {"warmup": 1, "active": 1},
+    "phases": {"infer": {"batch": 1, "warmup": 1, "steps": 1}},
     "variants": [{"bias": "rpb", "backend": "auto"}, {"bias": "rib", "backend": "auto"}],
-    "points": [{"window": 8, "patch": 16, "phases": ["infer"]}], "attention": {"warmup": 1, "steps": 1},
+    "points": [{"window": 8, "patch": 16, "phases": ["infer"]}],
+    "attention": {"warmup": 1, "steps": 1},
 }
 
 
@@ -63,8 +73,14 @@ def trained_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = copy_workflow(tmp_path_factory.mktemp("rerun") / "workflow")
     (workdir / "suite/profiling/configs/rerun_cpu.yaml").write_text(yaml.safe_dump(SMALL_SWEEP))
     # No periodic validation (a re-run's cost is mostly validation) and the one-point sweep.
-    (workdir / "rerun.yaml").write_text(yaml.safe_dump({"train": {"overrides": {"run.val_every": 0}},
-                                                        "profile": {"sweep": "suite/profiling/configs/rerun_cpu.yaml"}}))
+    (workdir / "rerun.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "train": {"overrides": {"run.val_every": 0}},
+                "profile": {"sweep": "suite/profiling/configs/rerun_cpu.yaml"},
+            }
+        )
+    )
     run(workdir, [f"{RUN}/final.pt"], *CONFIG)
     assert checkpoint_iterations(workdir / RUN / "checkpoints") == [2, 4]
     return workdir

@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from suite.analysis.outputs import BIAS_FIELDS
 from suite.checkpoint import load_checkpoint
 from suite.env import run_record
 from suite.evaluate.inference import model_from_checkpoint
-from suite.analysis.outputs import BIAS_FIELDS
 from suite.files import atomic_write, file_sha256
 from suite.models import SRTransformer, WindowAttention
 from suite.models.positional import relative_position_index
@@ -79,10 +79,12 @@ class BiasFields:
 
     @property
     def title(self) -> str:
-        """"tiny RIB x2 (final.pt, ema weights)": which model the maps belong to."""
+        """ "tiny RIB x2 (final.pt, ema weights)": which model the maps belong to."""
         model = self.model
-        return (f"{model['preset']} {model['bias'].upper()} x{model['scale']} "
-                f"({self.checkpoint.name}, {self.weights} weights)")
+        return (
+            f"{model['preset']} {model['bias'].upper()} x{model['scale']} "
+            f"({self.checkpoint.name}, {self.weights} weights)"
+        )
 
 
 def centre_token(window: int) -> int:
@@ -106,8 +108,9 @@ def translation_deviation(dense: torch.Tensor, offsets: torch.Tensor, window: in
     invariant = offsets.reshape(heads, -1)[:, index].view_as(dense)  # (heads, N, N)
     residual_rms = (dense - invariant).square().mean(dim=(1, 2)).sqrt()
     bias_rms = dense.square().mean(dim=(1, 2)).sqrt()
-    return torch.where(bias_rms > 0, residual_rms / bias_rms.clamp_min(torch.finfo(dense.dtype).tiny),
-                       torch.zeros_like(bias_rms))
+    return torch.where(
+        bias_rms > 0, residual_rms / bias_rms.clamp_min(torch.finfo(dense.dtype).tiny), torch.zeros_like(bias_rms)
+    )
 
 
 def effective_rank(singular_values: torch.Tensor, energy: float = ENERGY) -> int:
@@ -143,8 +146,10 @@ def _dense_and_singular_values(layer: WindowAttention) -> tuple[torch.Tensor, to
         q_pos, k_pos = layer.positional(window, window, device)  # (heads, N, R) each
         scale = q_pos.shape[-1] ** -0.5 if layer.spec.factor_scale == "rsqrt_rank" else 1.0
         return (q_pos @ k_pos.transpose(-2, -1)) * scale, _factor_singular_values(q_pos, k_pos, scale)
-    raise ValueError(f"attention layer with bias {layer.bias_kind!r} has no positional bias to analyse "
-                     f"(bias fields exist for {', '.join(ANALYSED_BIASES)})")
+    raise ValueError(
+        f"attention layer with bias {layer.bias_kind!r} has no positional bias to analyse "
+        f"(bias fields exist for {', '.join(ANALYSED_BIASES)})"
+    )
 
 
 @torch.no_grad()
@@ -162,15 +167,34 @@ def layer_field(layer: WindowAttention, index: int = 0, block: int = 0, layer_in
     deviation = translation_deviation(dense, offsets, window)
     centre = centre_token(window)
     lows, highs = dense.amin(dim=(1, 2)), dense.amax(dim=(1, 2))
-    rows = [{
-        "layer": index, "block": block, "layer_in_block": layer_in_block, "window": window,
-        "bias": layer.bias_kind, "head": head, "bias_min": float(lows[head]), "bias_max": float(highs[head]),
-        "bias_range": float(highs[head] - lows[head]), "effective_rank_99": effective_rank(singular_values[head]),
-        "translation_deviation": float(deviation[head]),
-    } for head in range(dense.shape[0])]
+    rows = [
+        {
+            "layer": index,
+            "block": block,
+            "layer_in_block": layer_in_block,
+            "window": window,
+            "bias": layer.bias_kind,
+            "head": head,
+            "bias_min": float(lows[head]),
+            "bias_max": float(highs[head]),
+            "bias_range": float(highs[head] - lows[head]),
+            "effective_rank_99": effective_rank(singular_values[head]),
+            "translation_deviation": float(deviation[head]),
+        }
+        for head in range(dense.shape[0])
+    ]
     centre_maps = dense[:, centre, :].reshape(-1, window, window)  # (heads, w, w)
-    return LayerField(index, block, layer_in_block, window, layer.bias_kind, centre,
-                      offsets.detach().cpu().numpy().copy(), centre_maps.cpu().numpy(), rows)
+    return LayerField(
+        index,
+        block,
+        layer_in_block,
+        window,
+        layer.bias_kind,
+        centre,
+        offsets.detach().cpu().numpy().copy(),
+        centre_maps.cpu().numpy(),
+        rows,
+    )
 
 
 def _float64_copy(layer: WindowAttention) -> WindowAttention:
@@ -190,11 +214,11 @@ def model_fields(model: SRTransformer) -> list[LayerField]:
 
 DEFINITIONS = {  # written into stats.json beside the rows
     "offsets": "mean of B[i, j] over token pairs at each offset (dy, dx) = (y_i - y_j, x_i - x_j), query "
-               "minus key, index [dy + w-1, dx + w-1]; RPB: its table",
+    "minus key, index [dy + w-1, dx + w-1]; RPB: its table",
     "centre": "row i = (w//2)*w + w//2 of B (the centre token's bias over the window), shape (w, w)",
     "effective_rank_99": "fewest singular values of the N x N bias whose squares reach 99% of their sum",
     "translation_deviation": "RMS over pairs of (B[i, j] - offset mean) / RMS of B; 0 when B depends on "
-                             "the offset only (RPB) or is all zero",
+    "the offset only (RPB) or is all zero",
 }
 
 
@@ -212,44 +236,68 @@ def analyze_checkpoint(checkpoint: Path, out: Path, weights: str = "ema") -> Bia
         raise ValueError(
             f"checkpoint {checkpoint} has no positional bias to analyse: its model ({described['preset']}, "
             f"bias {described['bias']!r}, x{described['scale']}) attends without one; bias fields exist for "
-            f"{', '.join(ANALYSED_BIASES)} models")
+            f"{', '.join(ANALYSED_BIASES)} models"
+        )
     model = model_from_checkpoint(state, weights)
     result = BiasFields(checkpoint, weights, described, model_fields(model))
 
-    arrays = {"windows": np.array([f.window for f in result.layers]),
-              "centre_tokens": np.array([f.centre_token for f in result.layers])}
+    arrays = {
+        "windows": np.array([f.window for f in result.layers]),
+        "centre_tokens": np.array([f.centre_token for f in result.layers]),
+    }
     for layer in result.layers:
         arrays[f"layer{layer.layer}_offsets"] = layer.offsets
         arrays[f"layer{layer.layer}_centre"] = layer.centre
     atomic_write(out / "fields.npz", lambda handle: np.savez_compressed(handle, **arrays))
     BIAS_FIELDS.table.write(
-        out, result.rows, checkpoint=str(checkpoint), model=described, weights=weights, definitions=DEFINITIONS,
+        out,
+        result.rows,
+        checkpoint=str(checkpoint),
+        model=described,
+        weights=weights,
+        definitions=DEFINITIONS,
         provenance=run_record(
-            torch.device("cpu"), checkpoint_sha256=file_sha256(checkpoint),
-            checkpoint_iteration=int(state.get("iteration", 0)), model_config=settings,
-            training_config_hash=state.get("config_hash")),
+            torch.device("cpu"),
+            checkpoint_sha256=file_sha256(checkpoint),
+            checkpoint_iteration=int(state.get("iteration", 0)),
+            model_config=settings,
+            training_config_hash=state.get("config_hash"),
+        ),
     )
     return result
 
 
 def summary_table(result: BiasFields) -> str:
     """One line per layer for the terminal: window, bias range and, over heads, rank and deviation."""
-    header = (f"{'layer':>5} {'block.l':>7} {'window':>6} {'bias':>7} {'min':>9} {'max':>9} "
-              f"{'rank99':>7} {'transl.dev':>10}")
+    header = (
+        f"{'layer':>5} {'block.l':>7} {'window':>6} {'bias':>7} {'min':>9} {'max':>9} {'rank99':>7} {'transl.dev':>10}"
+    )
     lines = [result.title, header]
     for layer in result.layers:
         rows = layer.rows
         ranks = sorted({row["effective_rank_99"] for row in rows})
         rank_text = f"{ranks[0]}" if len(ranks) == 1 else f"{ranks[0]}-{ranks[-1]}"
         deviation = max(row["translation_deviation"] for row in rows)
-        lines.append(f"{layer.layer:>5} {layer.block:>5}.{layer.layer_in_block:<1} {layer.window:>6} "
-                     f"{layer.bias:>7} {min(r['bias_min'] for r in rows):>9.3g} "
-                     f"{max(r['bias_max'] for r in rows):>9.3g} {rank_text:>7} {deviation:>10.3g}")
+        lines.append(
+            f"{layer.layer:>5} {layer.block:>5}.{layer.layer_in_block:<1} {layer.window:>6} "
+            f"{layer.bias:>7} {min(r['bias_min'] for r in rows):>9.3g} "
+            f"{max(r['bias_max'] for r in rows):>9.3g} {rank_text:>7} {deviation:>10.3g}"
+        )
     lines.append("rank99: effective rank at 99% energy, range over heads; transl.dev: the largest over heads")
     return "\n".join(lines)
 
 
-__all__ = ["ANALYSED_BIASES", "COLUMNS", "BiasFields", "LayerField", "analyze_checkpoint", "centre_token",
-           "effective_rank", "layer_field", "model_fields", "offset_means", "summary_table",
-           "translation_deviation"]
-
+__all__ = [
+    "ANALYSED_BIASES",
+    "COLUMNS",
+    "BiasFields",
+    "LayerField",
+    "analyze_checkpoint",
+    "centre_token",
+    "effective_rank",
+    "layer_field",
+    "model_fields",
+    "offset_means",
+    "summary_table",
+    "translation_deviation",
+]

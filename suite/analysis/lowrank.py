@@ -42,8 +42,19 @@ FULL = "full"
 NO_BIAS = 0  # rank 0 in a table: the RPB network with its bias dropped, i.e. how much the bias matters at all
 COLUMNS = LOWRANK.table.columns
 REFERENCE = "rpb"
-CONSOLE_COLUMNS = ("variant", "rank", "bias_rel_error", "bias_rel_error_max", "psnr", "psnr_change", "ssim",
-                   "ssim_change", "ms_median", "time_ratio", "status")
+CONSOLE_COLUMNS = (
+    "variant",
+    "rank",
+    "bias_rel_error",
+    "bias_rel_error_max",
+    "psnr",
+    "psnr_change",
+    "ssim",
+    "ssim_change",
+    "ms_median",
+    "time_ratio",
+    "status",
+)
 
 Spectrum = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # U (heads, N, N), S (heads, N), V^T (heads, N, N)
 
@@ -68,8 +79,9 @@ def _rpb_layers(model: SRTransformer, source: str) -> list[tuple[str, WindowAtte
     bias = model.config.get("bias")
     layers = [(name, module) for name, module in model.named_modules() if isinstance(module, WindowAttention)]
     if bias != "rpb" or any(layer.rpb is None for _, layer in layers):
-        raise ValueError(f"{source} has bias {bias!r}: low-rank conversion factorises an RPB model's dense "
-                         f"bias (bias 'rpb')")
+        raise ValueError(
+            f"{source} has bias {bias!r}: low-rank conversion factorises an RPB model's dense bias (bias 'rpb')"
+        )
     return layers
 
 
@@ -81,9 +93,11 @@ def layer_ranks(model: SRTransformer, rank: int | str, source: str = "the model"
     for index, (_, layer) in enumerate(_rpb_layers(model, source)):
         tokens = layer.window * layer.window
         if rank != FULL and rank > tokens:
-            raise ValueError(f"rank {rank} exceeds N = {layer.window}^2 = {tokens} tokens of attention layer "
-                             f"{index} ({layer.window}x{layer.window} window) of {source}; use a rank in "
-                             f"1..{tokens} or 'full'")
+            raise ValueError(
+                f"rank {rank} exceeds N = {layer.window}^2 = {tokens} tokens of attention layer "
+                f"{index} ({layer.window}x{layer.window} window) of {source}; use a rank in "
+                f"1..{tokens} or 'full'"
+            )
         ranks.append(tokens if rank == FULL else rank)
     return ranks
 
@@ -92,8 +106,9 @@ def spectra(model: SRTransformer) -> list[Spectrum]:
     """The SVD of every RPB layer's dense bias, (U, S, V^T) per layer, float64 on the CPU (computed once,
     then truncated at every rank)."""
     with torch.no_grad():
-        return [torch.linalg.svd(layer.rpb()[0].detach().cpu().double())
-                for _, layer in _rpb_layers(model, "the model")]
+        return [
+            torch.linalg.svd(layer.rpb()[0].detach().cpu().double()) for _, layer in _rpb_layers(model, "the model")
+        ]
 
 
 def _truncate(spectrum: Spectrum, rank: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,8 +136,9 @@ def _relative_error(bias: torch.Tensor, q_pos: torch.Tensor, k_pos: torch.Tensor
     return per_head, float(diff.sum()), float(norm.sum())
 
 
-def lowrank_from_rpb(model: SRTransformer, rank: int | str, spectra_: list[Spectrum] | None = None
-                     ) -> tuple[SRTransformer, dict]:
+def lowrank_from_rpb(
+    model: SRTransformer, rank: int | str, spectra_: list[Spectrum] | None = None
+) -> tuple[SRTransformer, dict]:
     """Convert an RPB network to bias `lowrank` at `rank` (an integer, or 'full' for N per layer).
 
     Returns (the converted network, on the model's device and in its train/eval mode; its errors:
@@ -146,9 +162,18 @@ def lowrank_from_rpb(model: SRTransformer, rank: int | str, spectra_: list[Spect
             state[f"{prefix}.lowrank.q_factors"], state[f"{prefix}.lowrank.k_factors"] = q_pos, k_pos
             per_head, layer_error, layer_norm = _relative_error(layer.rpb()[0].detach().cpu(), q_pos, k_pos)
             error_sq, norm_sq = error_sq + layer_error, norm_sq + layer_norm
-            rows += [{"layer": index, "block": index // per_block, "layer_in_block": index % per_block,
-                      "window": layer.window, "rank": layer_rank, "head": head, "rel_error": error}
-                     for head, error in enumerate(per_head)]
+            rows += [
+                {
+                    "layer": index,
+                    "block": index // per_block,
+                    "layer_in_block": index % per_block,
+                    "window": layer.window,
+                    "rank": layer_rank,
+                    "head": head,
+                    "rel_error": error,
+                }
+                for head, error in enumerate(per_head)
+            ]
     converted.load_state_dict(state)  # strict: every weight of the converted network comes from the model
     device = next(model.parameters()).device
     converted = converted.to(device).train(model.training)
@@ -176,8 +201,10 @@ def _load_rpb_state(checkpoint: Path) -> dict:
     state = load_checkpoint(checkpoint)
     bias = state["model_config"].get("bias")
     if bias != "rpb":
-        raise ValueError(f"checkpoint {checkpoint} has bias {bias!r}: low-rank conversion factorises an RPB "
-                         f"model's dense bias (bias 'rpb')")
+        raise ValueError(
+            f"checkpoint {checkpoint} has bias {bias!r}: low-rank conversion factorises an RPB "
+            f"model's dense bias (bias 'rpb')"
+        )
     return state
 
 
@@ -212,7 +239,7 @@ def convert_checkpoint(checkpoint: str | Path, rank: int | str, out: str | Path)
         "source_iteration": int(state.get("iteration", 0)),
         "source_name": state.get("config", {}).get("name"),
         "method": "truncated SVD of each layer's dense RPB bias per head (FlashBias): Q_p = U_R sqrt(S_R), "
-                  "K_p = V_R sqrt(S_R)",
+        "K_p = V_R sqrt(S_R)",
         "rank": rank,
         "layer_ranks": ranks,
         "bias_errors": errors,
@@ -223,9 +250,20 @@ def convert_checkpoint(checkpoint: str | Path, rank: int | str, out: str | Path)
     return written
 
 
-def lowrank_table(checkpoint: str | Path, data: str | Path, scale: int, ranks: Sequence[int | str], out: str | Path,
-                  *, name: str | None = None, protocol: str = "basicsr-y", device: str = "auto",
-                  threads: int | None = None, rounds: int = 3, warmup: int = 1) -> list[dict]:
+def lowrank_table(
+    checkpoint: str | Path,
+    data: str | Path,
+    scale: int,
+    ranks: Sequence[int | str],
+    out: str | Path,
+    *,
+    name: str | None = None,
+    protocol: str = "basicsr-y",
+    device: str = "auto",
+    threads: int | None = None,
+    rounds: int = 3,
+    warmup: int = 1,
+) -> list[dict]:
     """The RPB model of `checkpoint` (its EMA weights, as `suite eval`) and its low-rank conversions at
     `ranks` (integers or 'full'; 0 is the network with its bias dropped, variant `no-bias`, bias error 1):
     bias error, PSNR/SSIM on `data` and inference time -> rows (COLUMNS), first `rpb`, then `lowrank-R`
@@ -251,23 +289,51 @@ def lowrank_table(checkpoint: str | Path, data: str | Path, scale: int, ranks: S
 
     svds = spectra(rpb_model)
     models: dict[str, SRTransformer] = {REFERENCE: rpb_model}
-    rows = [{**dict.fromkeys(COLUMNS), "variant": REFERENCE, "rank": None, "rank_label": "-", "bias_rel_error": 0.0,
-             "bias_rel_error_max": 0.0, "status": OK, "reason": ""}]
+    rows = [
+        {
+            **dict.fromkeys(COLUMNS),
+            "variant": REFERENCE,
+            "rank": None,
+            "rank_label": "-",
+            "bias_rel_error": 0.0,
+            "bias_rel_error_max": 0.0,
+            "status": OK,
+            "reason": "",
+        }
+    ]
     layer_errors: dict[str, list[dict]] = {}
     for label in labels:
         if _table_rank(label) == NO_BIAS:
             models["no-bias"] = without_bias(rpb_model)
-            rows.append({**dict.fromkeys(COLUMNS), "variant": "no-bias", "rank": NO_BIAS, "rank_label": label,
-                         "bias_rel_error": 1.0, "bias_rel_error_max": 1.0, "status": OK, "reason": ""})
+            rows.append(
+                {
+                    **dict.fromkeys(COLUMNS),
+                    "variant": "no-bias",
+                    "rank": NO_BIAS,
+                    "rank_label": label,
+                    "bias_rel_error": 1.0,
+                    "bias_rel_error_max": 1.0,
+                    "status": OK,
+                    "reason": "",
+                }
+            )
             continue
         variant = f"lowrank-{label}"
         converted, errors = lowrank_from_rpb(rpb_model, parse_rank(label), svds)
         models[variant] = converted
         layer_errors[variant] = errors["layers"]
-        rows.append({**dict.fromkeys(COLUMNS), "variant": variant,
-                     "rank": max(row["rank"] for row in errors["layers"]), "rank_label": label,
-                     "bias_rel_error": errors["bias_rel_error"], "bias_rel_error_max": errors["bias_rel_error_max"],
-                     "status": OK, "reason": ""})
+        rows.append(
+            {
+                **dict.fromkeys(COLUMNS),
+                "variant": variant,
+                "rank": max(row["rank"] for row in errors["layers"]),
+                "rank_label": label,
+                "bias_rel_error": errors["bias_rel_error"],
+                "bias_rel_error_max": errors["bias_rel_error_max"],
+                "status": OK,
+                "reason": "",
+            }
+        )
 
     metric_options = None
     upscalers: dict[str, ModelUpscaler] = {}
@@ -300,8 +366,9 @@ def lowrank_table(checkpoint: str | Path, data: str | Path, scale: int, ranks: S
         "window_sizes": state["model_config"]["window_sizes"],
         "layer_errors": layer_errors,
         "timing": timing_record(dataset, rounds, warmup),
-        "provenance": run_record(device=device, checkpoint_sha256=file_sha256(checkpoint),
-                                 model_config=state["model_config"]),
+        "provenance": run_record(
+            device=device, checkpoint_sha256=file_sha256(checkpoint), model_config=state["model_config"]
+        ),
     }
     written = LOWRANK.table.write(out, rows, **document)
     print(render(rows, CONSOLE_COLUMNS))

@@ -25,16 +25,72 @@ class AnalysisOutput:
 
 # Bias fields exist for the biases that stand for an N x N logit term: the additive ones, and the factored
 # ones (Q_p K_p^T).
-BIAS_FIELDS = AnalysisOutput("bias", RowsSchema("stats", (
-    "layer", "block", "layer_in_block", "window", "bias", "head", "bias_min", "bias_max", "bias_range",
-    "effective_rank_99", "translation_deviation"), version=1), kinds=("additive", "factored"))
+BIAS_FIELDS = AnalysisOutput(
+    "bias",
+    RowsSchema(
+        "stats",
+        (
+            "layer",
+            "block",
+            "layer_in_block",
+            "window",
+            "bias",
+            "head",
+            "bias_min",
+            "bias_max",
+            "bias_range",
+            "effective_rank_99",
+            "translation_deviation",
+        ),
+        version=1,
+    ),
+    kinds=("additive", "factored"),
+)
 # The SVD route to flash kernels needs a dense bias to factor: the additive ones (RPB).
-LOWRANK = AnalysisOutput("lowrank", RowsSchema("lowrank", (
-    "variant", "rank", "rank_label", "bias_rel_error", "bias_rel_error_max", "psnr", "ssim", "psnr_change",
-    "ssim_change", "ms_median", "ms_iqr", "time_ratio", "status", "reason"), version=1), kinds=("additive",))
+LOWRANK = AnalysisOutput(
+    "lowrank",
+    RowsSchema(
+        "lowrank",
+        (
+            "variant",
+            "rank",
+            "rank_label",
+            "bias_rel_error",
+            "bias_rel_error_max",
+            "psnr",
+            "ssim",
+            "psnr_change",
+            "ssim_change",
+            "ms_median",
+            "ms_iqr",
+            "time_ratio",
+            "status",
+            "reason",
+        ),
+        version=1,
+    ),
+    kinds=("additive",),
+)
 # Every model: a bias tied to its window shows its refusal as rows.
-WINDOWS = AnalysisOutput("windows", RowsSchema("windows", (
-    "factor", "window_sizes", "status", "reason", "psnr", "ssim", "psnr_change", "ms_median", "ms_iqr",
-    "time_ratio"), version=1), kinds=KINDS)
+WINDOWS = AnalysisOutput(
+    "windows",
+    RowsSchema(
+        "windows",
+        (
+            "factor",
+            "window_sizes",
+            "status",
+            "reason",
+            "psnr",
+            "ssim",
+            "psnr_change",
+            "ms_median",
+            "ms_iqr",
+            "time_ratio",
+        ),
+        version=1,
+    ),
+    kinds=KINDS,
+)
 
 ANALYSIS_OUTPUTS = {output.tool: output for output in (BIAS_FIELDS, LOWRANK, WINDOWS)}

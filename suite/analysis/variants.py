@@ -25,8 +25,9 @@ from suite.profiling.timing import (
 )
 
 
-def prepare(data: str | Path, scale: int, name: str | None, device: str, threads: int | None, rounds: int,
-            warmup: int) -> tuple[str, torch.device, PairedDataset]:
+def prepare(
+    data: str | Path, scale: int, name: str | None, device: str, threads: int | None, rounds: int, warmup: int
+) -> tuple[str, torch.device, PairedDataset]:
     """Check the timing settings, resolve `auto` to cuda when torch sees a GPU (else cpu), set the CPU
     threads and open the test set -> (device name, torch device, dataset)."""
     if rounds < 1 or warmup < 0:
@@ -45,8 +46,16 @@ def first_image(dataset: PairedDataset, device: torch.device) -> torch.Tensor:
     return image_to_tensor(lr).unsqueeze(0).to(device)
 
 
-def time_variants(rows: list[dict], label_of: Callable[[dict], str], upscalers: dict[str, ModelUpscaler],
-                  reference: str, dataset: PairedDataset, device: torch.device, rounds: int, warmup: int) -> None:
+def time_variants(
+    rows: list[dict],
+    label_of: Callable[[dict], str],
+    upscalers: dict[str, ModelUpscaler],
+    reference: str,
+    dataset: PairedDataset,
+    device: torch.device,
+    rounds: int,
+    warmup: int,
+) -> None:
     """Time one forward of the first test image per variant in `upscalers` (label -> upscaler), interleaved,
     and fill the time columns of the row whose `label_of(row)` is that label. A variant that fails to run
     (out of memory) takes the timing status and reason; rows without an upscaler are left alone."""

@@ -46,9 +46,20 @@ def _sizes_text(window_sizes: Sequence[int]) -> str:
     return " ".join(str(window) for window in window_sizes)
 
 
-def window_table(checkpoint: str | Path, data: str | Path, scale: int, factors: Sequence[float], out: str | Path, *,
-                 name: str | None = None, protocol: str = DEFAULT_PROTOCOL, device: str = "auto",
-                 threads: int | None = None, rounds: int = 3, warmup: int = 1) -> list[dict]:
+def window_table(
+    checkpoint: str | Path,
+    data: str | Path,
+    scale: int,
+    factors: Sequence[float],
+    out: str | Path,
+    *,
+    name: str | None = None,
+    protocol: str = DEFAULT_PROTOCOL,
+    device: str = "auto",
+    threads: int | None = None,
+    rounds: int = 3,
+    warmup: int = 1,
+) -> list[dict]:
     """Evaluate and time `checkpoint` at its windows times each factor -> rows (COLUMNS); writes
     out/windows.csv and out/windows.json and prints a short table.
 
@@ -76,18 +87,25 @@ def window_table(checkpoint: str | Path, data: str | Path, scale: int, factors: 
             raise ValueError(f"checkpoint {checkpoint} is a x{loaded.upscale.scale} model, --scale asks x{scale}")
         provenance = loaded.provenance
         trained = provenance["model_config"]["window_sizes"]
-        result = evaluate(loaded.upscale, dataset, scale, loaded.method, device=device, protocol=protocol,
-                          extra_provenance={"checkpoint": str(checkpoint), **provenance})
-        row.update(window_sizes=_sizes_text(provenance["window_sizes"]), psnr=result["psnr"],
-                   ssim=result["ssim"])
+        result = evaluate(
+            loaded.upscale,
+            dataset,
+            scale,
+            loaded.method,
+            device=device,
+            protocol=protocol,
+            extra_provenance={"checkpoint": str(checkpoint), **provenance},
+        )
+        row.update(window_sizes=_sizes_text(provenance["window_sizes"]), psnr=result["psnr"], ssim=result["ssim"])
         upscalers[_label(factor)] = loaded.upscale
         rows.append(row)
     for row in rows:
         if row["window_sizes"] is None and trained is not None:
             row["window_sizes"] = _sizes_text(scaled_window_sizes(trained, row["factor"]))
 
-    time_variants(rows, lambda row: _label(row["factor"]), upscalers, _label(1.0), dataset, torch_device, rounds,
-                  warmup)
+    time_variants(
+        rows, lambda row: _label(row["factor"]), upscalers, _label(1.0), dataset, torch_device, rounds, warmup
+    )
     reference = next(row for row in rows if row["factor"] == 1.0)
     for row in rows:
         if row["psnr"] is not None and reference["psnr"] is not None:

@@ -31,43 +31,62 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="test set folder (as suite eval)")
     parser.add_argument("--scale", type=int, required=True, help="upscaling factor of the checkpoint")
     parser.add_argument("--name", help="dataset name recorded in the result (default: from the folder)")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default=DEFAULT_PROTOCOL,
-                        help=f"metric protocol (default {DEFAULT_PROTOCOL})")
+    parser.add_argument(
+        "--protocol", choices=PROTOCOLS, default=DEFAULT_PROTOCOL, help=f"metric protocol (default {DEFAULT_PROTOCOL})"
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "analyze", help="research tools on checkpoints: learned bias fields, low-rank RPB, window extrapolation",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "analyze",
+        help="research tools on checkpoints: learned bias fields, low-rank RPB, window extrapolation",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     tools = parser.add_subparsers(dest="analysis", required=True, metavar="{bias,lowrank,windows}")
 
     bias = tools.add_parser("bias", help="the learned positional bias of every layer and head, as images + CSV")
     bias.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT", help="a suite checkpoint")
     bias.add_argument("--weights", choices=("ema", "model"), default="ema", help="which weights (default ema)")
-    bias.add_argument("--out", type=Path, required=True, metavar="DIR",
-                      help="output folder: stats.csv, stats.json, fields.npz, offsets.png/pdf, centre.png/pdf")
+    bias.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="output folder: stats.csv, stats.json, fields.npz, offsets.png/pdf, centre.png/pdf",
+    )
     bias.set_defaults(func=_bias)
 
     lowrank = tools.add_parser("lowrank", help="an RPB model at low rank (truncated SVD): bias error, PSNR, time")
     lowrank.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT", help="a suite RPB checkpoint")
-    lowrank.add_argument("--ranks", nargs="+", default=["0", "4", "8", "16", "32", "full"],
-                         help="ranks R (integers, 'full' for N = window^2, 0 for the network with its bias "
-                              "dropped; default 0 4 8 16 32 full)")
+    lowrank.add_argument(
+        "--ranks",
+        nargs="+",
+        default=["0", "4", "8", "16", "32", "full"],
+        help="ranks R (integers, 'full' for N = window^2, 0 for the network with its bias "
+        "dropped; default 0 4 8 16 32 full)",
+    )
     _data_options(lowrank)
     _timing_options(lowrank)
-    lowrank.add_argument("--out", type=Path, required=True, metavar="DIR",
-                         help="output folder: lowrank.csv, lowrank.json")
+    lowrank.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="output folder: lowrank.csv, lowrank.json"
+    )
     lowrank.set_defaults(func=_lowrank)
 
     windows = tools.add_parser("windows", help="a RIB model at scaled windows: PSNR and time per factor")
     windows.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT", help="a suite checkpoint")
-    windows.add_argument("--factors", type=float, nargs="+", default=[0.5, 1.0, 1.5, 2.0],
-                         help="window scale factors (default 0.5 1 1.5 2)")
+    windows.add_argument(
+        "--factors",
+        type=float,
+        nargs="+",
+        default=[0.5, 1.0, 1.5, 2.0],
+        help="window scale factors (default 0.5 1 1.5 2)",
+    )
     _data_options(windows)
     _timing_options(windows)
-    windows.add_argument("--out", type=Path, required=True, metavar="DIR",
-                         help="output folder: windows.csv, windows.json")
+    windows.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="output folder: windows.csv, windows.json"
+    )
     windows.set_defaults(func=_windows)
 
 
@@ -85,16 +104,36 @@ def _bias(args: argparse.Namespace) -> int:
 def _lowrank(args: argparse.Namespace) -> int:
     from suite.analysis.lowrank import lowrank_table
 
-    lowrank_table(args.checkpoint, args.data, args.scale, args.ranks, args.out, name=args.name,
-                  protocol=args.protocol, device=args.device, threads=args.threads, rounds=args.rounds,
-                  warmup=args.warmup)
+    lowrank_table(
+        args.checkpoint,
+        args.data,
+        args.scale,
+        args.ranks,
+        args.out,
+        name=args.name,
+        protocol=args.protocol,
+        device=args.device,
+        threads=args.threads,
+        rounds=args.rounds,
+        warmup=args.warmup,
+    )
     return 0
 
 
 def _windows(args: argparse.Namespace) -> int:
     from suite.analysis.windows import window_table
 
-    window_table(args.checkpoint, args.data, args.scale, args.factors, args.out, name=args.name,
-                 protocol=args.protocol, device=args.device, threads=args.threads, rounds=args.rounds,
-                 warmup=args.warmup)
+    window_table(
+        args.checkpoint,
+        args.data,
+        args.scale,
+        args.factors,
+        args.out,
+        name=args.name,
+        protocol=args.protocol,
+        device=args.device,
+        threads=args.threads,
+        rounds=args.rounds,
+        warmup=args.warmup,
+    )
     return 0

@@ -14,11 +14,21 @@ def _log(message: str) -> None:
 def _fetch(args: argparse.Namespace) -> int:
     from suite.data.fetch import SOURCES, fetch
 
-    records = fetch(args.name, args.root, parts=args.parts, url=args.url, mirror=args.mirror,
-                    timeout=args.timeout, remove_archives=args.remove_archives, log=_log)
+    records = fetch(
+        args.name,
+        args.root,
+        parts=args.parts,
+        url=args.url,
+        mirror=args.mirror,
+        timeout=args.timeout,
+        remove_archives=args.remove_archives,
+        log=_log,
+    )
     downloaded = sum(record["downloaded_bytes"] for record in records)
-    print(f"{args.name}: {len(records)} archive(s) ready, {downloaded} bytes downloaded; "
-          f"use --data {Path(args.root) / SOURCES[args.name].data_path}")
+    print(
+        f"{args.name}: {len(records)} archive(s) ready, {downloaded} bytes downloaded; "
+        f"use --data {Path(args.root) / SOURCES[args.name].data_path}"
+    )
     return 0
 
 
@@ -26,8 +36,10 @@ def _fetch_file(args: argparse.Namespace) -> int:
     from suite.data.fetch import fetch_file
 
     record = fetch_file(args.url, args.out, sha256=args.sha256, timeout=args.timeout, log=_log)
-    print(f"{record['file']}: {record['action']}, {record['downloaded_bytes']} bytes downloaded, "
-          f"sha256 {record['sha256']}")
+    print(
+        f"{record['file']}: {record['action']}, {record['downloaded_bytes']} bytes downloaded, "
+        f"sha256 {record['sha256']}"
+    )
     return 0
 
 
@@ -41,32 +53,45 @@ def _mini(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("data", help="datasets: fetch, fetch-file, mini benchmark",
-                                   description=__doc__)
+    parser = subparsers.add_parser("data", help="datasets: fetch, fetch-file, mini benchmark", description=__doc__)
     actions = parser.add_subparsers(dest="data_command", required=True)
 
-    fetch = actions.add_parser("fetch", help="download, verify and extract a dataset",
-                               description="Resumable download with SHA-256 verification (lock file), "
-                                           "safe extraction; a second run does nothing.")
-    fetch.add_argument("name", help="DIV2K, Flickr2K, DF2K (DIV2K train HR + Flickr2K HR, linked into one "
-                                    "folder), benchmark, Set5, Set14, B100, Urban100, or Manga109 "
-                                    "(no public archive: needs --url, --mirror or the archive placed by hand)")
+    fetch = actions.add_parser(
+        "fetch",
+        help="download, verify and extract a dataset",
+        description="Resumable download with SHA-256 verification (lock file), "
+        "safe extraction; a second run does nothing.",
+    )
+    fetch.add_argument(
+        "name",
+        help="DIV2K, Flickr2K, DF2K (DIV2K train HR + Flickr2K HR, linked into one "
+        "folder), benchmark, Set5, Set14, B100, Urban100, or Manga109 "
+        "(no public archive: needs --url, --mirror or the archive placed by hand)",
+    )
     fetch.add_argument("--root", type=Path, required=True, help="data root folder")
-    fetch.add_argument("--parts", nargs="+", metavar="PART",
-                       help="DIV2K parts, e.g. train_HR valid_HR valid_LR_X2 (default: all)")
+    fetch.add_argument(
+        "--parts", nargs="+", metavar="PART", help="DIV2K parts, e.g. train_HR valid_HR valid_LR_X2 (default: all)"
+    )
     fetch.add_argument("--url", help="download this URL instead (one archive only)")
-    fetch.add_argument("--mirror", help="base URL holding the archives by their file names "
-                                        "(default: $SUITE_DATA_MIRROR, else the original sources)")
+    fetch.add_argument(
+        "--mirror",
+        help="base URL holding the archives by their file names "
+        "(default: $SUITE_DATA_MIRROR, else the original sources)",
+    )
     fetch.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)")
     fetch.add_argument("--remove-archives", action="store_true", help="delete archives once extracted")
     fetch.set_defaults(func=_fetch)
 
-    one = actions.add_parser("fetch-file", help="download and verify one file, e.g. a released checkpoint",
-                             description="Resumable download of URL to --out with SHA-256 verification "
-                                         "(--sha256, else the lock file beside --out, pinned on first use); "
-                                         "a file already at --out is verified and used without network.")
-    one.add_argument("url", help="http(s) URL to download, or a local path / file:// URL to copy "
-                                  "(a checkpoint downloaded by hand)")
+    one = actions.add_parser(
+        "fetch-file",
+        help="download and verify one file, e.g. a released checkpoint",
+        description="Resumable download of URL to --out with SHA-256 verification "
+        "(--sha256, else the lock file beside --out, pinned on first use); "
+        "a file already at --out is verified and used without network.",
+    )
+    one.add_argument(
+        "url", help="http(s) URL to download, or a local path / file:// URL to copy (a checkpoint downloaded by hand)"
+    )
     one.add_argument("--out", type=Path, required=True, help="the file to write (its folder holds the lock file)")
     one.add_argument("--sha256", help="expected SHA-256 (64 hex digits)")
     one.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)")

@@ -23,20 +23,28 @@ WIDTH = 16  # label column
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "doctor", help="what this machine will do: versions, devices, attention backends, lock, disk",
-        description=__doc__.split("\n\n")[1])
-    parser.add_argument("--device", default="cpu",
-                        help="the device the workflow will train and evaluate on (default cpu, as the default "
-                             "workflow's config); cuda or cuda:N must be usable for exit 0")
-    parser.add_argument("--data-root", type=Path, default=Path("data"),
-                        help="where datasets go (default ./data)")
-    parser.add_argument("--results", type=Path, default=Path("results"),
-                        help="where results go (default ./results)")
-    parser.add_argument("--min-free-gb", type=float, default=2.0,
-                        help="free disk the data and results folders need (default 2 GiB: the default "
-                             "workflow writes well under 1 GiB)")
-    parser.add_argument("--skip-compile", action="store_true",
-                        help="do not compile FlexAttention (it takes up to a minute on a CPU)")
+        "doctor",
+        help="what this machine will do: versions, devices, attention backends, lock, disk",
+        description=__doc__.split("\n\n")[1],
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="the device the workflow will train and evaluate on (default cpu, as the default "
+        "workflow's config); cuda or cuda:N must be usable for exit 0",
+    )
+    parser.add_argument("--data-root", type=Path, default=Path("data"), help="where datasets go (default ./data)")
+    parser.add_argument("--results", type=Path, default=Path("results"), help="where results go (default ./results)")
+    parser.add_argument(
+        "--min-free-gb",
+        type=float,
+        default=2.0,
+        help="free disk the data and results folders need (default 2 GiB: the default "
+        "workflow writes well under 1 GiB)",
+    )
+    parser.add_argument(
+        "--skip-compile", action="store_true", help="do not compile FlexAttention (it takes up to a minute on a CPU)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -105,8 +113,9 @@ def check_dependencies(found: Findings) -> None:
     elif beside.is_file():
         found.warning("snakemake", f"{beside} is not on PATH: activate the environment before `snakemake`")
     else:
-        found.problem("snakemake", "no `snakemake` executable (the workflow's runner): install the package "
-                                   "into this environment")
+        found.problem(
+            "snakemake", "no `snakemake` executable (the workflow's runner): install the package into this environment"
+        )
     for label, name in (("slurm plugin", "snakemake-executor-plugin-slurm"), ("flash-attn", "flash-attn")):
         if name in installed:
             found.line(label, f"{installed[name]} installed")
@@ -121,8 +130,11 @@ def check_lock(found: Findings) -> None:
     if status["matches"]:
         found.line("lock", f"{where}: installed versions match")
         return
-    found.warning("lock", f"{where}: {len(status['differences'])} difference(s); results record the mismatch "
-                          "(pip install -e '.[test]' -c requirements/test.txt)")
+    found.warning(
+        "lock",
+        f"{where}: {len(status['differences'])} difference(s); results record the mismatch "
+        "(pip install -e '.[test]' -c requirements/test.txt)",
+    )
     for difference in status["differences"]:
         found.line("", f"- {difference}")
 
@@ -147,19 +159,27 @@ def check_torch(found: Findings, device: str):
     types = ["cpu"]
     if torch.cuda.is_available():
         types.append("cuda")
-        found.line("cuda", f"{torch.cuda.device_count()} device(s); driver/runtime CUDA {cuda}; cuDNN "
-                           f"{torch.backends.cudnn.version()}")
+        found.line(
+            "cuda",
+            f"{torch.cuda.device_count()} device(s); driver/runtime CUDA {cuda}; cuDNN "
+            f"{torch.backends.cudnn.version()}",
+        )
         for index in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(index)
-            found.line(f"cuda:{index}", f"{props.name}, compute capability {props.major}.{props.minor}, "
-                                        f"{props.total_memory / 2**30:.1f} GiB")
+            found.line(
+                f"cuda:{index}",
+                f"{props.name}, compute capability {props.major}.{props.minor}, {props.total_memory / 2**30:.1f} GiB",
+            )
     else:
         found.line("cuda", "no CUDA device visible" + (" (a CUDA build runs on the CPU)" if cuda else ""))
     if device.startswith("cuda"):
         index = int(device.split(":", 1)[1]) if ":" in device else 0
         if "cuda" not in types or index >= torch.cuda.device_count():
-            found.problem("device", f"--device {device} is not usable here (CUDA devices: "
-                                    f"{torch.cuda.device_count() if 'cuda' in types else 0})")
+            found.problem(
+                "device",
+                f"--device {device} is not usable here (CUDA devices: "
+                f"{torch.cuda.device_count() if 'cuda' in types else 0})",
+            )
     elif device != "cpu":
         found.problem("device", f"--device {device!r}: expected cpu, cuda or cuda:N")
     return torch, types
@@ -172,7 +192,9 @@ def check_flex(found: Findings, torch, device_types: list[str], skip: bool) -> N
 
     func = flash_attn_func()
     if func is not None:
-        found.line("flash-attn", f"imports ({importlib.metadata.version('flash-attn')}): backend `flash` uses it on CUDA")
+        found.line(
+            "flash-attn", f"imports ({importlib.metadata.version('flash-attn')}): backend `flash` uses it on CUDA"
+        )
     else:
         found.line("flash-attn", "not installed: backend `flash` uses SDPA's FLASH_ATTENTION / cuDNN kernels")
     for kind in device_types:

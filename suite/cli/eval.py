@@ -29,10 +29,16 @@ def _released_only_flags(args: argparse.Namespace) -> list[str]:
 
 
 def _model_only_flags(args: argparse.Namespace) -> list[str]:
-    given = [("--tile", args.tile is not None), ("--overlap", args.overlap is not None),
-             ("--self-ensemble", args.self_ensemble), ("--preset", args.preset is not None),
-             ("--precision", args.precision != "fp32"), ("--compile", args.compile),
-             ("--window-scale", args.window_scale is not None), ("--window-sizes", args.window_sizes is not None)]
+    given = [
+        ("--tile", args.tile is not None),
+        ("--overlap", args.overlap is not None),
+        ("--self-ensemble", args.self_ensemble),
+        ("--preset", args.preset is not None),
+        ("--precision", args.precision != "fp32"),
+        ("--compile", args.compile),
+        ("--window-scale", args.window_scale is not None),
+        ("--window-sizes", args.window_sizes is not None),
+    ]
     return [flag for flag, present in given if present] + _released_only_flags(args)
 
 
@@ -41,27 +47,50 @@ def build_upscaler(args: argparse.Namespace, device: str) -> tuple[object, str, 
     if args.method is not None:
         misplaced = _model_only_flags(args)
         if misplaced:
-            raise ValueError(f"{', '.join(misplaced)}: model inference options, valid only with --checkpoint "
-                             f"(not --method {args.method})")
+            raise ValueError(
+                f"{', '.join(misplaced)}: model inference options, valid only with --checkpoint "
+                f"(not --method {args.method})"
+            )
         return _bicubic(args.scale), args.method, {}
     from suite.evaluate.inference import load_upscaler
     from suite.overrides import parse_field_overrides
 
     if args.preset is None and _released_only_flags(args):
-        raise ValueError(f"{', '.join(_released_only_flags(args))}: options of a released checkpoint, valid only "
-                         f"with --preset (a suite checkpoint carries its own model settings)")
+        raise ValueError(
+            f"{', '.join(_released_only_flags(args))}: options of a released checkpoint, valid only "
+            f"with --preset (a suite checkpoint carries its own model settings)"
+        )
     overlap = args.overlap if args.overlap is not None else DEFAULT_OVERLAP
-    loaded = load_upscaler(args.checkpoint, device, args.tile, overlap, args.self_ensemble, preset=args.preset,
-                           scale=args.scale, bias=args.bias or "rib",
-                           model_overrides=parse_field_overrides(args.override) if args.preset else None,
-                           precision=args.precision, compile=args.compile, window_sizes=args.window_sizes,
-                           window_scale=args.window_scale)
+    loaded = load_upscaler(
+        args.checkpoint,
+        device,
+        args.tile,
+        overlap,
+        args.self_ensemble,
+        preset=args.preset,
+        scale=args.scale,
+        bias=args.bias or "rib",
+        model_overrides=parse_field_overrides(args.override) if args.preset else None,
+        precision=args.precision,
+        compile=args.compile,
+        window_sizes=args.window_sizes,
+        window_scale=args.window_scale,
+    )
     if loaded.upscale.scale != args.scale:
-        raise ValueError(f"--checkpoint {args.checkpoint} is a x{loaded.upscale.scale} model, "
-                         f"--scale asks x{args.scale}")
-    return loaded.upscale, loaded.method, {"checkpoint": str(args.checkpoint), "tile": args.tile,
-                                           "overlap": overlap, "self_ensemble": args.self_ensemble,
-                                           **loaded.provenance}
+        raise ValueError(
+            f"--checkpoint {args.checkpoint} is a x{loaded.upscale.scale} model, --scale asks x{args.scale}"
+        )
+    return (
+        loaded.upscale,
+        loaded.method,
+        {
+            "checkpoint": str(args.checkpoint),
+            "tile": args.tile,
+            "overlap": overlap,
+            "self_ensemble": args.self_ensemble,
+            **loaded.provenance,
+        },
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -79,11 +108,21 @@ def _run(args: argparse.Namespace) -> int:
         dataset.name = args.name
     upscale, method, extra = build_upscaler(args, device)
     extra["data_path"] = str(args.data)
-    result = evaluate(upscale, dataset, args.scale, method, save_images=args.save_images,
-                      device=device, extra_provenance=extra, protocol=args.protocol)
+    result = evaluate(
+        upscale,
+        dataset,
+        args.scale,
+        method,
+        save_images=args.save_images,
+        device=device,
+        extra_provenance=extra,
+        protocol=args.protocol,
+    )
     write_json_atomic(args.out, result)
-    print(f"{result['dataset']} x{args.scale} {method}{_windows_note(result['provenance'])}: PSNR "
-          f"{result['psnr']:.4f} dB, SSIM {result['ssim']:.4f} over {result['n_images']} images -> {args.out}")
+    print(
+        f"{result['dataset']} x{args.scale} {method}{_windows_note(result['provenance'])}: PSNR "
+        f"{result['psnr']:.4f} dB, SSIM {result['ssim']:.4f} over {result['n_images']} images -> {args.out}"
+    )
     return 0
 
 
@@ -102,45 +141,82 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from suite.models import PRECISIONS
 
     parser = subparsers.add_parser(
-        "eval", help="PSNR/SSIM of an upscaler (classical, suite or released checkpoint) on a dataset",
+        "eval",
+        help="PSNR/SSIM of an upscaler (classical, suite or released checkpoint) on a dataset",
         description="Evaluate a classical method, a suite checkpoint or a released BasicSR checkpoint "
-                    "(with --preset) on a benchmark folder, a DIV2K root or an HR-only folder; writes "
-                    "JSON and prints a one-line summary.")
+        "(with --preset) on a benchmark folder, a DIV2K root or an HR-only folder; writes "
+        "JSON and prints a one-line summary.",
+    )
     upscaler = parser.add_mutually_exclusive_group(required=True)
     upscaler.add_argument("--method", choices=METHODS, help="classical upscaler (MATLAB bicubic)")
-    upscaler.add_argument("--checkpoint", type=Path, metavar="CKPT",
-                          help="a suite checkpoint, or a released BasicSR .pth together with --preset")
+    upscaler.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="CKPT",
+        help="a suite checkpoint, or a released BasicSR .pth together with --preset",
+    )
     parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="dataset folder")
     parser.add_argument("--scale", type=int, required=True, help="upscaling factor (2, 3, 4, ...)")
     parser.add_argument("--out", type=Path, required=True, metavar="FILE", help="result JSON")
     parser.add_argument("--split", default="valid", help="DIV2K half when --data is a DIV2K root (default valid)")
     parser.add_argument("--name", help="dataset name recorded in the result (default: from the folder)")
     parser.add_argument("--save-images", type=Path, metavar="DIR", help="also write the SR images here")
-    parser.add_argument("--device", default="auto",
-                        help="torch device for the model and metrics: cpu, cuda, cuda:N, or auto (default: "
-                             "cuda when available)")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default=DEFAULT_PROTOCOL,
-                        help=f"metric protocol (default {DEFAULT_PROTOCOL}, BasicSR's on the unrounded Y channel)")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="torch device for the model and metrics: cpu, cuda, cuda:N, or auto (default: cuda when available)",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default=DEFAULT_PROTOCOL,
+        help=f"metric protocol (default {DEFAULT_PROTOCOL}, BasicSR's on the unrounded Y channel)",
+    )
     model = parser.add_argument_group("model inference (with --checkpoint)")
-    model.add_argument("--preset", metavar="P",
-                       help="the paper preset of a released BasicSR checkpoint (light, base, large, ..., XL+)")
-    model.add_argument("--bias", choices=OFFICIAL_BIASES,
-                       help="with --preset: the positional bias of the released network (default rib)")
-    add_override_option(model, "with --preset: model fields of the released network that differ from the preset "
-                               "(e.g. small test networks: dim=16 n_blocks=1)")
-    model.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                       help="fp32 (default), autocast-bf16, or attention-bf16 (the official setting)")
+    model.add_argument(
+        "--preset", metavar="P", help="the paper preset of a released BasicSR checkpoint (light, base, large, ..., XL+)"
+    )
+    model.add_argument(
+        "--bias",
+        choices=OFFICIAL_BIASES,
+        help="with --preset: the positional bias of the released network (default rib)",
+    )
+    add_override_option(
+        model,
+        "with --preset: model fields of the released network that differ from the preset "
+        "(e.g. small test networks: dim=16 n_blocks=1)",
+    )
+    model.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="fp32 (default), autocast-bf16, or attention-bf16 (the official setting)",
+    )
     model.add_argument("--compile", action="store_true", help="torch.compile the network (off by default)")
-    model.add_argument("--tile", type=int, metavar="T",
-                       help="run the model on LR tiles of T x T (default: whole image)")
-    model.add_argument("--overlap", type=int, metavar="O",
-                       help=f"overlap of neighbouring tiles in LR pixels (default {DEFAULT_OVERLAP})")
+    model.add_argument(
+        "--tile", type=int, metavar="T", help="run the model on LR tiles of T x T (default: whole image)"
+    )
+    model.add_argument(
+        "--overlap",
+        type=int,
+        metavar="O",
+        help=f"overlap of neighbouring tiles in LR pixels (default {DEFAULT_OVERLAP})",
+    )
     model.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations (x8 time)")
     windows = model.add_mutually_exclusive_group()
-    windows.add_argument("--window-scale", type=float, metavar="F",
-                         help="run the network at its trained attention windows times F, rounded half up (RIB "
-                              "only: an RPB table fixes its window)")
-    windows.add_argument("--window-sizes", type=int, nargs="+", metavar="W",
-                         help="run the network at these attention windows, one per layer of a block (as the "
-                              "model's window_sizes; RIB only)")
+    windows.add_argument(
+        "--window-scale",
+        type=float,
+        metavar="F",
+        help="run the network at its trained attention windows times F, rounded half up (RIB "
+        "only: an RPB table fixes its window)",
+    )
+    windows.add_argument(
+        "--window-sizes",
+        type=int,
+        nargs="+",
+        metavar="W",
+        help="run the network at these attention windows, one per layer of a block (as the "
+        "model's window_sizes; RIB only)",
+    )
     parser.set_defaults(func=_run)

@@ -18,16 +18,22 @@ OK_EXIT, FAILED_EXIT, INCOMPLETE_EXIT = 0, 3, 3
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "profile", help="profile training/inference steps: one setting (run) or a grid (sweep)", description=__doc__,
+        "profile",
+        help="profile training/inference steps: one setting (run) or a grid (sweep)",
+        description=__doc__,
     )
     actions = parser.add_subparsers(dest="profile_action", required=True, metavar="{run,sweep}")
 
-    run = actions.add_parser("run", help="profile one setting (a worker process with a time limit)",
-                             description="Profile one setting; rows are merged into DIR/profile.{csv,json}.")
+    run = actions.add_parser(
+        "run",
+        help="profile one setting (a worker process with a time limit)",
+        description="Profile one setting; rows are merged into DIR/profile.{csv,json}.",
+    )
     run.add_argument("--preset", required=True, help="model preset (tiny, light, base, ...)")
     run.add_argument("--bias", required=True, choices=BIASES, help="positional bias (suite.models.biases)")
-    run.add_argument("--phase", required=True, choices=PHASES,
-                     help="a training step (fwd+bwd+AdamW) or an inference forward")
+    run.add_argument(
+        "--phase", required=True, choices=PHASES, help="a training step (fwd+bwd+AdamW) or an inference forward"
+    )
     run.add_argument("--window", type=int, required=True, help="window size of every attention layer")
     run.add_argument("--patch", type=int, help="LR input size (square); default max(64, window)")
     run.add_argument("--batch", type=int, default=2, help="batch size (default 2)")
@@ -43,22 +49,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, recorded)")
     run.add_argument("--seed", type=int, default=0, help="seed of weights and inputs (default 0)")
     add_override_option(run, "model field overrides (e.g. n_blocks=1 ranks=[4,4])")
-    run.add_argument("--time-limit", type=float, default=1800.0, metavar="SECONDS",
-                     help="stop the point after this long: a `timeout` row (default 1800)")
+    run.add_argument(
+        "--time-limit",
+        type=float,
+        default=1800.0,
+        metavar="SECONDS",
+        help="stop the point after this long: a `timeout` row (default 1800)",
+    )
     run.add_argument("--out", type=Path, required=True, help="output folder: profile.csv, profile.json, traces/<run>/")
     run.set_defaults(func=run_point)
 
     sweep = actions.add_parser("sweep", help="profile a grid of windows, patches, variants and phases (YAML file)")
-    sweep.add_argument("--config", required=True, metavar="FILE",
-                       help="YAML sweep file, or the name of one in suite/profiling/configs (cpu, gpu, ...)")
-    sweep.add_argument("--out", metavar="DIR",
-                       help="output folder; '{gpu}' in it becomes the CUDA device's name (results/profiles/{gpu})")
+    sweep.add_argument(
+        "--config",
+        required=True,
+        metavar="FILE",
+        help="YAML sweep file, or the name of one in suite/profiling/configs (cpu, gpu, ...)",
+    )
+    sweep.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder; '{gpu}' in it becomes the CUDA device's name (results/profiles/{gpu})",
+    )
     again = sweep.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true",
-                       help="DIR holds a sweep: continue it if unfinished, measure it again if finished")
+    again.add_argument(
+        "--resume",
+        action="store_true",
+        help="DIR holds a sweep: continue it if unfinished, measure it again if finished",
+    )
     again.add_argument("--fresh", action="store_true", help="DIR holds a sweep: delete it and start over")
-    sweep.add_argument("--dry-run", action="store_true",
-                       help="list the points, the time limits and the budget; measure and write nothing")
+    sweep.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the points, the time limits and the budget; measure and write nothing",
+    )
     sweep.set_defaults(func=run_sweep)
 
 
@@ -73,11 +97,23 @@ def run_point(args: argparse.Namespace) -> int:
         raise ValueError(f"--time-limit must be positive, got {args.time_limit:g}")
     device = resolve_device(args.device)
     spec = PointSpec(
-        preset=args.preset, bias=args.bias, phase=args.phase, window=args.window,
-        patch=args.patch if args.patch is not None else max(64, args.window), batch=args.batch,
-        backend=args.backend, precision=args.precision, compile=args.compile, device=device, scale=args.scale,
-        warmup=args.warmup, steps=args.steps, profile_warmup=args.profile_warmup,
-        profile_active=args.profile_active, threads=args.threads, seed=args.seed,
+        preset=args.preset,
+        bias=args.bias,
+        phase=args.phase,
+        window=args.window,
+        patch=args.patch if args.patch is not None else max(64, args.window),
+        batch=args.batch,
+        backend=args.backend,
+        precision=args.precision,
+        compile=args.compile,
+        device=device,
+        scale=args.scale,
+        warmup=args.warmup,
+        steps=args.steps,
+        profile_warmup=args.profile_warmup,
+        profile_active=args.profile_active,
+        threads=args.threads,
+        seed=args.seed,
         overrides=parse_field_overrides(args.override),
     )
     spec.validate()

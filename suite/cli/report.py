@@ -8,19 +8,27 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "report", help="tables, figures and REPORT.md from a results folder",
+        "report",
+        help="tables, figures and REPORT.md from a results folder",
         description="Read eval JSONs, training summaries and logs and the profile sweep under --results; "
-                    "write tables/, figures/ and REPORT.md under --out.")
+        "write tables/, figures/ and REPORT.md under --out.",
+    )
     parser.add_argument("--results", type=Path, required=True, help="results folder (results/<config name>)")
     parser.add_argument("--out", type=Path, required=True, help="folder for tables/, figures/ and REPORT.md")
     parser.add_argument("--title", help="the report's title (default: the results folder's name)")
     parser.add_argument("--val-dataset", help="validation set of training: its bicubic PSNR is drawn")
-    parser.add_argument("--analysis-dataset",
-                        help="test set of the positional-bias comparison (default: the one most trained models "
-                             "were evaluated on)")
-    parser.add_argument("--paper-rows", nargs="+", default=[], metavar="METHOD=ROW",
-                        help="compare eval/<METHOD>/ with a row of the paper's values "
-                             "(suite/report/paper_values.yaml), e.g. large+-rib='SST-L+ (DF2K)'")
+    parser.add_argument(
+        "--analysis-dataset",
+        help="test set of the positional-bias comparison (default: the one most trained models were evaluated on)",
+    )
+    parser.add_argument(
+        "--paper-rows",
+        nargs="+",
+        default=[],
+        metavar="METHOD=ROW",
+        help="compare eval/<METHOD>/ with a row of the paper's values "
+        "(suite/report/paper_values.yaml), e.g. large+-rib='SST-L+ (DF2K)'",
+    )
     crop = parser.add_argument_group("visual crop comparison (needs images saved by suite eval --save-images)")
     crop.add_argument("--crop-dataset", help="test set of the crop")
     crop.add_argument("--crop-scale", type=int, help="scale of the crop")
@@ -53,10 +61,14 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"the crop comparison needs {', '.join(crop_args)} together; missing {missing}")
     if args.crop_size < 8:
         raise ValueError(f"--crop-size must be at least 8 HR pixels, got {args.crop_size}")
-    crop = (CropRequest(args.crop_dataset, args.crop_scale, args.crop_hr, args.crop_image, args.crop_size)
-            if given else None)
+    crop = (
+        CropRequest(args.crop_dataset, args.crop_scale, args.crop_hr, args.crop_image, args.crop_size)
+        if given
+        else None
+    )
     paper_rows = parse_paper_rows(args.paper_rows)
-    written = build_report(args.results, args.out, args.title, args.val_dataset, crop, paper_rows,
-                           args.analysis_dataset)
+    written = build_report(
+        args.results, args.out, args.title, args.val_dataset, crop, paper_rows, args.analysis_dataset
+    )
     print(f"suite report: wrote {len(written)} files under {args.out} (REPORT.md, tables/, figures/)")
     return 0

@@ -25,17 +25,24 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "train", help="train a model from a YAML recipe (checkpoints, exact resume, DDP via torchrun)",
+        "train",
+        help="train a model from a YAML recipe (checkpoints, exact resume, DDP via torchrun)",
         description="Train from a YAML recipe (sections model, data, optim, schedule, ema, run; see "
-                    "suite/train/config.py for every field and its paper-scale default). Launch with "
-                    "`torchrun --nproc_per_node N -m suite train ...` for DistributedDataParallel. "
-                    + __doc__.split("\n\n", 1)[1].replace("\n", " "))
+        "suite/train/config.py for every field and its paper-scale default). Launch with "
+        "`torchrun --nproc_per_node N -m suite train ...` for DistributedDataParallel. "
+        + __doc__.split("\n\n", 1)[1].replace("\n", " "),
+    )
     parser.add_argument("--config", required=True, metavar="FILE", help="recipe YAML")
     start = parser.add_mutually_exclusive_group()
-    start.add_argument("--resume", action="store_true",
-                       help="continue OUT_DIR's run from its newest valid checkpoint (error if there is none)")
-    start.add_argument("--resume-or-restart", action="store_true",
-                       help="continue an unfinished run of the same recipe; otherwise move the earlier run "
-                            "aside and train afresh")
+    start.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue OUT_DIR's run from its newest valid checkpoint (error if there is none)",
+    )
+    start.add_argument(
+        "--resume-or-restart",
+        action="store_true",
+        help="continue an unfinished run of the same recipe; otherwise move the earlier run aside and train afresh",
+    )
     add_override_option(parser, "dotted recipe fields, e.g. schedule.iterations=1000 model.bias=rpb")
     parser.set_defaults(func=_run)

@@ -39,8 +39,17 @@ _BLOCK = 512
 _CHUNK = 1 << 20
 _COMPRESSED_TAR = {"tar.gz": gzip.open, "tar.bz2": bz2.open, "tar.xz": lzma.open}
 # Errors the stdlib readers raise on damaged input; each becomes an ArchiveError naming the file.
-_READ_ERRORS = (tarfile.TarError, zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError,
-                lzma.LZMAError, OSError, NotImplementedError, UnicodeDecodeError)
+_READ_ERRORS = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    EOFError,
+    lzma.LZMAError,
+    OSError,
+    NotImplementedError,
+    UnicodeDecodeError,
+)
 
 
 class ArchiveError(ValueError):
@@ -49,10 +58,10 @@ class ArchiveError(ValueError):
 
 @dataclass(frozen=True)
 class Member:
-    name: str        # normalised: '/' separators, no leading './', no trailing '/'
+    name: str  # normalised: '/' separators, no leading './', no trailing '/'
     is_dir: bool
     size: int
-    source: str      # the name as the archive spells it
+    source: str  # the name as the archive spells it
 
 
 def _member(source: str, is_dir: bool, size: int) -> Member:
@@ -101,19 +110,24 @@ def _tar_members(tar: tarfile.TarFile, raw: BinaryIO, path: Path) -> list[Member
     members = []
     for info in tar.getmembers():
         if info.issym() or info.islnk():
-            raise ArchiveError(f"refusing to extract {path}: member {info.name!r} is a link "
-                               f"(dataset archives hold regular files only); nothing was extracted")
+            raise ArchiveError(
+                f"refusing to extract {path}: member {info.name!r} is a link "
+                f"(dataset archives hold regular files only); nothing was extracted"
+            )
         if not (info.isfile() or info.isdir()):
-            raise ArchiveError(f"refusing to extract {path}: member {info.name!r} is a device or FIFO; "
-                               f"nothing was extracted")
+            raise ArchiveError(
+                f"refusing to extract {path}: member {info.name!r} is a device or FIFO; nothing was extracted"
+            )
         members.append(_member(info.name, info.isdir(), 0 if info.isdir() else info.size))
     # tarfile stops silently at the end of the data: a tar cut at a member boundary reads as a
     # shorter archive. A complete one ends with two zero blocks right after its last member.
     raw.seek(tar.offset)
     end = raw.read(2 * _BLOCK)
     if len(end) < 2 * _BLOCK or end.count(0) != len(end):
-        raise ArchiveError(f"{path} is truncated: the tar ends after {len(members)} member(s) without "
-                           f"its end-of-archive marker (an interrupted download or partial copy?)")
+        raise ArchiveError(
+            f"{path} is truncated: the tar ends after {len(members)} member(s) without "
+            f"its end-of-archive marker (an interrupted download or partial copy?)"
+        )
     return members
 
 
@@ -121,8 +135,9 @@ def _zip_members(zf: zipfile.ZipFile, path: Path) -> list[Member]:
     members = []
     for info in zf.infolist():
         if stat.S_ISLNK(info.external_attr >> 16):
-            raise ArchiveError(f"refusing to extract {path}: member {info.filename!r} is a symbolic link; "
-                               f"nothing was extracted")
+            raise ArchiveError(
+                f"refusing to extract {path}: member {info.filename!r} is a symbolic link; nothing was extracted"
+            )
         if info.flag_bits & 0x1:
             raise ArchiveError(f"{path}: member {info.filename!r} is encrypted")
         members.append(_member(info.filename, info.is_dir(), 0 if info.is_dir() else info.file_size))
@@ -169,15 +184,19 @@ def _target(path: Path, name: str, dest: Path) -> Path:
     """Where member `name` lands in `dest`, refusing absolute paths, '..' and anything outside."""
     posix = name.replace("\\", "/")
     if posix.startswith("/") or (len(posix) > 1 and posix[1] == ":"):
-        raise ArchiveError(f"refusing to extract {path}: member {name!r} has an absolute path "
-                           f"(target folder {dest}); nothing was extracted")
+        raise ArchiveError(
+            f"refusing to extract {path}: member {name!r} has an absolute path "
+            f"(target folder {dest}); nothing was extracted"
+        )
     if ".." in PurePosixPath(posix).parts:
-        raise ArchiveError(f"refusing to extract {path}: member {name!r} contains '..' "
-                           f"(target folder {dest}); nothing was extracted")
+        raise ArchiveError(
+            f"refusing to extract {path}: member {name!r} contains '..' (target folder {dest}); nothing was extracted"
+        )
     target = (dest / posix).resolve()
     if not (target == dest or dest in target.parents):
-        raise ArchiveError(f"refusing to extract {path}: member {name!r} lands outside the target "
-                           f"folder {dest}; nothing was extracted")
+        raise ArchiveError(
+            f"refusing to extract {path}: member {name!r} lands outside the target folder {dest}; nothing was extracted"
+        )
     return target
 
 
@@ -204,31 +223,42 @@ def _copy_member(reader: _Reader, member: Member, out: Path) -> None:
         try:
             src = reader.open_member(member.source)
         except _READ_ERRORS as err:
-            raise ArchiveError(f"{path} is damaged ({reader.kind}): member {member.name!r}: {err}; "
-                               f"nothing was extracted") from err
+            raise ArchiveError(
+                f"{path} is damaged ({reader.kind}): member {member.name!r}: {err}; nothing was extracted"
+            ) from err
         with src:
             written = 0
             while True:
                 try:
                     block = src.read(_CHUNK)
                 except _READ_ERRORS as err:
-                    raise ArchiveError(f"{path} is damaged ({reader.kind}): member {member.name!r}: {err}; "
-                                       f"nothing was extracted") from err
+                    raise ArchiveError(
+                        f"{path} is damaged ({reader.kind}): member {member.name!r}: {err}; nothing was extracted"
+                    ) from err
                 if not block:
                     break
                 written += len(block)
                 if written > member.size:
-                    raise ArchiveError(f"{path}: member {member.name!r} holds more than its declared "
-                                       f"{member.size} bytes; nothing was extracted")
+                    raise ArchiveError(
+                        f"{path}: member {member.name!r} holds more than its declared "
+                        f"{member.size} bytes; nothing was extracted"
+                    )
                 dst.write(block)
     if written != member.size:
-        raise ArchiveError(f"{path}: member {member.name!r} is truncated ({written} of {member.size} "
-                           f"bytes); nothing was extracted")
+        raise ArchiveError(
+            f"{path}: member {member.name!r} is truncated ({written} of {member.size} bytes); nothing was extracted"
+        )
 
 
-def safe_extract(archive: str | Path, dest: str | Path, staging: str | Path, member_prefix: str | None = None,
-                 allowed: tuple[str, ...] = (), expect: tuple[str, ...] = (),
-                 protected: tuple[Path, ...] = ()) -> list[str]:
+def safe_extract(
+    archive: str | Path,
+    dest: str | Path,
+    staging: str | Path,
+    member_prefix: str | None = None,
+    allowed: tuple[str, ...] = (),
+    expect: tuple[str, ...] = (),
+    protected: tuple[Path, ...] = (),
+) -> list[str]:
     """Extract `archive` into `dest` (merging with what is there) -> the top-level names written.
 
     member_prefix: extract only members under this folder. allowed: every member of the archive
@@ -248,26 +278,33 @@ def safe_extract(archive: str | Path, dest: str | Path, staging: str | Path, mem
             target = _target(path, member.source, dest)
             hit = next((p for p in protected if target == p or p in target.parents), None)
             if hit is not None:
-                raise ArchiveError(f"refusing to extract {path}: member {member.source!r} would write the "
-                                   f"suite's own {hit}; nothing was extracted")
+                raise ArchiveError(
+                    f"refusing to extract {path}: member {member.source!r} would write the "
+                    f"suite's own {hit}; nothing was extracted"
+                )
         if allowed:
             stray = [m.name for m in members if m.name and not any(_under(m.name, a) for a in allowed)]
             if stray:
-                raise ArchiveError(f"{path} is not the expected archive: member {stray[0]!r} (and "
-                                   f"{len(stray) - 1} more) lies outside {', '.join(allowed)}; nothing was extracted")
+                raise ArchiveError(
+                    f"{path} is not the expected archive: member {stray[0]!r} (and "
+                    f"{len(stray) - 1} more) lies outside {', '.join(allowed)}; nothing was extracted"
+                )
         selected = [m for m in members if m.name and (member_prefix is None or _under(m.name, member_prefix))]
         if not selected:
             raise ArchiveError(f"{path} has no members under {member_prefix!r}; nothing was extracted")
         for folder in expect:
             if not any(not m.is_dir and _under(m.name, folder) and _is_image(m.name) for m in selected):
-                raise ArchiveError(f"{path} is not the expected archive: it holds no image under {folder}/; "
-                                   f"nothing was extracted")
+                raise ArchiveError(
+                    f"{path} is not the expected archive: it holds no image under {folder}/; nothing was extracted"
+                )
         declared = sum(m.size for m in selected)
         cap = max(MAX_EXPANSION * path.stat().st_size, MIN_CAP_BYTES)
         if declared > cap:
-            raise ArchiveError(f"refusing to extract {path}: its members expand to {declared} bytes, more than "
-                               f"{MAX_EXPANSION}x the archive's {path.stat().st_size} bytes (a zip bomb?); "
-                               f"nothing was extracted")
+            raise ArchiveError(
+                f"refusing to extract {path}: its members expand to {declared} bytes, more than "
+                f"{MAX_EXPANSION}x the archive's {path.stat().st_size} bytes (a zip bomb?); "
+                f"nothing was extracted"
+            )
         existing = next(folder for folder in (dest, *dest.parents) if folder.is_dir())
         free = shutil.disk_usage(existing).free
         if declared > free:

@@ -10,8 +10,9 @@ import numpy as np
 from suite.data.resize import imresize
 
 
-def bench_resize(n_images: int = 100, height: int = 768, width: int = 1024, scales: tuple[int, ...] = (2, 4),
-                 seed: int = 0) -> dict:
+def bench_resize(
+    n_images: int = 100, height: int = 768, width: int = 1024, scales: tuple[int, ...] = (2, 4), seed: int = 0
+) -> dict:
     """Degrade (1/s) and re-upscale (s) `n_images` RGB images at every scale -> timings in seconds.
 
     Images are seeded noise (the cost of resampling does not depend on content), made before the clock
@@ -34,8 +35,12 @@ def bench_resize(n_images: int = 100, height: int = 768, width: int = 1024, scal
         per_scale[f"x{scale}"] = time.perf_counter() - t0
     total = time.perf_counter() - start
     return {
-        "n_images": n_images, "height": height, "width": width, "scales": list(scales),
-        "seconds_total": total, "seconds_per_scale": per_scale,
+        "n_images": n_images,
+        "height": height,
+        "width": width,
+        "scales": list(scales),
+        "seconds_total": total,
+        "seconds_per_scale": per_scale,
         "images_per_second": n_images * len(scales) / total,
         "cpu_count": os.cpu_count(),
     }

@@ -42,8 +42,9 @@ def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
     return img[: h - h % scale, : w - w % scale]
 
 
-def check_pair_sizes(lr_size: tuple[int, int], hr_size: tuple[int, int], scale: int,
-               lr_path: Path | str, hr_path: Path | str) -> None:
+def check_pair_sizes(
+    lr_size: tuple[int, int], hr_size: tuple[int, int], scale: int, lr_path: Path | str, hr_path: Path | str
+) -> None:
     """Raise ValueError naming both files unless LR (W, H) * scale == modcropped HR (W, H)."""
     hr_w, hr_h = hr_size
     want = ((hr_w - hr_w % scale) // scale, (hr_h - hr_h % scale) // scale)
@@ -51,7 +52,8 @@ def check_pair_sizes(lr_size: tuple[int, int], hr_size: tuple[int, int], scale: 
         raise ValueError(
             f"LR/HR size mismatch at x{scale}: LR {lr_path} is {lr_size[0]}x{lr_size[1]}, "
             f"HR {hr_path} is {hr_w}x{hr_h} (modcropped {want[0] * scale}x{want[1] * scale}), "
-            f"so the LR should be {want[0]}x{want[1]}")
+            f"so the LR should be {want[0]}x{want[1]}"
+        )
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -71,8 +73,9 @@ def _unique_stems(files: list[Path]) -> None:
     for file in files:
         other = seen.setdefault(file.stem.casefold(), file)
         if other != file:
-            raise ValueError(f"ambiguous image names: {other} and {file} share the name {file.stem!r}; "
-                             f"rename or remove one of them")
+            raise ValueError(
+                f"ambiguous image names: {other} and {file} share the name {file.stem!r}; rename or remove one of them"
+            )
 
 
 def _stored_lr(lr_dir: Path, hr: Path, scale: int) -> Path:
@@ -113,8 +116,10 @@ def resolve_pairs(path: str | Path, scale: int, split: str = "valid") -> tuple[s
         try:
             list_images(root)
         except FileNotFoundError as err:
-            raise FileNotFoundError(f"no dataset in {root}: expected {root}/HR (benchmark layout), "
-                                    f"{root}/DIV2K_{split}_HR (DIV2K) or image files directly inside") from err
+            raise FileNotFoundError(
+                f"no dataset in {root}: expected {root}/HR (benchmark layout), "
+                f"{root}/DIV2K_{split}_HR (DIV2K) or image files directly inside"
+            ) from err
     hr_files = list_images(hr_dir)
     _unique_stems(hr_files)
     stored = lr_dir is not None and lr_dir.is_dir()
@@ -161,8 +166,9 @@ class PairedDataset:
             lr = degrade(hr, self.scale)
         else:
             lr = read_image(pair.lr)
-            check_pair_sizes((lr.shape[1], lr.shape[0]), (hr_full.shape[1], hr_full.shape[0]),
-                       self.scale, pair.lr, pair.hr)
+            check_pair_sizes(
+                (lr.shape[1], lr.shape[0]), (hr_full.shape[1], hr_full.shape[0]), self.scale, pair.lr, pair.hr
+            )
         return {"name": pair.name, "lr": lr, "hr": hr}
 
 
@@ -198,9 +204,18 @@ class TrainPatches(torch.utils.data.Dataset):
     gives the same pixels without whole-image LR in memory or on disk.
     """
 
-    def __init__(self, root: str | Path, scale: int, lr_patch: int, seed: int, length: int | None = None,
-                 on_the_fly: bool = False, augment: bool = True, split: str = "train",
-                 cache_images: bool | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        scale: int,
+        lr_patch: int,
+        seed: int,
+        length: int | None = None,
+        on_the_fly: bool = False,
+        augment: bool = True,
+        split: str = "train",
+        cache_images: bool | None = None,
+    ) -> None:
         if not isinstance(lr_patch, int) or lr_patch < 1:
             raise ValueError(f"lr_patch must be a positive integer, got {lr_patch!r}")
         if not isinstance(seed, int) or seed < 0:
@@ -233,8 +248,10 @@ class TrainPatches(torch.utils.data.Dataset):
             if pair.lr is not None:
                 check_pair_sizes(image_size(pair.lr), (hr_w, hr_h), s, pair.lr, pair.hr)
             if hr_w // s < p or hr_h // s < p:
-                raise ValueError(f"{pair.hr} is {hr_w}x{hr_h}: too small for an LR patch of {p} at x{s} "
-                                 f"(needs at least {p * s}x{p * s})")
+                raise ValueError(
+                    f"{pair.hr} is {hr_w}x{hr_h}: too small for an LR patch of {p} at x{s} "
+                    f"(needs at least {p * s}x{p * s})"
+                )
 
     def __len__(self) -> int:
         return self.length
@@ -277,8 +294,7 @@ class TrainPatches(torch.utils.data.Dataset):
         top = int(rng.integers(0, lr_h - self.lr_patch + 1))
         left = int(rng.integers(0, lr_w - self.lr_patch + 1))
         transform = int(rng.integers(0, 8)) if self.augment else 0
-        return {"image": image, "top": top, "left": left, "transform": transform,
-                "lr_size": (lr_h, lr_w)}
+        return {"image": image, "top": top, "left": left, "transform": transform, "lr_size": (lr_h, lr_w)}
 
     def _lr_on_the_fly(self, hr: np.ndarray, top: int, left: int) -> np.ndarray:
         """LR patch made by degrading only the HR crop plus a margin; equals the whole-image LR's crop."""

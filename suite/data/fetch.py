@@ -56,12 +56,12 @@ class Archive:
     """One downloadable archive and what it must hold."""
 
     filename: str
-    url: str | None                  # None: no public URL (give --url or --mirror, or place it by hand)
-    extract_to: str                  # folder under the data root that receives the members
+    url: str | None  # None: no public URL (give --url or --mirror, or place it by hand)
+    extract_to: str  # folder under the data root that receives the members
     member_prefix: str | None = None  # extract only members under this path (None: all)
-    allowed: tuple[str, ...] = ()    # every member of the archive lies under one of these folders
-    expect: tuple[str, ...] = ()     # folders that must receive at least one image
-    sha256: str | None = None        # published hash; None: recorded in the lock file after extraction
+    allowed: tuple[str, ...] = ()  # every member of the archive lies under one of these folders
+    expect: tuple[str, ...] = ()  # folders that must receive at least one image
+    sha256: str | None = None  # published hash; None: recorded in the lock file after extraction
 
 
 @dataclass(frozen=True)
@@ -78,40 +78,60 @@ def _div2k_parts(splits: tuple[str, ...] = ("train", "valid"), lr: bool = True) 
     parts = {}
     for split in splits:
         folder = f"DIV2K_{split}_HR"
-        parts[f"{split}_HR"] = Archive(f"{folder}.zip", DIV2K_BASE_URL + f"{folder}.zip", "DIV2K",
-                                       allowed=(folder,), expect=(folder,))
+        parts[f"{split}_HR"] = Archive(
+            f"{folder}.zip", DIV2K_BASE_URL + f"{folder}.zip", "DIV2K", allowed=(folder,), expect=(folder,)
+        )
         for scale in (2, 3, 4) if lr else ():
             filename = f"DIV2K_{split}_LR_bicubic_X{scale}.zip"
             folder = f"DIV2K_{split}_LR_bicubic"
-            parts[f"{split}_LR_X{scale}"] = Archive(filename, DIV2K_BASE_URL + filename, "DIV2K",
-                                                    allowed=(folder,), expect=(f"{folder}/X{scale}",))
+            parts[f"{split}_LR_X{scale}"] = Archive(
+                filename, DIV2K_BASE_URL + filename, "DIV2K", allowed=(folder,), expect=(f"{folder}/X{scale}",)
+            )
     return parts
 
 
 def _benchmark(subset: str | None) -> Source:
     sets = (subset,) if subset else BENCHMARK_SETS
-    archive = Archive("benchmark.tar", EDSR_BASE_URL + "benchmark.tar", ".",
-                      member_prefix=f"benchmark/{subset}" if subset else None, allowed=("benchmark",),
-                      expect=tuple(f"benchmark/{name}/HR" for name in sets))
+    archive = Archive(
+        "benchmark.tar",
+        EDSR_BASE_URL + "benchmark.tar",
+        ".",
+        member_prefix=f"benchmark/{subset}" if subset else None,
+        allowed=("benchmark",),
+        expect=tuple(f"benchmark/{name}/HR" for name in sets),
+    )
     name = subset or "benchmark"
     return Source(name, {name: archive}, f"benchmark/{subset}" if subset else "benchmark")
 
 
 # Only the HR images: the archive's LR folders are MATLAB bicubic of them, which the suite makes itself.
-_FLICKR2K = Archive("Flickr2K.tar", EDSR_BASE_URL + "Flickr2K.tar", ".", member_prefix="Flickr2K/Flickr2K_HR",
-                    allowed=("Flickr2K",), expect=("Flickr2K/Flickr2K_HR",))
+_FLICKR2K = Archive(
+    "Flickr2K.tar",
+    EDSR_BASE_URL + "Flickr2K.tar",
+    ".",
+    member_prefix="Flickr2K/Flickr2K_HR",
+    allowed=("Flickr2K",),
+    expect=("Flickr2K/Flickr2K_HR",),
+)
 
 SOURCES: dict[str, Source] = {
     "DIV2K": Source("DIV2K", _div2k_parts(), "DIV2K"),
     "Flickr2K": Source("Flickr2K", {"Flickr2K": _FLICKR2K}, "Flickr2K/Flickr2K_HR"),
     # DF2K (SPEC section 5): one HR-only folder of links to DIV2K train HR and Flickr2K HR.
-    "DF2K": Source("DF2K", {**_div2k_parts(("train",), lr=False), "Flickr2K": _FLICKR2K}, "DF2K",
-                   links={"DF2K": "DIV2K/DIV2K_train_HR Flickr2K/Flickr2K_HR"}),
+    "DF2K": Source(
+        "DF2K",
+        {**_div2k_parts(("train",), lr=False), "Flickr2K": _FLICKR2K},
+        "DF2K",
+        links={"DF2K": "DIV2K/DIV2K_train_HR Flickr2K/Flickr2K_HR"},
+    ),
     "benchmark": _benchmark(None),
     **{subset: _benchmark(subset) for subset in BENCHMARK_SETS},
     # No public archive: the folder Manga109/ (HR/ + LR_bicubic/ benchmark layout, or images directly).
-    "Manga109": Source("Manga109", {"Manga109": Archive("Manga109.zip", None, ".", allowed=("Manga109",),
-                                                        expect=("Manga109",))}, "Manga109"),
+    "Manga109": Source(
+        "Manga109",
+        {"Manga109": Archive("Manga109.zip", None, ".", allowed=("Manga109",), expect=("Manga109",))},
+        "Manga109",
+    ),
 }
 FETCH_NAMES = tuple(SOURCES)  # what `suite data fetch NAME` accepts (the workflow schema lists the same)
 
@@ -137,9 +157,12 @@ def read_lock(folder: str | Path) -> dict:
         if not isinstance(archives, dict):
             raise TypeError("'archives' is not a mapping")
         for name, entry in archives.items():
-            if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) \
-                    or not _SHA256.fullmatch(entry["sha256"]):
-                raise TypeError(f"entry {name!r} is {entry!r}, expected {{\"sha256\": <64 lower-case hex digits>, ...}}")
+            if (
+                not isinstance(entry, dict)
+                or not isinstance(entry.get("sha256"), str)
+                or not _SHA256.fullmatch(entry["sha256"])
+            ):
+                raise TypeError(f'entry {name!r} is {entry!r}, expected {{"sha256": <64 lower-case hex digits>, ...}}')
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
         raise ValueError(f"lock file {path} is not valid ({err}); fix or delete it") from err
     return archives
@@ -169,15 +192,20 @@ def _pinned(folder: Path, filename: str) -> str | None:
 
 def _record_lock(folder: Path, filename: str, sha256: str, size: int, url: str | None) -> None:
     archives = read_lock(folder)
-    archives[filename] = {"sha256": sha256, "size": size, "url": url,
-                          "recorded_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()}
+    archives[filename] = {
+        "sha256": sha256,
+        "size": size,
+        "url": url,
+        "recorded_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+    }
     write_json_atomic(_lock_path(folder), {"version": 1, "archives": archives})
 
 
 def _offline_error(url: str, target: Path, reason: object) -> RuntimeError:
     return RuntimeError(
         f"cannot download {url} ({reason}). Without network access, download it elsewhere and "
-        f"place it as {target} (folder {target.parent}), then run the same command again.")
+        f"place it as {target} (folder {target.parent}), then run the same command again."
+    )
 
 
 def download(url: str, target: Path, timeout: float = 30.0, log: Callable[[str], None] = lambda _: None) -> int:
@@ -201,20 +229,24 @@ def download(url: str, target: Path, timeout: float = 30.0, log: Callable[[str],
             if err.code == 416 and have:
                 log(f"{target.name}: server reports the partial file complete ({have} bytes)")
                 break
-            raise RuntimeError(f"download of {url} failed: HTTP {err.code} {err.reason}; a copy placed as "
-                               f"{target} (folder {target.parent}) is used instead") from err
+            raise RuntimeError(
+                f"download of {url} failed: HTTP {err.code} {err.reason}; a copy placed as "
+                f"{target} (folder {target.parent}) is used instead"
+            ) from err
         except (urllib.error.URLError, OSError) as err:
             if attempt and received:
-                raise RuntimeError(f"download of {url} broke off and could not resume ({err}); "
-                                   f"run again to resume from {part}") from err
+                raise RuntimeError(
+                    f"download of {url} broke off and could not resume ({err}); run again to resume from {part}"
+                ) from err
             raise _offline_error(url, target, getattr(err, "reason", err)) from err
         with response:
             status = response.status or 200  # file:// and ftp:// answer without a status
             if have and status == 206:
                 content_range = response.headers.get("Content-Range", "")
                 if not content_range.startswith(f"bytes {have}-"):
-                    raise RuntimeError(f"download of {url}: server answered Range bytes={have}- "
-                                       f"with Content-Range {content_range!r}")
+                    raise RuntimeError(
+                        f"download of {url}: server answered Range bytes={have}- with Content-Range {content_range!r}"
+                    )
                 mode = "ab"
                 log(f"{target.name}: resuming at byte {have}")
             elif status == 200:
@@ -240,8 +272,9 @@ def download(url: str, target: Path, timeout: float = 30.0, log: Callable[[str],
         if got == 0:
             raise RuntimeError(f"download of {url} stalled at {size} of {total} bytes; run again to resume")
     else:
-        raise RuntimeError(f"download of {url} still incomplete after {_MAX_RESUMES} resumptions; "
-                           f"run again to resume from {part}")
+        raise RuntimeError(
+            f"download of {url} still incomplete after {_MAX_RESUMES} resumptions; run again to resume from {part}"
+        )
     os.replace(part, target)
     return received
 
@@ -282,8 +315,10 @@ def _moved_aside(path: Path, suffix: str) -> Path:
 def _reject_unpinned(path: Path, err: Exception, folder: Path) -> str:
     """Move a file that failed its checks aside (nothing was pinned) -> the error message saying so."""
     rejected = _moved_aside(path, ".rejected")
-    return (f"{err}. Nothing was recorded in {_lock_path(folder)}; the file was moved aside to {rejected}, "
-            f"so the next run downloads it again")
+    return (
+        f"{err}. Nothing was recorded in {_lock_path(folder)}; the file was moved aside to {rejected}, "
+        f"so the next run downloads it again"
+    )
 
 
 def _obtain(url: str | None, target: Path, what: str, timeout: float, log: Callable[[str], None]) -> int:
@@ -294,8 +329,10 @@ def _obtain(url: str | None, target: Path, what: str, timeout: float, log: Calla
     if target.exists():
         raise ValueError(f"{target} exists and is not a file; move it away and run again")
     if url is None:
-        raise ValueError(f"{what} has no public download URL: pass --url URL (a mirror you may use) or "
-                         f"--mirror BASE_URL, or place the file as {target} (folder {target.parent}) and run again")
+        raise ValueError(
+            f"{what} has no public download URL: pass --url URL (a mirror you may use) or "
+            f"--mirror BASE_URL, or place the file as {target} (folder {target.parent}) and run again"
+        )
     log(f"{target.name}: downloading {url}")
     return download(url, target, timeout=timeout, log=log)
 
@@ -303,8 +340,10 @@ def _obtain(url: str | None, target: Path, what: str, timeout: float, log: Calla
 def _check_digest(target: Path, digest: str, expected: str | None, url: str | None, where: str) -> None:
     if expected is not None and digest != expected:
         rejected = _moved_aside(target, ".sha256-mismatch")
-        raise ChecksumError(f"SHA-256 mismatch for {target.name} from {url or 'a copy placed by hand'}: got "
-                            f"{digest}, expected {expected} (from {where}); the file was moved aside to {rejected}")
+        raise ChecksumError(
+            f"SHA-256 mismatch for {target.name} from {url or 'a copy placed by hand'}: got "
+            f"{digest}, expected {expected} (from {where}); the file was moved aside to {rejected}"
+        )
 
 
 def _link_folder(root: Path, folder: str, sources: list[str], log: Callable[[str], None]) -> int:
@@ -327,9 +366,16 @@ def _link_folder(root: Path, folder: str, sources: list[str], log: Callable[[str
     return count
 
 
-def fetch(name: str, root: str | Path, parts: list[str] | None = None, url: str | None = None,
-          mirror: str | None = None, timeout: float = 30.0, remove_archives: bool = False,
-          log: Callable[[str], None] = lambda _: None) -> list[dict]:
+def fetch(
+    name: str,
+    root: str | Path,
+    parts: list[str] | None = None,
+    url: str | None = None,
+    mirror: str | None = None,
+    timeout: float = 30.0,
+    remove_archives: bool = False,
+    log: Callable[[str], None] = lambda _: None,
+) -> list[dict]:
     """Download, verify and extract dataset `name` under `root` -> one record per archive.
 
     Records: {"archive", "url", "sha256", "downloaded_bytes", "action": "present"|"extracted"}.
@@ -345,8 +391,10 @@ def fetch(name: str, root: str | Path, parts: list[str] | None = None, url: str 
     if unknown:
         raise ValueError(f"unknown part(s) {', '.join(unknown)} of {name}; choose from {', '.join(source.parts)}")
     if url and len(chosen) > 1:
-        raise ValueError(f"--url names one archive but {name} has {len(chosen)} parts here; "
-                         f"select one with --parts or use --mirror BASE_URL")
+        raise ValueError(
+            f"--url names one archive but {name} has {len(chosen)} parts here; "
+            f"select one with --parts or use --mirror BASE_URL"
+        )
     mirror = mirror if mirror is not None else os.environ.get(MIRROR_ENV) or None
     root = Path(root)
     if root.exists() and not root.is_dir():
@@ -355,8 +403,17 @@ def fetch(name: str, root: str | Path, parts: list[str] | None = None, url: str 
         return _fetch_locked(name, source, chosen, root, url, mirror, timeout, remove_archives, log)
 
 
-def _fetch_locked(name: str, source: Source, chosen: list[str], root: Path, url: str | None, mirror: str | None,
-                  timeout: float, remove_archives: bool, log: Callable[[str], None]) -> list[dict]:
+def _fetch_locked(
+    name: str,
+    source: Source,
+    chosen: list[str],
+    root: Path,
+    url: str | None,
+    mirror: str | None,
+    timeout: float,
+    remove_archives: bool,
+    log: Callable[[str], None],
+) -> list[dict]:
     protected = (_lock_path(root), root / "downloads", root / ".suite-data", root / ".suite-fetch.flock")
     records = []
     for part in chosen:
@@ -365,18 +422,31 @@ def _fetch_locked(name: str, source: Source, chosen: list[str], root: Path, url:
         expected = archive.sha256 or _pinned(root, archive.filename)
         if _already_extracted(root, archive, expected):
             log(f"{archive.filename}: already extracted into {root / archive.extract_to}")
-            records.append({"archive": archive.filename, "url": archive_url, "sha256": expected,
-                            "downloaded_bytes": 0, "action": "present"})
+            records.append(
+                {
+                    "archive": archive.filename,
+                    "url": archive_url,
+                    "sha256": expected,
+                    "downloaded_bytes": 0,
+                    "action": "present",
+                }
+            )
             continue
         path = root / "downloads" / archive.filename
         received = _obtain(archive_url, path, f"{name} ({archive.filename})", timeout, log)
         digest = file_sha256(path)
-        _check_digest(path, digest, expected, archive_url,
-                      "the source" if archive.sha256 else str(_lock_path(root)))
+        _check_digest(path, digest, expected, archive_url, "the source" if archive.sha256 else str(_lock_path(root)))
         staging = root / ".suite-data" / f"staging-{archive.filename}"
         try:
-            top_level = safe_extract(path, root / archive.extract_to, staging, archive.member_prefix,
-                                     allowed=archive.allowed, expect=archive.expect, protected=protected)
+            top_level = safe_extract(
+                path,
+                root / archive.extract_to,
+                staging,
+                archive.member_prefix,
+                allowed=archive.allowed,
+                expect=archive.expect,
+                protected=protected,
+            )
         except ArchiveError as err:
             if expected is not None:
                 raise
@@ -389,9 +459,16 @@ def _fetch_locked(name: str, source: Source, chosen: list[str], root: Path, url:
         log(f"{archive.filename}: extracted into {root / archive.extract_to}")
         if remove_archives:
             path.unlink()
-        records.append({"archive": archive.filename, "url": archive_url, "sha256": digest,
-                        "downloaded_bytes": received, "action": "extracted"})
-    for folder, sources in (source.links.items() if set(chosen) == set(source.parts) else ()):
+        records.append(
+            {
+                "archive": archive.filename,
+                "url": archive_url,
+                "sha256": digest,
+                "downloaded_bytes": received,
+                "action": "extracted",
+            }
+        )
+    for folder, sources in source.links.items() if set(chosen) == set(source.parts) else ():
         _link_folder(root, folder, sources.split(), log)
     return records
 
@@ -404,15 +481,17 @@ def _check_single_file(path: Path) -> None:
     if not head:
         raise ValueError(f"{path} is empty")
     if head.lstrip()[:1] == b"<":
-        raise ValueError(f"{path} starts like an HTML page: the server probably sent a web page "
-                         f"(error or login page), not the file")
+        raise ValueError(
+            f"{path} starts like an HTML page: the server probably sent a web page (error or login page), not the file"
+        )
     if head[:4] == b"PK\x03\x04":
         try:
             with zipfile.ZipFile(path) as zf:
                 bad = zf.testzip()
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
-            raise ValueError(f"{path} is a damaged or incomplete zip container ({err}): "
-                             f"an interrupted download or partial copy?") from err
+            raise ValueError(
+                f"{path} is a damaged or incomplete zip container ({err}): an interrupted download or partial copy?"
+            ) from err
         if bad is not None:
             raise ValueError(f"{path} is damaged: member {bad!r} fails its CRC check")
 
@@ -440,8 +519,13 @@ def _copy_local(source: Path, target: Path, log: Callable[[str], None]) -> int:
     return target.stat().st_size
 
 
-def fetch_file(url: str | None, out: str | Path, sha256: str | None = None, timeout: float = 30.0,
-               log: Callable[[str], None] = lambda _: None) -> dict:
+def fetch_file(
+    url: str | None,
+    out: str | Path,
+    sha256: str | None = None,
+    timeout: float = 30.0,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict:
     """Download (or copy) one file, e.g. a released checkpoint, to `out`, verified -> a record.
 
     `url`: http(s) (resumed with Range requests), a local path or a file:// URL (copied: a file the
@@ -465,13 +549,16 @@ def fetch_file(url: str | None, out: str | Path, sha256: str | None = None, time
         return _fetch_file_locked(url, out, sha256, timeout, log)
 
 
-def _fetch_file_locked(url: str | None, out: Path, sha256: str | None, timeout: float,
-                       log: Callable[[str], None]) -> dict:
+def _fetch_file_locked(
+    url: str | None, out: Path, sha256: str | None, timeout: float, log: Callable[[str], None]
+) -> dict:
     folder = out.parent
     pinned = _pinned(folder, out.name)
     if sha256 and pinned and sha256 != pinned:
-        raise ChecksumError(f"--sha256 {sha256} for {out} contradicts {_lock_path(folder)}, which pins {pinned}; "
-                            f"edit or delete that entry if the file really changed")
+        raise ChecksumError(
+            f"--sha256 {sha256} for {out} contradicts {_lock_path(folder)}, which pins {pinned}; "
+            f"edit or delete that entry if the file really changed"
+        )
     expected = sha256 or pinned
     present = out.is_file()
     local = _local_source(url) if url else None
@@ -489,5 +576,10 @@ def _fetch_file_locked(url: str | None, out: Path, sha256: str | None, timeout: 
     if pinned is None:
         _record_lock(folder, out.name, digest, out.stat().st_size, url)
         log(f"{out.name}: recorded SHA-256 {digest} in {_lock_path(folder)}")
-    return {"file": str(out), "url": url, "sha256": digest, "downloaded_bytes": received,
-            "action": "present" if present else "downloaded"}
+    return {
+        "file": str(out),
+        "url": url,
+        "sha256": digest,
+        "downloaded_bytes": received,
+        "action": "present" if present else "downloaded",
+    }

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from suite.files import atomic_write
-
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from suite.files import atomic_write
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
@@ -96,8 +96,7 @@ def write_png(path: str | Path, arr: np.ndarray) -> Path:
     """Write uint8 (H, W, 3) or (H, W) as PNG atomically; the bytes depend only on the pixels."""
     arr = np.asarray(arr)
     if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3)):
-        raise ValueError(f"write_png {path}: expected uint8 (H, W) or (H, W, 3), "
-                         f"got {arr.dtype} {arr.shape}")
+        raise ValueError(f"write_png {path}: expected uint8 (H, W) or (H, W, 3), got {arr.dtype} {arr.shape}")
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     image = Image.fromarray(np.ascontiguousarray(arr))

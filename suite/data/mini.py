@@ -21,8 +21,8 @@ from typing import Callable
 import numpy as np
 
 from suite.data.io import write_png
-from suite.files import atomic_write
 from suite.data.resize import degrade, imresize
+from suite.files import atomic_write
 
 SCALES = (2, 3, 4)
 TRAIN_SIZE = 384
@@ -94,8 +94,10 @@ def build_mini(root: str | Path, log: Callable[[str], None] = lambda _: None) ->
         "sources": "photographs bundled with scikit-image (skimage.data)",
         "skimage_version": skimage.__version__,
         "pillow_version": PIL.__version__,
-        "recipe": ("reduce by the largest integer factor keeping the short side >= T (MATLAB bicubic), "
-                   "centre-crop T x T; LR = MATLAB bicubic imresize(HR, 1/s)"),
+        "recipe": (
+            "reduce by the largest integer factor keeping the short side >= T (MATLAB bicubic), "
+            "centre-crop T x T; LR = MATLAB bicubic imresize(HR, 1/s)"
+        ),
         "scales": list(SCALES),
         "splits": {},
     }
@@ -108,9 +110,15 @@ def build_mini(root: str | Path, log: Callable[[str], None] = lambda _: None) ->
             write_png(root / split / "HR" / f"{name}.png", hr)
             for scale in SCALES:
                 write_png(root / split / "LR_bicubic" / f"X{scale}" / f"{name}x{scale}.png", degrade(hr, scale))
-            rows.append({"name": name, "source": f"skimage.data.{loader}",
-                         "source_size": [photo.shape[1], photo.shape[0]], "reduced_by": factor,
-                         "hr_size": [size, size]})
+            rows.append(
+                {
+                    "name": name,
+                    "source": f"skimage.data.{loader}",
+                    "source_size": [photo.shape[1], photo.shape[0]],
+                    "reduced_by": factor,
+                    "hr_size": [size, size],
+                }
+            )
             log(f"mini/{split}/{name}: {photo.shape[1]}x{photo.shape[0]} /{factor} -> {size}x{size}")
         manifest["splits"][split] = {"size": size, "images": rows}
     text = json.dumps(manifest, indent=2) + "\n"

@@ -44,13 +44,19 @@ def resize_matrix(n_in: int, scale: float) -> np.ndarray:
         columns = identity[None, None, :, start : start + _IDENTITY_CHUNK]  # (1, 1, n_in, c)
         try:
             resized = resize_1d(
-                columns, dim=-2, size=n_out, scale=scale,
-                kernel="cubic", padding_type="reflect", antialiasing=True,
+                columns,
+                dim=-2,
+                size=n_out,
+                scale=scale,
+                kernel="cubic",
+                padding_type="reflect",
+                antialiasing=True,
             )  # (1, 1, n_out, c)
         except IndexError as err:
             # pyiqa pads by reflecting once, so an axis shorter than the kernel's reach fails inside it.
-            raise ValueError(f"image axis of {n_in} px is too small to resize by {scale:g} "
-                             f"with MATLAB bicubic") from err
+            raise ValueError(
+                f"image axis of {n_in} px is too small to resize by {scale:g} with MATLAB bicubic"
+            ) from err
         blocks.append(resized[0, 0])
     matrix = torch.cat(blocks, dim=1).numpy()  # (n_out, n_in)
     matrix.setflags(write=False)
@@ -103,8 +109,9 @@ def imresize(img: np.ndarray, scale: float) -> np.ndarray:
     is exactly HR / s.
     """
     if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
-        raise ValueError(f"imresize expects a uint8 ndarray, got {type(img).__name__} "
-                         f"of dtype {getattr(img, 'dtype', None)}")
+        raise ValueError(
+            f"imresize expects a uint8 ndarray, got {type(img).__name__} of dtype {getattr(img, 'dtype', None)}"
+        )
     if img.ndim not in (3, 4):
         raise ValueError(f"imresize expects (H, W, C) or (N, H, W, C), got shape {img.shape}")
     if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):

@@ -56,8 +56,9 @@ def scaled_window_sizes(window_sizes: Sequence[int], factor: float) -> list[int]
     return [max(1, math.floor(window * factor + 0.5)) for window in window_sizes]
 
 
-def apply_window_sizes(model: SRTransformer, window_sizes: Sequence[int] | None = None,
-                       window_scale: float | None = None) -> list[int]:
+def apply_window_sizes(
+    model: SRTransformer, window_sizes: Sequence[int] | None = None, window_scale: float | None = None
+) -> list[int]:
     """Set the attention windows of every block (sizes per layer of a block, as the config's
     window_sizes; or the trained ones times `window_scale`) -> the windows the model now runs at.
 
@@ -77,8 +78,9 @@ def apply_window_sizes(model: SRTransformer, window_sizes: Sequence[int] | None 
     try:
         model.set_window_sizes(window_sizes)
     except ValueError as err:
-        raise WindowSizeError(f"window sizes {' '.join(map(str, window_sizes))} (trained "
-                              f"{' '.join(map(str, trained))}): {err}") from None
+        raise WindowSizeError(
+            f"window sizes {' '.join(map(str, window_sizes))} (trained {' '.join(map(str, trained))}): {err}"
+        ) from None
     return window_sizes
 
 
@@ -87,7 +89,9 @@ def model_from_checkpoint(state: dict, weights: str = "ema") -> SRTransformer:
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     if weights not in state:
-        raise CheckpointError(f"the checkpoint holds no {weights!r} weights (it has {', '.join(k for k in WEIGHTS if k in state)})")
+        raise CheckpointError(
+            f"the checkpoint holds no {weights!r} weights (it has {', '.join(k for k in WEIGHTS if k in state)})"
+        )
     model = build_model(**state["model_config"])
     model.load_state_dict(state[weights])
     return model.eval()
@@ -112,8 +116,10 @@ def tile_spans(length: int, tile: int, overlap: int, align: int) -> list[tuple[i
     while starts[-1] + tile < length:
         following = (starts[-1] + tile - overlap) // align * align
         if following <= starts[-1]:
-            raise ValueError(f"tile {tile} with overlap {overlap} cannot advance on the window grid of "
-                             f"{align} pixels; use a larger tile or a smaller overlap")
+            raise ValueError(
+                f"tile {tile} with overlap {overlap} cannot advance on the window grid of "
+                f"{align} pixels; use a larger tile or a smaller overlap"
+            )
         starts.append(following)
     stops = [min(start + tile, length) for start in starts]
     cuts = [(starts[i + 1] + stops[i]) // 2 for i in range(len(starts) - 1)]
@@ -121,8 +127,7 @@ def tile_spans(length: int, tile: int, overlap: int, align: int) -> list[tuple[i
     return list(zip(starts, stops, keep_starts, keep_stops))
 
 
-def tiled_forward(model: nn.Module, x: torch.Tensor, scale: int, tile: int, overlap: int,
-                  align: int) -> torch.Tensor:
+def tiled_forward(model: nn.Module, x: torch.Tensor, scale: int, tile: int, overlap: int, align: int) -> torch.Tensor:
     """Run `model` on LR tiles of (1, 3, h, w) and stitch -> (1, 3, h*s, w*s)."""
     height, width = x.shape[-2:]
     out = x.new_zeros(x.shape[0], x.shape[1], height * scale, width * scale)
@@ -130,8 +135,9 @@ def tiled_forward(model: nn.Module, x: torch.Tensor, scale: int, tile: int, over
     for y0, y1, ky0, ky1 in tile_spans(height, tile, overlap, align):
         for x0, x1, kx0, kx1 in tile_spans(width, tile, overlap, align):
             sr = model(x[..., y0:y1, x0:x1])  # (1, 3, (y1-y0)*s, (x1-x0)*s)
-            out[..., ky0 * s:ky1 * s, kx0 * s:kx1 * s] = \
-                sr[..., (ky0 - y0) * s:(ky1 - y0) * s, (kx0 - x0) * s:(kx1 - x0) * s]
+            out[..., ky0 * s : ky1 * s, kx0 * s : kx1 * s] = sr[
+                ..., (ky0 - y0) * s : (ky1 - y0) * s, (kx0 - x0) * s : (kx1 - x0) * s
+            ]
     return out
 
 
@@ -168,9 +174,16 @@ def self_ensemble(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tens
 class ModelUpscaler:
     """`upscale(lr uint8 (h, w, 3)) -> sr uint8 (h*s, w*s, 3)` with a network, in float32."""
 
-    def __init__(self, model: SRTransformer, device: str | torch.device = "cpu", tile: int | None = None,
-                 overlap: int = 16, use_self_ensemble: bool = False, precision: str = "fp32",
-                 compile: bool = False) -> None:
+    def __init__(
+        self,
+        model: SRTransformer,
+        device: str | torch.device = "cpu",
+        tile: int | None = None,
+        overlap: int = 16,
+        use_self_ensemble: bool = False,
+        precision: str = "fp32",
+        compile: bool = False,
+    ) -> None:
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.scale = model.scale
@@ -184,13 +197,17 @@ class ModelUpscaler:
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(1, 3, h, w) float in [0, 1] -> (1, 3, h*s, w*s), unclamped."""
+
         def once(lr: torch.Tensor) -> torch.Tensor:
             if self.tile is None:
                 return self.network(lr)
             return tiled_forward(self.network, lr, self.scale, self.tile, self.overlap, self.align)
 
-        autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype is not None
-                    else contextlib.nullcontext())
+        autocast = (
+            torch.autocast(self.device.type, dtype=self.autocast_dtype)
+            if self.autocast_dtype is not None
+            else contextlib.nullcontext()
+        )
         with torch.inference_mode(), autocast:
             sr = self_ensemble(once, x) if self.use_self_ensemble else once(x)
         return sr.float()
@@ -210,12 +227,23 @@ class LoadedUpscaler:
     provenance: dict
 
 
-def load_upscaler(path: str | Path, device: str | torch.device = "cpu", tile: int | None = None,
-                  overlap: int = 16, self_ensemble: bool = False, weights: str = "ema", *,
-                  preset: str | None = None, scale: int | None = None, bias: str = "rib",
-                  model_overrides: dict | None = None, precision: str = "fp32",
-                  compile: bool = False, window_sizes: Sequence[int] | None = None,
-                  window_scale: float | None = None) -> LoadedUpscaler:
+def load_upscaler(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    tile: int | None = None,
+    overlap: int = 16,
+    self_ensemble: bool = False,
+    weights: str = "ema",
+    *,
+    preset: str | None = None,
+    scale: int | None = None,
+    bias: str = "rib",
+    model_overrides: dict | None = None,
+    precision: str = "fp32",
+    compile: bool = False,
+    window_sizes: Sequence[int] | None = None,
+    window_scale: float | None = None,
+) -> LoadedUpscaler:
     """The upscaler of a checkpoint, with its method name and provenance for the result JSON.
 
     A suite checkpoint rebuilds its own network. With `preset`, `path` is a released BasicSR file
@@ -235,41 +263,58 @@ def load_upscaler(path: str | Path, device: str | torch.device = "cpu", tile: in
         model, conversion = load_released(path, preset, scale, bias=bias, overrides=model_overrides)
         windows = _windows_of_checkpoint(path, model, window_sizes, window_scale)
         upscale = ModelUpscaler(model, device, tile, overlap, self_ensemble, precision, compile)
-        return LoadedUpscaler(upscale, f"{preset}-released", {
-            "checkpoint_sha256": file_sha256(path), "checkpoint_format": "basicsr", "conversion": conversion,
-            "model_config": model.config, "model_device": str(device), "precision": precision, "compile": compile,
-            "window_sizes": windows, "window_scale": window_scale})
+        return LoadedUpscaler(
+            upscale,
+            f"{preset}-released",
+            {
+                "checkpoint_sha256": file_sha256(path),
+                "checkpoint_format": "basicsr",
+                "conversion": conversion,
+                "model_config": model.config,
+                "model_device": str(device),
+                "precision": precision,
+                "compile": compile,
+                "window_sizes": windows,
+                "window_scale": window_scale,
+            },
+        )
     try:
         state = load_checkpoint(path, map_location="cpu")
     except CheckpointError as err:
         if "not a suite training checkpoint" in str(err):
-            raise CheckpointError(f"{err}; for a released BasicSR file pass --preset (one of the paper "
-                                  f"presets) to convert it") from None
+            raise CheckpointError(
+                f"{err}; for a released BasicSR file pass --preset (one of the paper presets) to convert it"
+            ) from None
         raise
     model = model_from_checkpoint(state, weights)
     windows = _windows_of_checkpoint(path, model, window_sizes, window_scale)
     upscale = ModelUpscaler(model, device, tile, overlap, self_ensemble, precision, compile)
     recipe = state.get("config", {})
     method = recipe.get("name") or f"{state['model_config']['preset']}-{state['model_config']['bias']}"
-    return LoadedUpscaler(upscale, method, {
-        "checkpoint_sha256": file_sha256(path),
-        "checkpoint_format": "suite",
-        "checkpoint_iteration": int(state.get("iteration", 0)),
-        "weights": weights,
-        "precision": precision,
-        "compile": compile,
-        "model_device": str(device),
-        "model_config": state["model_config"],
-        "window_sizes": windows,
-        "window_scale": window_scale,
-        "training_config": recipe,
-        "training_config_hash": state.get("config_hash"),
-        "training_provenance": state.get("provenance", {}),
-    })
+    return LoadedUpscaler(
+        upscale,
+        method,
+        {
+            "checkpoint_sha256": file_sha256(path),
+            "checkpoint_format": "suite",
+            "checkpoint_iteration": int(state.get("iteration", 0)),
+            "weights": weights,
+            "precision": precision,
+            "compile": compile,
+            "model_device": str(device),
+            "model_config": state["model_config"],
+            "window_sizes": windows,
+            "window_scale": window_scale,
+            "training_config": recipe,
+            "training_config_hash": state.get("config_hash"),
+            "training_provenance": state.get("provenance", {}),
+        },
+    )
 
 
-def _windows_of_checkpoint(path: Path, model: SRTransformer, window_sizes: Sequence[int] | None,
-                           window_scale: float | None) -> list[int]:
+def _windows_of_checkpoint(
+    path: Path, model: SRTransformer, window_sizes: Sequence[int] | None, window_scale: float | None
+) -> list[int]:
     """apply_window_sizes, its refusal naming the checkpoint (the user sees one line)."""
     try:
         return apply_window_sizes(model, window_sizes, window_scale)

@@ -19,10 +19,18 @@ Upscaler = Callable[[np.ndarray], np.ndarray]
 RESULT_FIELDS = ("dataset", "scale", "method", "n_images", "psnr", "ssim", "images", "metric_options", "provenance")
 
 
-def evaluate(upscale: Upscaler, dataset: PairedDataset, scale: int, method: str,
-             save_images: str | Path | None = None, *, device: str = "cpu",
-             extra_provenance: dict | None = None, protocol: str = DEFAULT_PROTOCOL,
-             on_image: Callable[[dict], None] | None = None) -> dict:
+def evaluate(
+    upscale: Upscaler,
+    dataset: PairedDataset,
+    scale: int,
+    method: str,
+    save_images: str | Path | None = None,
+    *,
+    device: str = "cpu",
+    extra_provenance: dict | None = None,
+    protocol: str = DEFAULT_PROTOCOL,
+    on_image: Callable[[dict], None] | None = None,
+) -> dict:
     """Score `upscale` on every image of `dataset` -> result dict (keys in RESULT_FIELDS).
 
     `save_images`: folder for the SR images as `<name>.png`. `device`: where the metrics run (and
@@ -42,12 +50,16 @@ def evaluate(upscale: Upscaler, dataset: PairedDataset, scale: int, method: str,
         sr = upscale(item["lr"])
         hr = item["hr"]
         if not isinstance(sr, np.ndarray) or sr.dtype != np.uint8 or sr.shape != hr.shape:
-            raise ValueError(f"{method} on {dataset.name}/{item['name']}: got SR "
-                             f"{getattr(sr, 'dtype', type(sr))} {getattr(sr, 'shape', '')} for LR "
-                             f"{item['lr'].shape}, expected uint8 {hr.shape}")
+            raise ValueError(
+                f"{method} on {dataset.name}/{item['name']}: got SR "
+                f"{getattr(sr, 'dtype', type(sr))} {getattr(sr, 'shape', '')} for LR "
+                f"{item['lr'].shape}, expected uint8 {hr.shape}"
+            )
         # float64 so that the metrics add no rounding of their own
-        row = {"name": item["name"], **metrics(image_to_tensor(sr, torch.float64)[None],
-                                               image_to_tensor(hr, torch.float64)[None])}
+        row = {
+            "name": item["name"],
+            **metrics(image_to_tensor(sr, torch.float64)[None], image_to_tensor(hr, torch.float64)[None]),
+        }
         rows.append(row)
         if out_dir is not None:
             write_png(out_dir / f"{item['name']}.png", sr)
@@ -57,10 +69,15 @@ def evaluate(upscale: Upscaler, dataset: PairedDataset, scale: int, method: str,
     # writing a mean that is not a number.
     exact = [row["name"] for row in rows if not math.isfinite(row["psnr"])]
     if exact:
-        raise ValueError(f"{method} on {dataset.name}: SR equals HR on the scored region of {', '.join(exact)}: "
-                         f"PSNR is infinite under protocol {protocol!r}, which a result file cannot record")
-    run = {"data_layout": dataset.layout, "lr_source": dataset.lr_source,
-           "lr_degradation": "MATLAB bicubic (pyiqa resize_1d, float64, round half away from zero)"}
+        raise ValueError(
+            f"{method} on {dataset.name}: SR equals HR on the scored region of {', '.join(exact)}: "
+            f"PSNR is infinite under protocol {protocol!r}, which a result file cannot record"
+        )
+    run = {
+        "data_layout": dataset.layout,
+        "lr_source": dataset.lr_source,
+        "lr_degradation": "MATLAB bicubic (pyiqa resize_1d, float64, round half away from zero)",
+    }
     run.update(extra_provenance or {})
     return {
         "dataset": dataset.name,

@@ -25,8 +25,7 @@ from suite.metrics.protocols import DEFAULT_PROTOCOL, PROTOCOL_DESCRIPTIONS, PRO
 class SRMetrics:
     """`metrics(sr, hr) -> {"psnr": dB, "ssim": float}` for float (1, 3, H, W) tensors in [0, 1]."""
 
-    def __init__(self, scale: int, device: str | torch.device = "cpu",
-                 protocol: str = DEFAULT_PROTOCOL) -> None:
+    def __init__(self, scale: int, device: str | torch.device = "cpu", protocol: str = DEFAULT_PROTOCOL) -> None:
         if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
             raise ValueError(f"scale must be a positive integer, got {scale!r}")
         if protocol not in PROTOCOLS:
@@ -53,24 +52,37 @@ class SRMetrics:
             "pyiqa_version": self._pyiqa_version,
             "input": "RGB float64 in [0, 1]; SR and HR quantised to uint8 before scoring",
             "averaging": "mean over images of per-image values",
-            "psnr": {"test_y_channel": True, "color_space": "ycbcr", "crop_border": self.scale,
-                     "data_range": 1.0, "eps": 1e-8 if rounded else 0.0, "y_rounded": False},
-            "ssim": {"test_y_channel": True, "color_space": "ycbcr", "crop_border": self.scale,
-                     "data_range": 255.0, "downsample": False, "window": "gaussian 11x11, sigma 1.5, valid",
-                     "cs_clamped_at_zero": rounded,  # pyiqa's SSIM module clamps; BasicSR does not
-                     "y_rounded": rounded},
+            "psnr": {
+                "test_y_channel": True,
+                "color_space": "ycbcr",
+                "crop_border": self.scale,
+                "data_range": 1.0,
+                "eps": 1e-8 if rounded else 0.0,
+                "y_rounded": False,
+            },
+            "ssim": {
+                "test_y_channel": True,
+                "color_space": "ycbcr",
+                "crop_border": self.scale,
+                "data_range": 255.0,
+                "downsample": False,
+                "window": "gaussian 11x11, sigma 1.5, valid",
+                "cs_clamped_at_zero": rounded,  # pyiqa's SSIM module clamps; BasicSR does not
+                "y_rounded": rounded,
+            },
         }
 
     def _check(self, label: str, x: torch.Tensor) -> torch.Tensor:
         if not torch.is_tensor(x) or not x.is_floating_point() or x.ndim != 4 or x.shape[:2] != (1, 3):
-            raise ValueError(f"{label} must be a float tensor of shape (1, 3, H, W), got "
-                             f"{getattr(x, 'dtype', type(x))} {tuple(getattr(x, 'shape', ()))}")
+            raise ValueError(
+                f"{label} must be a float tensor of shape (1, 3, H, W), got "
+                f"{getattr(x, 'dtype', type(x))} {tuple(getattr(x, 'shape', ()))}"
+            )
         lo, hi = float(x.min()), float(x.max())
         if lo < 0.0 or hi > 1.0:
             raise ValueError(f"{label} values must lie in [0, 1], got min {lo:.4f} max {hi:.4f}")
         if min(x.shape[-2:]) <= 2 * self.scale:
-            raise ValueError(f"{label} of {x.shape[-1]}x{x.shape[-2]} is too small to shave "
-                             f"{self.scale} border pixels")
+            raise ValueError(f"{label} of {x.shape[-1]}x{x.shape[-2]} is too small to shave {self.scale} border pixels")
         return x.to(device=self.device, dtype=torch.float64)
 
     @torch.no_grad()
@@ -107,9 +119,9 @@ def _ssim_unclamped(x: torch.Tensor, y: torch.Tensor) -> float:
     window = fspecial(11, 1.5, 1).to(x)
     c1, c2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
     mu_x, mu_y = filter2(x, window, "valid"), filter2(y, window, "valid")
-    var_x = filter2(x * x, window, "valid") - mu_x ** 2
-    var_y = filter2(y * y, window, "valid") - mu_y ** 2
+    var_x = filter2(x * x, window, "valid") - mu_x**2
+    var_y = filter2(y * y, window, "valid") - mu_y**2
     cov = filter2(x * y, window, "valid") - mu_x * mu_y
-    luminance = (2 * mu_x * mu_y + c1) / (mu_x ** 2 + mu_y ** 2 + c1)
+    luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
     contrast_structure = (2 * cov + c2) / (var_x + var_y + c2)
     return float((luminance * contrast_structure).mean())

@@ -8,10 +8,26 @@ torch) serves the command line and the report without loading torch.
 import importlib
 
 _EXPORTS = {
-    "suite.models.attention": ("BACKENDS", "PRECISIONS", "ModelConfigError", "WindowAttention", "apply_precision",
-                               "check_pair", "check_precision", "explain_backend", "resolve_backend"),
-    "suite.models.biases": ("BIASES", "FACTORED_BIASES", "FIXED_WINDOW_BIASES", "FLASH_BIASES", "REGISTRY",
-                            "BiasSpec", "bias_spec"),
+    "suite.models.attention": (
+        "BACKENDS",
+        "PRECISIONS",
+        "ModelConfigError",
+        "WindowAttention",
+        "apply_precision",
+        "check_pair",
+        "check_precision",
+        "explain_backend",
+        "resolve_backend",
+    ),
+    "suite.models.biases": (
+        "BIASES",
+        "FACTORED_BIASES",
+        "FIXED_WINDOW_BIASES",
+        "FLASH_BIASES",
+        "REGISTRY",
+        "BiasSpec",
+        "bias_spec",
+    ),
     "suite.models.network": ("SRTransformer",),
     "suite.models.presets": ("OFFICIAL_NAMES", "PRESETS", "build_model", "count_parameters", "resolve_model_config"),
 }

@@ -121,7 +121,10 @@ def explain_backend(
         return "flash", f"{where}, half precision: flash kernels through {source}"
     if additive and needs_grad:
         return "math", f"{where} with gradient: math (SDPA would fall back to its own slower math path)"
-    return "sdpa", f"{where}: SDPA (its CPU flash kernel{f'; the {REGISTRY[bias].label} mask is constant' if additive else ''})"
+    return (
+        "sdpa",
+        f"{where}: SDPA (its CPU flash kernel{f'; the {REGISTRY[bias].label} mask is constant' if additive else ''})",
+    )
 
 
 def resolve_backend(
@@ -332,8 +335,11 @@ class WindowAttention(nn.Module):
     def window(self, size: int) -> None:
         if self.fixed_window and size != self.positional.window:
             trained = self.positional.window
-            holds = (f"its relative-position table holds (2*{trained}-1)^2 entries" if self.spec.kind == "additive"
-                     else f"its factors hold one row per token of a {trained}x{trained} window")
+            holds = (
+                f"its relative-position table holds (2*{trained}-1)^2 entries"
+                if self.spec.kind == "additive"
+                else f"its factors hold one row per token of a {trained}x{trained} window"
+            )
             free = ", ".join(name for name, spec in REGISTRY.items() if not spec.fixed_window)
             article = "an" if self.spec.label[0] in "AEIOR" else "a"
             raise ValueError(
@@ -366,7 +372,8 @@ class WindowAttention(nn.Module):
             x = torch.roll(x, shifts=(-(win_h // 2), -(win_w // 2)), dims=(1, 2))
         tokens = (
             x.view(batch, padded_h // win_h, win_h, padded_w // win_w, win_w, channels)
-            .permute(0, 1, 3, 2, 4, 5).reshape(-1, win_h * win_w, channels)
+            .permute(0, 1, 3, 2, 4, 5)
+            .reshape(-1, win_h * win_w, channels)
         )  # (B*windows, N, C): one copy
         out = self.attend(tokens, win_h, win_w)  # (B*windows, heads, N, D), any strides
         out = merge_windows_heads(out, batch, win_h, win_w, padded_h, padded_w)  # (B, Hp, Wp, C)
@@ -391,16 +398,21 @@ class WindowAttention(nn.Module):
         qkv = F.linear(tokens, weight, bias).view(-1, n, 3, self.heads, self.head_dim + self.extra_channels)
         if kind == "factored":
             factors = self._cached(
-                f"{self.bias_kind}{win_h}x{win_w}", lambda: self._positional_factors(win_h, win_w, tokens.device),
-                tuple(positional.parameters()), (tokens.device, win_h, win_w),
+                f"{self.bias_kind}{win_h}x{win_w}",
+                lambda: self._positional_factors(win_h, win_w, tokens.device),
+                tuple(positional.parameters()),
+                (tokens.device, win_h, win_w),
             )
-            qkv[:, :, :2, :, self.head_dim:] += factors.to(qkv.dtype)  # (N, 2, heads, P) broadcast
+            qkv[:, :, :2, :, self.head_dim :] += factors.to(qkv.dtype)  # (N, 2, heads, P) broadcast
         compute_dtype = qkv.dtype  # the activations' (bfloat16 under autocast); the output returns to it
         if kind == "rotary":
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B*, heads, N, D+P) views
-            cos, sin = self._cached(f"rope{win_h}x{win_w}", lambda: positional.angles(win_h, win_w, tokens.device),
-                                    tuple(positional.parameters()) + tuple(positional.buffers()),
-                                    (tokens.device, win_h, win_w))
+            cos, sin = self._cached(
+                f"rope{win_h}x{win_w}",
+                lambda: positional.angles(win_h, win_w, tokens.device),
+                tuple(positional.parameters()) + tuple(positional.buffers()),
+                (tokens.device, win_h, win_w),
+            )
             q, k = positional.rotate(q, cos, sin), positional.rotate(k, cos, sin)
             if self.attention_dtype is not None:
                 q, k, v = (t.to(self.attention_dtype) for t in (q, k, v))
@@ -452,8 +464,11 @@ class WindowAttention(nn.Module):
         if entry is not None:
             aliases, versions, old_extra, value = entry
             if old_extra == extra and all(
-                alias.data_ptr() == p.data_ptr() and alias.dtype == p.dtype and alias.device == p.device
-                and alias.shape == p.shape and version == p._version
+                alias.data_ptr() == p.data_ptr()
+                and alias.dtype == p.dtype
+                and alias.device == p.device
+                and alias.shape == p.shape
+                and version == p._version
                 for alias, version, p in zip(aliases, versions, params)
             ):
                 return value

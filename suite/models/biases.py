@@ -21,8 +21,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 KINDS = ("additive", "factored", "rotary", "none")
@@ -77,73 +76,150 @@ def implicit_mlp_flops(config: Mapping[str, Any], n: int, rank: int, inputs: int
 
 MLP_HIDDEN = Param(32, "hidden width of the implicit bias's MLP", minimum=1, integer=True)
 
-REGISTRY: Mapping[str, BiasSpec] = MappingProxyType({spec.name: spec for spec in (
-    BiasSpec(
-        "rpb", "RPB", "Swin's learned table (heads, (2w-1)^2) added to the logits (official Naive/SDPA/Flex)",
-        kind="additive", fixed_window=True, flash=False, uses_rank=False, official="SDPA",
-        module="rpb", build=lambda heads, head_dim, window, rank, options: positional().RelativePositionBias(heads, window),
-    ),
-    BiasSpec(
-        "rib", "RIB", "rank-R factors from an MLP of Fourier features of the window coordinates",
-        kind="factored", fixed_window=False, flash=True, uses_rank=True, official="RIB",
-        params={"fourier_levels": Param(10, "Fourier frequencies L (2 + 4L MLP inputs)", minimum=0, integer=True),
-                "mlp_hidden": MLP_HIDDEN},
-        module="rib",
-        build=lambda heads, head_dim, window, rank, options: positional().ImplicitNeuralBias(
-            heads, rank, options["fourier_levels"], options["mlp_hidden"]),
-        flops=lambda config, tokens, n, rank: implicit_mlp_flops(config, n, rank, 2 + 4 * config["fourier_levels"]),
-    ),
-    BiasSpec(
-        "none", "no-bias", "attention without a positional term (official NoPE)",
-        kind="none", fixed_window=False, flash=True, uses_rank=False, official="NoPE",
-    ),
-    BiasSpec(
-        "lowrank", "low-rank", "fixed rank-R factors per token of one window (e.g. an RPB table by truncated SVD)",
-        kind="factored", fixed_window=True, flash=True, uses_rank=True, official=None, module="lowrank",
-        build=lambda heads, head_dim, window, rank, options: positional().LowRankBias(heads, window, rank),
-        factor_scale="one",
-    ),
-    BiasSpec(
-        "cpe", "CPE", "a depthwise 3x3 convolution added to the layer input before attention without bias",
-        kind="none", fixed_window=False, flash=True, uses_rank=False, official="CPE", conv_before_attention=True,
-        flops=lambda config, tokens, n, rank: 2 * tokens * config["dim"] * 9,
-    ),
-    BiasSpec(
-        "rope", "RoPE", "2-D rotary embedding of q and k (official RoPEViT; mixed: learnable frequencies)",
-        kind="rotary", fixed_window=False, flash=True, uses_rank=False, official="RoPEViT",
-        params={
-            "rope_form": Param("mixed", "mixed (learnable per-head frequencies, a random angle per head) or "
-                               "axial (fixed: half the pairs turn with x, half with y)", choices=("mixed", "axial")),
-            "rope_theta": Param(10.0, "frequency base theta", minimum=1e-12),
-            "rope_scale": Param("official", "softmax scale: official (1, q not scaled, as the official code "
-                                "runs it) or standard (D^-1/2)", choices=("official", "standard")),
-        },
-        module="rope",
-        build=lambda heads, head_dim, window, rank, options: positional().RotaryPositionEmbedding(
-            heads, head_dim, options["rope_form"], options["rope_theta"]),
-    ),
-    BiasSpec(
-        "flashbias", "FlashBias", "learned rank-R factors per token of one window, Q_p scaled by R^-1/2 "
-        "(official FlashBias)",
-        kind="factored", fixed_window=True, flash=True, uses_rank=True, official="FlashBias",
-        params={"flashbias_init": Param(
-            "zero-q", "zero-q (Q_p zero, K_p N(0, 0.02): starts as no bias and learns) or zeros (the official "
-            "init: both zero, so both gradients are zero and the factors never move)", choices=("zero-q", "zeros"))},
-        module="flashbias",
-        build=lambda heads, head_dim, window, rank, options: positional().LowRankBias(
-            heads, window, rank, init=options["flashbias_init"]),
-    ),
-    BiasSpec(
-        "rib-siren", "RIB-SIREN", "RIB with a sine network (omega0 30) on raw coordinates, no Fourier features",
-        kind="factored", fixed_window=False, flash=True, uses_rank=True, official="RIBSiren",
-        params={"mlp_hidden": MLP_HIDDEN,
-                "siren_omega": Param(30.0, "frequency omega0 of the sine hidden layer", minimum=1e-12)},
-        module="rib",
-        build=lambda heads, head_dim, window, rank, options: positional().ImplicitNeuralBias(
-            heads, rank, 0, options["mlp_hidden"], siren_omega=options["siren_omega"]),
-        flops=lambda config, tokens, n, rank: implicit_mlp_flops(config, n, rank, 2),
-    ),
-)})
+REGISTRY: Mapping[str, BiasSpec] = MappingProxyType(
+    {
+        spec.name: spec
+        for spec in (
+            BiasSpec(
+                "rpb",
+                "RPB",
+                "Swin's learned table (heads, (2w-1)^2) added to the logits (official Naive/SDPA/Flex)",
+                kind="additive",
+                fixed_window=True,
+                flash=False,
+                uses_rank=False,
+                official="SDPA",
+                module="rpb",
+                build=lambda heads, head_dim, window, rank, options: positional().RelativePositionBias(heads, window),
+            ),
+            BiasSpec(
+                "rib",
+                "RIB",
+                "rank-R factors from an MLP of Fourier features of the window coordinates",
+                kind="factored",
+                fixed_window=False,
+                flash=True,
+                uses_rank=True,
+                official="RIB",
+                params={
+                    "fourier_levels": Param(10, "Fourier frequencies L (2 + 4L MLP inputs)", minimum=0, integer=True),
+                    "mlp_hidden": MLP_HIDDEN,
+                },
+                module="rib",
+                build=lambda heads, head_dim, window, rank, options: positional().ImplicitNeuralBias(
+                    heads, rank, options["fourier_levels"], options["mlp_hidden"]
+                ),
+                flops=lambda config, tokens, n, rank: implicit_mlp_flops(
+                    config, n, rank, 2 + 4 * config["fourier_levels"]
+                ),
+            ),
+            BiasSpec(
+                "none",
+                "no-bias",
+                "attention without a positional term (official NoPE)",
+                kind="none",
+                fixed_window=False,
+                flash=True,
+                uses_rank=False,
+                official="NoPE",
+            ),
+            BiasSpec(
+                "lowrank",
+                "low-rank",
+                "fixed rank-R factors per token of one window (e.g. an RPB table by truncated SVD)",
+                kind="factored",
+                fixed_window=True,
+                flash=True,
+                uses_rank=True,
+                official=None,
+                module="lowrank",
+                build=lambda heads, head_dim, window, rank, options: positional().LowRankBias(heads, window, rank),
+                factor_scale="one",
+            ),
+            BiasSpec(
+                "cpe",
+                "CPE",
+                "a depthwise 3x3 convolution added to the layer input before attention without bias",
+                kind="none",
+                fixed_window=False,
+                flash=True,
+                uses_rank=False,
+                official="CPE",
+                conv_before_attention=True,
+                flops=lambda config, tokens, n, rank: 2 * tokens * config["dim"] * 9,
+            ),
+            BiasSpec(
+                "rope",
+                "RoPE",
+                "2-D rotary embedding of q and k (official RoPEViT; mixed: learnable frequencies)",
+                kind="rotary",
+                fixed_window=False,
+                flash=True,
+                uses_rank=False,
+                official="RoPEViT",
+                params={
+                    "rope_form": Param(
+                        "mixed",
+                        "mixed (learnable per-head frequencies, a random angle per head) or "
+                        "axial (fixed: half the pairs turn with x, half with y)",
+                        choices=("mixed", "axial"),
+                    ),
+                    "rope_theta": Param(10.0, "frequency base theta", minimum=1e-12),
+                    "rope_scale": Param(
+                        "official",
+                        "softmax scale: official (1, q not scaled, as the official code runs it) or standard (D^-1/2)",
+                        choices=("official", "standard"),
+                    ),
+                },
+                module="rope",
+                build=lambda heads, head_dim, window, rank, options: positional().RotaryPositionEmbedding(
+                    heads, head_dim, options["rope_form"], options["rope_theta"]
+                ),
+            ),
+            BiasSpec(
+                "flashbias",
+                "FlashBias",
+                "learned rank-R factors per token of one window, Q_p scaled by R^-1/2 (official FlashBias)",
+                kind="factored",
+                fixed_window=True,
+                flash=True,
+                uses_rank=True,
+                official="FlashBias",
+                params={
+                    "flashbias_init": Param(
+                        "zero-q",
+                        "zero-q (Q_p zero, K_p N(0, 0.02): starts as no bias and learns) or zeros (the official "
+                        "init: both zero, so both gradients are zero and the factors never move)",
+                        choices=("zero-q", "zeros"),
+                    )
+                },
+                module="flashbias",
+                build=lambda heads, head_dim, window, rank, options: positional().LowRankBias(
+                    heads, window, rank, init=options["flashbias_init"]
+                ),
+            ),
+            BiasSpec(
+                "rib-siren",
+                "RIB-SIREN",
+                "RIB with a sine network (omega0 30) on raw coordinates, no Fourier features",
+                kind="factored",
+                fixed_window=False,
+                flash=True,
+                uses_rank=True,
+                official="RIBSiren",
+                params={
+                    "mlp_hidden": MLP_HIDDEN,
+                    "siren_omega": Param(30.0, "frequency omega0 of the sine hidden layer", minimum=1e-12),
+                },
+                module="rib",
+                build=lambda heads, head_dim, window, rank, options: positional().ImplicitNeuralBias(
+                    heads, rank, 0, options["mlp_hidden"], siren_omega=options["siren_omega"]
+                ),
+                flops=lambda config, tokens, n, rank: implicit_mlp_flops(config, n, rank, 2),
+            ),
+        )
+    }
+)
 
 BIASES: tuple[str, ...] = tuple(REGISTRY)
 FACTORED_BIASES = tuple(name for name, spec in REGISTRY.items() if spec.factored)
@@ -151,11 +227,13 @@ FIXED_WINDOW_BIASES = tuple(name for name, spec in REGISTRY.items() if spec.fixe
 FLASH_BIASES = tuple(name for name, spec in REGISTRY.items() if spec.flash)
 # Every bias parameter once (biases may share one, e.g. mlp_hidden), with its default.
 BIAS_PARAMS: Mapping[str, Param] = MappingProxyType(
-    {key: param for spec in REGISTRY.values() for key, param in spec.params.items()})
+    {key: param for spec in REGISTRY.values() for key, param in spec.params.items()}
+)
 POSITIONAL_MODULES = tuple(dict.fromkeys(spec.module for spec in REGISTRY.values() if spec.module))
 # The official attention types and the bias each becomes (RPB's three kernels are one bias here).
-OFFICIAL_TYPES: Mapping[str, str] = MappingProxyType({
-    **{spec.official: name for name, spec in REGISTRY.items() if spec.official}, "Naive": "rpb", "Flex": "rpb"})
+OFFICIAL_TYPES: Mapping[str, str] = MappingProxyType(
+    {**{spec.official: name for name, spec in REGISTRY.items() if spec.official}, "Naive": "rpb", "Flex": "rpb"}
+)
 
 
 def bias_spec(bias: str) -> BiasSpec:

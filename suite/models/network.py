@@ -56,8 +56,15 @@ class TransformerLayer(nn.Module):
     """
 
     def __init__(
-        self, dim: int, heads: int, window: int, rank: int, exp_ratio: float, norm_eps: float, bias: str = "rib",
-        **attn_kwargs
+        self,
+        dim: int,
+        heads: int,
+        window: int,
+        rank: int,
+        exp_ratio: float,
+        norm_eps: float,
+        bias: str = "rib",
+        **attn_kwargs,
     ) -> None:
         super().__init__()
         conv = REGISTRY[bias].conv_before_attention
@@ -80,8 +87,14 @@ class ResidualBlock(nn.Module):
     """Layers with cycling window sizes, then a 3x3 conv, with a residual around the block."""
 
     def __init__(
-        self, dim: int, heads: int, window_sizes: Sequence[int], ranks: Sequence[int], exp_ratio: float,
-        norm_eps: float, **attn_kwargs
+        self,
+        dim: int,
+        heads: int,
+        window_sizes: Sequence[int],
+        ranks: Sequence[int],
+        exp_ratio: float,
+        norm_eps: float,
+        **attn_kwargs,
     ) -> None:
         super().__init__()
         # Equal windows everywhere would keep every border in place: shift alternate layers instead.
@@ -147,14 +160,23 @@ class SRTransformer(nn.Module):
         scale, dim, bias = config["scale"], config["dim"], config["bias"]
         upsampler, body_tail, norm_eps = config["upsampler"], config["body_tail"], config["norm_eps"]
         if (upsampler == "bicubic") != (body_tail == "norm"):
-            raise ValueError(f"upsampler {upsampler!r} and body_tail {body_tail!r} do not go together: "
-                             "the bicubic upsampler goes with body_tail 'norm', the official ones with 'norm_conv'")
+            raise ValueError(
+                f"upsampler {upsampler!r} and body_tail {body_tail!r} do not go together: "
+                "the bicubic upsampler goes with body_tail 'norm', the official ones with 'norm_conv'"
+            )
         self.scale = scale
         self.head = nn.Conv2d(3, dim, 3, padding=1)
         self.blocks = nn.ModuleList(
             ResidualBlock(
-                dim, config["heads"], config["window_sizes"], config["ranks"], config["exp_ratio"], norm_eps,
-                bias=bias, backend=config["backend"], large_windows=config["large_windows"],
+                dim,
+                config["heads"],
+                config["window_sizes"],
+                config["ranks"],
+                config["exp_ratio"],
+                norm_eps,
+                bias=bias,
+                backend=config["backend"],
+                large_windows=config["large_windows"],
                 **{key: config[key] for key in REGISTRY[bias].params},
             )
             for _ in range(config["n_blocks"])

@@ -103,11 +103,15 @@ LAYER_KEYS: list[tuple[str, str, Callable[[torch.Tensor], torch.Tensor]]] = [
 _LAYER_MAP = {official: (ours, convert) for official, ours, convert in LAYER_KEYS}
 
 
+def _identity(tensor):
+    return tensor
+
+
 def _our_key(key: str, n_blocks: int, n_layers: int) -> tuple[str, Callable] | None:
     """Our state-dict key and the conversion for one official key; None for a key with no counterpart."""
-    identity = (lambda t: t)
+    identity = _identity
     if key.startswith("proj."):
-        return "head." + key[len("proj."):], identity
+        return "head." + key[len("proj.") :], identity
     if key.startswith("upsampler."):
         return key, identity
     match = re.fullmatch(r"body\.(\d+)\.(.+)", key)
@@ -164,9 +168,11 @@ def convert_basicsr_state(state_dict: dict[str, torch.Tensor], model: SRTransfor
         converted[ours] = tensor.to(target[ours].dtype)
     missing = [f"{key} {tuple(value.shape)}" for key, value in target.items() if key not in addressed]
     if missing or unexpected or misshaped:
-        parts = [f"{label} ({len(items)}): {', '.join(items[:LISTED])}" + (" ..." if len(items) > LISTED else "")
-                 for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
-                 if items]
+        parts = [
+            f"{label} ({len(items)}): {', '.join(items[:LISTED])}" + (" ..." if len(items) > LISTED else "")
+            for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
+            if items
+        ]
         raise ReleasedCheckpointError("the official weights do not fit the network: " + "; ".join(parts))
     return converted
 
@@ -181,7 +187,9 @@ def read_basicsr(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
     except Exception as err:  # noqa: BLE001 - unpickling errors come in many types
         raise ReleasedCheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(saved, dict):
-        raise ReleasedCheckpointError(f"{path}: expected a BasicSR dict with params_ema or params, got {type(saved).__name__}")
+        raise ReleasedCheckpointError(
+            f"{path}: expected a BasicSR dict with params_ema or params, got {type(saved).__name__}"
+        )
     for key in PARAM_KEYS:
         state = saved.get(key)
         if isinstance(state, dict) and state:
@@ -214,9 +222,9 @@ def load_released(
         "official_repository": OFFICIAL_REPOSITORY,
         "official_config": OFFICIAL_NAMES.get(preset),
         "conversion": "official SST module names -> suite; 1x1 convs -> Linear; RIB to_hidden transposed with "
-                      "Fourier inputs reordered; RIB to_q/to_k (heads, hidden, R) -> (heads*R, hidden); "
-                      "RPB table reversed (key-query -> query-key); FlashBias factors, RoPE frequencies and "
-                      "the CPE conv as they are",
+        "Fourier inputs reordered; RIB to_q/to_k (heads, hidden, R) -> (heads*R, hidden); "
+        "RPB table reversed (key-query -> query-key); FlashBias factors, RoPE frequencies and "
+        "the CPE conv as they are",
         "official_attn_type": REGISTRY[bias].official,
         "model_config": model.config,
     }

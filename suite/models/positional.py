@@ -74,8 +74,9 @@ class ImplicitNeuralBias(nn.Module):
     b 0, the factor maps U(-sqrt(6/hidden)/omega, +sqrt(6/hidden)/omega).
     """
 
-    def __init__(self, heads: int, rank: int, fourier_levels: int = 10, hidden: int = 32,
-                 siren_omega: float | None = None) -> None:
+    def __init__(
+        self, heads: int, rank: int, fourier_levels: int = 10, hidden: int = 32, siren_omega: float | None = None
+    ) -> None:
         super().__init__()
         self.heads = heads
         self.rank = rank
@@ -149,8 +150,10 @@ class LowRankBias(nn.Module):
         super().__init__()
         tokens = window * window
         if not 0 < rank <= tokens:
-            raise ValueError(f"low-rank bias rank {rank} must be in 1..{tokens} (N = {window}^2 tokens "
-                             f"of a {window}x{window} window)")
+            raise ValueError(
+                f"low-rank bias rank {rank} must be in 1..{tokens} (N = {window}^2 tokens "
+                f"of a {window}x{window} window)"
+            )
         if init not in self.INITS:
             raise ValueError(f"low-rank bias init {init!r} is not one of {', '.join(self.INITS)}")
         self.heads, self.window, self.rank, self.init = heads, window, rank, init
@@ -165,8 +168,9 @@ class LowRankBias(nn.Module):
             else:
                 nn.init.normal_(factor, std=0.02)
 
-    def forward(self, height: int | None = None, width: int | None = None,
-                device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, height: int | None = None, width: int | None = None, device: torch.device | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The factors Q_p, K_p: two tensors (heads, N, R); the window is the one they were built for."""
         return self.q_factors, self.k_factors
 
@@ -231,4 +235,4 @@ class RotaryPositionEmbedding(nn.Module):
         pairs = x[..., : self.rotary_dim].to(cos.dtype).unflatten(-1, (-1, 2))  # (B, heads, N, r/2, 2)
         first, second = pairs.unbind(-1)
         rotated = torch.stack([first * cos - second * sin, first * sin + second * cos], dim=-1).flatten(-2)
-        return torch.cat([rotated[..., : self.head_dim].to(x.dtype), x[..., self.head_dim:]], dim=-1)
+        return torch.cat([rotated[..., : self.head_dim].to(x.dtype), x[..., self.head_dim :]], dim=-1)

@@ -26,9 +26,9 @@ from suite.models.attention import PAD_MULTIPLE
 from suite.models.biases import BIAS_PARAMS, BIASES, FACTORED_BIASES, REGISTRY
 from suite.profiling import timing
 from suite.profiling.flops import attention_flops
+from suite.profiling.precision import check_precision, compute_dtype, precision_scope
 from suite.profiling.tables import BASELINE
 from suite.rows import render
-from suite.profiling.precision import check_precision, compute_dtype, precision_scope
 
 PASSES = ("fwd", "fwd+bwd")
 REFERENCE = "none@D+R"
@@ -49,7 +49,9 @@ class AttentionSpec:
     head_dim: int
     ranks: list[int]
     # (bias, backend) per layer to time, registry biases; RPB may come with several backends
-    variants: list[tuple[str, str]] = field(default_factory=lambda: [("rpb", "auto"), ("rib", "auto"), ("none", "auto")])
+    variants: list[tuple[str, str]] = field(
+        default_factory=lambda: [("rpb", "auto"), ("rib", "auto"), ("none", "auto")]
+    )
     bias_options: dict[str, Any] = field(default_factory=dict)  # the biases' own model fields (BIAS_PARAMS)
     precision: str = "fp32"
     device: str = "cpu"
@@ -90,7 +92,9 @@ class AttentionSpec:
         if self.clock == "cpu" and (device.type != "cpu" or self.threads != 1):
             raise ValueError("clock 'cpu' (this thread's CPU time) needs device cpu and threads 1")
         if not self.variants or len(set(self.variants)) != len(self.variants):
-            raise ValueError(f"attention benchmark: variants must be distinct (bias, backend) pairs, got {self.variants!r}")
+            raise ValueError(
+                f"attention benchmark: variants must be distinct (bias, backend) pairs, got {self.variants!r}"
+            )
         for bias, backend in self.variants:
             resolve_backend(bias, backend, device)
         unknown = sorted(set(self.bias_options) - set(BIAS_PARAMS))
@@ -126,13 +130,19 @@ def variants(spec: AttentionSpec, rank: int, device: torch.device) -> list[Varia
 
     def layer(width: int, bias: str, backend: str) -> WindowAttention:
         torch.manual_seed(spec.seed)
-        return WindowAttention(width, spec.heads, spec.window, bias=bias, rank=rank, backend=backend,
-                               **spec.bias_options).to(device)
+        return WindowAttention(
+            width, spec.heads, spec.window, bias=bias, rank=rank, backend=backend, **spec.bias_options
+        ).to(device)
 
     ordered = sorted(spec.variants, key=lambda variant: BIASES.index(variant[0]))
     found = [
-        Variant(variant_label(bias, backend, spec.variants), bias, backend, layer(dim, bias, backend),
-                ref_dim if bias in FACTORED_BIASES else padded(spec.head_dim))
+        Variant(
+            variant_label(bias, backend, spec.variants),
+            bias,
+            backend,
+            layer(dim, bias, backend),
+            ref_dim if bias in FACTORED_BIASES else padded(spec.head_dim),
+        )
         for bias, backend in ordered
     ]
     none_backend = next((backend for bias, backend in spec.variants if bias == "none"), "auto")
@@ -158,6 +168,7 @@ def attention_step(variant: Variant, spec: AttentionSpec, device: torch.device, 
         return layer.attend(tokens, spec.window, spec.window)
 
     if not backward:
+
         def forward() -> None:
             with torch.no_grad(), scope():
                 call()
@@ -212,23 +223,48 @@ def bench(spec: AttentionSpec) -> list[dict[str, Any]]:
             for variant in found:
                 state, why = status[variant.label]
                 row: dict[str, Any] = {
-                    "name": spec.name, "window": spec.window, "patch": spec.patch, "batch": spec.batch,
-                    "n_windows": spec.n_windows, "heads": spec.heads, "head_dim": spec.head_dim, "rank": rank,
-                    "variant": variant.label, "bias": variant.bias,
-                    "backend": resolve_backend(variant.bias, variant.backend, device, compute_dtype(spec.precision),
-                                               backward and not REGISTRY[variant.bias].flash),
-                    "kernel_head_dim": variant.kernel_head_dim, "pass": pass_name, "precision": spec.precision,
-                    "device": spec.device, "status": state, "error": why, "ms_median": None, "ms_iqr": None,
-                    "ms_min": None, "ms_max": None, "rounds": 0, "ratio_to_none": None, "ratio_to_none_iqr": None,
+                    "name": spec.name,
+                    "window": spec.window,
+                    "patch": spec.patch,
+                    "batch": spec.batch,
+                    "n_windows": spec.n_windows,
+                    "heads": spec.heads,
+                    "head_dim": spec.head_dim,
+                    "rank": rank,
+                    "variant": variant.label,
+                    "bias": variant.bias,
+                    "backend": resolve_backend(
+                        variant.bias,
+                        variant.backend,
+                        device,
+                        compute_dtype(spec.precision),
+                        backward and not REGISTRY[variant.bias].flash,
+                    ),
+                    "kernel_head_dim": variant.kernel_head_dim,
+                    "pass": pass_name,
+                    "precision": spec.precision,
+                    "device": spec.device,
+                    "status": state,
+                    "error": why,
+                    "ms_median": None,
+                    "ms_iqr": None,
+                    "ms_min": None,
+                    "ms_max": None,
+                    "rounds": 0,
+                    "ratio_to_none": None,
+                    "ratio_to_none_iqr": None,
                     "attention_kernels": [],
-                    "gflop_fwd": round(attention_flops(spec.n_windows, spec.heads, n, variant.kernel_head_dim) / 1e9, 4),
+                    "gflop_fwd": round(
+                        attention_flops(spec.n_windows, spec.heads, n, variant.kernel_head_dim) / 1e9, 4
+                    ),
                 }
                 if variant.label in times:
                     row.update(timing.summarise(times[variant.label]))
                     row["attention_kernels"] = families(steps[variant.label], device)
                     if reference is not None and state == timing.OK:
                         row["ratio_to_none"], row["ratio_to_none_iqr"] = timing.ratio_summary(
-                            times[variant.label], reference)
+                            times[variant.label], reference
+                        )
                 rows.append(row)
             del steps
             timing.release(device)
@@ -238,9 +274,14 @@ def bench(spec: AttentionSpec) -> list[dict[str, Any]]:
 def ratio_columns(biases: list[str]) -> tuple[str, ...]:
     """The columns of `pair_ratios` for the biases of a benchmark: the baseline's (RPB's) best over each other
     bias, and each factored bias over none@D+R."""
-    return ("window", "rank", "pass", f"{BASELINE}_variant",
-            *(f"{BASELINE}_over_{bias}" for bias in BIASES if bias in biases and bias != BASELINE),
-            *(f"{bias}_over_none_at_d_plus_r" for bias in FACTORED_BIASES if bias in biases))
+    return (
+        "window",
+        "rank",
+        "pass",
+        f"{BASELINE}_variant",
+        *(f"{BASELINE}_over_{bias}" for bias in BIASES if bias in biases and bias != BASELINE),
+        *(f"{bias}_over_none_at_d_plus_r" for bias in FACTORED_BIASES if bias in biases),
+    )
 
 
 def pair_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -250,10 +291,15 @@ def pair_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     biases = sorted({row["bias"] for row in rows if row["variant"] != REFERENCE}, key=BIASES.index)
     keys = sorted({(row["rank"], row["pass"]) for row in rows}, key=lambda k: (k[0], PASSES.index(k[1])))
     for rank, pass_name in keys:
-        group = [r for r in rows if r["rank"] == rank and r["pass"] == pass_name and r["status"] == timing.OK
-                 and r["variant"] != REFERENCE]
-        best = {bias: min((r for r in group if r["bias"] == bias), key=lambda r: r["ms_median"], default=None)
-                for bias in biases}
+        group = [
+            r
+            for r in rows
+            if r["rank"] == rank and r["pass"] == pass_name and r["status"] == timing.OK and r["variant"] != REFERENCE
+        ]
+        best = {
+            bias: min((r for r in group if r["bias"] == bias), key=lambda r: r["ms_median"], default=None)
+            for bias in biases
+        }
         record: dict[str, Any] = dict.fromkeys(ratio_columns(biases))
         record.update({"window": rows[0]["window"], "rank": rank, "pass": pass_name})
         baseline = best.get(BASELINE)
@@ -270,7 +316,7 @@ def pair_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def parse_variant(text: str) -> tuple[str, str]:
-    """"rpb:math" -> ("rpb", "math"), "rope" -> ("rope", "auto"); ValueError naming the text otherwise."""
+    """ "rpb:math" -> ("rpb", "math"), "rope" -> ("rope", "auto"); ValueError naming the text otherwise."""
     bias, _, backend = text.partition(":")
     if bias not in REGISTRY:
         raise ValueError(f"variant {text!r}: bias {bias!r} is not one of {', '.join(BIASES)}")
@@ -284,9 +330,23 @@ def default_variants(device: str) -> list[tuple[str, str]]:
 
 
 def run_benchmark(
-    windows: list[int], preset: str, ranks: list[int] | None, overrides: list[str], map_size: int, batch: int,
-    rounds: int, warmup: int, device: str, precision: str, variants_: list[tuple[str, str]] | None,
-    threads: int | None, clock: str, seed: int, out_dir: Path, command: str, log: Callable[[str], None],
+    windows: list[int],
+    preset: str,
+    ranks: list[int] | None,
+    overrides: list[str],
+    map_size: int,
+    batch: int,
+    rounds: int,
+    warmup: int,
+    device: str,
+    precision: str,
+    variants_: list[tuple[str, str]] | None,
+    threads: int | None,
+    clock: str,
+    seed: int,
+    out_dir: Path,
+    command: str,
+    log: Callable[[str], None],
 ) -> list[Path]:
     """`suite bench attention`: one AttentionSpec per window from the preset's layer shapes; logs a table
     per window and writes attention.{json,csv} (rows), attention_ratios.{json,csv} and bench.json."""
@@ -302,21 +362,45 @@ def run_benchmark(
     chosen = list(variants_) if variants_ else default_variants(device)
     specs = [
         AttentionSpec(
-            window=window, patch=map_size, batch=batch, heads=model["heads"], head_dim=model["dim"] // model["heads"],
-            ranks=list(ranks) if ranks else sorted(set(model["ranks"])), variants=chosen,
+            window=window,
+            patch=map_size,
+            batch=batch,
+            heads=model["heads"],
+            head_dim=model["dim"] // model["heads"],
+            ranks=list(ranks) if ranks else sorted(set(model["ranks"])),
+            variants=chosen,
             bias_options={key: value for key, value in requested.items() if key in BIAS_PARAMS},
-            precision=precision, device=device, warmup=warmup, steps=rounds, threads=threads, seed=seed, clock=clock,
+            precision=precision,
+            device=device,
+            warmup=warmup,
+            steps=rounds,
+            threads=threads,
+            seed=seed,
+            clock=clock,
         )
         for window in windows
     ]
     for spec in specs:
         spec.validate()  # every window's settings before the first is timed
-    meta = run_record(device, command=command, preset=preset, model=model, precision=precision, map_size=map_size,
-                      batch=batch, rounds=rounds, warmup=warmup, clock=clock, seed=seed,
-                      threads=threads if threads is not None else torch.get_num_threads())
-    log(f"attention of WindowAttention layers, preset {preset} (dim {model['dim']}, {model['heads']} heads of "
+    meta = run_record(
+        device,
+        command=command,
+        preset=preset,
+        model=model,
+        precision=precision,
+        map_size=map_size,
+        batch=batch,
+        rounds=rounds,
+        warmup=warmup,
+        clock=clock,
+        seed=seed,
+        threads=threads if threads is not None else torch.get_num_threads(),
+    )
+    log(
+        f"attention of WindowAttention layers, preset {preset} (dim {model['dim']}, {model['heads']} heads of "
         f"{model['dim'] // model['heads']}); {device} ({meta['device_name']}), {precision}, median of {rounds} "
-        f"interleaved rounds after {warmup} warm-up; ratio_to_none: per-round median of time / none@D+R")
+        f"interleaved rounds after {warmup} warm-up; ratio_to_none: per-round median of time / none@D+R"
+    )
     rows: list[dict[str, Any]] = []
     ratios: list[dict[str, Any]] = []
     columns = ratio_columns([bias for bias, _ in chosen])
@@ -324,12 +408,31 @@ def run_benchmark(
         window_rows = bench(spec)
         rows += window_rows
         ratios += pair_ratios(window_rows)
-        log(f"\nwindow {spec.window} (map {spec.side}x{spec.side}, {spec.n_windows} windows of {spec.window ** 2} tokens)")
-        log(render(window_rows, ("rank", "pass", "variant", "backend", "kernel_head_dim", "status",
-                                        "ms_median", "ms_iqr", "ratio_to_none", "attention_kernels")))
+        log(
+            f"\nwindow {spec.window} (map {spec.side}x{spec.side}, {spec.n_windows} windows of {spec.window**2} tokens)"
+        )
+        log(
+            render(
+                window_rows,
+                (
+                    "rank",
+                    "pass",
+                    "variant",
+                    "backend",
+                    "kernel_head_dim",
+                    "status",
+                    "ms_median",
+                    "ms_iqr",
+                    "ratio_to_none",
+                    "attention_kernels",
+                ),
+            )
+        )
         log(render(pair_ratios(window_rows), columns))
     tables.write_rows(out_dir, "attention", rows, tables.ATTENTION_COLUMNS)
     tables.write_rows(out_dir, "attention_ratios", ratios, columns)
     write_json_atomic(out_dir / "bench.json", meta)
-    return [out_dir / name for name in ("attention.json", "attention.csv", "attention_ratios.json",
-                                        "attention_ratios.csv", "bench.json")]
+    return [
+        out_dir / name
+        for name in ("attention.json", "attention.csv", "attention_ratios.json", "attention_ratios.csv", "bench.json")
+    ]

@@ -92,4 +92,3 @@ def step_flops(config: dict[str, Any], phase: str, batch: int, patch: int) -> in
     """FLOPs of one profiled iteration: a forward (infer) or a training step (3x forward)."""
     forward = forward_flops(config, batch, patch, patch)
     return forward * TRAIN_FACTOR if phase == "train" else forward
-

@@ -16,7 +16,6 @@ from typing import Iterable
 
 from suite.models.biases import REGISTRY
 
-
 # Operator names (exact, forward and backward); the more specific names come first.
 OPERATOR_FAMILIES: tuple[tuple[str, str], ...] = (
     ("aten::_scaled_dot_product_flash_attention_for_cpu", "cpu-flash"),
@@ -87,7 +86,9 @@ def kernel_family(name: str) -> str | None:
     return None
 
 
-def attribute(operators: Iterable[str], kernels: Iterable[str] = (), compiled_model: bool = False) -> dict[str, list[str]]:
+def attribute(
+    operators: Iterable[str], kernels: Iterable[str] = (), compiled_model: bool = False
+) -> dict[str, list[str]]:
     """Families seen and the names that gave them away: {"families": [...], "names": [...]} (sorted)."""
     families: set[str] = set()
     evidence: set[str] = set()

@@ -94,8 +94,9 @@ class PointSpec:
     @property
     def resolved_backend(self) -> str:
         """The backend `auto` becomes for this bias, device, precision and phase (as the model resolves it)."""
-        return resolve_backend(self.bias, self.backend, torch.device(self.device), compute_dtype(self.precision),
-                               self.phase == "train")
+        return resolve_backend(
+            self.bias, self.backend, torch.device(self.device), compute_dtype(self.precision), self.phase == "train"
+        )
 
     @property
     def variant(self) -> str:
@@ -106,18 +107,47 @@ class PointSpec:
     def name(self) -> str:
         """Run name: the trace directory and the row key, e.g. `rib-train-w32-p64-b2-sdpa-fp32-tiny`."""
         compiled = "-compiled" if self.compile else ""
-        return (f"{self.bias}-{self.phase}-w{self.window}-p{self.patch}-b{self.batch}-"
-                f"{self.resolved_backend}-{self.precision}{compiled}-{self.preset}")
+        return (
+            f"{self.bias}-{self.phase}-w{self.window}-p{self.patch}-b{self.batch}-"
+            f"{self.resolved_backend}-{self.precision}{compiled}-{self.preset}"
+        )
 
     def command(self, out_dir: str = "DIR") -> str:
         """The `suite profile run` command that measures this setting alone."""
         args = [
-            "suite", "profile", "run", "--preset", self.preset, "--bias", self.bias, "--phase", self.phase,
-            "--window", str(self.window), "--patch", str(self.patch), "--batch", str(self.batch),
-            "--backend", self.backend, "--precision", self.precision, "--device", self.device,
-            "--scale", str(self.scale), "--warmup", str(self.warmup), "--steps", str(self.steps),
-            "--profile-warmup", str(self.profile_warmup), "--profile-active", str(self.profile_active),
-            "--seed", str(self.seed),
+            "suite",
+            "profile",
+            "run",
+            "--preset",
+            self.preset,
+            "--bias",
+            self.bias,
+            "--phase",
+            self.phase,
+            "--window",
+            str(self.window),
+            "--patch",
+            str(self.patch),
+            "--batch",
+            str(self.batch),
+            "--backend",
+            self.backend,
+            "--precision",
+            self.precision,
+            "--device",
+            self.device,
+            "--scale",
+            str(self.scale),
+            "--warmup",
+            str(self.warmup),
+            "--steps",
+            str(self.steps),
+            "--profile-warmup",
+            str(self.profile_warmup),
+            "--profile-active",
+            str(self.profile_active),
+            "--seed",
+            str(self.seed),
         ]
         if self.compile:
             args.append("--compile")
@@ -141,15 +171,35 @@ def host_load() -> float | None:
 def spec_columns(spec: PointSpec, command: str) -> dict[str, Any]:
     """The identity columns of a row, known without touching the device."""
     return {
-        "name": spec.name, "status": "", "error": "", "preset": spec.preset, "variant": spec.variant,
-        "bias": spec.bias, "backend": spec.backend, "backend_resolved": spec.resolved_backend,
-        "phase": spec.phase, "window": spec.window, "patch": spec.patch, "batch": spec.batch,
-        "scale": spec.scale, "precision": spec.precision, "compile": spec.compile, "device": spec.device,
-        "threads": spec.threads, "warmup": spec.warmup, "steps": spec.steps, "seed": spec.seed,
+        "name": spec.name,
+        "status": "",
+        "error": "",
+        "preset": spec.preset,
+        "variant": spec.variant,
+        "bias": spec.bias,
+        "backend": spec.backend,
+        "backend_resolved": spec.resolved_backend,
+        "phase": spec.phase,
+        "window": spec.window,
+        "patch": spec.patch,
+        "batch": spec.batch,
+        "scale": spec.scale,
+        "precision": spec.precision,
+        "compile": spec.compile,
+        "device": spec.device,
+        "threads": spec.threads,
+        "warmup": spec.warmup,
+        "steps": spec.steps,
+        "seed": spec.seed,
         "overrides": ";".join(f"{k}={v}" for k, v in spec.overrides.items()),
-        "ms_median": None, "peak_mem_mb": None, "attention_kernels": [],
-        "torch_version": torch.__version__, "cuda_version": torch.version.cuda or "",
-        "python_version": platform.python_version(), "command": command, "point_command": spec.command(),
+        "ms_median": None,
+        "peak_mem_mb": None,
+        "attention_kernels": [],
+        "torch_version": torch.__version__,
+        "cuda_version": torch.version.cuda or "",
+        "python_version": platform.python_version(),
+        "command": command,
+        "point_command": spec.command(),
     }
 
 
@@ -159,9 +209,11 @@ def describe(spec: PointSpec, command: str) -> dict[str, Any]:
     record = run_record(spec.device)
     commit = record.get("git_commit")
     row.update(
-        device_name=device_name(torch.device(spec.device)), threads=torch.get_num_threads(),
+        device_name=device_name(torch.device(spec.device)),
+        threads=torch.get_num_threads(),
         git_commit=f"{commit}{'-dirty' if record.get('git_dirty') else ''}" if commit else None,
-        host_load_1min=host_load(), timestamp=record.get("created_utc"),
+        host_load_1min=host_load(),
+        timestamp=record.get("created_utc"),
     )
     return row
 
@@ -280,12 +332,16 @@ def measure(spec: PointSpec, trace_root: Path, process: str = "shared", command:
     median = row["ms_median"]
     row.update(
         images_per_s=round(spec.batch * 1000.0 / median, 3) if median > 0 else math.nan,
-        peak_mem_mb=round(memory.peak_mib(), 1), mem_baseline_mb=round(memory.baseline_mib(), 1),
+        peak_mem_mb=round(memory.peak_mib(), 1),
+        mem_baseline_mb=round(memory.baseline_mib(), 1),
         memory_method=memory.method,
     )
     row.update(run_profiler(step, spec, device, run_dir))
-    row.update(gflop_per_iter=round(gflop, 4), tflops=round(gflop / median, 4) if median > 0 else math.nan,
-               trace_dir=str(run_dir))
+    row.update(
+        gflop_per_iter=round(gflop, 4),
+        tflops=round(gflop / median, 4) if median > 0 else math.nan,
+        trace_dir=str(run_dir),
+    )
     del step
     timing.release(device)
     return row

@@ -45,8 +45,24 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding `suite/`, for workers' PYTHONPATH
 
 TOP_KEYS = {
-    "preset", "overrides", "scale", "device", "precision", "compile", "threads", "seed", "isolation", "memory_cap_gb",
-    "point_timeout_s", "time_budget_s", "profiler", "phases", "variants", "points", "attention", "description",
+    "preset",
+    "overrides",
+    "scale",
+    "device",
+    "precision",
+    "compile",
+    "threads",
+    "seed",
+    "isolation",
+    "memory_cap_gb",
+    "point_timeout_s",
+    "time_budget_s",
+    "profiler",
+    "phases",
+    "variants",
+    "points",
+    "attention",
+    "description",
 }
 PHASE_KEYS = {"batch", "patch", "warmup", "steps"}
 PROFILER_KEYS = {"warmup", "active"}
@@ -116,9 +132,15 @@ def load_config(config: str) -> SweepConfig:
         raise ValueError(f"{where}: points must be a non-empty list of {{window, patch}}")
     profiler = _check_keys(f"{where}: profiler", raw.get("profiler", {}), PROFILER_KEYS)
     common = dict(
-        preset=raw["preset"], precision=raw["precision"], device=str(raw["device"]), scale=raw.get("scale", 2),
-        threads=raw.get("threads"), seed=raw.get("seed", 0), overrides=raw.get("overrides") or {},
-        profile_warmup=profiler.get("warmup", 1), profile_active=profiler.get("active", 1),
+        preset=raw["preset"],
+        precision=raw["precision"],
+        device=str(raw["device"]),
+        scale=raw.get("scale", 2),
+        threads=raw.get("threads"),
+        seed=raw.get("seed", 0),
+        overrides=raw.get("overrides") or {},
+        profile_warmup=profiler.get("warmup", 1),
+        profile_active=profiler.get("active", 1),
     )
     tasks: list[Task] = []
     for i, point in enumerate(raw["points"]):
@@ -190,9 +212,16 @@ def _variants(where: str, raw: dict[str, Any]) -> list[tuple[str, str, bool]]:
     return variants
 
 
-def _point_tasks(where: str, i: int, point: Any, raw: dict[str, Any], model: dict[str, Any],
-                 phases: dict[str, dict[str, Any]], variants: list[tuple[str, str, bool]],
-                 common: dict[str, Any]) -> list[Task]:
+def _point_tasks(
+    where: str,
+    i: int,
+    point: Any,
+    raw: dict[str, Any],
+    model: dict[str, Any],
+    phases: dict[str, dict[str, Any]],
+    variants: list[tuple[str, str, bool]],
+    common: dict[str, Any],
+) -> list[Task]:
     """The profile tasks of one point (its phases x the variants of its biases) and its attention task."""
     point_where = f"{where}: points[{i}]"
     _check_keys(point_where, point, POINT_KEYS, {"window", "patch"})
@@ -208,26 +237,39 @@ def _point_tasks(where: str, i: int, point: Any, raw: dict[str, Any], model: dic
         raise ValueError(f"{point_where}.phases: expected a non-empty list of phases, got {short_repr(point_phases)}")
     for phase in point_phases:
         if phase not in phases:
-            raise ValueError(f"{point_where}.phases: {short_repr(phase)} has no settings under phases "
-                             f"({', '.join(phases)})")
+            raise ValueError(
+                f"{point_where}.phases: {short_repr(phase)} has no settings under phases ({', '.join(phases)})"
+            )
     listed = sorted({bias for bias, _, _ in variants})
     point_biases = point.get("biases", listed)
     if not isinstance(point_biases, list) or not point_biases or not set(point_biases) <= set(listed):
-        raise ValueError(f"{point_where}.biases: expected a non-empty list of the variants' biases "
-                         f"({', '.join(listed)}), got {short_repr(point_biases)}")
+        raise ValueError(
+            f"{point_where}.biases: expected a non-empty list of the variants' biases "
+            f"({', '.join(listed)}), got {short_repr(point_biases)}"
+        )
     tasks = []
     for phase in point_phases:
         settings = phases[phase]
         # A phase may fix its own input size (inference on larger images than training patches).
         phase_patch = settings.get("patch", patch)
         if phase_patch < window:
-            raise ValueError(f"{where}: phases.{phase}.patch {phase_patch} is smaller than window {window} of points[{i}]")
+            raise ValueError(
+                f"{where}: phases.{phase}.patch {phase_patch} is smaller than window {window} of points[{i}]"
+            )
         for bias, backend, compiled in variants:
             if bias not in point_biases:
                 continue
             spec = PointSpec(
-                bias=bias, backend=backend, compile=compiled, phase=phase, window=window, patch=phase_patch,
-                batch=settings["batch"], warmup=settings.get("warmup", 3), steps=settings.get("steps", 10), **common,
+                bias=bias,
+                backend=backend,
+                compile=compiled,
+                phase=phase,
+                window=window,
+                patch=phase_patch,
+                batch=settings["batch"],
+                warmup=settings.get("warmup", 3),
+                steps=settings.get("steps", 10),
+                **common,
             )
             try:
                 spec.validate()
@@ -236,8 +278,9 @@ def _point_tasks(where: str, i: int, point: Any, raw: dict[str, Any], model: dic
             tasks.append(Task("profile", spec.name, spec.to_dict(), spec_columns(spec, "")))
     if raw.get("attention"):
         point_variants = [variant for variant in variants if variant[0] in point_biases]
-        tasks.append(_attention_task(f"{where}: attention", raw, model, phases, point_variants, window, patch,
-                                     common["device"]))
+        tasks.append(
+            _attention_task(f"{where}: attention", raw, model, phases, point_variants, window, patch, common["device"])
+        )
     return tasks
 
 
@@ -247,11 +290,20 @@ def _attention_task(where, raw, model, phases, variants, window, patch, device) 
     pairs = list(dict.fromkeys((bias, backend) for bias, backend, _ in variants))  # compile does not apply
     overrides = raw.get("overrides") or {}
     spec = AttentionSpec(
-        window=window, patch=patch, batch=settings.get("batch", default_batch), heads=model["heads"],
-        head_dim=model["dim"] // model["heads"], ranks=sorted(set(model["ranks"])), variants=pairs,
+        window=window,
+        patch=patch,
+        batch=settings.get("batch", default_batch),
+        heads=model["heads"],
+        head_dim=model["dim"] // model["heads"],
+        ranks=sorted(set(model["ranks"])),
+        variants=pairs,
         bias_options={key: value for key, value in overrides.items() if key in BIAS_PARAMS},
-        precision=raw["precision"], device=device, warmup=settings.get("warmup", 2), steps=settings.get("steps", 5),
-        threads=raw.get("threads"), seed=raw.get("seed", 0),
+        precision=raw["precision"],
+        device=device,
+        warmup=settings.get("warmup", 2),
+        steps=settings.get("steps", 5),
+        threads=raw.get("threads"),
+        seed=raw.get("seed", 0),
     )
     try:
         spec.validate()
@@ -269,8 +321,15 @@ def failure_rows(task: Task, status: str, message: str, command: str) -> list[di
     return [row]
 
 
-def run_in_worker(task: Task, work_dir: Path, trace_root: Path, log_path: Path, command: str,
-                  timeout: float | None, memory_cap: float | None) -> tuple[list[dict[str, Any]], bool]:
+def run_in_worker(
+    task: Task,
+    work_dir: Path,
+    trace_root: Path,
+    log_path: Path,
+    command: str,
+    timeout: float | None,
+    memory_cap: float | None,
+) -> tuple[list[dict[str, Any]], bool]:
     """Run one task in a fresh interpreter (honest peak memory, crash isolation, a time limit):
     (rows, whether they are a measurement to keep). A timeout or a crash gives a `timeout` / `error`
     row, not kept, so a resumed sweep tries that task again."""
@@ -279,8 +338,13 @@ def run_in_worker(task: Task, work_dir: Path, trace_root: Path, log_path: Path, 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     result_path.unlink(missing_ok=True)
     request = {
-        "kind": task.kind, "name": task.name, "spec": task.spec, "trace_root": str(trace_root),
-        "command": command, "result": str(result_path), "memory_cap_gb": memory_cap,
+        "kind": task.kind,
+        "name": task.name,
+        "spec": task.spec,
+        "trace_root": str(trace_root),
+        "command": command,
+        "result": str(result_path),
+        "memory_cap_gb": memory_cap,
     }
     write_text_atomic(request_path, json.dumps(request, indent=1) + "\n")
     env = dict(os.environ)
@@ -290,7 +354,10 @@ def run_in_worker(task: Task, work_dir: Path, trace_root: Path, log_path: Path, 
         with open(log_path, "w", encoding="utf-8") as log_file:
             proc = subprocess.run(
                 [sys.executable, "-m", "suite.profiling.worker", str(request_path)],
-                stdout=log_file, stderr=subprocess.STDOUT, env=env, timeout=timeout,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                timeout=timeout,
             )
     except subprocess.TimeoutExpired:
         message = f"worker ran past its time limit of {timeout:g} s; log: {log_path}"
@@ -306,8 +373,14 @@ def run_in_worker(task: Task, work_dir: Path, trace_root: Path, log_path: Path, 
     return failure_rows(task, "error", message, command), False
 
 
-SWEEP_PARTS = ("points", "traces", "logs", "sweep.json", "command.txt",
-               *(f"{stem}.{ext}" for stem in ("profile", "speedup", "attention") for ext in ("csv", "json")))
+SWEEP_PARTS = (
+    "points",
+    "traces",
+    "logs",
+    "sweep.json",
+    "command.txt",
+    *(f"{stem}.{ext}" for stem in ("profile", "speedup", "attention") for ext in ("csv", "json")),
+)
 
 
 def sweep_state(out_dir: Path) -> str | None:
@@ -401,8 +474,10 @@ class Sweep:
             # Past the budget no new task starts, but each invocation runs at least one: progress is certain.
             if self.budget is not None and ran_one and time.monotonic() - start >= self.budget:
                 left = total - index + 1
-                self.log(f"time budget of {self.budget} s spent: {left} task(s) left; "
-                         "run the same command with --resume to continue")
+                self.log(
+                    f"time budget of {self.budget} s spent: {left} task(s) left; "
+                    "run the same command with --resume to continue"
+                )
                 break
             task_start = time.monotonic()
             ran_one = True
@@ -424,8 +499,15 @@ class Sweep:
             except Exception as err:  # noqa: BLE001 - one broken point must not stop the sweep
                 message = f"{type(err).__name__}: {str(err).strip()[:500]}"
                 return failure_rows(task, "error", message, self.command), True
-        return run_in_worker(task, self.points_dir, self.trace_root, self.out_dir / "logs" / f"{task.name}.log",
-                             self.command, self.timeout, self.memory_cap)
+        return run_in_worker(
+            task,
+            self.points_dir,
+            self.trace_root,
+            self.out_dir / "logs" / f"{task.name}.log",
+            self.command,
+            self.timeout,
+            self.memory_cap,
+        )
 
     def rows(self, kind: str) -> list[dict[str, Any]]:
         return [row for task in self.config.tasks if task.kind == kind for row in self.results.get(task.name, [])]
@@ -440,15 +522,23 @@ class Sweep:
         record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         if started:
             record.update(config_path=self.config.path, config=self.config.raw, tasks=len(self.config.tasks))
-            record.setdefault("invocations", []).append({
-                **run_record(self.config.raw.get("device")), "command": self.command, "cwd": os.getcwd(),
-                "host": os.uname().nodename, "cpus": os.cpu_count(), "load_at_start": os.getloadavg(),
-            })
+            record.setdefault("invocations", []).append(
+                {
+                    **run_record(self.config.raw.get("device")),
+                    "command": self.command,
+                    "cwd": os.getcwd(),
+                    "host": os.uname().nodename,
+                    "cpus": os.cpu_count(),
+                    "load_at_start": os.getloadavg(),
+                }
+            )
             write_text_atomic(self.out_dir / "command.txt", self.command + "\n")
         else:
             record["invocations"][-1].update(
                 finished=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-                load_at_end=os.getloadavg(), tasks_left=left, statuses=status_counts(self.rows("profile")),
+                load_at_end=os.getloadavg(),
+                tasks_left=left,
+                statuses=status_counts(self.rows("profile")),
             )
         write_text_atomic(path, json.dumps(record, indent=1, default=str) + "\n")
 
@@ -503,26 +593,49 @@ def speedup_console(profile_rows: list[dict[str, Any]]) -> tuple[str, ...]:
     """The speedup table's columns for the biases the sweep ran (registry order)."""
     present = [bias for bias in tables.BIASES if any(row["bias"] == bias for row in profile_rows)]
     return (
-        "phase", "window", "patch", "compile",
+        "phase",
+        "window",
+        "patch",
+        "compile",
         *(f"{bias}_{field}" for bias in present for field in ("variant", "status", "ms")),
         *(tables.speedup_column(bias) for bias in present if bias != tables.BASELINE and tables.BASELINE in present),
-        *(tables.over_none_column(bias) for bias in present if bias != tables.REFERENCE and tables.REFERENCE in present),
+        *(
+            tables.over_none_column(bias)
+            for bias in present
+            if bias != tables.REFERENCE and tables.REFERENCE in present
+        ),
         *(f"{bias}_kernels" for bias in present),
     )
 
 
-ATTENTION_CONSOLE = ("window", "patch", "n_windows", "rank", "variant", "pass", "status", "ms_median",
-                     "ratio_to_none", "attention_kernels")
+ATTENTION_CONSOLE = (
+    "window",
+    "patch",
+    "n_windows",
+    "rank",
+    "variant",
+    "pass",
+    "status",
+    "ms_median",
+    "ratio_to_none",
+    "attention_kernels",
+)
 
 
-def report(profile_rows: list[dict[str, Any]], attention_rows: list[dict[str, Any]], log: Callable[[str], None]) -> None:
+def report(
+    profile_rows: list[dict[str, Any]], attention_rows: list[dict[str, Any]], log: Callable[[str], None]
+) -> None:
     """The console tables: speedup and memory per point with the kernel family of every side, and the
     attention-only ratios."""
     log("\nPer point: the fastest variant of each bias, RPB/bias and bias/none time, kernels (speedup.csv):")
     log(render(tables.speedup_rows(profile_rows), speedup_console(profile_rows)))
     for row in profile_rows:
-        problem = kernels.kernel_violation(row["bias"], row.get("backend_resolved") or row["backend"], row["device"],
-                                           row.get("attention_kernels") or [])
+        problem = kernels.kernel_violation(
+            row["bias"],
+            row.get("backend_resolved") or row["backend"],
+            row["device"],
+            row.get("attention_kernels") or [],
+        )
         if problem and row["status"] == "ok":
             log(f"KERNEL CHECK FAILED for {row['name']}: {problem}")
     attention = [r for r in attention_rows if r.get("pass")]
@@ -531,8 +644,9 @@ def report(profile_rows: list[dict[str, Any]], attention_rows: list[dict[str, An
         log(render(attention, ATTENTION_CONSOLE))
 
 
-def run_sweep(config: str, out: str, resume: bool = False, fresh: bool = False,
-              log: Callable[[str], None] | None = None) -> int:
+def run_sweep(
+    config: str, out: str, resume: bool = False, fresh: bool = False, log: Callable[[str], None] | None = None
+) -> int:
     """Load, run and report a sweep; returns the number of tasks left (0 when complete)."""
     log = log or functools.partial(print, flush=True)  # progress shows up in redirected logs too
     sweep_config = load_config(config)
@@ -549,20 +663,30 @@ def dry_run(config: str, out: str | None) -> str:
     """The plan of a sweep without measuring or writing anything: every task, the limits and the budget."""
     sweep_config = load_config(config)
     raw = sweep_config.raw
-    lines = [f"sweep {sweep_config.path}: {len(sweep_config.tasks)} tasks on {raw['device']}, preset {raw['preset']}, "
-             f"precision {raw['precision']}" + (f" -> {out}" if out else "")]
+    lines = [
+        f"sweep {sweep_config.path}: {len(sweep_config.tasks)} tasks on {raw['device']}, preset {raw['preset']}, "
+        f"precision {raw['precision']}" + (f" -> {out}" if out else "")
+    ]
     for index, task in enumerate(sweep_config.tasks, 1):
         spec = task.spec
         if task.kind == "profile":
-            what = (f"{spec['phase']:<5} window {spec['window']:>3} patch {spec['patch']:>3} batch {spec['batch']:>2} "
-                    f"{spec['bias']:<4} backend {spec['backend']}{' compiled' if spec['compile'] else ''}")
+            what = (
+                f"{spec['phase']:<5} window {spec['window']:>3} patch {spec['patch']:>3} batch {spec['batch']:>2} "
+                f"{spec['bias']:<4} backend {spec['backend']}{' compiled' if spec['compile'] else ''}"
+            )
         else:
             layers = ", ".join(f"{bias} {backend}" for bias, backend in spec["variants"])
             what = f"attention-only window {spec['window']:>3} map {spec['patch']:>3}: {layers}; ranks {spec['ranks']}"
         lines.append(f"  [{index:>2}] {what}")
     timeout = raw.get("point_timeout_s")
     budget = raw.get("time_budget_s")
-    lines.append(f"time limit per task: {f'{timeout} s' if timeout else 'none'}; budget: "
-                 + (f"no new task starts after {budget} s (the task running then finishes; "
-                    f"worst case {budget + (timeout or 0)} s); --resume continues" if budget is not None else "none"))
+    lines.append(
+        f"time limit per task: {f'{timeout} s' if timeout else 'none'}; budget: "
+        + (
+            f"no new task starts after {budget} s (the task running then finishes; "
+            f"worst case {budget + (timeout or 0)} s); --resume continues"
+            if budget is not None
+            else "none"
+        )
+    )
     return "\n".join(lines)

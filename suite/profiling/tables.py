@@ -25,22 +25,98 @@ BASELINE = "rpb"  # the bias whose time every speedup divides
 REFERENCE = "none"  # the bias every `<bias>_over_none` divides by
 
 PROFILE_COLUMNS = (
-    "name", "status", "error", "preset", "variant", "bias", "backend", "backend_resolved", "phase",
-    "window", "patch", "batch", "scale", "precision", "compile", "device", "device_name", "threads", "warmup",
-    "steps", "seed", "overrides", "params", "ms_median", "ms_iqr", "ms_min", "ms_max", "images_per_s",
-    "peak_mem_mb", "mem_baseline_mb", "memory_method", "attention_kernels", "attention_ops", "top_ops",
-    "gflop_per_iter", "tflops", "trace_dir", "trace_files", "torch_version", "cuda_version",
-    "python_version", "git_commit", "host_load_1min", "timestamp", "command", "point_command",
+    "name",
+    "status",
+    "error",
+    "preset",
+    "variant",
+    "bias",
+    "backend",
+    "backend_resolved",
+    "phase",
+    "window",
+    "patch",
+    "batch",
+    "scale",
+    "precision",
+    "compile",
+    "device",
+    "device_name",
+    "threads",
+    "warmup",
+    "steps",
+    "seed",
+    "overrides",
+    "params",
+    "ms_median",
+    "ms_iqr",
+    "ms_min",
+    "ms_max",
+    "images_per_s",
+    "peak_mem_mb",
+    "mem_baseline_mb",
+    "memory_method",
+    "attention_kernels",
+    "attention_ops",
+    "top_ops",
+    "gflop_per_iter",
+    "tflops",
+    "trace_dir",
+    "trace_files",
+    "torch_version",
+    "cuda_version",
+    "python_version",
+    "git_commit",
+    "host_load_1min",
+    "timestamp",
+    "command",
+    "point_command",
 )
 
 # The columns a row must carry to be read back (a failed row has no timings).
-PROFILE_REQUIRED = ("name", "status", "variant", "bias", "phase", "window", "patch", "batch", "precision",
-                    "compile", "ms_median", "peak_mem_mb", "attention_kernels")
+PROFILE_REQUIRED = (
+    "name",
+    "status",
+    "variant",
+    "bias",
+    "phase",
+    "window",
+    "patch",
+    "batch",
+    "precision",
+    "compile",
+    "ms_median",
+    "peak_mem_mb",
+    "attention_kernels",
+)
 
 ATTENTION_COLUMNS = (
-    "name", "window", "patch", "batch", "n_windows", "heads", "head_dim", "rank", "variant", "bias",
-    "backend", "kernel_head_dim", "pass", "precision", "device", "status", "error", "ms_median", "ms_iqr",
-    "ms_min", "ms_max", "rounds", "ratio_to_none", "ratio_to_none_iqr", "attention_kernels", "gflop_fwd",
+    "name",
+    "window",
+    "patch",
+    "batch",
+    "n_windows",
+    "heads",
+    "head_dim",
+    "rank",
+    "variant",
+    "bias",
+    "backend",
+    "kernel_head_dim",
+    "pass",
+    "precision",
+    "device",
+    "status",
+    "error",
+    "ms_median",
+    "ms_iqr",
+    "ms_min",
+    "ms_max",
+    "rounds",
+    "ratio_to_none",
+    "ratio_to_none_iqr",
+    "attention_kernels",
+    "gflop_fwd",
 )
 
 POINT_KEYS = ("phase", "window", "patch", "batch", "precision", "compile")
@@ -88,7 +164,9 @@ def read_profile(path: str | Path) -> list[dict[str, Any]]:
     if path.is_dir():
         path = path / "profile.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no profile.json (write one with `suite profile run` or `suite profile sweep`)")
+        raise FileNotFoundError(
+            f"{path}: no profile.json (write one with `suite profile run` or `suite profile sweep`)"
+        )
     rows = read_rows(path)
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
@@ -97,8 +175,9 @@ def read_profile(path: str | Path) -> list[dict[str, Any]]:
         if missing:
             raise ValueError(f"{path}: rows[{index}] ({row.get('name', '?')}) lacks {', '.join(missing)}")
         if row["bias"] not in BIASES:
-            raise ValueError(f"{path}: rows[{index}] ({row['name']}): bias {row['bias']!r} is not one of "
-                             f"{', '.join(BIASES)}")
+            raise ValueError(
+                f"{path}: rows[{index}] ({row['name']}): bias {row['bias']!r} is not one of {', '.join(BIASES)}"
+            )
     return rows
 
 
@@ -157,12 +236,15 @@ def speedup_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             ran = row is not None and row["status"] == OK
             ms[bias] = row["ms_median"] if ran else None
             mem[bias] = row.get("peak_mem_mb") if ran else None
-            record.update({
-                f"{bias}_variant": row["variant"] if row else None,
-                f"{bias}_status": row["status"] if row else "missing",
-                f"{bias}_ms": ms[bias], f"{bias}_peak_mem_mb": mem[bias],
-                f"{bias}_kernels": list(row.get("attention_kernels") or []) if row else [],
-            })
+            record.update(
+                {
+                    f"{bias}_variant": row["variant"] if row else None,
+                    f"{bias}_status": row["status"] if row else "missing",
+                    f"{bias}_ms": ms[bias],
+                    f"{bias}_peak_mem_mb": mem[bias],
+                    f"{bias}_kernels": list(row.get("attention_kernels") or []) if row else [],
+                }
+            )
         for bias in BIASES:
             if bias != BASELINE:
                 record[speedup_column(bias)] = _ratio(ms[BASELINE], ms[bias])

@@ -127,8 +127,11 @@ def summarise(times_ms: list[float], digits: int = 4) -> dict[str, float | int]:
     """Median, interquartile range, min and max of the timed rounds (milliseconds)."""
     p25, median, p75 = np.percentile(times_ms, [25, 50, 75])
     return {
-        "ms_median": round(float(median), digits), "ms_iqr": round(float(p75 - p25), digits),
-        "ms_min": round(min(times_ms), digits), "ms_max": round(max(times_ms), digits), "rounds": len(times_ms),
+        "ms_median": round(float(median), digits),
+        "ms_iqr": round(float(p75 - p25), digits),
+        "ms_min": round(min(times_ms), digits),
+        "ms_max": round(max(times_ms), digits),
+        "rounds": len(times_ms),
     }
 
 

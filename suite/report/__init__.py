@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import importlib
 
-_EXPORTS = {"build_report": "suite.report.build", "CropRequest": "suite.report.declare",
-            "ReportInputError": "suite.report.readers"}
+_EXPORTS = {
+    "build_report": "suite.report.build",
+    "CropRequest": "suite.report.declare",
+    "ReportInputError": "suite.report.readers",
+}
 __all__ = sorted(_EXPORTS)
 
 

@@ -11,14 +11,41 @@ import pandas as pd
 
 from suite.models import biases as bias_registry
 from suite.report.declare import Built, Contents, Plot, ReportInputs, Section, Table
-from suite.report.markdown import MISSING, absent, cells, column_key, markdown_table, model_title, protocol_caption, status_text
+from suite.report.markdown import (
+    MISSING,
+    absent,
+    cells,
+    column_key,
+    markdown_table,
+    model_title,
+    protocol_caption,
+    status_text,
+)
 from suite.report.readers import AnalysisTable, EvalResult, ReportInputError, TrainRun
 from suite.stats import LEVEL, RESAMPLES, Interval, paired_bootstrap, paired_differences
 
-BIAS_COMPARISON_COLUMNS = ("run", "model", "preset", "bias", "label", "rank", "scale", "flash", "fixed_window",
-                           "params", "dataset", "psnr", "ssim", "psnr_vs_none", "psnr_vs_none_low",
-                           "psnr_vs_none_high", "psnr_vs_none_images", "median_step_time_s", "step_time_vs_rib",
-                           "infer_ms")
+BIAS_COMPARISON_COLUMNS = (
+    "run",
+    "model",
+    "preset",
+    "bias",
+    "label",
+    "rank",
+    "scale",
+    "flash",
+    "fixed_window",
+    "params",
+    "dataset",
+    "psnr",
+    "ssim",
+    "psnr_vs_none",
+    "psnr_vs_none_low",
+    "psnr_vs_none_high",
+    "psnr_vs_none_images",
+    "median_step_time_s",
+    "step_time_vs_rib",
+    "infer_ms",
+)
 REFUSED = "refused"  # the status `suite analyze windows` gives a factor the model cannot run at
 # "window sizes 16 16 (trained 32 32): " before the layer's own error (suite.evaluate.inference.apply_window_sizes).
 _WINDOWS_PREFIX = re.compile(r"^window sizes [^:]*\(trained [^)]*\):\s*")
@@ -30,8 +57,9 @@ def compares_biases(biases) -> bool:
     return len(set(biases)) >= 2
 
 
-def comparison_dataset(evals: list[EvalResult], runs: list[TrainRun],
-                       dataset: str | None = None) -> tuple[str | None, str]:
+def comparison_dataset(
+    evals: list[EvalResult], runs: list[TrainRun], dataset: str | None = None
+) -> tuple[str | None, str]:
     """The test set of the comparison and how it was chosen: `dataset` when given (the workflow passes its
     analysis dataset, the first of eval.datasets unless set), else the one with the most evaluations of the
     trained runs (ties: the PSNR table's column order); None when no trained run was evaluated."""
@@ -56,7 +84,7 @@ def refusal_clause(reason: str) -> str:
 
 
 def window_factor_column(kind: str, factor: float) -> str:
-    """"psnr_change_x0.5", "status_x2", "reason_x1.5": the comparison's cells for one window factor."""
+    """ "psnr_change_x0.5", "status_x2", "reason_x1.5": the comparison's cells for one window factor."""
     return f"{kind}_x{factor:g}"
 
 
@@ -65,8 +93,9 @@ def window_factors_of(frame: pd.DataFrame) -> list[float]:
     return sorted(float(column.removeprefix("status_x")) for column in frame.columns if column.startswith("status_x"))
 
 
-def biases_table(evals: list[EvalResult], runs: list[TrainRun], windows: AnalysisTable | None,
-                 dataset: str | None) -> pd.DataFrame:
+def biases_table(
+    evals: list[EvalResult], runs: list[TrainRun], windows: AnalysisTable | None, dataset: str | None
+) -> pd.DataFrame:
     """One row per trained run (the runs' order: preset, scale, then the registry's order of biases; a
     rank-ablation model is its own row): the bias's properties from the registry (flash kernels, tied to its
     window), params and median training step from the run's summary, PSNR/SSIM on `dataset` from its eval, the
@@ -86,10 +115,19 @@ def biases_table(evals: list[EvalResult], runs: list[TrainRun], windows: Analysi
         step = run.summary.get("median_step_time_s")
         interval = _image_interval(result, none_result) if run is not none else None
         record = {
-            "run": run.name, "model": run.model, "preset": run.preset, "bias": run.bias, "label": spec.label,
-            "rank": run.rank, "scale": run.scale, "flash": spec.flash, "fixed_window": spec.fixed_window,
-            "params": run.summary.get("params"), "dataset": dataset,
-            "psnr": result.psnr if result else None, "ssim": result.ssim if result else None,
+            "run": run.name,
+            "model": run.model,
+            "preset": run.preset,
+            "bias": run.bias,
+            "label": spec.label,
+            "rank": run.rank,
+            "scale": run.scale,
+            "flash": spec.flash,
+            "fixed_window": spec.fixed_window,
+            "params": run.summary.get("params"),
+            "dataset": dataset,
+            "psnr": result.psnr if result else None,
+            "ssim": result.ssim if result else None,
             "psnr_vs_none": result.psnr - none_result.psnr if result and none_result else None,
             "psnr_vs_none_low": interval.low if interval else None,
             "psnr_vs_none_high": interval.high if interval else None,
@@ -100,8 +138,11 @@ def biases_table(evals: list[EvalResult], runs: list[TrainRun], windows: Analysi
         }
         rows = by_run.get(run.name)
         for factor in factors:
-            row = None if rows is None else next(
-                (r for r in rows.to_dict("records") if float(r["factor"]) == factor), None)
+            row = (
+                None
+                if rows is None
+                else next((r for r in rows.to_dict("records") if float(r["factor"]) == factor), None)
+            )
             status = "" if row is None else str(row["status"])
             record[window_factor_column("psnr_change", factor)] = None if row is None else row["psnr_change"]
             record[window_factor_column("status", factor)] = status
@@ -109,8 +150,10 @@ def biases_table(evals: list[EvalResult], runs: list[TrainRun], windows: Analysi
             if factor == 1.0 and status == "ok":
                 record["infer_ms"] = row["ms_median"]
         records.append(record)
-    columns = [*BIAS_COMPARISON_COLUMNS, *(window_factor_column(kind, factor) for factor in factors
-                                           for kind in ("psnr_change", "status", "reason"))]
+    columns = [
+        *BIAS_COMPARISON_COLUMNS,
+        *(window_factor_column(kind, factor) for factor in factors for kind in ("psnr_change", "status", "reason")),
+    ]
     return pd.DataFrame.from_records(records, columns=columns)
 
 
@@ -120,15 +163,17 @@ def _image_interval(result: EvalResult | None, reference: EvalResult | None) -> 
     if result is None or reference is None or not result.images or not reference.images:
         return None
     try:
-        differences = paired_differences({image["name"]: float(image["psnr"]) for image in result.images},
-                                         {image["name"]: float(image["psnr"]) for image in reference.images})
+        differences = paired_differences(
+            {image["name"]: float(image["psnr"]) for image in result.images},
+            {image["name"]: float(image["psnr"]) for image in reference.images},
+        )
         return paired_bootstrap(differences)
     except (KeyError, TypeError, ValueError) as err:
         raise ReportInputError(f"{result.path} against {reference.path}: {err}") from None
 
 
 def _difference_cell(record: dict) -> str:
-    """"+0.0696 [+0.0312, +0.1103]": the PSNR difference to no bias with its interval over test images."""
+    """ "+0.0696 [+0.0312, +0.1103]": the PSNR difference to no bias with its interval over test images."""
     if absent(record["psnr_vs_none"]):
         return MISSING
     cell = f"{record['psnr_vs_none']:+.4f}"
@@ -158,19 +203,39 @@ def biases_markdown(frame: pd.DataFrame, evals: list[EvalResult], chosen: str = 
     """The comparison's Markdown: what each column is, the table, and what it does not show. `chosen`: how the
     test set was chosen (`comparison_dataset`)."""
     factors = [factor for factor in window_factors_of(frame) if factor != 1.0]
-    header = ["Model", "Scale", "Flash kernels", "Tied to window", "Params", "PSNR (dB)", "SSIM",
-              f"PSNR - no-bias (dB) [{LEVEL:.0%} interval over images]", "Over images",
-              "Median training step (s)", "Step time / RIB", "Inference ms / image",
-              *(f"Window x{factor:g}: PSNR change" for factor in factors)]
+    header = [
+        "Model",
+        "Scale",
+        "Flash kernels",
+        "Tied to window",
+        "Params",
+        "PSNR (dB)",
+        "SSIM",
+        f"PSNR - no-bias (dB) [{LEVEL:.0%} interval over images]",
+        "Over images",
+        "Median training step (s)",
+        "Step time / RIB",
+        "Inference ms / image",
+        *(f"Window x{factor:g}: PSNR change" for factor in factors),
+    ]
     before = {"scale": "x{}", "params": "{:,.0f}", "psnr": "{:.4f}", "ssim": "{:.4f}"}
     after = {"median_step_time_s": "{:.4f}", "step_time_vs_rib": "{:.2f}x", "infer_ms": "{:.1f}"}
     rows = []
     for record in frame.to_dict("records"):
         yes_no = ["yes" if record[key] else "no" for key in ("flash", "fixed_window")]
         first = cells(record, before)
-        rows.append([model_title(record["model"]), first[0], *yes_no, *first[1:], _difference_cell(record),
-                     _verdict_cell(record), *cells(record, after),
-                     *(_window_cell(record, factor) for factor in factors)])
+        rows.append(
+            [
+                model_title(record["model"]),
+                first[0],
+                *yes_no,
+                *first[1:],
+                _difference_cell(record),
+                _verdict_cell(record),
+                *cells(record, after),
+                *(_window_cell(record, factor) for factor in factors),
+            ]
+        )
     images = sorted({int(n) for n in frame["psnr_vs_none_images"] if not absent(n)})
     datasets = sorted({str(d) for d in frame["dataset"] if not absent(d)})
     scored = [r for r in evals if r.dataset in datasets]
@@ -194,11 +259,13 @@ def biases_markdown(frame: pd.DataFrame, evals: list[EvalResult], chosen: str = 
         f"{MISSING}: not measured.\n\n"
         + markdown_table(header, rows)
         + "\nEach row is a single run (one seed). The intervals cover the sampling of test images only: another "
-          "training seed moves a model by more than that at this size, so a difference resolved over images is "
-          "not yet resolved between the biases, and the table ranks no bias above another.\n")
+        "training seed moves a model by more than that at this size, so a difference resolved over images is "
+        "not yet resolved between the biases, and the table ranks no bias above another.\n"
+    )
 
 
 # --- figure ---------------------------------------------------------------------------------------
+
 
 def _value(value: object) -> float | None:
     """A table cell as a number, None where it is empty (None, NaN, "")."""
@@ -255,8 +322,16 @@ def biases_figure(frame: pd.DataFrame):
             right.plot(*zip(*points), label=label, linestyle=linestyle, **style)
         refused = [factor for factor in factors if statuses[factor] == REFUSED]
         if refused:  # one row of crosses per refusing model, so they do not hide each other
-            right.scatter(refused, [0.96 - 0.045 * refusing] * len(refused), marker="x", s=60, color=style["color"],
-                          transform=top, clip_on=False, zorder=5)
+            right.scatter(
+                refused,
+                [0.96 - 0.045 * refusing] * len(refused),
+                marker="x",
+                s=60,
+                color=style["color"],
+                transform=top,
+                clip_on=False,
+                zorder=5,
+            )
             refusing += 1
     datasets = sorted({str(d) for d in frame["dataset"] if isinstance(d, str)})
     left.set_xlabel("median training step (s), from each run's summary")
@@ -284,8 +359,11 @@ def biases_figure(frame: pd.DataFrame):
         right.legend(handles, names, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     else:
         right.text(0.5, 0.5, "no window-extrapolation tables", transform=right.transAxes, ha="center")
-    fig.suptitle("Positional biases compared: single runs, one seed each; no ranking (the intervals of "
-                 "tables/biases.md cover test images, not seeds)", fontsize=10)
+    fig.suptitle(
+        "Positional biases compared: single runs, one seed each; no ranking (the intervals of "
+        "tables/biases.md cover test images, not seeds)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
@@ -302,20 +380,34 @@ def present(contents: Contents) -> bool:
 
 
 SECTION = Section(
-    key="biases", title="Positional biases compared", build=build, present=present, category="Analysis",
-    tables=(Table("biases", "Positional biases compared: every trained model (one per bias, rank-ablation models as "
-                  "their own rows) with its bias's flash compatibility and window tie from the registry, parameters, "
-                  "test PSNR/SSIM and its difference to the no-bias model with its 95% interval over test images, "
-                  "median training step time and its ratio to RIB, inference ms at the trained windows (each model "
-                  "timed on its own, not interleaved across models) and the PSNR change at each window factor, or "
-                  "the refusal of a bias tied to its window. Single runs, one seed each: the intervals cover the test "
-                  "images, not the training seed, so the table ranks no bias above another."),),
-    figures=(Plot("biases", "Positional biases compared",
-                  "Every trained model in its bias's colour and marker (tables/biases.csv). Left: PSNR on the "
-                  "comparison's test set against the run's median training step time from its summary. Right: the "
-                  "PSNR change with every attention window scaled by a factor, against factor 1 (the trained "
-                  "windows), from `suite analyze windows`; crosses along the top: the factors the model refused (its "
-                  "bias is tied to its window). Single runs, one seed each: the table's intervals cover the test "
-                  "images, not the training seed, so neither panel ranks the biases.",
-                  lambda inputs, built: biases_figure(built.data)),),
+    key="biases",
+    title="Positional biases compared",
+    build=build,
+    present=present,
+    category="Analysis",
+    tables=(
+        Table(
+            "biases",
+            "Positional biases compared: every trained model (one per bias, rank-ablation models as "
+            "their own rows) with its bias's flash compatibility and window tie from the registry, parameters, "
+            "test PSNR/SSIM and its difference to the no-bias model with its 95% interval over test images, "
+            "median training step time and its ratio to RIB, inference ms at the trained windows (each model "
+            "timed on its own, not interleaved across models) and the PSNR change at each window factor, or "
+            "the refusal of a bias tied to its window. Single runs, one seed each: the intervals cover the test "
+            "images, not the training seed, so the table ranks no bias above another.",
+        ),
+    ),
+    figures=(
+        Plot(
+            "biases",
+            "Positional biases compared",
+            "Every trained model in its bias's colour and marker (tables/biases.csv). Left: PSNR on the "
+            "comparison's test set against the run's median training step time from its summary. Right: the "
+            "PSNR change with every attention window scaled by a factor, against factor 1 (the trained "
+            "windows), from `suite analyze windows`; crosses along the top: the factors the model refused (its "
+            "bias is tied to its window). Single runs, one seed each: the table's intervals cover the test "
+            "images, not the training seed, so neither panel ranks the biases.",
+            lambda inputs, built: biases_figure(built.data),
+        ),
+    ),
 )

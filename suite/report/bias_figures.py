@@ -38,8 +38,10 @@ def _grid(result: BiasFields, view: str, subtitle: str) -> Figure:
                 ax.set_axis_off()
                 continue
             image = _panel(ax, layer, view, head, maps[head], limit)
-        row[0].set_ylabel(f"layer {layer.layer} (block {layer.block}.{layer.layer_in_block})\n"
-                          f"w={layer.window}, {layer.bias.upper()}", fontsize=8)
+        row[0].set_ylabel(
+            f"layer {layer.layer} (block {layer.block}.{layer.layer_in_block})\nw={layer.window}, {layer.bias.upper()}",
+            fontsize=8,
+        )
         fig.colorbar(image, ax=list(row), shrink=0.9, pad=0.02).ax.tick_params(labelsize=7)
     fig.suptitle(f"{result.title}\n{subtitle}", fontsize=10)
     return fig
@@ -64,9 +66,11 @@ def _panel(ax, layer: LayerField, view: str, head: int, values: np.ndarray, limi
 
 
 def offsets_figure(result: BiasFields) -> Figure:
-    return _grid(result, "offsets",
-                 "mean bias at each relative offset (x: dx, y: dy, query minus key; RPB: its table); "
-                 "dev: translation deviation")
+    return _grid(
+        result,
+        "offsets",
+        "mean bias at each relative offset (x: dx, y: dy, query minus key; RPB: its table); dev: translation deviation",
+    )
 
 
 def centre_figure(result: BiasFields) -> Figure:

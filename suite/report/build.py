@@ -5,18 +5,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from suite.analysis.outputs import ANALYSIS_OUTPUTS
 from suite.files import write_text_atomic
 from suite.report import document
 from suite.report.bias_comparison import compares_biases
 from suite.report.declare import Built, Contents, CropRequest, ReportInputs, Section, section_files
 from suite.report.paper import paper_row
-from suite.analysis.outputs import ANALYSIS_OUTPUTS
 from suite.report.readers import ReportInputError, read_analysis, read_evals, read_profile, read_runs
 from suite.report.sections import present_sections
 
 
-def read_inputs(results: Path, paper_rows: dict[str, str] | None = None, val_dataset: str | None = None,
-                analysis_dataset: str | None = None, crop: CropRequest | None = None) -> ReportInputs:
+def read_inputs(
+    results: Path,
+    paper_rows: dict[str, str] | None = None,
+    val_dataset: str | None = None,
+    analysis_dataset: str | None = None,
+    crop: CropRequest | None = None,
+) -> ReportInputs:
     """The results folder as the sections read it; ReportInputError naming the file or option that cannot be used."""
     results = Path(results)
     evals = read_evals(results)
@@ -29,10 +34,15 @@ def read_inputs(results: Path, paper_rows: dict[str, str] | None = None, val_dat
             raise ReportInputError(f"{results}/eval/{method}: no eval results for --paper-rows {method}={key}")
     profile_path = results / "profile" / "profile.json"
     return ReportInputs(
-        results=results, evals=evals, runs=read_runs(results),
+        results=results,
+        evals=evals,
+        runs=read_runs(results),
         profile=read_profile(profile_path) if profile_path.is_file() else None,
         analysis={tool: read_analysis(results, tool) for tool in ANALYSIS_OUTPUTS},
-        paper_rows=paper_rows, val_dataset=val_dataset, analysis_dataset=analysis_dataset, crop=crop,
+        paper_rows=paper_rows,
+        val_dataset=val_dataset,
+        analysis_dataset=analysis_dataset,
+        crop=crop,
     )
 
 
@@ -74,9 +84,15 @@ def _write_section(section: Section, built: Built, inputs: ReportInputs, out: Pa
     return written
 
 
-def build_report(results: Path, out: Path, title: str | None = None, val_dataset: str | None = None,
-                 crop: CropRequest | None = None, paper_rows: dict[str, str] | None = None,
-                 analysis_dataset: str | None = None) -> list[Path]:
+def build_report(
+    results: Path,
+    out: Path,
+    title: str | None = None,
+    val_dataset: str | None = None,
+    crop: CropRequest | None = None,
+    paper_rows: dict[str, str] | None = None,
+    analysis_dataset: str | None = None,
+) -> list[Path]:
     """Read every result under `results`, write tables/, figures/ and REPORT.md under `out`; returns the paths
     written. `paper_rows`: eval method folder -> paper_values.yaml row to compare it with. `analysis_dataset`: the
     test set of the positional-bias comparison (default: the one most trained models were evaluated on). Raises
@@ -91,7 +107,8 @@ def build_report(results: Path, out: Path, title: str | None = None, val_dataset
             continue
         written += _write_section(section, built, inputs, out)
         rendered.append((section, built))
-    markdown = document.report_markdown(title or f"`{inputs.results.name}`", inputs.results, rendered,
-                                        sources_of(inputs), inputs.evals, inputs.runs)
+    markdown = document.report_markdown(
+        title or f"`{inputs.results.name}`", inputs.results, rendered, sources_of(inputs), inputs.evals, inputs.runs
+    )
     written.append(write_text_atomic(out / "REPORT.md", markdown))
     return written

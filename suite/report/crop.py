@@ -32,8 +32,12 @@ def most_lost_detail(hr: np.ndarray, bicubic: np.ndarray, size: int) -> tuple[in
     stride = max(1, size // 4)
     ys = np.arange(0, height - size + 1, stride)
     xs = np.arange(0, width - size + 1, stride)
-    sums = (integral[ys[:, None] + size, xs[None, :] + size] - integral[ys[:, None], xs[None, :] + size]
-            - integral[ys[:, None] + size, xs[None, :]] + integral[ys[:, None], xs[None, :]])  # (len(ys), len(xs))
+    sums = (
+        integral[ys[:, None] + size, xs[None, :] + size]
+        - integral[ys[:, None], xs[None, :] + size]
+        - integral[ys[:, None] + size, xs[None, :]]
+        + integral[ys[:, None], xs[None, :]]
+    )  # (len(ys), len(xs))
     row, col = np.unravel_index(int(np.argmax(sums)), sums.shape)
     return int(xs[col]), int(ys[row])
 
@@ -48,20 +52,31 @@ def _find_image(folder: Path, name: str) -> Path:
     raise ReportInputError(f"{folder}: no image named {name!r} (looked for {name}.png and other image suffixes)")
 
 
-def build_crop(results: Path, evals: list[EvalResult], dataset: str, scale: int, hr_dir: Path,
-               image: str | None = None, size: int = 64) -> CropComparison:
+def build_crop(
+    results: Path,
+    evals: list[EvalResult],
+    dataset: str,
+    scale: int,
+    hr_dir: Path,
+    image: str | None = None,
+    size: int = 64,
+) -> CropComparison:
     from suite.data.io import IMAGE_SUFFIXES, read_image
 
     results, hr_dir = Path(results), Path(hr_dir)
     scored = sorted((r for r in evals if r.dataset == dataset and r.scale == scale), key=lambda r: method_key(r.method))
     if not scored or scored[0].method != "bicubic":
-        raise ReportInputError(f"{results}/eval/bicubic/{dataset}-x{scale}.json: needed for the crop comparison "
-                               f"(bicubic picks the crop), not found")
+        raise ReportInputError(
+            f"{results}/eval/bicubic/{dataset}-x{scale}.json: needed for the crop comparison "
+            f"(bicubic picks the crop), not found"
+        )
     folders = {r.method: results / "images" / r.method / f"{dataset}-x{scale}" for r in scored}
     for method, folder in folders.items():
         if not folder.is_dir():
-            raise ReportInputError(f"{folder}: no saved images of {method} for the crop comparison "
-                                   f"(run `suite eval ... --save-images {folder}`)")
+            raise ReportInputError(
+                f"{folder}: no saved images of {method} for the crop comparison "
+                f"(run `suite eval ... --save-images {folder}`)"
+            )
     if image is None:
         names = sorted(row["name"] for row in scored[0].images if "name" in row)
         if not names:
@@ -74,13 +89,15 @@ def build_crop(results: Path, evals: list[EvalResult], dataset: str, scale: int,
     height, width = sr["bicubic"].shape[:2]
     for method, picture in sr.items():
         if picture.shape[:2] != (height, width):
-            raise ReportInputError(f"{folders[method]}: {image} is {picture.shape[1]}x{picture.shape[0]}, "
-                                   f"bicubic's is {width}x{height}")
+            raise ReportInputError(
+                f"{folders[method]}: {image} is {picture.shape[1]}x{picture.shape[0]}, bicubic's is {width}x{height}"
+            )
     hr_path = _find_image(hr_dir, image)
     hr = read_image(hr_path)
     if hr.shape[0] < height or hr.shape[1] < width:
-        raise ReportInputError(f"{hr_path}: HR is {hr.shape[1]}x{hr.shape[0]}, smaller than the SR images "
-                               f"({width}x{height})")
+        raise ReportInputError(
+            f"{hr_path}: HR is {hr.shape[1]}x{hr.shape[0]}, smaller than the SR images ({width}x{height})"
+        )
     hr = hr[:height, :width]  # modcrop: the SR images have the HR size cut to a multiple of the scale
 
     side = min(size, height, width)
@@ -88,15 +105,14 @@ def build_crop(results: Path, evals: list[EvalResult], dataset: str, scale: int,
     psnr = {r.method: {row.get("name"): row.get("psnr") for row in r.images} for r in scored}
 
     def cut(picture: np.ndarray) -> np.ndarray:
-        return picture[y:y + side, x:x + side]
+        return picture[y : y + side, x : x + side]
 
     panels = [("HR", cut(hr))]
     for method in folders:
         value = psnr[method].get(image)
         title = model_title(method) + (f"\n{value:.2f} dB" if isinstance(value, (int, float)) else "")
         panels.append((title, cut(sr[method])))
-    return CropComparison(dataset=dataset, scale=scale, image=image, box=(x, y, side), hr_full=hr,
-                          panels=tuple(panels))
+    return CropComparison(dataset=dataset, scale=scale, image=image, box=(x, y, side), hr_full=hr, panels=tuple(panels))
 
 
 def crop_figure(comparison: CropComparison):
@@ -115,16 +131,20 @@ def crop_figure(comparison: CropComparison):
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0].add_patch(Rectangle((x - 0.5, y - 0.5), size, size, fill=False, edgecolor="red", linewidth=1.5))
-    fig.suptitle(f"{comparison.image} ({comparison.dataset}, x{comparison.scale}): {size}x{size} HR pixels "
-                 f"at x={x}, y={y}; titles give PSNR over the whole image", fontsize=9)
+    fig.suptitle(
+        f"{comparison.image} ({comparison.dataset}, x{comparison.scale}): {size}x{size} HR pixels "
+        f"at x={x}, y={y}; titles give PSNR over the whole image",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
 
 
 def build(inputs: ReportInputs) -> Built:
     request = inputs.crop
-    comparison = build_crop(inputs.results, inputs.evals, request.dataset, request.scale, request.hr_dir,
-                            request.image, request.size)
+    comparison = build_crop(
+        inputs.results, inputs.evals, request.dataset, request.scale, request.hr_dir, request.image, request.size
+    )
     return Built(f"Test image {comparison.image} of {comparison.dataset} at x{comparison.scale}.\n", data=comparison)
 
 
@@ -133,9 +153,17 @@ def present(contents: Contents) -> bool:
 
 
 SECTION = Section(
-    key="crop", title="Visual comparison", build=build, present=present,
-    figures=(Plot("crop", "Visual comparison",
-                  "One test image: the full HR image with the crop marked, then the crop of HR, bicubic and each "
-                  "trained model. Titles give each method's PSNR over the whole image.",
-                  lambda inputs, built: crop_figure(built.data)),),
+    key="crop",
+    title="Visual comparison",
+    build=build,
+    present=present,
+    figures=(
+        Plot(
+            "crop",
+            "Visual comparison",
+            "One test image: the full HR image with the crop marked, then the crop of HR, bicubic and each "
+            "trained model. Titles give each method's PSNR over the whole image.",
+            lambda inputs, built: crop_figure(built.data),
+        ),
+    ),
 )

@@ -124,9 +124,20 @@ def section_files(section: Section) -> list[ReportFile]:
     """The files `section` writes: its tables (CSV shown in the HTML report), then its figures (PNG shown)."""
     files = []
     for table in section.tables:
-        files += [ReportFile(f"{table.name}_{fmt}", f"tables/{table.name}.{fmt}",
-                             table.caption if fmt == "csv" else None, section.category) for fmt in table.formats]
+        files += [
+            ReportFile(
+                f"{table.name}_{fmt}",
+                f"tables/{table.name}.{fmt}",
+                table.caption if fmt == "csv" else None,
+                section.category,
+            )
+            for fmt in table.formats
+        ]
     for plot in section.figures:
-        files += [ReportFile(f"{plot.name}_{fmt}", f"figures/{plot.name}.{fmt}",
-                             plot.caption if fmt == "png" else None, "Figures") for fmt in FIGURE_FORMATS]
+        files += [
+            ReportFile(
+                f"{plot.name}_{fmt}", f"figures/{plot.name}.{fmt}", plot.caption if fmt == "png" else None, "Figures"
+            )
+            for fmt in FIGURE_FORMATS
+        ]
     return files

@@ -12,6 +12,7 @@ from suite.env import run_record
 from suite.report.declare import Built, ReportInputs, Section
 from suite.report.readers import EvalResult, Profile, TrainRun, lock_mismatches
 
+
 def report_commit() -> str | None:
     """The suite checkout's commit when the report is written, with "+dirty" for local changes."""
     record = run_record()
@@ -39,14 +40,18 @@ def psnr_footnote(evals: list[EvalResult], runs: list[TrainRun]) -> list[str]:
     notes = []
     for name in sorted({r.protocol for r in evals}):
         options = next(r.metric_options for r in evals if r.protocol == name)
-        notes.append(f"Metric protocol `{name}`: {options.get('description', 'not described')} "
-                     f"(pyiqa {options.get('pyiqa_version', '?')}; every option in each eval JSON's metric_options).")
+        notes.append(
+            f"Metric protocol `{name}`: {options.get('description', 'not described')} "
+            f"(pyiqa {options.get('pyiqa_version', '?')}; every option in each eval JSON's metric_options)."
+        )
     budgets = []
     for run in runs:
         summary = run.summary
         wall = summary.get("wall_time_s")
-        budgets.append(f"{run.name}: {int(summary['iterations'])} iterations (batch {summary.get('global_batch')}, "
-                       f"LR patch {summary.get('lr_patch')})" + (f", {float(wall):.0f} s wall" if wall is not None else ""))
+        budgets.append(
+            f"{run.name}: {int(summary['iterations'])} iterations (batch {summary.get('global_batch')}, "
+            f"LR patch {summary.get('lr_patch')})" + (f", {float(wall):.0f} s wall" if wall is not None else "")
+        )
     if budgets:
         notes.append("Training budget: " + "; ".join(budgets) + ".")
     devices = {run.summary.get("device") for run in runs} | {r.provenance.get("device") for r in evals}
@@ -62,14 +67,19 @@ def lock_warnings(evals: list[EvalResult], runs: list[TrainRun], profile: Profil
     lines = []
     for path, lock in lock_mismatches(evals, runs, profile):
         if lock.get("error"):
-            lines.append(f"> **Warning:** `{path}`: its environment could not be checked against the lock "
-                         f"({lock['error']}).")
+            lines.append(
+                f"> **Warning:** `{path}`: its environment could not be checked against the lock ({lock['error']})."
+            )
             continue
         differences = lock.get("differences") or []
-        shown = "; ".join(map(str, differences[:5])) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
+        shown = "; ".join(map(str, differences[:5])) + (
+            f"; and {len(differences) - 5} more" if len(differences) > 5 else ""
+        )
         lock_file = f"`{lock['lock_file']}`" if lock.get("lock_file") else "(no lock file found)"
-        lines.append(f"> **Warning:** `{path}` was produced in an environment that did not match the lock "
-                     f"{lock_file}" + (f" ({shown})" if shown else "") + ".")
+        lines.append(
+            f"> **Warning:** `{path}` was produced in an environment that did not match the lock "
+            f"{lock_file}" + (f" ({shown})" if shown else "") + "."
+        )
     return lines
 
 
@@ -80,12 +90,19 @@ def build_warnings(inputs: ReportInputs) -> Built:
 ENVIRONMENT = Section(key="warnings", title="Environment warnings", build=build_warnings)
 
 
-def report_markdown(title: str, results: Path, rendered: list[tuple[Section, Built]], sources: list[Path],
-                    evals: list[EvalResult], runs: list[TrainRun]) -> str:
+def report_markdown(
+    title: str,
+    results: Path,
+    rendered: list[tuple[Section, Built]],
+    sources: list[Path],
+    evals: list[EvalResult],
+    runs: list[TrainRun],
+) -> str:
     """REPORT.md: each section (its Markdown as written to tables/, then its figures with captions), provenance."""
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
     torch_versions = {r.provenance.get("torch") for r in evals} | {
-        (run.summary.get("provenance") or {}).get("torch") for run in runs}
+        (run.summary.get("provenance") or {}).get("torch") for run in runs
+    }
     lines = [
         f"# Benchmark report: {title}",
         "",
@@ -101,8 +118,12 @@ def report_markdown(title: str, results: Path, rendered: list[tuple[Section, Bui
         for plot in section.figures:
             if plot.title != section.title:
                 lines += [f"### {plot.title}", ""]
-            lines += [f"![{plot.title}](figures/{plot.name}.png)", "",
-                      plot.caption + f" (PDF: `figures/{plot.name}.pdf`)", ""]
+            lines += [
+                f"![{plot.title}](figures/{plot.name}.png)",
+                "",
+                plot.caption + f" (PDF: `figures/{plot.name}.pdf`)",
+                "",
+            ]
     lines += ["## Provenance", "", "Files read:", ""]
     lines += [f"- `{path}`" for path in sources]
     return "\n".join(lines) + "\n"

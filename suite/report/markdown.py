@@ -26,8 +26,9 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 def cells(record: dict, formats: dict[str, str]) -> list[str]:
     """`record`'s values at the keys of `formats`, each formatted by its format; MISSING where empty."""
-    return [MISSING if absent(record[key]) or record[key] == "" else fmt.format(record[key])
-            for key, fmt in formats.items()]
+    return [
+        MISSING if absent(record[key]) or record[key] == "" else fmt.format(record[key]) for key, fmt in formats.items()
+    ]
 
 
 def number_cell(value: object) -> str:
@@ -41,8 +42,18 @@ def status_text(status: str | None) -> str:
     return "missing" if status in (None, "missing") else ("OOM" if status == "oom" else str(status).upper())
 
 
-LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -54,7 +65,7 @@ def protocols_of(evals: list[EvalResult]) -> list[str]:
 
 
 def protocol_caption(evals: list[EvalResult]) -> str:
-    """"metric protocol basicsr-y" (or several, each named) for a caption."""
+    """ "metric protocol basicsr-y" (or several, each named) for a caption."""
     names = protocols_of(evals)
     if not names:
         return "metric protocol: none recorded"
@@ -69,10 +80,10 @@ def column_key(column: tuple[str, int]) -> tuple:
 
 
 def variant_label(variant: str) -> str:
-    """"rpb-sdpa" -> "RPB (sdpa)", "rib" -> "RIB", "none" -> "no-bias", "rib-siren" -> "RIB-SIREN"."""
+    """ "rpb-sdpa" -> "RPB (sdpa)", "rib" -> "RIB", "none" -> "no-bias", "rib-siren" -> "RIB-SIREN"."""
     for bias in sorted(bias_registry.BIASES, key=len, reverse=True):
         if variant == bias or variant.startswith(bias + "-"):
-            backend = variant[len(bias) + 1:]
+            backend = variant[len(bias) + 1 :]
             return bias_label(bias) + (f" ({backend})" if backend else "")
     return variant
 
@@ -87,7 +98,7 @@ def method_labels(method: str) -> tuple[str, str]:
 
 
 def model_title(method: str) -> str:
-    """"tiny-rib" -> "tiny RIB", "tiny-rib-r8" -> "tiny RIB rank 8"; other names as they are."""
+    """ "tiny-rib" -> "tiny RIB", "tiny-rib-r8" -> "tiny RIB rank 8"; other names as they are."""
     match = MODEL_NAME.match(method)
     if match is None:
         return method

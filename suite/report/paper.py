@@ -89,15 +89,21 @@ def parse_paper_values(data: object, path: str) -> PaperValues:
             scores[(match["dataset"], int(match["scale"]))] = (psnr, ssim)
         if not scores:
             raise _fail(path, where, "no scores")
-        rows[str(key)] = PaperRow(key=str(key), bias=str(entry.get("bias") or ""), note=str(entry.get("note") or ""),
-                                  source=groups[entry["group"]]["source"], scores=scores)
+        rows[str(key)] = PaperRow(
+            key=str(key),
+            bias=str(entry.get("bias") or ""),
+            note=str(entry.get("note") or ""),
+            source=groups[entry["group"]]["source"],
+            scores=scores,
+        )
     speed = data["speed"]
     if not isinstance(speed, dict) or speed.get("group") not in groups:
         raise _fail(path, "speed", f"group must be one of {', '.join(groups)}")
     costs = []
     for phase, time_key, time_factor, memory_key, memory_factor in (
-            ("train", "seconds_per_iter", 1000.0, "memory_gb", 1000.0),
-            ("infer", "latency_ms", 1.0, "memory_mb", 1.0)):
+        ("train", "seconds_per_iter", 1000.0, "memory_gb", 1000.0),
+        ("infer", "latency_ms", 1.0, "memory_mb", 1.0),
+    ):
         for index, entry in enumerate(speed.get(phase) or ()):
             where = f"speed.{phase}[{index}]"
             if not isinstance(entry, dict) or not {"method", "bias", time_key, memory_key} <= set(entry):
@@ -105,11 +111,24 @@ def parse_paper_values(data: object, path: str) -> PaperValues:
             time, memory = _number(path, where, entry[time_key]), _number(path, where, entry[memory_key])
             unit_time, unit_memory = time_key.rsplit("_", 1)[-1], memory_key.rsplit("_", 1)[-1].upper()
             stated = (f"{time:g} s/iter" if unit_time == "iter" else f"{time:g} ms") + f", {memory:g} {unit_memory}"
-            costs.append(PaperCost(phase=phase, method=str(entry["method"]), bias=str(entry["bias"]),
-                                   ms=time * time_factor, memory_mb=memory * memory_factor, stated=stated))
-    return PaperValues(paper=str(data["paper"]), rows=rows, costs=tuple(costs),
-                       cost_setting=str(speed.get("setting") or ""), cost_source=groups[speed["group"]]["source"],
-                       path=path)
+            costs.append(
+                PaperCost(
+                    phase=phase,
+                    method=str(entry["method"]),
+                    bias=str(entry["bias"]),
+                    ms=time * time_factor,
+                    memory_mb=memory * memory_factor,
+                    stated=stated,
+                )
+            )
+    return PaperValues(
+        paper=str(data["paper"]),
+        rows=rows,
+        costs=tuple(costs),
+        cost_setting=str(speed.get("setting") or ""),
+        cost_source=groups[speed["group"]]["source"],
+        path=path,
+    )
 
 
 @lru_cache(maxsize=None)

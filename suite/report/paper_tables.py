@@ -17,17 +17,25 @@ def paper_columns() -> tuple[tuple[str, int], ...]:
 
 def paper_markdown() -> str:
     columns = paper_columns()
-    parts = [f"Every row of the paper's values ({PAPER}; `{PAPER_VALUES.path}`), quoted, not measured here: "
-             f"PSNR (dB) / SSIM on the Y channel as each source states it, one table per scale. The measured "
-             f"table above shows a row only in the cells this run shares with it.\n"]
+    parts = [
+        f"Every row of the paper's values ({PAPER}; `{PAPER_VALUES.path}`), quoted, not measured here: "
+        f"PSNR (dB) / SSIM on the Y channel as each source states it, one table per scale. The measured "
+        f"table above shows a row only in the cells this run shares with it.\n"
+    ]
     for scale in sorted({scale for _, scale in columns}):
         datasets = [dataset for dataset, s in columns if s == scale]
         rows = []
         for row in PAPER_VALUES.rows.values():
             scores = [row.scores.get((dataset, scale)) for dataset in datasets]
             if any(score is not None for score in scores):
-                rows.append([row.key, row.bias or "", row.note or "",
-                             *(score_cell(*score) if score else score_cell(None, None) for score in scores)])
+                rows.append(
+                    [
+                        row.key,
+                        row.bias or "",
+                        row.note or "",
+                        *(score_cell(*score) if score else score_cell(None, None) for score in scores),
+                    ]
+                )
         parts.append(f"### x{scale}\n\n" + markdown_table(["Method", "Bias", "Note", *datasets], rows))
     sources = "\n".join(f"- {line}" for line in paper_sources())
     parts.append(f"Sources:\n\n{sources}\n")
@@ -42,7 +50,14 @@ def build(inputs: ReportInputs) -> Built:
 
 
 SECTION = Section(
-    key="paper_tables", title="The paper's tables", build=build,
-    tables=(Table("paper_psnr_ssim", "Every row of the paper's PSNR (dB) / SSIM values with its source, quoted "
-                  "from the paper and the works it cites, not measured here."),),
+    key="paper_tables",
+    title="The paper's tables",
+    build=build,
+    tables=(
+        Table(
+            "paper_psnr_ssim",
+            "Every row of the paper's PSNR (dB) / SSIM values with its source, quoted "
+            "from the paper and the works it cites, not measured here.",
+        ),
+    ),
 )

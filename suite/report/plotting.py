@@ -32,7 +32,11 @@ def save_figure(fig: Figure, stem: Path) -> list[Path]:
     for ext in ("png", "pdf"):
         path = Path(stem).with_suffix(f".{ext}")
         metadata = {"CreationDate": None} if ext == "pdf" else {"Software": None}
-        atomic_write(path, lambda handle, ext=ext, metadata=metadata: fig.savefig(
-            handle, format=ext, dpi=150, bbox_inches="tight", metadata=metadata))
+        atomic_write(
+            path,
+            lambda handle, ext=ext, metadata=metadata: fig.savefig(
+                handle, format=ext, dpi=150, bbox_inches="tight", metadata=metadata
+            ),
+        )
         paths.append(path)
     return paths

@@ -85,8 +85,9 @@ def psnr_cells(table: PsnrTable) -> tuple[list[str], list[list[str]]]:
     rows = []
     for record in table.frame.to_dict("records"):
         row = [str(record[label]) if not absent(record[label]) else "" for label in LABELS]
-        row += [score_cell(record[column_name(d, s, "psnr")], record[column_name(d, s, "ssim")])
-                for d, s in table.columns]
+        row += [
+            score_cell(record[column_name(d, s, "psnr")], record[column_name(d, s, "ssim")]) for d, s in table.columns
+        ]
         rows.append(row)
     return header, rows
 
@@ -98,9 +99,14 @@ def paper_keys(table: PsnrTable) -> list[str]:
 def psnr_caption(table: PsnrTable, evals: list[EvalResult]) -> str:
     caption = f"PSNR (dB) / SSIM, Y channel, {protocol_caption(evals)}, in the cells this run measured."
     if paper_keys(table):
-        return caption + (f" Rows with source **{PAPER_SOURCE}** are published figures in the same cells "
-                          f"(sources below), not measured here.")
-    return caption + " No row of the paper states a score in these cells; the paper's tables are in a section of their own."
+        return caption + (
+            f" Rows with source **{PAPER_SOURCE}** are published figures in the same cells "
+            f"(sources below), not measured here."
+        )
+    return (
+        caption
+        + " No row of the paper states a score in these cells; the paper's tables are in a section of their own."
+    )
 
 
 def paper_sources(keys: list[str] | None = None) -> list[str]:
@@ -142,10 +148,12 @@ def psnr_latex(table: PsnrTable, evals: list[EvalResult], footnote: list[str]) -
             lines.append("\\midrule")
         previous = row[0]
         lines.append(" & ".join(latex_escape(cell).replace("–", "--") for cell in row) + " \\\\")
-    caption = (latex_escape(psnr_caption(table, evals).replace("**", "").replace("`", "")) + " "
-               + " ".join(latex_escape(note) for note in [*paper_sources(paper_keys(table)), *footnote]))
-    lines += ["\\bottomrule", "\\end{tabular}", f"\\caption{{{caption}}}", "\\label{tab:psnr-ssim}",
-              "\\end{table}"]
+    caption = (
+        latex_escape(psnr_caption(table, evals).replace("**", "").replace("`", ""))
+        + " "
+        + " ".join(latex_escape(note) for note in [*paper_sources(paper_keys(table)), *footnote])
+    )
+    lines += ["\\bottomrule", "\\end{tabular}", f"\\caption{{{caption}}}", "\\label{tab:psnr-ssim}", "\\end{table}"]
     return "\n".join(lines) + "\n"
 
 
@@ -153,13 +161,27 @@ def build(inputs: ReportInputs) -> Built:
     table = psnr_table(inputs.evals)
     footnote = psnr_footnote(inputs.evals, inputs.runs)
     markdown = psnr_markdown(table, inputs.evals, footnote)
-    return Built(markdown, {"psnr_ssim.csv": table.frame, "psnr_ssim.md": markdown,
-                            "psnr_ssim.tex": psnr_latex(table, inputs.evals, footnote)})
+    return Built(
+        markdown,
+        {
+            "psnr_ssim.csv": table.frame,
+            "psnr_ssim.md": markdown,
+            "psnr_ssim.tex": psnr_latex(table, inputs.evals, footnote),
+        },
+    )
 
 
 SECTION = Section(
-    key="psnr", title="Reconstruction quality (PSNR / SSIM)", build=build,
-    tables=(Table("psnr_ssim", "PSNR (dB) / SSIM of every method this run evaluated (rows) on each test set and "
-                  "scale it measured (columns), bicubic first; rows whose source is \"paper\" are published "
-                  "figures in the same cells, not measured here.", ("csv", "md", "tex")),),
+    key="psnr",
+    title="Reconstruction quality (PSNR / SSIM)",
+    build=build,
+    tables=(
+        Table(
+            "psnr_ssim",
+            "PSNR (dB) / SSIM of every method this run evaluated (rows) on each test set and "
+            'scale it measured (columns), bicubic first; rows whose source is "paper" are published '
+            "figures in the same cells, not measured here.",
+            ("csv", "md", "tex"),
+        ),
+    ),
 )

@@ -9,8 +9,19 @@ from suite.report.declare import Built, Contents, Plot, ReportInputs, Section, T
 from suite.report.markdown import cells, markdown_table
 from suite.report.readers import EvalResult, TrainRun, method_key
 
-RANK_ABLATION_COLUMNS = ("model", "preset", "bias", "rank", "scale", "dataset", "psnr", "ssim",
-                         "median_step_time_s", "wall_time_s", "params")
+RANK_ABLATION_COLUMNS = (
+    "model",
+    "preset",
+    "bias",
+    "rank",
+    "scale",
+    "dataset",
+    "psnr",
+    "ssim",
+    "median_step_time_s",
+    "wall_time_s",
+    "params",
+)
 
 
 def rank_ablation_table(evals: list[EvalResult], runs: list[TrainRun]) -> pd.DataFrame:
@@ -22,21 +33,51 @@ def rank_ablation_table(evals: list[EvalResult], runs: list[TrainRun]) -> pd.Dat
         run = by_model.get((result.method, result.scale))
         if run is None:
             continue
-        records.append({"model": run.model, "preset": run.preset, "bias": run.bias, "rank": run.rank,
-                        "scale": run.scale, "dataset": result.dataset, "psnr": result.psnr, "ssim": result.ssim,
-                        **{key: run.summary.get(key) for key in ("median_step_time_s", "wall_time_s", "params")}})
+        records.append(
+            {
+                "model": run.model,
+                "preset": run.preset,
+                "bias": run.bias,
+                "rank": run.rank,
+                "scale": run.scale,
+                "dataset": result.dataset,
+                "psnr": result.psnr,
+                "ssim": result.ssim,
+                **{key: run.summary.get(key) for key in ("median_step_time_s", "wall_time_s", "params")},
+            }
+        )
     return pd.DataFrame.from_records(records, columns=list(RANK_ABLATION_COLUMNS))
 
 
 def rank_ablation_markdown(frame: pd.DataFrame) -> str:
-    formats = {"model": "{}", "rank": "{:.0f}", "scale": "x{}", "dataset": "{}", "psnr": "{:.4f}",
-               "ssim": "{:.4f}", "median_step_time_s": "{:.4f}", "wall_time_s": "{:.0f}", "params": "{:,.0f}"}
+    formats = {
+        "model": "{}",
+        "rank": "{:.0f}",
+        "scale": "x{}",
+        "dataset": "{}",
+        "psnr": "{:.4f}",
+        "ssim": "{:.4f}",
+        "median_step_time_s": "{:.4f}",
+        "wall_time_s": "{:.0f}",
+        "params": "{:,.0f}",
+    }
     rows = [cells(record, formats) for record in frame.to_dict("records")]
-    header = ["Model", "Rank", "Scale", "Test set", "PSNR (dB)", "SSIM", "Median training step (s)", "Wall (s)",
-              "Params"]
-    return ("RIB at each rank R (every layer) and without a positional bias, the same recipe and seed: PSNR on "
-            "the test set (EMA weights) and each run's median training step time, from its summary.\n\n"
-            + markdown_table(header, rows))
+    header = [
+        "Model",
+        "Rank",
+        "Scale",
+        "Test set",
+        "PSNR (dB)",
+        "SSIM",
+        "Median training step (s)",
+        "Wall (s)",
+        "Params",
+    ]
+    return (
+        "RIB at each rank R (every layer) and without a positional bias, the same recipe and seed: PSNR on "
+        "the test set (EMA weights) and each run's median training step time, from its summary.\n\n"
+        + markdown_table(header, rows)
+    )
 
 
 def rank_ablation_figure(frame: pd.DataFrame):
@@ -53,15 +94,31 @@ def rank_ablation_figure(frame: pd.DataFrame):
         color = f"C{index}"
         ax.plot(group["rank"], group["psnr"], marker="s", color=color, label=f"RIB PSNR, {dataset} x{scale}")
         for _, row in plain[(plain["dataset"] == dataset) & (plain["scale"] == scale)].iterrows():
-            ax.axhline(row["psnr"], color=color, linestyle="--", linewidth=1,
-                       label=f"no bias PSNR, {dataset} x{scale} ({row['psnr']:.2f} dB)")
+            ax.axhline(
+                row["psnr"],
+                color=color,
+                linestyle="--",
+                linewidth=1,
+                label=f"no bias PSNR, {dataset} x{scale} ({row['psnr']:.2f} dB)",
+            )
     steps = ranked.drop_duplicates(["model", "scale"]).sort_values("rank")
     for index, (scale, group) in enumerate(steps.groupby("scale", sort=True)):
-        times.plot(group["rank"], group["median_step_time_s"] * 1000.0, marker="o", color="tab:gray",
-                   linestyle=":", label=f"RIB training step x{scale} (right axis)")
+        times.plot(
+            group["rank"],
+            group["median_step_time_s"] * 1000.0,
+            marker="o",
+            color="tab:gray",
+            linestyle=":",
+            label=f"RIB training step x{scale} (right axis)",
+        )
     for _, row in plain.drop_duplicates(["model", "scale"]).iterrows():
-        times.axhline(row["median_step_time_s"] * 1000.0, color="tab:gray", linestyle=(0, (1, 4)), linewidth=1,
-                      label=f"no-bias training step x{row['scale']} (right axis)")
+        times.axhline(
+            row["median_step_time_s"] * 1000.0,
+            color="tab:gray",
+            linestyle=(0, (1, 4)),
+            linewidth=1,
+            label=f"no-bias training step x{row['scale']} (right axis)",
+        )
     if len(ranked):
         ax.set_xscale("log", base=2)
         ranks = sorted({int(rank) for rank in ranked["rank"]})
@@ -88,12 +145,26 @@ def present(contents: Contents) -> bool:
 
 
 SECTION = Section(
-    key="rank_ablation", title="Rank ablation", build=build, present=present, category="Analysis",
-    tables=(Table("rank_ablation", "Rank ablation: RIB at each rank R (every layer) and without a positional bias, "
-                  "same recipe and seed; PSNR on the test set and median training step time of each run."),),
-    figures=(Plot("rank_ablation", "Rank ablation",
-                  "PSNR on the test set against RIB's rank R (log scale; every layer at R), the same recipe and seed; "
-                  "dashed: the model without a positional bias. Dotted, right axis: each run's median training step "
-                  "time from its summary (the runs trained one at a time).",
-                  lambda inputs, built: rank_ablation_figure(built.data)),),
+    key="rank_ablation",
+    title="Rank ablation",
+    build=build,
+    present=present,
+    category="Analysis",
+    tables=(
+        Table(
+            "rank_ablation",
+            "Rank ablation: RIB at each rank R (every layer) and without a positional bias, "
+            "same recipe and seed; PSNR on the test set and median training step time of each run.",
+        ),
+    ),
+    figures=(
+        Plot(
+            "rank_ablation",
+            "Rank ablation",
+            "PSNR on the test set against RIB's rank R (log scale; every layer at R), the same recipe and seed; "
+            "dashed: the model without a positional bias. Dotted, right axis: each run's median training step "
+            "time from its summary (the runs trained one at a time).",
+            lambda inputs, built: rank_ablation_figure(built.data),
+        ),
+    ),
 )

@@ -164,10 +164,15 @@ def read_eval(path: Path) -> EvalResult:
     if int(_number(path, "scale", data["scale"])) != scale:
         raise ReportInputError(f"{path}: scale {data['scale']} in the file, x{scale} in its name")
     return EvalResult(
-        method=method, dataset=match["dataset"], scale=scale,
-        psnr=_number(path, "psnr", data["psnr"]), ssim=_number(path, "ssim", data["ssim"]),
-        images=tuple(data.get("images") or ()), provenance=dict(data.get("provenance") or {}),
-        metric_options=dict(data.get("metric_options") or {}), path=path,
+        method=method,
+        dataset=match["dataset"],
+        scale=scale,
+        psnr=_number(path, "psnr", data["psnr"]),
+        ssim=_number(path, "ssim", data["ssim"]),
+        images=tuple(data.get("images") or ()),
+        provenance=dict(data.get("provenance") or {}),
+        metric_options=dict(data.get("metric_options") or {}),
+        path=path,
     )
 
 
@@ -180,8 +185,10 @@ def read_summary(path: Path) -> dict:
     summary = _load_json(path)
     missing = [key for key in SUMMARY_FIELDS if key not in summary]
     if missing:
-        raise ReportInputError(f"{path}: missing field(s) {', '.join(missing)} of the trainer's summary "
-                               f"(suite.train.SUMMARY_FIELDS); re-run the training with this suite")
+        raise ReportInputError(
+            f"{path}: missing field(s) {', '.join(missing)} of the trainer's summary "
+            f"(suite.train.SUMMARY_FIELDS); re-run the training with this suite"
+        )
     for key in ("iterations", "median_step_time_s"):
         summary[key] = _number(path, key, summary[key])
     return summary
@@ -198,8 +205,10 @@ def read_train_log(path: Path) -> pd.DataFrame:
         raise ReportInputError(f"{path}: not a readable CSV file ({err})") from err
     missing = [column for column in TRAIN_LOG_FIELDS if column not in frame.columns]
     if missing:
-        raise ReportInputError(f"{path}: missing column(s) {', '.join(missing)} of the trainer's log; "
-                               f"columns present: {', '.join(map(str, frame.columns))}")
+        raise ReportInputError(
+            f"{path}: missing column(s) {', '.join(missing)} of the trainer's log; "
+            f"columns present: {', '.join(map(str, frame.columns))}"
+        )
     frame = frame[list(TRAIN_LOG_FIELDS)].apply(pd.to_numeric, errors="coerce")
     return frame.dropna(subset=["val_psnr"]).sort_values("iteration").reset_index(drop=True)
 
@@ -210,15 +219,30 @@ def read_runs(results: Path) -> list[TrainRun]:
         folder = summary_path.parent
         match = RUN_NAME.match(folder.name)
         if not match:
-            raise ReportInputError(f"{folder}: training runs are named <preset>-<bias>-x<scale> "
-                                   f"(or <preset>-rib-r<rank>-x<scale>)")
-        runs.append(TrainRun(
-            name=folder.name, preset=match["preset"], bias=match["bias"], scale=int(match["scale"]),
-            summary=read_summary(summary_path), log=read_train_log(folder / "train_log.csv"), path=folder,
-            rank=int(match["rank"]) if match["rank"] else None,
-        ))
-    return sorted(runs, key=lambda run: (order_key(run.preset, PRESET_ORDER), run.scale,
-                                         order_key(run.bias, BIAS_ORDER), run.rank or 0))
+            raise ReportInputError(
+                f"{folder}: training runs are named <preset>-<bias>-x<scale> (or <preset>-rib-r<rank>-x<scale>)"
+            )
+        runs.append(
+            TrainRun(
+                name=folder.name,
+                preset=match["preset"],
+                bias=match["bias"],
+                scale=int(match["scale"]),
+                summary=read_summary(summary_path),
+                log=read_train_log(folder / "train_log.csv"),
+                path=folder,
+                rank=int(match["rank"]) if match["rank"] else None,
+            )
+        )
+    return sorted(
+        runs,
+        key=lambda run: (
+            order_key(run.preset, PRESET_ORDER),
+            run.scale,
+            order_key(run.bias, BIAS_ORDER),
+            run.rank or 0,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -247,14 +271,16 @@ def read_profile(path: Path) -> Profile:
     return Profile(rows=rows, speedups=profile_tables.speedup_rows(rows), path=path, run_records=records)
 
 
-def lock_mismatches(evals: list[EvalResult], runs: list[TrainRun],
-                    profile: Profile | None = None) -> list[tuple[Path, dict]]:
+def lock_mismatches(
+    evals: list[EvalResult], runs: list[TrainRun], profile: Profile | None = None
+) -> list[tuple[Path, dict]]:
     """(file, lock status) of every result whose run record does not say the environment matched the lock
     (`matches` False, or a status that could not be determined: {"error": ...}). Records without a lock
     status (written before the lock existed) say nothing either way and are not listed."""
     found = []
-    records = [(r.path, r.provenance) for r in evals] + [(run.path / "summary.json", run.summary.get("provenance"))
-                                                          for run in runs]
+    records = [(r.path, r.provenance) for r in evals] + [
+        (run.path / "summary.json", run.summary.get("provenance")) for run in runs
+    ]
     if profile is not None:
         records += [(profile.path.parent / "sweep.json", record) for record in profile.run_records]
     for path, record in records:
@@ -265,6 +291,7 @@ def lock_mismatches(evals: list[EvalResult], runs: list[TrainRun],
 
 
 # --- research tools (suite analyze): each tool's table as suite.analysis.outputs declares it -----------
+
 
 @dataclass(frozen=True)
 class AnalysisTable:
@@ -291,8 +318,10 @@ def read_analysis(results: Path, tool: str) -> AnalysisTable | None:
             raise ReportInputError(f"{path}: not a readable CSV file ({err})") from err
         missing = [column for column in table.columns if column not in frame.columns]
         if missing:
-            raise ReportInputError(f"{path}: missing column(s) {', '.join(missing)} of `suite analyze {tool}`; "
-                                   f"columns present: {', '.join(map(str, frame.columns))}")
+            raise ReportInputError(
+                f"{path}: missing column(s) {', '.join(missing)} of `suite analyze {tool}`; "
+                f"columns present: {', '.join(map(str, frame.columns))}"
+            )
         frame.insert(0, "run", path.parent.name)
         frames.append(frame)
     return AnalysisTable(tool, pd.concat(frames, ignore_index=True), paths)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pandas as pd
 
+from suite.models.biases import BIASES
 from suite.profiling.tables import BASELINE, memory_column, speedup_column
 from suite.report.declare import Built, Contents, Plot, ReportInputs, Section, Table
 from suite.report.markdown import MISSING, bias_label, markdown_table, number_cell, status_text
 from suite.report.paper import PAPER_VALUES
 from suite.report.readers import Profile
-from suite.models.biases import BIASES
 
 SPEED_KEYS = ("phase", "window", "patch", "batch", "precision", "compile")
 
@@ -65,15 +65,20 @@ def speed_markdown(frame: pd.DataFrame, profile: Profile) -> str:
     for record in frame.to_dict("records"):
         cells = [str(record[key]) for key in SPEED_KEYS]
         for bias in present:
-            cells += [record[f"{bias}_variant"] or MISSING, number_cell(record[f"{bias}_ms"]),
-                      number_cell(record[f"{bias}_peak_mem_mb"])]
+            cells += [
+                record[f"{bias}_variant"] or MISSING,
+                number_cell(record[f"{bias}_ms"]),
+                number_cell(record[f"{bias}_peak_mem_mb"]),
+            ]
         cells += [record[speedup_column(bias)] for bias in others]
         cells += [record[memory_column(bias)] for bias in others]
         rows.append(cells)
-    intro = (f"Profile sweep on {_describe(profile.rows, 'device_name')} ({_describe(profile.rows, 'device')}): "
-             f"median milliseconds per iteration and peak memory (MB) per positional bias, each bias's fastest "
-             f"attention backend (its variant) at each point; ratios are RPB's time (memory) over the other "
-             f"bias's, all from one sweep. OOM: out of memory at that point.\n\n")
+    intro = (
+        f"Profile sweep on {_describe(profile.rows, 'device_name')} ({_describe(profile.rows, 'device')}): "
+        f"median milliseconds per iteration and peak memory (MB) per positional bias, each bias's fastest "
+        f"attention backend (its variant) at each point; ratios are RPB's time (memory) over the other "
+        f"bias's, all from one sweep. OOM: out of memory at that point.\n\n"
+    )
     paper_header = ["Phase", "Method", "As stated", "Ratio to RIB"]
     paper_rows = []
     for phase in ("train", "infer"):
@@ -82,13 +87,15 @@ def speed_markdown(frame: pd.DataFrame, profile: Profile) -> str:
         for cost in costs:
             ratio = f"{cost.ms / rib.ms:.2f}x" if rib is not None and cost is not rib else ""
             paper_rows.append([phase, cost.method, cost.stated, ratio])
-    paper = (f"\nThe paper's cost figures ({PAPER_VALUES.cost_source}; {PAPER_VALUES.cost_setting}), quoted, "
-             f"not measured here:\n\n" + markdown_table(paper_header, paper_rows))
+    paper = (
+        f"\nThe paper's cost figures ({PAPER_VALUES.cost_source}; {PAPER_VALUES.cost_setting}), quoted, "
+        f"not measured here:\n\n" + markdown_table(paper_header, paper_rows)
+    )
     return intro + markdown_table(header, rows) + paper
 
 
-
 # --- figures ------------------------------------------------------------------------------------
+
 
 def _line_rows(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     """(points on the lines: per window the largest patch, other points) of one phase's speedup rows."""
@@ -113,7 +120,7 @@ def _window_axis(ax, rows: list[dict]) -> None:
 
 
 def _variants(rows: list[dict], bias: str) -> str:
-    """"RPB (flex, sdpa)": the bias and the backends of its variants that were fastest somewhere."""
+    """ "RPB (flex, sdpa)": the bias and the backends of its variants that were fastest somewhere."""
     backends = sorted({row[f"{bias}_variant"].partition("-")[2] for row in rows if row[f"{bias}_variant"]} - {""})
     return bias_label(bias) + (f" ({', '.join(backends)})" if backends else "")
 
@@ -142,19 +149,42 @@ def _per_window_figure(profile: Profile, quantity: str, ylabel: str, title: str)
                 continue
             style = {"color": BIAS_COLORS[bias], "marker": BIAS_MARKERS[bias]}
             line = sorted((r for r in on_line if r[f"{bias}_status"] == "ok"), key=lambda r: r["window"])
-            ax.plot([r["window"] for r in line], [r[f"{bias}_{quantity}"] for r in line],
-                    label=_variants(rows, bias), **style)
+            ax.plot(
+                [r["window"] for r in line],
+                [r[f"{bias}_{quantity}"] for r in line],
+                label=_variants(rows, bias),
+                **style,
+            )
             failed = [r for r in on_line if r[f"{bias}_status"] not in ("ok", "missing")]
             if failed:
                 failed_any = True
-                ax.scatter([r["window"] for r in failed], [0.96] * len(failed), marker="x", s=70,
-                           color=style["color"], transform=top, clip_on=False, zorder=5)
+                ax.scatter(
+                    [r["window"] for r in failed],
+                    [0.96] * len(failed),
+                    marker="x",
+                    s=70,
+                    color=style["color"],
+                    transform=top,
+                    clip_on=False,
+                    zorder=5,
+                )
             extra = [r for r in others if r[f"{bias}_status"] == "ok"]
-            ax.scatter([r["window"] for r in extra], [r[f"{bias}_{quantity}"] for r in extra],
-                       marker=style["marker"], facecolors="none", edgecolors=style["color"], zorder=4)
+            ax.scatter(
+                [r["window"] for r in extra],
+                [r[f"{bias}_{quantity}"] for r in extra],
+                marker=style["marker"],
+                facecolors="none",
+                edgecolors=style["color"],
+                zorder=4,
+            )
             for r in extra:
-                ax.annotate(f"p{r['patch']}", (r["window"], r[f"{bias}_{quantity}"]), fontsize=7,
-                            xytext=(4, -3), textcoords="offset points")
+                ax.annotate(
+                    f"p{r['patch']}",
+                    (r["window"], r[f"{bias}_{quantity}"]),
+                    fontsize=7,
+                    xytext=(4, -3),
+                    textcoords="offset points",
+                )
         measured = [r[f"{b}_{quantity}"] for r in rows for b in BIASES if r[f"{b}_status"] == "ok"]
         log_scale = bool(measured) and all(value is not None and value > 0 for value in measured)
         if log_scale:  # a log axis cannot show a zero (a CPU point whose peak memory did not grow)
@@ -198,8 +228,11 @@ def speedup_figure(profile: Profile):
     keys = ["window", "patch", "batch", "precision", "compile"]
     # Train and infer share a bar group per window (and per any setting that varies within a phase;
     # the batch usually differs between the phases only).
-    varying = ["window"] + [key for key in keys[1:] if any(
-        len({row[key] for row in speedups if row["phase"] == phase}) > 1 for phase in PHASES)]
+    varying = ["window"] + [
+        key
+        for key in keys[1:]
+        if any(len({row[key] for row in speedups if row["phase"] == phase}) > 1 for phase in PHASES)
+    ]
     points = sorted({tuple(row[key] for key in varying) for row in speedups}, key=lambda p: (p[0], *map(str, p[1:])))
     phases = [phase for phase in PHASES if any(row["phase"] == phase for row in speedups)]
     fig = new_figure(max(6.0, 1.1 * len(points) + 2), 4.2)
@@ -214,15 +247,25 @@ def speedup_figure(profile: Profile):
             x = position + (offset - (len(phases) - 1) / 2) * width
             ratio = row["speedup_rpb_over_rib"]
             if ratio is None:
-                ax.text(x, 0.02, speedup_text(row), rotation=90, ha="center", va="bottom", fontsize=8,
-                        transform=blended_transform_factory(ax.transData, ax.transAxes))
+                ax.text(
+                    x,
+                    0.02,
+                    speedup_text(row),
+                    rotation=90,
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                    transform=blended_transform_factory(ax.transData, ax.transAxes),
+                )
                 continue
             ax.bar(x, ratio, width=width * 0.95, color=f"C{offset + 2}", label=PHASE_TITLES[phase])
             ax.text(x, ratio, f"{ratio:.2f}x", ha="center", va="bottom", fontsize=8)
             drawn = True
     ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--", label="parity (1x)")
-    ax.set_xticks(range(len(points)), ["\n".join([str(point[0]), *(f"{k} {v}" for k, v in zip(varying[1:], point[1:]))])
-                                       for point in points])
+    ax.set_xticks(
+        range(len(points)),
+        ["\n".join([str(point[0]), *(f"{k} {v}" for k, v in zip(varying[1:], point[1:]))]) for point in points],
+    )
     ax.set_xlabel("window size" + (" / " + ", ".join(varying[1:]) if len(varying) > 1 else ""))
     ax.set_ylabel("speedup: RPB time / RIB time (x)")
     ax.set_title("RIB speedup over RPB per window size (fastest backend of each bias)")
@@ -247,23 +290,43 @@ def present(contents: Contents) -> bool:
 
 
 SECTION = Section(
-    key="speed", title="Speed and memory (profile sweep)", build=build, present=present,
-    tables=(Table("speed", "Profile sweep: milliseconds per iteration and peak memory per window size, phase (train, "
-                  "infer) and positional bias (its fastest backend at each point), and RPB's time and memory over "
-                  "each other bias's, all measured in one sweep on one device. \"OOM\" marks a point that ran out "
-                  "of memory."),),
+    key="speed",
+    title="Speed and memory (profile sweep)",
+    build=build,
+    present=present,
+    tables=(
+        Table(
+            "speed",
+            "Profile sweep: milliseconds per iteration and peak memory per window size, phase (train, "
+            "infer) and positional bias (its fastest backend at each point), and RPB's time and memory over "
+            'each other bias\'s, all measured in one sweep on one device. "OOM" marks a point that ran out '
+            "of memory.",
+        ),
+    ),
     figures=(
-        Plot("speedup", "Speedup of RIB over RPB",
-             "Speedup of RIB over RPB (RPB time / RIB time) per window size, training step and inference, from one "
-             "profile sweep. Above 1: RIB is faster. A bar replaced by \"OOM\" could not be computed because one "
-             "side ran out of memory.", lambda inputs, built: speedup_figure(inputs.profile)),
-        Plot("latency", "Latency against window size",
-             "Median milliseconds per iteration against window size (log scales) per positional bias (its fastest "
-             "backend at each point), training step and inference. Crosses along the top: the bias did not run "
-             "there (out of memory, ...).", lambda inputs, built: latency_figure(inputs.profile)),
-        Plot("memory", "Peak memory against window size",
-             "Peak memory against window size per positional bias (its fastest backend at each point): the CUDA "
-             "allocator's peak on a GPU, the growth of the process's peak resident memory on a CPU. Crosses: did "
-             "not run.", lambda inputs, built: memory_figure(inputs.profile)),
+        Plot(
+            "speedup",
+            "Speedup of RIB over RPB",
+            "Speedup of RIB over RPB (RPB time / RIB time) per window size, training step and inference, from one "
+            'profile sweep. Above 1: RIB is faster. A bar replaced by "OOM" could not be computed because one '
+            "side ran out of memory.",
+            lambda inputs, built: speedup_figure(inputs.profile),
+        ),
+        Plot(
+            "latency",
+            "Latency against window size",
+            "Median milliseconds per iteration against window size (log scales) per positional bias (its fastest "
+            "backend at each point), training step and inference. Crosses along the top: the bias did not run "
+            "there (out of memory, ...).",
+            lambda inputs, built: latency_figure(inputs.profile),
+        ),
+        Plot(
+            "memory",
+            "Peak memory against window size",
+            "Peak memory against window size per positional bias (its fastest backend at each point): the CUDA "
+            "allocator's peak on a GPU, the growth of the process's peak resident memory on a CPU. Crosses: did "
+            "not run.",
+            lambda inputs, built: memory_figure(inputs.profile),
+        ),
     ),
 )

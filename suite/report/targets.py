@@ -28,18 +28,24 @@ def targets(evals: list[EvalResult], runs: list[TrainRun]) -> list[Target]:
     found = []
     runs = [run for run in runs if run.rank is None]  # the rank ablation's runs have no RPB twin
     by_key = {(run.preset, run.scale, run.bias): run for run in runs}
-    for preset, scale in sorted({(run.preset, run.scale) for run in runs}, key=lambda k: (method_key(f"{k[0]}-rib"), k[1])):
+    for preset, scale in sorted(
+        {(run.preset, run.scale) for run in runs}, key=lambda k: (method_key(f"{k[0]}-rib"), k[1])
+    ):
         rpb, rib = by_key.get((preset, scale, "rpb")), by_key.get((preset, scale, "rib"))
         if rpb is None or rib is None:
             continue
         speedup = rpb.summary["median_step_time_s"] / rib.summary["median_step_time_s"]
         window = rib.window
-        found.append(Target(
-            f"{preset} x{scale}: RIB training step >= {MIN_SPEEDUP:g}x faster than RPB"
-            + (f" at the preset's {window}x{window} window" if window else ""),
-            speedup >= MIN_SPEEDUP, f"{speedup:.2f}x (median step {rpb.summary['median_step_time_s']:.4f} s / "
-                                    f"{rib.summary['median_step_time_s']:.4f} s)",
-            (str(rpb.path / "summary.json"), str(rib.path / "summary.json"))))
+        found.append(
+            Target(
+                f"{preset} x{scale}: RIB training step >= {MIN_SPEEDUP:g}x faster than RPB"
+                + (f" at the preset's {window}x{window} window" if window else ""),
+                speedup >= MIN_SPEEDUP,
+                f"{speedup:.2f}x (median step {rpb.summary['median_step_time_s']:.4f} s / "
+                f"{rib.summary['median_step_time_s']:.4f} s)",
+                (str(rpb.path / "summary.json"), str(rib.path / "summary.json")),
+            )
+        )
         scored = {(r.method, r.dataset): r for r in evals if r.scale == scale}
         for dataset in sorted({d for (m, d) in scored if m == f"{preset}-rib"}):
             pair = scored.get((f"{preset}-rpb", dataset)), scored.get((f"{preset}-rib", dataset))
@@ -48,28 +54,42 @@ def targets(evals: list[EvalResult], runs: list[TrainRun]) -> list[Target]:
                 continue
             rpb_eval, rib_eval = pair
             drop = rpb_eval.psnr - rib_eval.psnr
-            found.append(Target(f"{preset} x{scale} {dataset}: RIB PSNR at most {MAX_PSNR_DROP_DB:g} dB below RPB",
-                                drop <= MAX_PSNR_DROP_DB, f"RIB - RPB = {-drop:+.3f} dB",
-                                (str(rpb_eval.path), str(rib_eval.path))))
+            found.append(
+                Target(
+                    f"{preset} x{scale} {dataset}: RIB PSNR at most {MAX_PSNR_DROP_DB:g} dB below RPB",
+                    drop <= MAX_PSNR_DROP_DB,
+                    f"RIB - RPB = {-drop:+.3f} dB",
+                    (str(rpb_eval.path), str(rib_eval.path)),
+                )
+            )
             if bicubic is None:
                 continue
             for label, result in (("RPB", rpb_eval), ("RIB", rib_eval)):
                 margin = result.psnr - bicubic.psnr
-                found.append(Target(f"{preset} x{scale} {dataset}: {label} above bicubic by more than "
-                                    f"{MIN_MARGIN_DB:g} dB", margin > MIN_MARGIN_DB, f"{margin:+.3f} dB",
-                                    (str(result.path), str(bicubic.path))))
+                found.append(
+                    Target(
+                        f"{preset} x{scale} {dataset}: {label} above bicubic by more than {MIN_MARGIN_DB:g} dB",
+                        margin > MIN_MARGIN_DB,
+                        f"{margin:+.3f} dB",
+                        (str(result.path), str(bicubic.path)),
+                    )
+                )
     return found
 
 
 def targets_markdown(found: list[Target]) -> str:
     if not found:
-        return ("No targets checked: they need a preset trained with both RPB and RIB at one scale "
-                "(train/<preset>-rpb-x<s>, train/<preset>-rib-x<s>).\n")
+        return (
+            "No targets checked: they need a preset trained with both RPB and RIB at one scale "
+            "(train/<preset>-rpb-x<s>, train/<preset>-rib-x<s>).\n"
+        )
     rows = [["PASS" if t.passed else "FAIL", t.check, t.measured] for t in found]
     verdict = "all pass" if all(t.passed for t in found) else f"{sum(not t.passed for t in found)} FAIL"
-    return (f"The checks of the former smoke benchmark ({verdict}): training step time from the runs' "
-            f"summaries (median over the iterations), PSNR from the evaluations.\n\n"
-            + markdown_table(["Result", "Check", "Measured"], rows))
+    return (
+        f"The checks of the former smoke benchmark ({verdict}): training step time from the runs' "
+        f"summaries (median over the iterations), PSNR from the evaluations.\n\n"
+        + markdown_table(["Result", "Check", "Measured"], rows)
+    )
 
 
 def build(inputs: ReportInputs) -> Built:
@@ -78,7 +98,15 @@ def build(inputs: ReportInputs) -> Built:
 
 
 SECTION = Section(
-    key="targets", title="Targets", build=build,
-    tables=(Table("targets", "The smoke benchmark's checks (RIB against RPB: training step ratio, PSNR drop, margin "
-                  "over bicubic) with the measured values.", ("md",)),),
+    key="targets",
+    title="Targets",
+    build=build,
+    tables=(
+        Table(
+            "targets",
+            "The smoke benchmark's checks (RIB against RPB: training step ratio, PSNR drop, margin "
+            "over bicubic) with the measured values.",
+            ("md",),
+        ),
+    ),
 )

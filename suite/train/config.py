@@ -64,9 +64,16 @@ DEFAULTS: dict[str, Any] = {
 
 # Fields that may differ between a checkpoint and the recipe resuming it: they change how a run is
 # observed or fed, not what it computes.
-RESUMABLE_CHANGES = frozenset({
-    "name", "out_dir", "data.num_workers", "run.log_every", "run.val_every", "run.checkpoint_every",
-})
+RESUMABLE_CHANGES = frozenset(
+    {
+        "name",
+        "out_dir",
+        "data.num_workers",
+        "run.log_every",
+        "run.val_every",
+        "run.checkpoint_every",
+    }
+)
 # run.threads is not among them: a different intra-op thread count changes CPU reduction order, so a
 # resume with other threads would not be bit-identical to an uninterrupted run.
 
@@ -104,6 +111,7 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
 
 # ---- field checkers: each returns the typed value or raises naming the field and the value ----
+
 
 def _as_int(source: str, field: str, value: Any, minimum: int | None = None) -> int:
     if isinstance(value, float) and value.is_integer():
@@ -154,8 +162,11 @@ def _check_keys(source: str, section: str, given: dict, allowed: dict | frozense
     if unknown:
         where = f"{section}." if section else ""
         named = [(where + key)[:80] for key in unknown[:10]] + (["..."] if len(unknown) > 10 else [])
-        raise _fail(source, f"unknown field(s) {', '.join(named)}; "
-                            f"expected some of {', '.join(where + key for key in sorted(allowed))}")
+        raise _fail(
+            source,
+            f"unknown field(s) {', '.join(named)}; "
+            f"expected some of {', '.join(where + key for key in sorted(allowed))}",
+        )
 
 
 def _merge_defaults(source: str, raw: dict) -> dict:
@@ -204,8 +215,11 @@ def _validate_data(source: str, data: dict, model: dict, resolved: dict) -> None
     if data["samples_per_epoch"] is not None:
         data["samples_per_epoch"] = _as_int(source, "data.samples_per_epoch", data["samples_per_epoch"], minimum=1)
         if data["samples_per_epoch"] < data["batch_size"]:
-            raise _fail(source, f"data.samples_per_epoch = {data['samples_per_epoch']} is smaller than "
-                                f"data.batch_size = {data['batch_size']}: no full batch fits in an epoch")
+            raise _fail(
+                source,
+                f"data.samples_per_epoch = {data['samples_per_epoch']} is smaller than "
+                f"data.batch_size = {data['batch_size']}: no full batch fits in an epoch",
+            )
     if model["bias"] in FIXED_WINDOW_BIASES:
         name = REGISTRY[model["bias"]].label
         # A layer whose bias is tied to its window never clamps it: a smaller map is padded up to it (SPEC section
@@ -213,12 +227,16 @@ def _validate_data(source: str, data: dict, model: dict, resolved: dict) -> None
         # beyond the patch would be learnt from padded copies, then used on real content at test time.
         for i, window in enumerate(resolved["window_sizes"]):
             if data["lr_patch"] < window:
-                raise _fail(source, (
-                    f"data.lr_patch = {data['lr_patch']} is smaller than {name} window {window} "
-                    f"(layer {i} of model.preset {model['preset']!r}"
-                    f"{' with model.overrides.window_sizes' if 'window_sizes' in model['overrides'] else ''}): "
-                    f"{name} pads a smaller map up to its window, so training would see mostly padding; "
-                    f"use data.lr_patch >= {max(resolved['window_sizes'])} or smaller windows"))
+                raise _fail(
+                    source,
+                    (
+                        f"data.lr_patch = {data['lr_patch']} is smaller than {name} window {window} "
+                        f"(layer {i} of model.preset {model['preset']!r}"
+                        f"{' with model.overrides.window_sizes' if 'window_sizes' in model['overrides'] else ''}): "
+                        f"{name} pads a smaller map up to its window, so training would see mostly padding; "
+                        f"use data.lr_patch >= {max(resolved['window_sizes'])} or smaller windows"
+                    ),
+                )
 
 
 def _validate_optim(source: str, optim: dict) -> None:
@@ -233,7 +251,6 @@ def _validate_optim(source: str, optim: dict) -> None:
         if not 0.0 <= beta < 1.0:
             raise _fail(source, f"optim.betas[{i}] = {beta!r} must lie in [0, 1)")
 
-
     optim["weight_decay"] = _as_float(source, "optim.weight_decay", optim["weight_decay"])
     if optim["weight_decay"] < 0:
         raise _fail(source, f"optim.weight_decay = {optim['weight_decay']!r} must be >= 0")
@@ -247,13 +264,17 @@ def _validate_schedule(source: str, schedule: dict) -> None:
     schedule["iterations"] = _as_int(source, "schedule.iterations", schedule["iterations"], minimum=1)
     schedule["warmup"] = _as_int(source, "schedule.warmup", schedule["warmup"], minimum=0)
     if schedule["warmup"] >= schedule["iterations"]:
-        raise _fail(source, f"schedule.warmup = {schedule['warmup']} must be smaller than "
-                            f"schedule.iterations = {schedule['iterations']}")
+        raise _fail(
+            source,
+            f"schedule.warmup = {schedule['warmup']} must be smaller than "
+            f"schedule.iterations = {schedule['iterations']}",
+        )
     milestones = schedule["milestones"] if schedule["milestones"] is not None else []
     if not isinstance(milestones, (list, tuple)):
         raise _fail(source, f"schedule.milestones = {short_repr(milestones)} must be a list of iterations")
-    schedule["milestones"] = [_as_int(source, f"schedule.milestones[{i}]", m, minimum=1)
-                              for i, m in enumerate(milestones)]
+    schedule["milestones"] = [
+        _as_int(source, f"schedule.milestones[{i}]", m, minimum=1) for i, m in enumerate(milestones)
+    ]
     if any(b <= a for a, b in zip(schedule["milestones"], schedule["milestones"][1:])):
         raise _fail(source, f"schedule.milestones = {schedule['milestones']} must increase strictly")
     schedule["gamma"] = _as_float(source, "schedule.gamma", schedule["gamma"])
@@ -321,6 +342,8 @@ def flatten(recipe: dict, prefix: str = "") -> dict[str, Any]:
 def resume_differences(saved: dict, current: dict) -> list[str]:
     """Fields (other than RESUMABLE_CHANGES) whose values differ: `field: saved -> current`."""
     before, after = flatten(saved), flatten(current)
-    return [f"{key}: {short_repr(before.get(key))} -> {short_repr(after.get(key))}"
-            for key in sorted(set(before) | set(after))
-            if key not in RESUMABLE_CHANGES and before.get(key) != after.get(key)]
+    return [
+        f"{key}: {short_repr(before.get(key))} -> {short_repr(after.get(key))}"
+        for key in sorted(set(before) | set(after))
+        if key not in RESUMABLE_CHANGES and before.get(key) != after.get(key)
+    ]

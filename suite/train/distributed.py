@@ -50,8 +50,9 @@ def init(world: World, device: torch.device) -> None:
     if not world.distributed or dist.is_initialized():
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend=backend, rank=world.rank, world_size=world.size,
-                            timeout=datetime.timedelta(minutes=30))
+    dist.init_process_group(
+        backend=backend, rank=world.rank, world_size=world.size, timeout=datetime.timedelta(minutes=30)
+    )
 
 
 def shutdown() -> None:

@@ -40,8 +40,11 @@ class TrainLog:
         kept: list[dict] = []
         if resume_at is not None and self.path.is_file():
             with open(self.path, newline="") as handle:
-                kept = [row for row in csv.DictReader(handle) if row.get("iteration", "").isdigit()
-                        and int(row["iteration"]) <= resume_at]
+                kept = [
+                    row
+                    for row in csv.DictReader(handle)
+                    if row.get("iteration", "").isdigit() and int(row["iteration"]) <= resume_at
+                ]
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
         writer.writeheader()
@@ -50,12 +53,25 @@ class TrainLog:
         self._handle = open(self.path, "a", newline="")
         self._writer = csv.DictWriter(self._handle, fieldnames=CSV_FIELDS, lineterminator="\n")
 
-    def write(self, iteration: int, loss: float | None = None, lr: float | None = None,
-              step_time_s: float | None = None, val_psnr: float | None = None,
-              val_ssim: float | None = None) -> None:
-        self._writer.writerow({"iteration": iteration, "loss": _cell(loss), "lr": _cell(lr),
-                               "step_time_s": _cell(step_time_s), "val_psnr": _cell(val_psnr),
-                               "val_ssim": _cell(val_ssim)})
+    def write(
+        self,
+        iteration: int,
+        loss: float | None = None,
+        lr: float | None = None,
+        step_time_s: float | None = None,
+        val_psnr: float | None = None,
+        val_ssim: float | None = None,
+    ) -> None:
+        self._writer.writerow(
+            {
+                "iteration": iteration,
+                "loss": _cell(loss),
+                "lr": _cell(lr),
+                "step_time_s": _cell(step_time_s),
+                "val_psnr": _cell(val_psnr),
+                "val_ssim": _cell(val_ssim),
+            }
+        )
         self._handle.flush()
 
     def close(self) -> None:
@@ -127,8 +143,11 @@ class Progress:
         done = iteration - self._start_iteration
         rate = done / max(1e-9, time.perf_counter() - self._start_time)
         eta = (self.total - iteration) / rate if rate > 0 else float("inf")
-        print(f"{self.name}: iter {iteration}/{self.total} loss {loss:.4f} lr {lr:.3e} "
-              f"{rate:.2f} it/s ETA {_clock(eta)}", file=sys.stderr, flush=True)
+        print(
+            f"{self.name}: iter {iteration}/{self.total} loss {loss:.4f} lr {lr:.3e} {rate:.2f} it/s ETA {_clock(eta)}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def note(self, message: str) -> None:
         if not self.enabled:

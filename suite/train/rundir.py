@@ -55,8 +55,9 @@ class RunLock:
         except BlockingIOError:
             holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown holder"
             os.close(fd)
-            raise RunFolderError(f"out_dir {self.folder} is in use by another training ({holder}); "
-                                 f"lock file {self.path}") from None
+            raise RunFolderError(
+                f"out_dir {self.folder} is in use by another training ({holder}); lock file {self.path}"
+            ) from None
         now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
         text = f"pid {os.getpid()} on {socket.gethostname()} since {now}: {' '.join(sys.argv)[:300]}\n"
         os.ftruncate(fd, 0)
@@ -78,8 +79,9 @@ def existing_outputs(out_dir: Path) -> list[str]:
     return [name for name in RUN_OUTPUTS if (out_dir / name).exists() or (out_dir / name).is_symlink()]
 
 
-def restore_point(recipe: dict, mode: str, samples_per_epoch: int,
-                  note: Callable[[str], None]) -> tuple[Path | None, dict | None]:
+def restore_point(
+    recipe: dict, mode: str, samples_per_epoch: int, note: Callable[[str], None]
+) -> tuple[Path | None, dict | None]:
     """Clear stale temp files, apply `mode` to `out_dir` -> (checkpoint path, its state) or (None, None).
 
     Call it holding the folder's RunLock.
@@ -92,10 +94,12 @@ def restore_point(recipe: dict, mode: str, samples_per_epoch: int,
     outputs = existing_outputs(out_dir)
     if mode == "new":
         if outputs:
-            raise RunFolderError(f"out_dir {out_dir} already holds a run ({', '.join(outputs)}); pass --resume to "
-                                 f"continue it, --resume-or-restart to continue it or start over (the earlier "
-                                 f"run is moved aside, or replaced in place where git holds it), or choose "
-                                 f"another out_dir")
+            raise RunFolderError(
+                f"out_dir {out_dir} already holds a run ({', '.join(outputs)}); pass --resume to "
+                f"continue it, --resume-or-restart to continue it or start over (the earlier "
+                f"run is moved aside, or replaced in place where git holds it), or choose "
+                f"another out_dir"
+            )
         return None, None
     ckpt_dir = out_dir / "checkpoints"
     path, state, skipped = latest_valid_checkpoint(ckpt_dir)
@@ -107,8 +111,9 @@ def restore_point(recipe: dict, mode: str, samples_per_epoch: int,
     else:
         differences = resume_differences(state["config"], recipe)
         if state["sampler"]["samples_per_epoch"] != samples_per_epoch:
-            differences.append(f"samples per epoch of data.train: {state['sampler']['samples_per_epoch']} -> "
-                               f"{samples_per_epoch}")
+            differences.append(
+                f"samples per epoch of data.train: {state['sampler']['samples_per_epoch']} -> {samples_per_epoch}"
+            )
         if differences:
             problem = f"the recipe differs from the one {path} was trained with: " + "; ".join(differences)
     if mode == "resume":
@@ -122,7 +127,10 @@ def restore_point(recipe: dict, mode: str, samples_per_epoch: int,
     if outputs:
         earlier = [entry.name for entry in out_dir.iterdir() if entry.name not in (LOCK_NAME, REPLACED)]
         aside = clear_for_rerun(out_dir, earlier)
-        where = (f"moved the earlier run (all but the files git holds) to {aside}" if aside
-                 else "git holds the earlier run, replacing it in place")
+        where = (
+            f"moved the earlier run (all but the files git holds) to {aside}"
+            if aside
+            else "git holds the earlier run, replacing it in place"
+        )
         note(f"{recipe['name']}: {problem}; {where} and training afresh")
     return None, None

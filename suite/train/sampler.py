@@ -30,8 +30,9 @@ class GlobalBatchStream(Sampler[list[int]]):
     n: samples per epoch; global_batch: B (a multiple of world_size); yields lists of B/W keys.
     """
 
-    def __init__(self, n: int, global_batch: int, seed: int, rank: int = 0, world_size: int = 1,
-                 start: int = 0) -> None:
+    def __init__(
+        self, n: int, global_batch: int, seed: int, rank: int = 0, world_size: int = 1, start: int = 0
+    ) -> None:
         if n < 1:
             raise ValueError(f"an epoch needs at least one sample, got {n}")
         if global_batch % world_size:

@@ -37,6 +37,7 @@ class LRFactor:
 
 def build_scheduler(optimizer: torch.optim.Optimizer, schedule: dict) -> LambdaLR:
     """A LambdaLR for the `schedule` section of a recipe; call `.step()` once per iteration."""
-    factor = LRFactor(schedule["kind"], schedule["iterations"], schedule["warmup"],
-                      schedule["milestones"], schedule["gamma"])
+    factor = LRFactor(
+        schedule["kind"], schedule["iterations"], schedule["warmup"], schedule["milestones"], schedule["gamma"]
+    )
     return LambdaLR(optimizer, factor)

@@ -40,6 +40,7 @@ from suite.train.rundir import RunLock, restore_point
 from suite.train.sampler import EpochKeyed, GlobalBatchStream
 from suite.train.schedule import build_scheduler
 
+
 class NonFiniteLoss(RuntimeError):
     """The loss or the gradient norm became NaN/Inf; the message names the iteration and the last checkpoint."""
 
@@ -53,8 +54,10 @@ def run_device_and_precision(recipe: dict, world: distributed.World) -> tuple[to
         if requested == "cuda":
             requested = f"cuda:{world.local_rank}"
         elif world.distributed:
-            raise RecipeError(f"run.device = {requested!r} names one GPU but torchrun started "
-                              f"{world.size} processes; use run.device: cuda (one GPU per process)")
+            raise RecipeError(
+                f"run.device = {requested!r} names one GPU but torchrun started "
+                f"{world.size} processes; use run.device: cuda (one GPU per process)"
+            )
         index = int(requested.split(":")[1])
         if index >= torch.cuda.device_count():
             raise RecipeError(f"run.device = {requested!r} but only {torch.cuda.device_count()} GPU(s) exist")
@@ -63,6 +66,8 @@ def run_device_and_precision(recipe: dict, world: distributed.World) -> tuple[to
     if precision == "auto":
         precision = "autocast-bf16" if device.type == "cuda" else "fp32"
     return device, precision
+
+
 def check_data(recipe: dict) -> None:
     """Data fields against the disk: folders exist and hold LR images for the model's scale."""
     data, scale = recipe["data"], recipe["model"]["scale"]
@@ -81,7 +86,8 @@ def check_data(recipe: dict) -> None:
                 raise RecipeError(
                     f"{name} = {root!r} stores LR images for {', '.join(stored)} ({lr_root}) but not "
                     f"X{scale} for model.scale = {scale}; add {lr_root / f'X{scale}'} or set "
-                    f"data.on_the_fly: true to make x{scale} LR from the HR with MATLAB bicubic")
+                    f"data.on_the_fly: true to make x{scale} LR from the HR with MATLAB bicubic"
+                )
 
 
 def _open_train_data(recipe: dict):
@@ -89,8 +95,15 @@ def _open_train_data(recipe: dict):
 
     data, run = recipe["data"], recipe["run"]
     try:
-        return TrainPatches(data["train"], recipe["model"]["scale"], data["lr_patch"], run["seed"],
-                            length=data["samples_per_epoch"], on_the_fly=data["on_the_fly"], split="train")
+        return TrainPatches(
+            data["train"],
+            recipe["model"]["scale"],
+            data["lr_patch"],
+            run["seed"],
+            length=data["samples_per_epoch"],
+            on_the_fly=data["on_the_fly"],
+            split="train",
+        )
     except (ValueError, FileNotFoundError) as err:
         raise RecipeError(f"data.train = {data['train']!r}: {err}") from None
 
@@ -122,8 +135,11 @@ def _init_weights(model: torch.nn.Module, path: str) -> list[str]:
     old_scale, new_scale = int(state["model_config"]["scale"]), int(model.config["scale"])
     source = {k: v for k, v in resolve_saved_config(state["model_config"]).items() if k != "scale"}
     target = {k: v for k, v in model.config.items() if k != "scale"}
-    differing = [f"{k}: {source.get(k)!r} in the checkpoint, {target.get(k)!r} in the recipe"
-                 for k in sorted(set(source) | set(target)) if source.get(k) != target.get(k)]
+    differing = [
+        f"{k}: {source.get(k)!r} in the checkpoint, {target.get(k)!r} in the recipe"
+        for k in sorted(set(source) | set(target))
+        if source.get(k) != target.get(k)
+    ]
     if differing:
         raise RecipeError(f"init_from = {path!r} is a different network: {'; '.join(differing)}")
     weights = dict(state["ema"] if "ema" in state else state["model"])
@@ -132,11 +148,16 @@ def _init_weights(model: torch.nn.Module, path: str) -> list[str]:
     for key, value in weights.items():
         if key not in own or value.shape == own[key].shape:
             continue
-        fits = (value.shape[1:] == own[key].shape[1:] and value.shape[0] % (old_scale ** 2) == 0
-                and value.shape[0] // old_scale ** 2 * new_scale ** 2 == own[key].shape[0])
+        fits = (
+            value.shape[1:] == own[key].shape[1:]
+            and value.shape[0] % (old_scale**2) == 0
+            and value.shape[0] // old_scale**2 * new_scale**2 == own[key].shape[0]
+        )
         if not fits:
-            raise RecipeError(f"init_from = {path!r}: {key} has shape {tuple(value.shape)}, the x{new_scale} "
-                              f"network needs {tuple(own[key].shape)}")
+            raise RecipeError(
+                f"init_from = {path!r}: {key} has shape {tuple(value.shape)}, the x{new_scale} "
+                f"network needs {tuple(own[key].shape)}"
+            )
         weights[key] = reinterpolate_subpixel(value, old_scale, new_scale)
         resized.append(key)
     model.load_state_dict(weights)
@@ -203,8 +224,10 @@ def train(recipe: dict, mode: str = "new") -> Path:
     if recipe["run"]["threads"] is not None:
         torch.set_num_threads(recipe["run"]["threads"])
     if recipe["data"]["batch_size"] % world.size:
-        raise RecipeError(f"data.batch_size = {recipe['data']['batch_size']} is not divisible by the "
-                          f"{world.size} torchrun processes (it is the global batch)")
+        raise RecipeError(
+            f"data.batch_size = {recipe['data']['batch_size']} is not divisible by the "
+            f"{world.size} torchrun processes (it is the global batch)"
+        )
     check_data(recipe)
     if recipe["init_from"] is not None and not Path(recipe["init_from"]).is_file():
         raise RecipeError(f"init_from = {recipe['init_from']!r} does not exist")
@@ -218,8 +241,9 @@ def train(recipe: dict, mode: str = "new") -> Path:
         with RunLock(recipe["out_dir"]) if world.is_main else contextlib.nullcontext():
             resume_from, checkpoint = None, None
             if world.is_main:
-                resume_from, checkpoint = restore_point(recipe, mode, len(train_data),
-                                                        lambda text: print(text, file=sys.stderr))
+                resume_from, checkpoint = restore_point(
+                    recipe, mode, len(train_data), lambda text: print(text, file=sys.stderr)
+                )
                 _decode_everything(recipe, train_data, val_data)
             resume_from = distributed.gather_to_all(resume_from)[0]  # rank 0 decided for every rank
             if checkpoint is None and resume_from is not None:
@@ -256,16 +280,34 @@ def build(recipe: dict, world, device, precision: str, train_data, val_data, ini
     model.to(device).train()
     apply_precision(model, precision)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe["ema"]["decay"]), use_buffers=False)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["optim"]["lr"],
-                                  betas=tuple(recipe["optim"]["betas"]),
-                                  weight_decay=recipe["optim"]["weight_decay"])
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=recipe["optim"]["lr"],
+        betas=tuple(recipe["optim"]["betas"]),
+        weight_decay=recipe["optim"]["weight_decay"],
+    )
     scheduler = build_scheduler(optimizer, recipe["schedule"])
     record = run_record(device, precision=precision, compile=recipe["run"]["compile"], world_size=world.size)
     if resized and world.is_main:
-        print(f"{recipe['name']}: init_from {recipe['init_from']}: re-interpolated {', '.join(resized)} "
-              f"to x{recipe['model']['scale']}", file=sys.stderr)
-    return Run(recipe, world, device, precision, train_data, val_data, model, ema, optimizer, scheduler,
-               recipe_hash(recipe), record)
+        print(
+            f"{recipe['name']}: init_from {recipe['init_from']}: re-interpolated {', '.join(resized)} "
+            f"to x{recipe['model']['scale']}",
+            file=sys.stderr,
+        )
+    return Run(
+        recipe,
+        world,
+        device,
+        precision,
+        train_data,
+        val_data,
+        model,
+        ema,
+        optimizer,
+        scheduler,
+        recipe_hash(recipe),
+        record,
+    )
 
 
 def restore(run: Run, checkpoint: dict, path: Path) -> None:
@@ -282,9 +324,11 @@ def restore(run: Run, checkpoint: dict, path: Path) -> None:
     run.resumed_from = path
     saved_threads = checkpoint["provenance"].get("threads")
     if saved_threads is not None and saved_threads != torch.get_num_threads() and run.world.is_main:
-        print(f"{run.recipe['name']}: warning: {path} was trained with {saved_threads} CPU threads, this process "
-              f"has {torch.get_num_threads()}: the resumed run will not be bit-identical to an uninterrupted one",
-              file=sys.stderr)
+        print(
+            f"{run.recipe['name']}: warning: {path} was trained with {saved_threads} CPU threads, this process "
+            f"has {torch.get_num_threads()}: the resumed run will not be bit-identical to an uninterrupted one",
+            file=sys.stderr,
+        )
     rng_states = checkpoint["rng"]
     restore_rng(rng_states[run.world.rank] if run.world.rank < len(rng_states) else rng_states[0])
 
@@ -301,8 +345,12 @@ def _state(run: Run, stream: GlobalBatchStream, iteration: int, elapsed: float) 
         "optimizer": run.optimizer.state_dict(),
         "scheduler": run.scheduler.state_dict(),
         "rng": rng,
-        "sampler": {**stream.position(iteration), "samples_per_epoch": len(run.train_data),
-                    "global_batch": data_cfg["batch_size"], "seed": run.recipe["run"]["seed"]},
+        "sampler": {
+            **stream.position(iteration),
+            "samples_per_epoch": len(run.train_data),
+            "global_batch": data_cfg["batch_size"],
+            "seed": run.recipe["run"]["seed"],
+        },
         "config": run.recipe,
         "config_hash": run.config_hash,
         "model_config": run.model.config,
@@ -318,16 +366,25 @@ def loop(run: Run) -> None:
     data_cfg, run_cfg = recipe["data"], recipe["run"]
     total = recipe["schedule"]["iterations"]
     resumed = run.resumed_from is not None
-    trained = torch.nn.parallel.DistributedDataParallel(
-        model, device_ids=[device.index] if device.type == "cuda" else None) if world.distributed else model
+    trained = (
+        torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if world.distributed
+        else model
+    )
     if run_cfg["compile"]:
         trained = torch.compile(trained)
-    stream = GlobalBatchStream(len(run.train_data), data_cfg["batch_size"], run_cfg["seed"],
-                               world.rank, world.size, start=run.start)
+    stream = GlobalBatchStream(
+        len(run.train_data), data_cfg["batch_size"], run_cfg["seed"], world.rank, world.size, start=run.start
+    )
     workers = data_cfg["num_workers"]
-    loader = DataLoader(EpochKeyed(run.train_data), batch_sampler=stream, num_workers=workers,
-                        pin_memory=device.type == "cuda", persistent_workers=workers > 0,
-                        generator=torch.Generator())  # own generator: the global RNG stays untouched
+    loader = DataLoader(
+        EpochKeyed(run.train_data),
+        batch_sampler=stream,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        generator=torch.Generator(),
+    )  # own generator: the global RNG stays untouched
 
     main = world.is_main
     log = TrainLog(run.out_dir / "train_log.csv", resume_at=run.start if resumed else None) if main else None
@@ -366,7 +423,8 @@ def loop(run: Run) -> None:
                 what = f"loss {loss_value}" if not math.isfinite(loss_value) else f"gradient norm {float(grad_norm)}"
                 raise NonFiniteLoss(
                     f"{recipe['name']}: non-finite {what} at iteration {iteration}; stopped without writing "
-                    f"a checkpoint for it. Last good checkpoint: {last_good or 'none (no checkpoint yet)'}")
+                    f"a checkpoint for it. Last good checkpoint: {last_good or 'none (no checkpoint yet)'}"
+                )
             lr_now = run.optimizer.param_groups[0]["lr"]
             run.optimizer.step()
             run.scheduler.step()
@@ -380,15 +438,29 @@ def loop(run: Run) -> None:
             if val_every and (iteration % val_every == 0 or iteration == total):
                 if main:
                     val = run.last_val = _validate(run.ema, run.val_data, recipe, device, run.precision)
-                    progress.note(f"{recipe['name']}: iteration {iteration}: validation (EMA) "
-                                  f"PSNR {val['psnr']:.4f} dB, SSIM {val['ssim']:.4f}")
+                    progress.note(
+                        f"{recipe['name']}: iteration {iteration}: validation (EMA) "
+                        f"PSNR {val['psnr']:.4f} dB, SSIM {val['ssim']:.4f}"
+                    )
                 distributed.barrier()
             if main:
                 if iteration % run_cfg["log_every"] == 0 or iteration == total or val is not None:
-                    log.write(iteration, loss_value, lr_now, step_time,
-                              val["psnr"] if val else None, val["ssim"] if val else None)
-                    scalars.add(iteration, train__loss=loss_value, train__lr=lr_now, train__step_time_s=step_time,
-                                val__psnr=val["psnr"] if val else None, val__ssim=val["ssim"] if val else None)
+                    log.write(
+                        iteration,
+                        loss_value,
+                        lr_now,
+                        step_time,
+                        val["psnr"] if val else None,
+                        val["ssim"] if val else None,
+                    )
+                    scalars.add(
+                        iteration,
+                        train__loss=loss_value,
+                        train__lr=lr_now,
+                        train__step_time_s=step_time,
+                        val__psnr=val["psnr"] if val else None,
+                        val__ssim=val["ssim"] if val else None,
+                    )
                 progress.update(iteration, loss_value, lr_now)
             if iteration % run_cfg["checkpoint_every"] == 0 or iteration == total:
                 snapshot = _state(run, stream, iteration, run.elapsed_before + time.perf_counter() - loop_start)
@@ -438,7 +510,10 @@ def finish(run: Run) -> Path:
         assert tuple(summary) == SUMMARY_FIELDS
         write_json_atomic(run.out_dir / "summary.json", summary)
         copy_atomic(last_path, final_path)  # written last: the workflow's target
-        print(f"{recipe['name']}: {total} iterations, median step {summary['median_step_time_s']:.4f} s, "
-              f"wall {summary['wall_time_s']:.1f} s -> {final_path}", file=sys.stderr)
+        print(
+            f"{recipe['name']}: {total} iterations, median step {summary['median_step_time_s']:.4f} s, "
+            f"wall {summary['wall_time_s']:.1f} s -> {final_path}",
+            file=sys.stderr,
+        )
     distributed.barrier()
     return final_path

@@ -50,87 +50,254 @@ import torch
 # state dicts at about 250 bytes per tensor besides the data, and the folder must stay under 2 MiB.
 FIXTURES = {
     "rib_pixelshuffle_x2": (
-        dict(dim=24, window_sizes=[4, 8, 6], num_heads=[2, 2, 2], ranks=[4, 6, 5], n_blocks=2, exp_ratio=1.5,
-             attn_type="RIB", rib_hidden_dim=32, rib_n_freqs=10, upscaling_factor=2,
-             upsampler_type="pixelshuffle", gate_type="DWC", intermediate_dim=16),
-        dict(preset="base", bias="rib", scale=2, overrides=dict(dim=24, heads=2, window_sizes=[4, 8, 6], ranks=[4, 6, 5],
-                                                    n_blocks=2, exp_ratio=1.5, upsampler_dim=16)),
+        dict(
+            dim=24,
+            window_sizes=[4, 8, 6],
+            num_heads=[2, 2, 2],
+            ranks=[4, 6, 5],
+            n_blocks=2,
+            exp_ratio=1.5,
+            attn_type="RIB",
+            rib_hidden_dim=32,
+            rib_n_freqs=10,
+            upscaling_factor=2,
+            upsampler_type="pixelshuffle",
+            gate_type="DWC",
+            intermediate_dim=16,
+        ),
+        dict(
+            preset="base",
+            bias="rib",
+            scale=2,
+            overrides=dict(
+                dim=24, heads=2, window_sizes=[4, 8, 6], ranks=[4, 6, 5], n_blocks=2, exp_ratio=1.5, upsampler_dim=16
+            ),
+        ),
         (13, 11),
     ),
     "rib_direct_x4_small_map": (
-        dict(dim=24, window_sizes=[4, 16, 12], num_heads=[3, 3, 3], ranks=[4, 4, 6], n_blocks=1, exp_ratio=1.5,
-             attn_type="RIB", rib_hidden_dim=32, rib_n_freqs=10, upscaling_factor=4,
-             upsampler_type="pixelshuffle_direct", gate_type="DWC"),
-        dict(preset="light", bias="rib", scale=4, overrides=dict(dim=24, heads=3, window_sizes=[4, 16, 12], ranks=[4, 4, 6],
-                                                     n_blocks=1)),
+        dict(
+            dim=24,
+            window_sizes=[4, 16, 12],
+            num_heads=[3, 3, 3],
+            ranks=[4, 4, 6],
+            n_blocks=1,
+            exp_ratio=1.5,
+            attn_type="RIB",
+            rib_hidden_dim=32,
+            rib_n_freqs=10,
+            upscaling_factor=4,
+            upsampler_type="pixelshuffle_direct",
+            gate_type="DWC",
+        ),
+        dict(
+            preset="light",
+            bias="rib",
+            scale=4,
+            overrides=dict(dim=24, heads=3, window_sizes=[4, 16, 12], ranks=[4, 4, 6], n_blocks=1),
+        ),
         (10, 9),  # smaller than the 16 and 12 windows: padded up to them
     ),
     "rib_direct_x3_shifted": (
-        dict(dim=16, window_sizes=[8, 8], num_heads=[2, 2], ranks=[8, 8], n_blocks=1, exp_ratio=2,
-             attn_type="RIB", rib_hidden_dim=32, rib_n_freqs=10, upscaling_factor=3,
-             upsampler_type="pixelshuffle_direct", gate_type="DWC"),
-        dict(preset="light+", bias="rib", scale=3, overrides=dict(dim=16, heads=2, window_sizes=[8, 8], ranks=[8, 8],
-                                                      n_blocks=1, exp_ratio=2.0)),
+        dict(
+            dim=16,
+            window_sizes=[8, 8],
+            num_heads=[2, 2],
+            ranks=[8, 8],
+            n_blocks=1,
+            exp_ratio=2,
+            attn_type="RIB",
+            rib_hidden_dim=32,
+            rib_n_freqs=10,
+            upscaling_factor=3,
+            upsampler_type="pixelshuffle_direct",
+            gate_type="DWC",
+        ),
+        dict(
+            preset="light+",
+            bias="rib",
+            scale=3,
+            overrides=dict(dim=16, heads=2, window_sizes=[8, 8], ranks=[8, 8], n_blocks=1, exp_ratio=2.0),
+        ),
         (12, 17),
     ),
     "rpb_pixelshuffle_x4": (
-        dict(dim=16, window_sizes=[4, 4, 6], num_heads=[2, 2, 2], ranks=None, n_blocks=1, exp_ratio=2,
-             attn_type="SDPA", rib_hidden_dim=32, rib_n_freqs=10, upscaling_factor=4,
-             upsampler_type="pixelshuffle", gate_type="DWC", intermediate_dim=8),
-        dict(preset="large", scale=4, bias="rpb", overrides=dict(dim=16, heads=2, window_sizes=[4, 4, 6],
-                                                                 ranks=[1, 1, 1], n_blocks=1, exp_ratio=2.0,
-                                                                 upsampler_dim=8)),
+        dict(
+            dim=16,
+            window_sizes=[4, 4, 6],
+            num_heads=[2, 2, 2],
+            ranks=None,
+            n_blocks=1,
+            exp_ratio=2,
+            attn_type="SDPA",
+            rib_hidden_dim=32,
+            rib_n_freqs=10,
+            upscaling_factor=4,
+            upsampler_type="pixelshuffle",
+            gate_type="DWC",
+            intermediate_dim=8,
+        ),
+        dict(
+            preset="large",
+            scale=4,
+            bias="rpb",
+            overrides=dict(
+                dim=16, heads=2, window_sizes=[4, 4, 6], ranks=[1, 1, 1], n_blocks=1, exp_ratio=2.0, upsampler_dim=8
+            ),
+        ),
         (9, 10),
     ),
     "none_direct_x2": (
-        dict(dim=16, window_sizes=[4, 8], num_heads=[2, 2], ranks=None, n_blocks=1, exp_ratio=2,
-             attn_type="NoPE", rib_hidden_dim=32, rib_n_freqs=10, upscaling_factor=2,
-             upsampler_type="pixelshuffle_direct", gate_type="DWC"),
-        dict(preset="light", scale=2, bias="none", overrides=dict(dim=16, heads=2, window_sizes=[4, 8], ranks=[1, 1],
-                                                                  n_blocks=1, exp_ratio=2.0)),
+        dict(
+            dim=16,
+            window_sizes=[4, 8],
+            num_heads=[2, 2],
+            ranks=None,
+            n_blocks=1,
+            exp_ratio=2,
+            attn_type="NoPE",
+            rib_hidden_dim=32,
+            rib_n_freqs=10,
+            upscaling_factor=2,
+            upsampler_type="pixelshuffle_direct",
+            gate_type="DWC",
+        ),
+        dict(
+            preset="light",
+            scale=2,
+            bias="none",
+            overrides=dict(dim=16, heads=2, window_sizes=[4, 8], ranks=[1, 1], n_blocks=1, exp_ratio=2.0),
+        ),
         (7, 6),  # smaller than the 8 window
     ),
     "rope_mixed_pixelshuffle_x2": (
-        dict(dim=12, window_sizes=[4, 12], num_heads=[2, 2], ranks=None, n_blocks=1, exp_ratio=1,
-             attn_type="RoPEViT", rib_hidden_dim=32, rib_n_freqs=10, upscaling_factor=2,
-             upsampler_type="pixelshuffle", gate_type="DWC", intermediate_dim=4),
-        dict(preset="base", scale=2, bias="rope", overrides=dict(dim=12, heads=2, window_sizes=[4, 12], ranks=[1, 1],
-                                                                 n_blocks=1, exp_ratio=1.0, upsampler_dim=4,
-                                                                 rope_form="mixed")),
+        dict(
+            dim=12,
+            window_sizes=[4, 12],
+            num_heads=[2, 2],
+            ranks=None,
+            n_blocks=1,
+            exp_ratio=1,
+            attn_type="RoPEViT",
+            rib_hidden_dim=32,
+            rib_n_freqs=10,
+            upscaling_factor=2,
+            upsampler_type="pixelshuffle",
+            gate_type="DWC",
+            intermediate_dim=4,
+        ),
+        dict(
+            preset="base",
+            scale=2,
+            bias="rope",
+            overrides=dict(
+                dim=12,
+                heads=2,
+                window_sizes=[4, 12],
+                ranks=[1, 1],
+                n_blocks=1,
+                exp_ratio=1.0,
+                upsampler_dim=4,
+                rope_form="mixed",
+            ),
+        ),
         (9, 10),  # smaller than the 12 window; head dim 6, rotated padded to 8
     ),
     "flashbias_pixelshuffle_x4": (
-        dict(dim=4, window_sizes=[4, 6], num_heads=[2, 2], ranks=[4, 6], n_blocks=1, exp_ratio=1.5,
-             attn_type="FlashBias", rib_hidden_dim=32, rib_n_freqs=10, upscaling_factor=4,
-             upsampler_type="pixelshuffle", gate_type="DWC", intermediate_dim=2),
-        dict(preset="large", scale=4, bias="flashbias", overrides=dict(dim=4, heads=2, window_sizes=[4, 6],
-                                                                       ranks=[4, 6], n_blocks=1, exp_ratio=1.5,
-                                                                       upsampler_dim=2)),
+        dict(
+            dim=4,
+            window_sizes=[4, 6],
+            num_heads=[2, 2],
+            ranks=[4, 6],
+            n_blocks=1,
+            exp_ratio=1.5,
+            attn_type="FlashBias",
+            rib_hidden_dim=32,
+            rib_n_freqs=10,
+            upscaling_factor=4,
+            upsampler_type="pixelshuffle",
+            gate_type="DWC",
+            intermediate_dim=2,
+        ),
+        dict(
+            preset="large",
+            scale=4,
+            bias="flashbias",
+            overrides=dict(
+                dim=4, heads=2, window_sizes=[4, 6], ranks=[4, 6], n_blocks=1, exp_ratio=1.5, upsampler_dim=2
+            ),
+        ),
         (6, 7),  # the 6 window pads 7 to 12
     ),
     "rope_axial_direct_x3": (
-        dict(dim=8, window_sizes=[5, 7], num_heads=[1, 1], ranks=None, n_blocks=1, exp_ratio=1.5,
-             attn_type="RoPEViT", rib_hidden_dim=32, rib_n_freqs=10, upscaling_factor=3,
-             upsampler_type="pixelshuffle_direct", gate_type="DWC"),
-        dict(preset="light+", scale=3, bias="rope", overrides=dict(dim=8, heads=1, window_sizes=[5, 7], ranks=[1, 1],
-                                                                   n_blocks=1, exp_ratio=1.5, rope_form="axial")),
+        dict(
+            dim=8,
+            window_sizes=[5, 7],
+            num_heads=[1, 1],
+            ranks=None,
+            n_blocks=1,
+            exp_ratio=1.5,
+            attn_type="RoPEViT",
+            rib_hidden_dim=32,
+            rib_n_freqs=10,
+            upscaling_factor=3,
+            upsampler_type="pixelshuffle_direct",
+            gate_type="DWC",
+        ),
+        dict(
+            preset="light+",
+            scale=3,
+            bias="rope",
+            overrides=dict(
+                dim=8, heads=1, window_sizes=[5, 7], ranks=[1, 1], n_blocks=1, exp_ratio=1.5, rope_form="axial"
+            ),
+        ),
         (8, 9),  # head dim 8: two frequencies per axis
     ),
     "ribsiren_direct_x2": (
-        dict(dim=4, window_sizes=[6, 4], num_heads=[2, 2], ranks=[3, 5], n_blocks=1, exp_ratio=1.5,
-             attn_type="RIBSiren", rib_hidden_dim=8, rib_n_freqs=10, upscaling_factor=2,
-             upsampler_type="pixelshuffle_direct", gate_type="DWC"),
-        dict(preset="light", scale=2, bias="rib-siren", overrides=dict(dim=4, heads=2, window_sizes=[6, 4],
-                                                                       ranks=[3, 5], n_blocks=1, exp_ratio=1.5,
-                                                                       mlp_hidden=8)),
+        dict(
+            dim=4,
+            window_sizes=[6, 4],
+            num_heads=[2, 2],
+            ranks=[3, 5],
+            n_blocks=1,
+            exp_ratio=1.5,
+            attn_type="RIBSiren",
+            rib_hidden_dim=8,
+            rib_n_freqs=10,
+            upscaling_factor=2,
+            upsampler_type="pixelshuffle_direct",
+            gate_type="DWC",
+        ),
+        dict(
+            preset="light",
+            scale=2,
+            bias="rib-siren",
+            overrides=dict(dim=4, heads=2, window_sizes=[6, 4], ranks=[3, 5], n_blocks=1, exp_ratio=1.5, mlp_hidden=8),
+        ),
         (12, 10),  # raw coordinates only: rib_n_freqs is ignored for RIBSiren
     ),
     "cpe_direct_x2": (
-        dict(dim=4, window_sizes=[6, 6], num_heads=[2, 2], ranks=None, n_blocks=1, exp_ratio=2,
-             attn_type="CPE", rib_hidden_dim=32, rib_n_freqs=10, upscaling_factor=2,
-             upsampler_type="pixelshuffle_direct", gate_type="DWC"),
-        dict(preset="light", scale=2, bias="cpe", overrides=dict(dim=4, heads=2, window_sizes=[6, 6], ranks=[1, 1],
-                                                                 n_blocks=1, exp_ratio=2.0)),
+        dict(
+            dim=4,
+            window_sizes=[6, 6],
+            num_heads=[2, 2],
+            ranks=None,
+            n_blocks=1,
+            exp_ratio=2,
+            attn_type="CPE",
+            rib_hidden_dim=32,
+            rib_n_freqs=10,
+            upscaling_factor=2,
+            upsampler_type="pixelshuffle_direct",
+            gate_type="DWC",
+        ),
+        dict(
+            preset="light",
+            scale=2,
+            bias="cpe",
+            overrides=dict(dim=4, heads=2, window_sizes=[6, 6], ranks=[1, 1], n_blocks=1, exp_ratio=2.0),
+        ),
         (11, 13),  # padded to 12 x 18; the second layer is shifted by 3
     ),
 }
@@ -197,12 +364,18 @@ def main() -> None:
     commit = found.stdout.strip()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
-    manifest = {"official_repository": "https://github.com/dslisleedh/SST", "official_commit": commit,
-                "torch": torch.__version__, "attention": "official code with q, k, v cast to float32",
-                "fixtures": {}}
+    manifest = {
+        "official_repository": "https://github.com/dslisleedh/SST",
+        "official_commit": commit,
+        "torch": torch.__version__,
+        "attention": "official code with q, k, v cast to float32",
+        "fixtures": {},
+    }
     with tempfile.TemporaryDirectory() as workdir:
-        modules = {patch: official_module(args.checkout, Path(workdir), patch)
-                   for patch in [None, *dict.fromkeys(FIXTURE_PATCHES.values())]}
+        modules = {
+            patch: official_module(args.checkout, Path(workdir), patch)
+            for patch in [None, *dict.fromkeys(FIXTURE_PATCHES.values())]
+        }
         for index, (name, (kwargs, ours, (height, width))) in enumerate(FIXTURES.items()):
             patch = FIXTURE_PATCHES.get(name)
             torch.manual_seed(index)
@@ -219,9 +392,14 @@ def main() -> None:
             decoy = {key: value + 1 for key, value in state.items()}  # `params`: must not be the one loaded
             torch.save({"params_ema": state, "params": decoy}, args.out / f"{name}.pth")
             torch.save({"input": x, "output": y}, args.out / f"{name}.io.pt")
-            manifest["fixtures"][name] = {"checkpoint": f"{name}.pth", "io": f"{name}.io.pt", "suite": ours,
-                                          "input_hw": [height, width], "official_kwargs": kwargs,
-                                          "official_patch": patch}
+            manifest["fixtures"][name] = {
+                "checkpoint": f"{name}.pth",
+                "io": f"{name}.io.pt",
+                "suite": ours,
+                "input_hw": [height, width],
+                "official_kwargs": kwargs,
+                "official_patch": patch,
+            }
             print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters, output {tuple(y.shape)}")
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 

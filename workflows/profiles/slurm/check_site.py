@@ -22,8 +22,10 @@ from pathlib import Path
 import yaml
 
 HERE = Path(__file__).resolve().parent
-REQUIRED = {"slurm_account": "sbatch -A; `sacctmgr show assoc user=$USER` lists yours",
-            "slurm_partition": "sbatch -p; `sinfo -s` lists the partitions"}
+REQUIRED = {
+    "slurm_account": "sbatch -A; `sacctmgr show assoc user=$USER` lists yours",
+    "slurm_partition": "sbatch -p; `sinfo -s` lists the partitions",
+}
 CLIENTS = ("sbatch", "squeue", "sacct", "sinfo", "sacctmgr")
 
 
@@ -58,8 +60,9 @@ def check(profile: Path, snakemake_args: list[str]) -> list[str]:
         if value in (None, "") or "<" in str(value):
             problems.append(f"{key}: not set in {config} (default-resources; {hint})")
     if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
-        problems.append("snakemake-executor-plugin-slurm: not installed "
-                        "(pip install -e '.[test,slurm]' -c requirements/slurm.txt)")
+        problems.append(
+            "snakemake-executor-plugin-slurm: not installed (pip install -e '.[test,slurm]' -c requirements/slurm.txt)"
+        )
     absent = [name for name in CLIENTS if shutil.which(name) is None]
     if absent:
         problems.append(f"SLURM commands not found: {', '.join(absent)} (run this on the cluster's login node)")
@@ -77,9 +80,23 @@ def check(profile: Path, snakemake_args: list[str]) -> list[str]:
         if listed is not None and not listed.strip():
             problems.append(f"slurm_partition: {where} names {partition!r}, which sinfo does not list")
     if not problems:
-        dry = subprocess.run([sys.executable, "-m", "snakemake", "--executor", "slurm", "--workflow-profile",
-                              str(profile), "--dry-run", "--quiet", "rules", *snakemake_args],
-                             capture_output=True, text=True)
+        dry = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "snakemake",
+                "--executor",
+                "slurm",
+                "--workflow-profile",
+                str(profile),
+                "--dry-run",
+                "--quiet",
+                "rules",
+                *snakemake_args,
+            ],
+            capture_output=True,
+            text=True,
+        )
         if dry.returncode != 0:
             tail = (dry.stderr or dry.stdout).strip().splitlines()[-5:]
             problems.append("dry run failed: " + " | ".join(tail))
