@@ -41,6 +41,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), parsed
 
 
+def format_override(key: str, value: Any) -> str:
+    """`key=value` with the value as one line of YAML: the text `parse_override` reads back as `value`
+    (None -> `key=null`, True -> `key=true`, [8, 16] -> `key=[8, 16]`)."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=10_000).removesuffix("...\n").strip()
+    return f"{key}={text}"
+
+
 def parse_field_overrides(texts, option: str = "--override") -> dict:
     """`dim=16 ranks=[4,4]` -> {"dim": 16, "ranks": [4, 4]}: flat model field names (no dots), for the
     commands that take model fields; errors name `option`."""

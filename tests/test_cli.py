@@ -218,3 +218,10 @@ def test_unusable_save_images_fails_before_scoring(tmp_path: Path, mini_root: Pa
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and str(blocker) in err
     assert not (tmp_path / "e.json").exists() and capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("value", [None, True, 2.5, [8, 16], "rpb", {"a": 1}])
+def test_an_override_formatted_reads_back_as_its_value(value) -> None:
+    from suite.overrides import format_override, parse_override
+
+    assert parse_override(format_override("model.overrides.x", value)) == (["model", "overrides", "x"], value)

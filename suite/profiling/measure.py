@@ -26,6 +26,7 @@ from suite.env import device_name, run_record
 from suite.files import take_committed_name
 from suite.models import build_model, count_parameters, resolve_backend
 from suite.models.presets import resolve_model_config
+from suite.overrides import format_override
 from suite.profiling import kernels, timing
 from suite.profiling.flops import step_flops
 from suite.profiling.memory import PeakMemory
@@ -154,7 +155,7 @@ class PointSpec:
         if self.threads is not None:
             args += ["--threads", str(self.threads)]
         if self.overrides:
-            args += ["--override", *(f"{key}={value}" for key, value in self.overrides.items())]
+            args += ["--override", *(format_override(key, value) for key, value in self.overrides.items())]
         return shlex.join(args + ["--out", out_dir])
 
     def to_dict(self) -> dict[str, Any]:
@@ -191,7 +192,7 @@ def spec_columns(spec: PointSpec, command: str) -> dict[str, Any]:
         "warmup": spec.warmup,
         "steps": spec.steps,
         "seed": spec.seed,
-        "overrides": ";".join(f"{k}={v}" for k, v in spec.overrides.items()),
+        "overrides": ";".join(format_override(k, v) for k, v in spec.overrides.items()),
         "ms_median": None,
         "peak_mem_mb": None,
         "attention_kernels": [],

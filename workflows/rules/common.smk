@@ -8,13 +8,13 @@ import re
 import shlex
 import tempfile
 
-import yaml
 from snakemake.exceptions import WorkflowError
 
 from suite.analysis.outputs import ANALYSIS_OUTPUTS  # the tools' tables, declared without torch
 from suite.report.bias_comparison import compares_biases  # the report's declarations import no torch
 from suite.report.declare import Contents
 from suite.report.sections import report_files
+from suite.overrides import format_override  # the one override syntax of `suite`
 
 DATA_ROOT = os.path.normpath(config["data_root"])
 ENV = "../envs/suite.yaml"  # relative to the rule files
@@ -255,13 +255,9 @@ def train_init(wildcards) -> list:
     return []
 
 
-def _yaml_value(value) -> str:
-    """`value` as one line of YAML, the way `suite train` reads an override's value."""
-    return yaml.safe_dump(value, default_flow_style=True, width=10_000).removesuffix("...\n").strip()
-
-
 def _overrides(values: dict) -> str:
-    return " ".join(shlex.quote(f"{key}={_yaml_value(value)}") for key, value in values.items())
+    """`KEY=VALUE ...` as `--override` reads them (suite.overrides.format_override), shell-quoted."""
+    return " ".join(shlex.quote(format_override(key, value)) for key, value in values.items())
 
 
 def recipe_overrides(wildcards) -> str:
@@ -372,7 +368,7 @@ def released_model_options(name: str) -> str:
     overrides = model.get("model_overrides") or {}
     if overrides:
         options.append("--override " + " ".join(
-            shlex.quote(f"{key}={_yaml_value(value)}") for key, value in overrides.items()))
+            shlex.quote(format_override(key, value)) for key, value in overrides.items()))
     return " ".join(options)
 
 
