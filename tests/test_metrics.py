@@ -161,3 +161,20 @@ def test_protocol_names_import_without_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["basicsr-y,pyiqa-rounded-y", "basicsr-y"]
+
+
+def test_separable_ssim_window_is_the_2d_gaussian_filter() -> None:
+    """The two 1-D passes are the 11x11 'valid' Gaussian filter (BasicSR's cv2 kernel: outer product of
+    cv2.getGaussianKernel(11, 1.5)), to float64 rounding."""
+    import cv2
+
+    from suite.metrics.fidelity import gaussian_filter_valid, gaussian_taps
+
+    kernel = cv2.getGaussianKernel(11, 1.5)
+    assert torch.allclose(gaussian_taps(), torch.from_numpy(kernel[:, 0]), rtol=0, atol=1e-16)
+    x = torch.rand(1, 3, 40, 29, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 255
+    window = torch.from_numpy(kernel @ kernel.T).view(1, 1, 11, 11).expand(3, 1, 11, 11)
+    full = torch.nn.functional.conv2d(x, window, groups=3)
+    separable = gaussian_filter_valid(x, gaussian_taps())
+    assert separable.shape == full.shape == (1, 3, 30, 19)
+    assert torch.allclose(separable, full, rtol=0, atol=1e-10)
