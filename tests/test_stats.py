@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from suite.stats import paired_bootstrap, paired_differences
+from suite.stats import paired_bootstrap, paired_differences, paired_ratio
 
 
 def test_constant_differences_give_a_point_interval():
@@ -41,3 +41,24 @@ def test_pairs_are_matched_by_image_name_and_bad_input_is_named():
         paired_bootstrap([0.1, float("inf")])
     with pytest.raises(ValueError, match=r"level 1.5 must lie in \(0, 1\)"):
         paired_bootstrap([0.1], level=1.5)
+
+
+def test_ratio_interval_is_the_exponentiated_interval_of_log_ratios_and_reciprocal_when_swapped():
+    slow, fast = [2.0, 2.2, 1.9, 2.1, 2.05], [1.0, 1.0, 1.1, 0.95, 1.0]
+    ratio = paired_ratio(slow, fast)
+    logs = paired_bootstrap(np.log(slow) - np.log(fast))
+    assert (ratio.mean, ratio.low, ratio.high) == (np.exp(logs.mean), np.exp(logs.low), np.exp(logs.high))
+    assert ratio.resolved and ratio.null == 1.0 and ratio.low > 1.0
+    assert ratio.method() == (
+        "95% percentile bootstrap of the geometric mean of per-round ratios over 5 interleaved rounds, 10,000 resamples"
+    )
+    inverse = paired_ratio(fast, slow)
+    assert inverse.mean == pytest.approx(1 / ratio.mean) and inverse.low == pytest.approx(1 / ratio.high)
+    assert not paired_ratio([1.0, 1.2, 0.9], [1.1, 1.0, 1.0]).resolved  # straddles 1
+
+
+def test_ratio_rejects_rounds_that_do_not_pair_or_are_not_times():
+    with pytest.raises(ValueError, match=r"3 numerator and 2 denominator rounds do not pair up"):
+        paired_ratio([1.0, 2.0, 3.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match=r"positive finite"):
+        paired_ratio([1.0, 0.0], [1.0, 1.0])

@@ -31,9 +31,10 @@ def output_length(n_in: int, scale: float) -> int:
     return max(1, math.ceil(n_in * scale))
 
 
-@lru_cache(maxsize=128)
 def resize_matrix(n_in: int, scale: float) -> np.ndarray:
-    """Dense float64 operator M (n_out, n_in) with resize(x) = M @ x along one axis of length n_in."""
+    """Dense float64 operator M (n_out, n_in) with resize(x) = M @ x along one axis of length n_in. Not cached:
+    `resize_band` keeps its band (n_out x K); dense operators of every image size seen would add up to
+    hundreds of megabytes on a benchmark of many sizes."""
     # Imported here: pyiqa is slow to import and only needed when a new operator is built.
     from pyiqa.matlab_utils.resize import resize_1d
 

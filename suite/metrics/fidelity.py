@@ -120,12 +120,20 @@ def gaussian_taps(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA, dtype=torc
 
 def gaussian_filter_valid(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     """The 2-D Gaussian window's 'valid' filter of every channel, as two 1-D passes (rows, then columns).
-    (1, C, H, W) -> (1, C, H - k + 1, W - k + 1). The window is separable, so this is the same filter as
-    one k x k correlation, with k values per output pixel and pass instead of k^2: CPU convolution unfolds
-    its input by the kernel's size, and an 11 x 11 float64 unfold of a large image is gigabytes."""
-    channels, k = x.shape[1], taps.numel()
-    rows = torch.nn.functional.conv2d(x, taps.view(1, 1, k, 1).expand(channels, 1, k, 1), groups=channels)
-    return torch.nn.functional.conv2d(rows, taps.view(1, 1, 1, k).expand(channels, 1, 1, k), groups=channels)
+    (N, C, H, W) -> (N, C, H - k + 1, W - k + 1). The window is separable, so this is the same filter as one
+    k x k correlation, with k multiply-adds per output pixel and pass instead of k^2. Each pass is a sum of
+    k shifted slices: a CPU convolution in float64 unfolds its input k times (gigabytes on a large image),
+    and the slices need two image-sized buffers."""
+    k, (height, width) = taps.numel(), x.shape[-2:]
+    weights = taps.tolist()
+    # In-place multiply-adds (`add_` with alpha): no temporary per tap.
+    rows = x[..., 0 : height - k + 1, :] * weights[0]  # (N, C, H - k + 1, W)
+    for tap in range(1, k):
+        rows.add_(x[..., tap : height - k + 1 + tap, :], alpha=weights[tap])
+    out = rows[..., 0 : width - k + 1] * weights[0]  # (N, C, H - k + 1, W - k + 1)
+    for tap in range(1, k):
+        out.add_(rows[..., tap : width - k + 1 + tap], alpha=weights[tap])
+    return out
 
 
 def _ssim_unclamped(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -138,12 +146,12 @@ def _ssim_unclamped(x: torch.Tensor, y: torch.Tensor) -> float:
     takes gigabytes of memory on a large image.
     """
     c1, c2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
-    # One filter call for the five maps: means, second moments and the cross moment.
-    moments = gaussian_filter_valid(
-        torch.cat([x, y, x * x, y * y, x * y], dim=1), gaussian_taps(dtype=x.dtype).to(x.device)
-    )
-    mu_x, mu_y, xx, yy, xy = moments.unbind(dim=1)
-    var_x, var_y, cov = xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y
+    taps = gaussian_taps(dtype=x.dtype).to(x.device)
+    # One map at a time (means, then second and cross moments): a few Y-sized buffers live at once.
+    mu_x, mu_y = gaussian_filter_valid(x, taps), gaussian_filter_valid(y, taps)
+    var_x = gaussian_filter_valid(x * x, taps) - mu_x**2
+    var_y = gaussian_filter_valid(y * y, taps) - mu_y**2
+    cov = gaussian_filter_valid(x * y, taps) - mu_x * mu_y
     luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
     contrast_structure = (2 * cov + c2) / (var_x + var_y + c2)
     return float((luminance * contrast_structure).mean())
