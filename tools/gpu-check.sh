@@ -7,13 +7,17 @@
 #      attention-bf16, RPB on SDPA and FlexAttention at windows 32/64, RIB, no bias, RoPE and FlashBias
 #      on flash kernels at 32/64/96, training step and inference) inside its time budget, into
 #      results/profiles/<gpu>/;
-#      it prints the speedup and memory table with the kernel family of every row.
+#      it prints the speedup and memory table with the kernel family of every row;
+#   5. where the official code is beside the repository (../SST, or $SST_CHECKOUT: a git checkout of
+#      dslisleedh/SST), the peer benchmark (tools/official/peer_bench.py, official bfloat16 attention against
+#      the suite at attention-bf16, light and base x2, inference and training) into results/bench/peer/<gpu>/.
 # Usage: tools/gpu-check.sh [--dry-run] [--no-venv]
 #   --dry-run: print the plan and the sweep's points; run nothing.
 #   --no-venv: use $PYTHON's environment as it is (a machine without network that already has the suite);
 #              also the fallback when installing fails.
 # Environment: GPU_CHECK_VENV (default .venv-gpu), PYTHON (default python3), GPU_CHECK_OUT
-# (default results/profiles/{gpu}). A sweep cut by its budget continues when the script is run again.
+# (default results/profiles/{gpu}), SST_CHECKOUT (default ../SST). A sweep cut by its budget continues when the
+# script is run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +27,7 @@ for arg in "$@"; do
   case "$arg" in
     --dry-run) DRY_RUN=1 ;;
     --no-venv) NO_VENV=1 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown argument $arg (use --dry-run, --no-venv or --help)" >&2; exit 2 ;;
   esac
 done
@@ -31,7 +35,8 @@ VENV="${GPU_CHECK_VENV:-.venv-gpu}"
 PYTHON="${PYTHON:-python3}"
 OUT="${GPU_CHECK_OUT:-results/profiles/{gpu\}}"
 LOCK=requirements/test.txt
-INSTALL_LIMIT=180 FLASH_LIMIT=60 PYTEST_LIMIT=90
+SST="${SST_CHECKOUT:-../SST}"
+INSTALL_LIMIT=180 FLASH_LIMIT=60 PYTEST_LIMIT=90 PEER_LIMIT=300
 
 plan() {
   cat <<PLAN
@@ -41,6 +46,7 @@ gpu-check plan (about 10 minutes: limits below; with a reused venv the steps bef
   2. pip install --only-binary=:all: flash-attn (optional)              [limit ${FLASH_LIMIT} s]
   3. pytest -q -m gpu tests                                             [limit ${PYTEST_LIMIT} s]
   4. suite profile sweep --config gpu --out '$OUT' --resume            [the sweep's own budget, below]
+  5. tools/official/peer_bench.py $SST --device cuda (if $SST is there)   [limit ${PEER_LIMIT} s]
 PLAN
 }
 
@@ -81,5 +87,16 @@ echo "[gpu-check] pytest -m gpu: exit $status after $((SECONDS - start)) s"
 sweep_status=0
 "$PY" -m suite profile sweep --config gpu --out "$OUT" --resume || sweep_status=$?
 echo "[gpu-check] sweep: exit $sweep_status (3: budget spent, run tools/gpu-check.sh again to finish) after $((SECONDS - start)) s"
+
+peer_status=0
+if [ -f "$SST/sst/archs/sst_arch.py" ]; then
+  gpu=$("$PY" -c "import torch, re; print(re.sub(r'\W+', '-', torch.cuda.get_device_name(0)).strip('-').lower())")
+  timeout "$PEER_LIMIT" "$PY" tools/official/peer_bench.py "$SST" --device cuda --out "results/bench/peer/$gpu" ||
+    peer_status=$?
+  echo "[gpu-check] peer benchmark against the official code: exit $peer_status after $((SECONDS - start)) s"
+else
+  echo "[gpu-check] no official code at $SST (set SST_CHECKOUT): peer benchmark skipped"
+fi
 [ "$status" = 0 ] || exit "$status"
-exit "$sweep_status"
+[ "$sweep_status" = 0 ] || exit "$sweep_status"
+exit "$peer_status"

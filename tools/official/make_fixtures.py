@@ -311,9 +311,13 @@ OFFICIAL_PATCHES: dict[str, tuple[str, str]] = {
 FIXTURE_PATCHES: dict[str, str] = {"rope_axial_direct_x3": "rope_mixed=False"}
 
 
-def official_module(checkout: Path, workdir: Path, patch: str | None = None) -> types.ModuleType:
-    """The official sst_arch module, imported from a patched temporary copy (one package per `patch`)."""
-    package = workdir / ("official_sst" if patch is None else "official_sst_" + re.sub(r"\W", "_", patch))
+def official_module(
+    checkout: Path, workdir: Path, patch: str | None = None, float32_attention: bool = True
+) -> types.ModuleType:
+    """The official sst_arch module, imported from a patched temporary copy (one package per `patch` and
+    attention dtype). `float32_attention=False` keeps the official bfloat16 casts (the GPU comparison)."""
+    name = "official_sst" if patch is None else "official_sst_" + re.sub(r"\W", "_", patch)
+    package = workdir / (name if float32_attention else name + "_bf16")
     package.mkdir()
     (package / "__init__.py").write_text("")
     utils = (checkout / "sst" / "archs" / "arch_utils.py").read_text()
@@ -321,6 +325,8 @@ def official_module(checkout: Path, workdir: Path, patch: str | None = None) -> 
     patched, count = re.subn(r"torch\.bfloat16", "torch.float32", utils)
     if count == 0:
         raise SystemExit("arch_utils.py has no bfloat16 cast to replace: is this the official SST code?")
+    if not float32_attention:
+        patched = utils
     if patch is not None:
         line, replacement = OFFICIAL_PATCHES[patch]
         # whole lines only, so a changed official line stops the generator instead of patching nothing
