@@ -7,6 +7,12 @@ corrupted file fails with an error naming it instead of yielding wrong weights. 
 must carry its model settings (`model_config`) and finite weights: NaN weights are refused here, not
 discovered as a 6 dB score.
 
+Every checkpoint the suite reads (this format and the BasicSR files of the official releases, through
+`suite.models.official.read_basicsr`) goes through the same two checks before a weight is used:
+`load_torch_archive` (a torch zip archive whose members torch stored uncompressed, within
+MAX_ARCHIVE_BYTES, every CRC32 correct, no pickled object) and `check_weights` (string keys, tensors of a
+real dtype whose shape and strides stay inside their stored bytes, finite floating-point values).
+
 Training writes one (`iter_NNNNNNN.pt`) per checkpoint interval, `evaluate` and `suite convert` read
 and write the same format.
 """
@@ -27,6 +33,22 @@ FORMAT = "suite-train-checkpoint"
 FORMAT_VERSION = 1
 MODEL_SETTINGS = ("preset", "bias", "scale")
 WEIGHT_KEYS = ("model", "ema")
+# What a checkpoint written during training holds besides its weights, with its type: what `--resume`
+# restores. A converted checkpoint (`suite convert`) has weights only.
+TRAINING_STATE = {
+    "iteration": int,
+    "ema_updates": int,
+    "optimizer": dict,
+    "scheduler": dict,
+    "rng": list,
+    "sampler": dict,
+    "config": dict,
+    "timing": dict,
+    "provenance": dict,
+}
+# The largest checkpoint the suite reads (XL+ with its optimizer state is well under 1 GiB): a bound on
+# what a file can make the loader hold in memory.
+MAX_ARCHIVE_BYTES = 8 << 30
 _NAME = re.compile(r"iter_(\d{7,})\.pt")
 
 
@@ -64,19 +86,66 @@ def iteration_files(folder: str | Path) -> list[Path]:
 
 
 def latest_valid_checkpoint(folder: str | Path) -> tuple[Path | None, dict | None, list[str]]:
-    """The newest checkpoint in `folder` that loads and checks out -> (path, state, skipped reasons).
+    """The newest checkpoint in `folder` that loads, checks out and holds the training state to resume from
+    -> (path, state, skipped reasons).
 
     The folder itself is scanned, newest iteration first, so a kill at any moment leaves nothing to
-    repair; files that fail to load (a kill mid-write) are skipped with their reason. (None, None,
-    reasons) when no file is valid.
+    repair; files that fail to load (a kill mid-write) or lack the training state (a converted checkpoint
+    copied in) are skipped with their reason. (None, None, reasons) when no file is valid.
     """
     skipped = []
     for path in iteration_files(folder):
         try:
-            return path, load_checkpoint(path), skipped
+            state = load_checkpoint(path)
+            check_training_state(path, state)
+            return path, state, skipped
         except (CheckpointError, OSError) as err:
             skipped.append(str(err))
     return None, None, skipped
+
+
+def check_training_state(path: Path, state: dict) -> None:
+    """Refuse a checkpoint without TRAINING_STATE (both weight dicts and each field of its type)."""
+    problems = [key for key in ("model", "ema") if key not in state]
+    problems += [
+        f"{key} ({type(state[key]).__name__}, not {kind.__name__})" if key in state else key
+        for key, kind in TRAINING_STATE.items()
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool)
+    ]
+    if problems:
+        raise CheckpointError(
+            f"checkpoint {path} lacks the training state to resume from: {', '.join(problems)} "
+            "(a converted or hand-made checkpoint holds weights only)"
+        )
+
+
+def check_weights(path: Path, label: str, weights: object, error: type[Exception] = CheckpointError) -> None:
+    """Refuse a state dict that is not {str: tensor} of real values, finite where floating point, each tensor
+    inside its stored bytes (a stride-0 or out-of-bounds view could make a check allocate gigabytes).
+    `label` names the dict in the message (e.g. `ema`, `params_ema`); `error` is the exception type raised."""
+    if not isinstance(weights, dict) or not weights:
+        kind = "an empty dict" if isinstance(weights, dict) else type(weights).__name__
+        raise error(f"checkpoint {path}: {label} is {kind}, not a state dict of tensors")
+    for name, tensor in weights.items():
+        if not isinstance(name, str):
+            raise error(f"checkpoint {path}: {label} has a key {name!r} of type {type(name).__name__}, not str")
+        where = f"{label}.{name}"
+        if not isinstance(tensor, torch.Tensor):
+            raise error(f"checkpoint {path}: {where} is {type(tensor).__name__}, not a tensor")
+        if tensor.is_complex() or tensor.is_quantized or tensor.layout != torch.strided:
+            raise error(f"checkpoint {path}: {where} is a {tensor.dtype} {tensor.layout} tensor, not real-valued")
+        stored = tensor.untyped_storage().nbytes() // max(tensor.element_size(), 1)
+        if tensor.numel():
+            last = tensor.storage_offset() + sum(
+                (size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride())
+            )
+            if tensor.numel() > stored or last >= stored or min(tensor.stride(), default=0) < 0:
+                raise error(
+                    f"checkpoint {path}: {where} of shape {tuple(tensor.shape)} and strides {tensor.stride()} "
+                    f"does not fit its {stored} stored values (a crafted view)"
+                )
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise error(f"checkpoint {path}: {where} holds NaN or infinite weights")
 
 
 def _check_content(path: Path, state: dict) -> None:
@@ -90,50 +159,63 @@ def _check_content(path: Path, state: dict) -> None:
     if not present:
         raise CheckpointError(f"checkpoint {path} holds no weights (neither of {', '.join(WEIGHT_KEYS)})")
     for key in present:
-        weights = state[key]
-        if not isinstance(weights, dict):
-            raise CheckpointError(f"checkpoint {path}: {key} is {type(weights).__name__}, not a state dict")
-        for name, tensor in weights.items():
-            if not isinstance(tensor, torch.Tensor):
-                raise CheckpointError(f"checkpoint {path}: {key}.{name} is {type(tensor).__name__}, not a tensor")
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                raise CheckpointError(f"checkpoint {path}: {key}.{name} holds NaN or infinite weights")
+        check_weights(path, key, state[key])
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a suite checkpoint with `weights_only=True` after checking the archive's integrity.
-
-    Raises FileNotFoundError for a missing file and CheckpointError, naming the file, for one that is
-    truncated or corrupted, carries a pickled Python object, is not a suite checkpoint, lacks its model
-    settings or holds non-finite weights.
-    """
+def load_torch_archive(path: str | Path, error: type[Exception] = CheckpointError) -> object:
+    """`torch.load(weights_only=True)` of `path` after checking its archive: a zip whose members are stored
+    uncompressed (as torch writes them) and add up to at most MAX_ARCHIVE_BYTES, each CRC32 correct.
+    FileNotFoundError for a missing file; `error` (CheckpointError by default), naming the file, for
+    anything else."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if not zipfile.is_zipfile(path):
-        raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupt: it is not a torch zip archive ({path.stat().st_size} bytes)"
+        raise error(
+            f"checkpoint {path} is truncated or corrupt, or in torch's legacy format: it is not a torch zip archive "
+            f"({path.stat().st_size} bytes); a legacy file can be re-saved with a current torch.save"
         )
     try:
         with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            packed = [m.filename for m in members if m.compress_type != zipfile.ZIP_STORED]
+            if packed:
+                raise error(
+                    f"checkpoint {path}: archive member {packed[0]} is compressed; torch stores its members "
+                    "uncompressed, so this file was not written by torch.save"
+                )
+            total = sum(m.file_size for m in members)
+            if total > MAX_ARCHIVE_BYTES:
+                raise error(f"checkpoint {path} holds {total} bytes, more than the {MAX_ARCHIVE_BYTES} the suite reads")
             bad_member = archive.testzip()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as err:
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt: {err}") from None
+        raise error(f"checkpoint {path} is truncated or corrupt: {err}") from None
     if bad_member is not None:
-        raise CheckpointError(f"checkpoint {path} is corrupt: archive member {bad_member} fails its CRC32 check")
+        raise error(f"checkpoint {path} is corrupt: archive member {bad_member} fails its CRC32 check")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         text = str(err)
         if "GLOBAL" in text or "global" in text:
             detail = next((line.strip() for line in text.splitlines() if "Unsupported global" in line), "")
-            raise CheckpointError(
+            raise error(
                 f"checkpoint {path} carries a pickled Python object and is refused: loading it could run "
-                f"arbitrary code (suite checkpoints hold only tensors and plain values). {detail}".rstrip()
+                f"arbitrary code (checkpoints hold only tensors and plain values). {detail}".rstrip()
             ) from None
-        raise CheckpointError(f"checkpoint {path} is corrupt: {text.splitlines()[0] if text else err!r}") from None
+        raise error(f"checkpoint {path} is corrupt: {text.splitlines()[0] if text else err!r}") from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt: {str(err).splitlines()[0]}") from None
+        raise error(f"checkpoint {path} is truncated or corrupt: {str(err).splitlines()[0]}") from None
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a suite checkpoint to the CPU: `load_torch_archive`, then `check_weights` on each weight dict.
+
+    Raises FileNotFoundError for a missing file and CheckpointError, naming the file, for one that is
+    truncated or corrupted, carries a pickled Python object, is not a suite checkpoint, lacks its model
+    settings or holds weights that are not finite real tensors.
+    """
+    path = Path(path)
+    state = load_torch_archive(path)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a suite training checkpoint (no format tag {FORMAT!r})")
     if state.get("format_version") != FORMAT_VERSION:

@@ -269,11 +269,33 @@ def test_lint_is_clean(workdir: Path) -> None:
                 "verify": {
                     "datasets": ["mini_test"],
                     "resources": {"threads": 1, "gpus": 0, "mem_mb": 100, "runtime": 1},
-                    "models": [{"name": "m", "preset": "tiny", "scale": 2}],
+                    "models": [{"name": "m", "preset": "base", "scale": 2}],
                 }
             },
             "verify.models[0] (m): give exactly one of url (downloaded) and path",
         ),
+        (
+            {
+                "verify": {
+                    "datasets": ["mini_test"],
+                    "resources": {"threads": 1, "gpus": 0, "mem_mb": 100, "runtime": 1},
+                    "models": [{"name": "m", "preset": "tiny", "scale": 5, "path": "m.pth"}],
+                }
+            },
+            "['verify']['models'][0]['preset']",
+        ),
+        (
+            {
+                "verify": {
+                    "datasets": ["mini_test"],
+                    "resources": {"threads": 1, "gpus": 0, "mem_mb": 100, "runtime": 1},
+                    "models": [{"name": "m", "preset": "base", "scale": 2, "path": "m.pth", "paper": "SST-XXL"}],
+                }
+            },
+            "verify.models[0] (m): paper 'SST-XXL' is not a row of suite/report/paper_values.yaml",
+        ),
+        ({"analysis": {"window_factors": [float("nan"), 1]}}, "analysis.window_factors[0]: nan is not a finite number"),
+        ({"train": {"recipe": "recipes/missing.yaml"}}, "train.recipe: 'recipes/missing.yaml' is not a file"),
     ],
 )
 def test_invalid_config_fails_before_any_job_naming_the_field(tmp_path: Path, override: dict, field: str) -> None:
@@ -289,10 +311,11 @@ def test_schema_lists_equal_the_package_constants() -> None:
     """The schema names presets, biases, precisions and fetch sources by value (JSON schema cannot
     import them): this keeps each list equal to the constant the suite checks against."""
     from suite.data.fetch import FETCH_NAMES
-    from suite.models import BIASES, PRECISIONS, PRESETS
+    from suite.models import BIASES, OFFICIAL_NAMES, PRECISIONS, PRESETS
 
     schema = yaml.safe_load(SCHEMA.read_text())
     assert schema["$defs"]["preset"]["enum"] == list(PRESETS)
+    assert schema["$defs"]["official_preset"]["enum"] == list(OFFICIAL_NAMES)
     assert schema["$defs"]["bias"]["enum"] == list(BIASES)
     assert schema["properties"]["precision"]["enum"] == list(PRECISIONS)
     fetch = schema["properties"]["datasets"]["additionalProperties"]["properties"]["fetch"]["enum"]

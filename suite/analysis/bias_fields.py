@@ -229,7 +229,7 @@ def analyze_checkpoint(checkpoint: Path, out: Path, weights: str = "ema") -> Bia
     2w-1), `layer{i}_centre` (heads, w, w), `windows`, `centre_tokens`). A model without a positional
     bias (bias "none") is refused with a ValueError naming the checkpoint."""
     checkpoint, out = Path(checkpoint), Path(out)
-    state = load_checkpoint(checkpoint, map_location="cpu")
+    state = load_checkpoint(checkpoint)
     settings = state["model_config"]
     described = {key: settings[key] for key in ("preset", "bias", "scale")}
     if described["bias"] not in ANALYSED_BIASES:

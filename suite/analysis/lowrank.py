@@ -363,11 +363,11 @@ def lowrank_table(
         "protocol": protocol,
         "metric_options": metric_options,
         "weights": "ema",
-        "window_sizes": state["model_config"]["window_sizes"],
+        "window_sizes": rpb_model.config["window_sizes"],
         "layer_errors": layer_errors,
         "timing": timing_record(dataset, rounds, warmup),
         "provenance": run_record(
-            device=device, checkpoint_sha256=file_sha256(checkpoint), model_config=state["model_config"]
+            device=device, checkpoint_sha256=file_sha256(checkpoint), model_config=rpb_model.config
         ),
     }
     written = LOWRANK.table.write(out, rows, **document)

@@ -120,10 +120,17 @@ def _run(args: argparse.Namespace) -> int:
     )
     write_json_atomic(args.out, result)
     print(
-        f"{result['dataset']} x{args.scale} {method}{_windows_note(result['provenance'])}: PSNR "
+        f"{result['dataset']} x{args.scale} {method}{_weights_note(result['provenance'])}"
+        f"{_windows_note(result['provenance'])}: PSNR "
         f"{result['psnr']:.4f} dB, SSIM {result['ssim']:.4f} over {result['n_images']} images -> {args.out}"
     )
     return 0
+
+
+def _weights_note(provenance: dict) -> str:
+    """' (params_ema weights)' for a released file, ' (ema weights)' for a suite checkpoint: the key read."""
+    key = provenance.get("conversion", {}).get("param_key") or provenance.get("weights")
+    return f" ({key} weights)" if key else ""
 
 
 def _windows_note(provenance: dict) -> str:

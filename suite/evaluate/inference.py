@@ -279,7 +279,7 @@ def load_upscaler(
             },
         )
     try:
-        state = load_checkpoint(path, map_location="cpu")
+        state = load_checkpoint(path)
     except CheckpointError as err:
         if "not a suite training checkpoint" in str(err):
             raise CheckpointError(
@@ -302,7 +302,7 @@ def load_upscaler(
             "precision": precision,
             "compile": compile,
             "model_device": str(device),
-            "model_config": state["model_config"],
+            "model_config": model.config,  # resolved: the checkpoint may store a subset (preset, bias, scale)
             "window_sizes": windows,
             "window_scale": window_scale,
             "training_config": recipe,

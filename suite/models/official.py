@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from suite.checkpoint import check_weights, load_torch_archive
 from suite.files import file_sha256
 from suite.models.biases import REGISTRY
 from suite.models.network import SRTransformer
@@ -178,24 +179,22 @@ def convert_basicsr_state(state_dict: dict[str, torch.Tensor], model: SRTransfor
 
 
 def read_basicsr(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
-    """The state_dict of a BasicSR file (`params_ema`, else `params`), loaded with weights_only=True."""
+    """The state_dict of a BasicSR file and the key it was read from: `params_ema` (the EMA weights BasicSR
+    evaluates) where the file has that key, else `params`. Read and checked as every checkpoint is
+    (`suite.checkpoint.load_torch_archive`, `check_weights`); a malformed `params_ema` is refused, not
+    passed over for `params`."""
     path = Path(path)
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as err:  # noqa: BLE001 - unpickling errors come in many types
-        raise ReleasedCheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+    saved = load_torch_archive(path, ReleasedCheckpointError)
     if not isinstance(saved, dict):
         raise ReleasedCheckpointError(
             f"{path}: expected a BasicSR dict with params_ema or params, got {type(saved).__name__}"
         )
-    for key in PARAM_KEYS:
-        state = saved.get(key)
-        if isinstance(state, dict) and state:
-            return state, key
-    keys = ", ".join(sorted(map(str, saved))[:10])
-    raise ReleasedCheckpointError(f"{path}: not a BasicSR checkpoint: no params_ema or params (keys: {keys})")
+    key = next((key for key in PARAM_KEYS if key in saved), None)
+    if key is None:
+        keys = ", ".join(sorted(map(str, saved))[:10])
+        raise ReleasedCheckpointError(f"{path}: not a BasicSR checkpoint: no params_ema or params (keys: {keys})")
+    check_weights(path, key, saved[key], ReleasedCheckpointError)
+    return saved[key], key
 
 
 def load_released(

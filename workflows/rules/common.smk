@@ -3,6 +3,7 @@
 # folder belongs to, and the command-line fragments the rules pass to `suite`. No rules here.
 
 import json
+import math
 import os
 import re
 import shlex
@@ -13,6 +14,7 @@ from snakemake.exceptions import WorkflowError
 from suite.analysis.outputs import ANALYSIS_OUTPUTS  # the tools' tables, declared without torch
 from suite.report.bias_comparison import compares_biases  # the report's declarations import no torch
 from suite.report.declare import Contents
+from suite.report.paper import PAPER_KEYS  # the paper's rows, read from paper_values.yaml without torch
 from suite.report.sections import report_files
 from suite.overrides import format_override  # the one override syntax of `suite`
 
@@ -70,8 +72,28 @@ PROFILE_SWEEP = config["profile"]["sweep"]  # null: no profile sweep (the report
 RELEASED = {model["name"]: model for model in config["verify"]["models"]} if VERIFY else {}
 
 
+def _check_finite(value, field: str) -> None:
+    """No NaN or infinity anywhere (YAML's .nan and .inf pass the schema's bounds)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        _fail(field, f"{value} is not a finite number")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, f"{field}.{key}" if field else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(item, f"{field}[{index}]")
+
+
 def check_config() -> None:
-    """Cross-field checks, before any job: every dataset a step names exists, the crop is evaluated."""
+    """Cross-field checks, before any job: finite numbers, the files the config names exist, every dataset a
+    step names exists, the crop is evaluated, released models name a paper row that exists."""
+    _check_finite(config, "")
+    files = {"train.recipe": config["train"]["recipe"], "profile.sweep": config["profile"]["sweep"]}
+    if config["train"]["finetune_from"] is not None:
+        files["train.finetune_recipe"] = config["train"]["finetune_recipe"]
+    for field, path in files.items():
+        if path is not None and not os.path.isfile(path):
+            _fail(field, f"{path!r} is not a file (paths are relative to the repository root)")
     known = sorted(config["datasets"])
     named = {
         "train.dataset": [config["train"]["dataset"]],
@@ -107,6 +129,8 @@ def check_config() -> None:
                 _fail(field, f"the name {model['name']!r} is given to {names.count(model['name'])} models")
             if (model.get("url") is None) == (model.get("path") is None):
                 _fail(field, "give exactly one of url (downloaded) and path (a file placed by hand)")
+            if model.get("paper") is not None and model["paper"] not in PAPER_KEYS:
+                _fail(field, f"paper {model['paper']!r} is not a row of suite/report/paper_values.yaml")
 
 
 check_config()
