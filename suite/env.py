@@ -45,7 +45,8 @@ def _git(*args: str) -> str | None:
 def check_device(device: object, option: str) -> str:
     """`device` when it is auto, cpu, cuda or cuda:N; otherwise ValueError naming `option` and the value."""
     if not isinstance(device, str) or not (
-        device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())
+        device in ("auto", "cpu", "cuda")
+        or (device.startswith("cuda:") and device[5:].isascii() and device[5:].isdigit())
     ):
         raise ValueError(f"{option} = {short_repr(device)} must be auto, cpu, cuda or cuda:N")
     return device

@@ -37,7 +37,11 @@ def read_lock(path: str | Path, environment: dict | None = None) -> dict[str, st
     """
     path = Path(path)
     pins: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})") from None
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith(("#", "-")):  # comments, `# via` lines, pip options
             continue

@@ -63,7 +63,7 @@ def parse_rank(rank: int | str) -> int | str:
     """`4`, `"4"` -> 4; `"full"` -> "full"; anything else (0, negative, not a number) -> ValueError."""
     if rank == FULL:
         return FULL
-    if isinstance(rank, str) and rank.strip().isdigit():
+    if isinstance(rank, str) and rank.strip().isascii() and rank.strip().isdigit():
         rank = int(rank)
     if isinstance(rank, bool) or not isinstance(rank, int) or rank <= 0:
         raise ValueError(f"rank {rank!r} must be a positive integer or 'full'")

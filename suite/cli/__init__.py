@@ -43,6 +43,13 @@ def build_parser(commands=None) -> argparse.ArgumentParser:
     return parser
 
 
+def positive_int(text: str) -> int:
+    """argparse type of a count (--threads, --rounds): a decimal integer >= 1, or an error naming the value."""
+    if not (text.isascii() and text.strip().isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
+    return int(text)
+
+
 def add_override_option(parser: argparse.ArgumentParser, help: str) -> None:
     """The one spelling of overrides on the command line, `--override KEY=VALUE [KEY=VALUE ...]` (may be
     repeated; suite.overrides parses the values)."""

@@ -17,10 +17,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from suite.cli import positive_int
+
 
 def _timing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (cuda when available; default), cpu, cuda, cuda:N")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own, recorded)")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's own, recorded)")
     parser.add_argument("--rounds", type=int, default=3, help="timed interleaved rounds (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
 

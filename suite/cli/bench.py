@@ -9,7 +9,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from suite.cli import add_override_option
+from suite.cli import add_override_option, positive_int
 from suite.models.biases import BIASES
 
 
@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"layers to time, a bias of {', '.join(BIASES)} with an optional backend "
         "(default: rpb:math rpb:sdpa rib none on CPU; rpb:sdpa rpb:flex rib none on CUDA)",
     )
-    attention.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own)")
+    attention.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's own)")
     attention.add_argument(
         "--clock",
         default="wall",

@@ -124,7 +124,11 @@ def check_dependencies(found: Findings) -> None:
 def check_lock(found: Findings) -> None:
     from suite.lock import lock_status
 
-    status = lock_status()
+    try:
+        status = lock_status()
+    except (ValueError, OSError) as err:  # a damaged lock file: one failed check, the others still run
+        found.problem("lock", f"cannot read the lock: {err}")
+        return
     digest = (status["lock_sha256"] or "")[:12]
     where = f"{status['lock_file']} (sha256 {digest}...)" if status["lock_file"] else "no lock file"
     if status["matches"]:

@@ -9,7 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from suite.cli import add_override_option
+from suite.cli import add_override_option, positive_int
 from suite.models.biases import BIASES
 
 PHASES = ("train", "infer")  # as suite.profiling.measure.PHASES, without importing torch here
@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--steps", type=int, default=10, help="timed iterations (default 10)")
     run.add_argument("--profile-warmup", type=int, default=1, help="profiler warm-up iterations (default 1)")
     run.add_argument("--profile-active", type=int, default=2, help="profiler recorded iterations (default 2)")
-    run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, recorded)")
+    run.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice, recorded)")
     run.add_argument("--seed", type=int, default=0, help="seed of weights and inputs (default 0)")
     add_override_option(run, "model field overrides (e.g. n_blocks=1 ranks=[4,4])")
     run.add_argument(

@@ -91,9 +91,11 @@ def read_recipe_file(path: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"recipe {path} does not exist")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise RecipeError(f"{path}: not valid YAML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise RecipeError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
