@@ -169,29 +169,59 @@ def clear_for_rerun(folder: str | Path, names: Iterable[str]) -> Path | None:
     `folder/replaced/<UTC time>/` that received what git does not hold, or None when git holds it all.
 
     Each file git holds (`files_git_holds`) is deleted; every other file, and a whole subfolder holding
-    none that git holds, is moved to the same relative path under `replaced/<UTC time>/`.
+    none that git holds, is moved to the same relative path under `replaced/<UTC time>/`. All or nothing:
+    the moves come first, and a move that fails puts the earlier ones back and removes the folders it made
+    (the error names both paths); the files git holds are deleted only once every move is done.
     """
     folder = Path(folder)
     held = files_git_holds(folder)
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     aside = folder / REPLACED / stamp
-    moved = False
+    moves: list[Path] = []  # relative paths to move aside
+    deletions: list[Path] = []  # relative paths of files git holds
+    emptied: list[Path] = []  # folders left empty once their entries are gone (deepest first)
 
-    def clear(relative: Path) -> None:
-        nonlocal moved
+    def plan(relative: Path) -> None:
         path = folder / relative
         if path.is_dir() and not path.is_symlink() and any(relative in held_path.parents for held_path in held):
             for child in sorted(path.iterdir()):
-                clear(relative / child.name)
-            path.rmdir()
+                plan(relative / child.name)
+            emptied.append(relative)
         elif relative in held:
-            path.unlink()
+            deletions.append(relative)
         else:
-            (aside / relative).parent.mkdir(parents=True, exist_ok=True)
-            path.rename(aside / relative)
-            moved = True
+            moves.append(relative)
 
     for name in sorted(names):
         if (folder / name).exists() or (folder / name).is_symlink():
-            clear(Path(name))
-    return aside if moved else None
+            plan(Path(name))
+    done: list[Path] = []
+    try:
+        for relative in moves:
+            (aside / relative).parent.mkdir(parents=True, exist_ok=True)
+            (folder / relative).rename(aside / relative)
+            done.append(relative)
+    except OSError as err:
+        for moved in reversed(done):
+            (aside / moved).rename(folder / moved)
+        _remove_empty_folders(aside, stop=folder)
+        raise OSError(
+            f"could not move {folder / relative} to {aside / relative} ({err.strerror or err}); the earlier "
+            f"run in {folder} is left as it was"
+        ) from None
+    for relative in deletions:
+        (folder / relative).unlink()
+    for relative in emptied:
+        (folder / relative).rmdir()
+    return aside if moves else None
+
+
+def _remove_empty_folders(path: Path, stop: Path) -> None:
+    """Remove `path`'s empty folders, bottom up, then its empty parents up to (not including) `stop`."""
+    if path.is_dir():
+        for child in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if child.is_dir() and not any(child.iterdir()):
+                child.rmdir()
+    while path != stop and path.is_dir() and not any(path.iterdir()):
+        path.rmdir()
+        path = path.parent

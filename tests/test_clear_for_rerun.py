@@ -205,3 +205,25 @@ def test_a_reprofiled_points_trace_takes_the_committed_name(repo: Path) -> None:
     write(repo / "results" / "traces" / "new" / "host_3.300.pt.trace.json.gz", "x\n")
     take_committed_name(repo / "results" / "traces" / "new", {"host_3.300.pt.trace.json.gz"}, is_trace_file)
     assert (repo / "results" / "traces" / "new" / "host_3.300.pt.trace.json.gz").exists()
+
+
+def test_a_failed_move_puts_the_earlier_run_back_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside git every entry moves aside; the third move fails: the first two come back, no empty
+    replaced/<time>/ stays, and the error names the entry that could not move."""
+    run = tmp_path / "run"
+    for name in ("a", "b", "c", "d"):
+        write(run / name, f"earlier {name}\n")
+    before = files_under(run)
+    real_rename = Path.rename
+
+    def rename(self: Path, target: Path) -> Path:
+        if self.name == "c" and REPLACED in Path(target).parts:
+            raise OSError(18, "Invalid cross-device link")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(
+        OSError, match=rf"could not move {run / 'c'} to .*{REPLACED}/.*/c \(Invalid cross-device link\)"
+    ):
+        clear_for_rerun(run, ["a", "b", "c", "d"])
+    assert files_under(run) == before and not (run / REPLACED).exists()

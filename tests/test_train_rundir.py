@@ -171,3 +171,15 @@ def test_a_corrupt_training_image_stops_the_run_before_the_first_step(mini_root:
     err = capsys.readouterr().err
     assert victim.name in err and err.count("\n") == 1
     assert not (tmp_path / "run" / "checkpoints").exists() and not (tmp_path / "run" / "train_log.csv").exists()
+
+
+def test_resume_points_to_the_checkpoints_a_restart_moved_aside(run_copy, capsys) -> None:
+    recipe, out = run_copy
+    aside = out / "replaced" / "20261207T000000.000000Z"
+    aside.mkdir(parents=True)
+    (out / "checkpoints").rename(aside / "checkpoints")
+    (out / "checkpoints").mkdir()
+    (out / "checkpoints" / "iter_0000001.pt").write_bytes(b"PK\x03\x04 broken")
+    assert main(["train", "--config", str(recipe), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"the newest valid one is {aside / 'checkpoints' / 'iter_0000004.pt'}, moved aside" in err

@@ -79,6 +79,15 @@ def existing_outputs(out_dir: Path) -> list[str]:
     return [name for name in RUN_OUTPUTS if (out_dir / name).exists() or (out_dir / name).is_symlink()]
 
 
+def _newest_checkpoint_aside(out_dir: Path) -> Path | None:
+    """The newest valid checkpoint under `out_dir/replaced/*/checkpoints`, or None."""
+    for earlier in sorted((out_dir / REPLACED).glob("*/checkpoints"), reverse=True):
+        path, _, _ = latest_valid_checkpoint(earlier)
+        if path is not None:
+            return path
+    return None
+
+
 def restore_point(
     recipe: dict, mode: str, samples_per_epoch: int, note: Callable[[str], None]
 ) -> tuple[Path | None, dict | None]:
@@ -108,6 +117,12 @@ def restore_point(
     problem = None
     if state is None:
         problem = f"{ckpt_dir} holds no valid checkpoint" if outputs else None
+        aside = _newest_checkpoint_aside(out_dir)
+        if mode == "resume" and aside is not None:
+            problem = (
+                f"{ckpt_dir} holds no valid checkpoint; the newest valid one is {aside}, moved aside when a "
+                f"re-run started over (move its run folder's contents back to resume from it)"
+            )
     else:
         differences = resume_differences(state["config"], recipe)
         if state["sampler"]["samples_per_epoch"] != samples_per_epoch:
