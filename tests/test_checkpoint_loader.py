@@ -150,3 +150,23 @@ def test_a_checkpoint_storing_only_preset_bias_and_scale_is_described_by_its_res
     loaded = load_upscaler(path, torch.device("cpu"))
     assert loaded.provenance["model_config"] == model.config
     assert loaded.provenance["model_config"]["window_sizes"] == list(model.config["window_sizes"])
+
+
+def test_weights_that_do_not_fit_their_network_are_named_with_the_file_and_keys(tmp_path) -> None:
+    from suite.evaluate.inference import load_upscaler
+    from suite.models import build_model
+
+    weights = build_model("tiny", "rpb", 2).state_dict()
+    weights["extra.weight"] = torch.zeros(1)
+    first = next(iter(weights))
+    weights[first] = torch.zeros(3)
+    del weights[sorted(weights)[-2]]
+    path = save_checkpoint(
+        {"model_config": {"preset": "tiny", "bias": "rpb", "scale": 2}, "ema": weights}, tmp_path / "m.pt"
+    )
+    with pytest.raises(
+        CheckpointError, match=rf"{re.escape(str(path))}: its 'ema' weights do not fit the network"
+    ) as err:
+        load_upscaler(path, torch.device("cpu"))
+    assert "1 missing: " in str(err.value) and "1 unexpected: extra.weight" in str(err.value)
+    assert f"1 mis-shaped: {first} (3,)" in str(err.value)

@@ -245,3 +245,12 @@ def test_decode_all_names_the_corrupt_file_before_training(tmp_path):
         decode_all(train)
     with pytest.raises(ValueError, match=r"cannot read image .*img2x2\.png"):
         decode_all(open_paired(root, 2))
+
+
+def test_an_image_too_small_to_degrade_is_named(tmp_path):
+    """A 2-pixel axis cannot be MATLAB-resized by 1/2 (the kernel reaches past both borders): the error names
+    the file instead of only the axis."""
+    root = tmp_path / "Thin"
+    write_png(root / "HR" / "thin.png", np.zeros((2, 40, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"thin\.png: image axis of 2 px is too small to resize by 0\.5"):
+        open_paired(root, 2)[0]

@@ -238,7 +238,7 @@ def analyze_checkpoint(checkpoint: Path, out: Path, weights: str = "ema") -> Bia
             f"bias {described['bias']!r}, x{described['scale']}) attends without one; bias fields exist for "
             f"{', '.join(ANALYSED_BIASES)} models"
         )
-    model = model_from_checkpoint(state, weights)
+    model = model_from_checkpoint(state, weights, checkpoint)
     result = BiasFields(checkpoint, weights, described, model_fields(model))
 
     arrays = {

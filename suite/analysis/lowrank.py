@@ -228,7 +228,7 @@ def convert_checkpoint(checkpoint: str | Path, rank: int | str, out: str | Path)
     for weights in ("ema", "model"):
         if weights not in state:
             continue
-        model = model_from_checkpoint(state, weights)
+        model = model_from_checkpoint(state, weights, checkpoint)
         ranks = layer_ranks(model, rank, f"checkpoint {checkpoint}")
         converted, errors[weights] = lowrank_from_rpb(model, rank)
         converted_state[weights] = converted.state_dict()
@@ -281,7 +281,7 @@ def lowrank_table(
     state = _load_rpb_state(checkpoint)
     if state["model_config"]["scale"] != scale:
         raise ValueError(f"checkpoint {checkpoint} is a x{state['model_config']['scale']} model, --scale asks x{scale}")
-    rpb_model = model_from_checkpoint(state, "ema")
+    rpb_model = model_from_checkpoint(state, "ema", checkpoint)
     for label in labels:  # every rank checked before any work
         if _table_rank(label) != NO_BIAS:
             layer_ranks(rpb_model, parse_rank(label), f"checkpoint {checkpoint}")

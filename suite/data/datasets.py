@@ -163,7 +163,10 @@ class PairedDataset:
         except ValueError as err:
             raise ValueError(f"{pair.hr}: {err}") from err
         if pair.lr is None:
-            lr = degrade(hr, self.scale)
+            try:
+                lr = degrade(hr, self.scale)
+            except ValueError as err:
+                raise ValueError(f"{pair.hr}: {err}") from None
         else:
             lr = read_image(pair.lr)
             check_pair_sizes(
@@ -273,7 +276,10 @@ class TrainPatches(torch.utils.data.Dataset):
         elif pair.lr is not None:
             img = read_image(pair.lr)
         else:
-            img = degrade(self._image(index, "hr"), self.scale)
+            try:
+                img = degrade(self._image(index, "hr"), self.scale)
+            except ValueError as err:
+                raise ValueError(f"{pair.hr}: {err}") from None
         if self.cache_images:
             self._cache[key] = img
         return img

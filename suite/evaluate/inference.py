@@ -84,16 +84,38 @@ def apply_window_sizes(
     return window_sizes
 
 
-def model_from_checkpoint(state: dict, weights: str = "ema") -> SRTransformer:
-    """The network a checkpoint trained, with its EMA (default) or raw weights, in eval mode."""
+def model_from_checkpoint(state: dict, weights: str = "ema", source: str | Path = "the checkpoint") -> SRTransformer:
+    """The network a checkpoint trained, with its EMA (default) or raw weights, in eval mode. A model config
+    the network cannot be built from, or weights that do not fit it, raise CheckpointError naming `source`
+    (the file) and the keys."""
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     if weights not in state:
         raise CheckpointError(
-            f"the checkpoint holds no {weights!r} weights (it has {', '.join(k for k in WEIGHTS if k in state)})"
+            f"{source} holds no {weights!r} weights (it has {', '.join(k for k in WEIGHTS if k in state)})"
         )
-    model = build_model(**state["model_config"])
-    model.load_state_dict(state[weights])
+    try:
+        model = build_model(**state["model_config"])
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{source}: model_config cannot build a network: {err}") from None
+    expected, given = model.state_dict(), state[weights]
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    misshaped = [
+        f"{key} {tuple(given[key].shape)} (network {tuple(expected[key].shape)})"
+        for key in sorted(set(expected) & set(given))
+        if given[key].shape != expected[key].shape
+    ]
+    if missing or unexpected or misshaped:
+        parts = [
+            f"{len(keys)} {kind}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+            for kind, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
+            if keys
+        ]
+        raise CheckpointError(
+            f"{source}: its {weights!r} weights do not fit the network its model_config builds ({'; '.join(parts)})"
+        )
+    model.load_state_dict(given)
     return model.eval()
 
 
@@ -286,7 +308,7 @@ def load_upscaler(
                 f"{err}; for a released BasicSR file pass --preset (one of the paper presets) to convert it"
             ) from None
         raise
-    model = model_from_checkpoint(state, weights)
+    model = model_from_checkpoint(state, weights, path)
     windows = _windows_of_checkpoint(path, model, window_sizes, window_scale)
     upscale = ModelUpscaler(model, device, tile, overlap, self_ensemble, precision, compile)
     recipe = state.get("config", {})
