@@ -180,3 +180,38 @@ def test_ablation_json_is_not_needed(tmp_path: Path) -> None:
     add_run(results, "tiny-rib-r4", 31.05, 0.104)
     assert json.loads((results / "eval/tiny-rib-r4/mini_test-x2.json").read_text())["method"] == "tiny-rib-r4"
     assert (synthetic_report(results) / "tables/rank_ablation.csv").is_file()
+
+
+WINDOW_ROW = {
+    "factor": 1.0,
+    "window_sizes": "32 32",
+    "status": "ok",
+    "reason": "",
+    "psnr": 31.5,
+    "ssim": 0.91,
+    "psnr_change": 0.0,
+    "ms_median": 120.0,
+    "ms_iqr": 2.0,
+    "time_ratio": 1.0,
+}
+
+
+def test_a_run_missing_from_an_analysis_tool_is_listed_not_dropped_silently(tmp_path: Path) -> None:
+    results = make_results(tmp_path)
+    runs = sorted(path.name for path in (results / "train").iterdir())
+    for run in runs[1:]:
+        write_analysis(results, "windows", run, [WINDOW_ROW])
+    report = (synthetic_report(results) / "REPORT.md").read_text()
+    missing = results / "analysis" / "windows" / runs[0] / "windows.csv"
+    assert "## Results not found" in report
+    assert f"`{missing}`, the `suite analyze windows` table of {runs[0]}: the windows tables below leave" in report
+    assert report.count("**Not found:**") == 1  # lowrank and bias did not run at all: nothing is missing
+    write_analysis(results, "windows", runs[0], [WINDOW_ROW])
+    assert "Results not found" not in (synthetic_report(results) / "REPORT.md").read_text()
+
+
+def test_a_non_number_in_an_analysis_table_is_refused_naming_file_column_and_row(tmp_path: Path) -> None:
+    results = make_results(tmp_path)
+    path = write_analysis(results, "windows", "tiny-rpb-x2", [WINDOW_ROW, {**WINDOW_ROW, "psnr": "abc"}])
+    with pytest.raises(ReportInputError, match=rf"{path}: column psnr holds 'abc' in data row 2, not a number"):
+        synthetic_report(results)

@@ -8,6 +8,7 @@ import platform
 from pathlib import Path
 
 import suite
+from suite.analysis.outputs import ANALYSIS_OUTPUTS
 from suite.env import run_record
 from suite.report.declare import Built, ReportInputs, Section
 from suite.report.readers import EvalResult, Profile, TrainRun, lock_mismatches
@@ -88,6 +89,32 @@ def build_warnings(inputs: ReportInputs) -> Built:
 
 
 ENVIRONMENT = Section(key="warnings", title="Environment warnings", build=build_warnings)
+
+
+def missing_analysis_tables(inputs: ReportInputs) -> list[str]:
+    """One line per trained run that a `suite analyze` tool applies to (by its bias) but left no table for,
+    where the tool has tables of other runs (a tool with none was not asked for)."""
+    lines = []
+    for tool, table in inputs.analysis.items():
+        if table is None:
+            continue
+        output = ANALYSIS_OUTPUTS[tool]
+        have = {path.parent.name for path in table.paths}
+        for run in inputs.runs:
+            if run.bias in output.biases and run.name not in have:
+                expected = Path(inputs.results) / "analysis" / tool / run.name / output.table.csv_name
+                lines.append(
+                    f"> **Not found:** `{expected}`, the `suite analyze {tool}` table of {run.name}: the "
+                    f"{tool} tables below leave that run out."
+                )
+    return lines
+
+
+def build_missing(inputs: ReportInputs) -> Built:
+    return Built("\n\n".join(missing_analysis_tables(inputs)))
+
+
+MISSING = Section(key="missing", title="Results not found", build=build_missing)
 
 
 def report_markdown(

@@ -322,6 +322,15 @@ def read_analysis(results: Path, tool: str) -> AnalysisTable | None:
                 f"{path}: missing column(s) {', '.join(missing)} of `suite analyze {tool}`; "
                 f"columns present: {', '.join(map(str, frame.columns))}"
             )
+        for column in ANALYSIS_OUTPUTS[tool].numeric:
+            values = pd.to_numeric(frame[column], errors="coerce")
+            bad = frame[column].notna() & values.isna()
+            if bad.any():
+                row = int(bad.idxmax())
+                raise ReportInputError(
+                    f"{path}: column {column} holds {frame[column][row]!r} in data row {row + 1}, not a number"
+                )
+            frame[column] = values
         frame.insert(0, "run", path.parent.name)
         frames.append(frame)
     return AnalysisTable(tool, pd.concat(frames, ignore_index=True), paths)

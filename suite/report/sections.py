@@ -18,10 +18,11 @@ from suite.report import (
     training,
 )
 from suite.report.declare import Contents, ReportFile, Section, section_files
-from suite.report.document import ENVIRONMENT
+from suite.report.document import ENVIRONMENT, MISSING
 
 SECTIONS: tuple[Section, ...] = (
     ENVIRONMENT,
+    MISSING,
     quality.SECTION,
     crop.SECTION,
     comparison.SECTION,
