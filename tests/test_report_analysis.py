@@ -24,6 +24,20 @@ ABLATION = {
 }
 
 
+WINDOW_ROW = {
+    "factor": 1.0,
+    "window_sizes": "32 32",
+    "status": "ok",
+    "reason": "",
+    "psnr": 31.5,
+    "ssim": 0.91,
+    "psnr_change": 0.0,
+    "ms_median": 120.0,
+    "ms_iqr": 2.0,
+    "time_ratio": 1.0,
+}
+
+
 def test_rank_ablation_runs_give_a_table_and_a_figure(tmp_path: Path) -> None:
     results = make_results(tmp_path)
     for model, (psnr, step) in ABLATION.items():
@@ -130,18 +144,7 @@ def test_analysis_tables_reach_the_report(tmp_path: Path) -> None:
                 "ms_iqr": None,
                 "time_ratio": None,
             },
-            {
-                "factor": 1.0,
-                "window_sizes": "32 32",
-                "status": "ok",
-                "reason": "",
-                "psnr": 31.5,
-                "ssim": 0.91,
-                "psnr_change": 0.0,
-                "ms_median": 120.0,
-                "ms_iqr": 2.0,
-                "time_ratio": 1.0,
-            },
+            WINDOW_ROW,
         ],
     )
     out = synthetic_report(results)
@@ -180,20 +183,6 @@ def test_ablation_json_is_not_needed(tmp_path: Path) -> None:
     add_run(results, "tiny-rib-r4", 31.05, 0.104)
     assert json.loads((results / "eval/tiny-rib-r4/mini_test-x2.json").read_text())["method"] == "tiny-rib-r4"
     assert (synthetic_report(results) / "tables/rank_ablation.csv").is_file()
-
-
-WINDOW_ROW = {
-    "factor": 1.0,
-    "window_sizes": "32 32",
-    "status": "ok",
-    "reason": "",
-    "psnr": 31.5,
-    "ssim": 0.91,
-    "psnr_change": 0.0,
-    "ms_median": 120.0,
-    "ms_iqr": 2.0,
-    "time_ratio": 1.0,
-}
 
 
 def test_a_run_missing_from_an_analysis_tool_is_listed_not_dropped_silently(tmp_path: Path) -> None:

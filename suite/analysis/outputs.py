@@ -16,7 +16,12 @@ class AnalysisOutput:
     tool: str  # `suite analyze <tool>`; its tables live in analysis/<tool>/<model>-x<scale>/
     table: RowsSchema
     kinds: tuple[str, ...]  # the bias kinds (suite.models.biases.KINDS) of the models it applies to
-    numeric: tuple[str, ...]  # the table's columns that hold numbers (a cell may be empty: not measured)
+    text: tuple[str, ...]  # the table's columns of text; every other column holds numbers (or is empty)
+
+    @property
+    def numeric(self) -> tuple[str, ...]:
+        """The columns that hold numbers (an empty cell: not measured)."""
+        return tuple(column for column in self.table.columns if column not in self.text)
 
     @property
     def biases(self) -> tuple[str, ...]:
@@ -46,18 +51,7 @@ BIAS_FIELDS = AnalysisOutput(
         version=1,
     ),
     kinds=("additive", "factored"),
-    numeric=(
-        "layer",
-        "block",
-        "layer_in_block",
-        "window",
-        "head",
-        "bias_min",
-        "bias_max",
-        "bias_range",
-        "effective_rank_99",
-        "translation_deviation",
-    ),
+    text=("bias",),
 )
 # The SVD route to flash kernels needs a dense bias to factor: the additive ones (RPB).
 LOWRANK = AnalysisOutput(
@@ -83,18 +77,7 @@ LOWRANK = AnalysisOutput(
         version=1,
     ),
     kinds=("additive",),
-    numeric=(
-        "rank",
-        "bias_rel_error",
-        "bias_rel_error_max",
-        "psnr",
-        "ssim",
-        "psnr_change",
-        "ssim_change",
-        "ms_median",
-        "ms_iqr",
-        "time_ratio",
-    ),
+    text=("variant", "rank_label", "status", "reason"),
 )
 # Every model: a bias tied to its window shows its refusal as rows.
 WINDOWS = AnalysisOutput(
@@ -116,9 +99,9 @@ WINDOWS = AnalysisOutput(
         version=1,
     ),
     kinds=KINDS,
-    numeric=("factor", "psnr", "ssim", "psnr_change", "ms_median", "ms_iqr", "time_ratio"),
+    text=("window_sizes", "status", "reason"),
 )
 
 ANALYSIS_OUTPUTS = {output.tool: output for output in (BIAS_FIELDS, LOWRANK, WINDOWS)}
-for _output in ANALYSIS_OUTPUTS.values():  # a numeric column is a column of the table
-    assert set(_output.numeric) <= set(_output.table.columns), _output.tool
+for _output in ANALYSIS_OUTPUTS.values():  # a text column is a column of the table
+    assert set(_output.text) <= set(_output.table.columns), _output.tool
