@@ -168,5 +168,5 @@ def test_weights_that_do_not_fit_their_network_are_named_with_the_file_and_keys(
         CheckpointError, match=rf"{re.escape(str(path))}: its 'ema' weights do not fit the network"
     ) as err:
         load_upscaler(path, torch.device("cpu"))
-    assert "1 missing: " in str(err.value) and "1 unexpected: extra.weight" in str(err.value)
-    assert f"1 mis-shaped: {first} (3,)" in str(err.value)
+    assert "missing (1): " in str(err.value) and "unexpected (1): extra.weight (1,)" in str(err.value)
+    assert f"mis-shaped (1): {first} (3,), network " in str(err.value)

@@ -30,6 +30,7 @@ from suite.checkpoint import CheckpointError, load_checkpoint
 from suite.data.tensors import image_to_tensor, tensor_to_image
 from suite.files import file_sha256
 from suite.models import SRTransformer, apply_precision, build_model
+from suite.models.network import describe_mismatch
 from suite.overrides import short_repr
 
 WEIGHTS = ("ema", "model")
@@ -99,21 +100,17 @@ def model_from_checkpoint(state: dict, weights: str = "ema", source: str | Path 
     except (ValueError, TypeError) as err:
         raise CheckpointError(f"{source}: model_config cannot build a network: {err}") from None
     expected, given = model.state_dict(), state[weights]
-    missing = sorted(set(expected) - set(given))
-    unexpected = sorted(set(given) - set(expected))
+    missing = [f"{key} {tuple(expected[key].shape)}" for key in sorted(set(expected) - set(given))]
+    unexpected = [f"{key} {tuple(given[key].shape)}" for key in sorted(set(given) - set(expected))]
     misshaped = [
-        f"{key} {tuple(given[key].shape)} (network {tuple(expected[key].shape)})"
+        f"{key} {tuple(given[key].shape)}, network {tuple(expected[key].shape)}"
         for key in sorted(set(expected) & set(given))
         if given[key].shape != expected[key].shape
     ]
-    if missing or unexpected or misshaped:
-        parts = [
-            f"{len(keys)} {kind}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
-            for kind, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
-            if keys
-        ]
+    mismatch = describe_mismatch(missing, unexpected, misshaped)
+    if mismatch:
         raise CheckpointError(
-            f"{source}: its {weights!r} weights do not fit the network its model_config builds ({'; '.join(parts)})"
+            f"{source}: its {weights!r} weights do not fit the network its model_config builds: {mismatch}"
         )
     model.load_state_dict(given)
     return model.eval()

@@ -18,6 +18,19 @@ from torch import nn
 from suite.models.attention import WindowAttention
 from suite.models.biases import REGISTRY
 
+LISTED = 12  # keys listed per kind of state-dict mismatch; the count says how many there are
+
+
+def describe_mismatch(missing: Sequence[str], unexpected: Sequence[str], misshaped: Sequence[str]) -> str | None:
+    """'missing (N): a, b ...; unexpected (M): ...; mis-shaped (K): ...' of a state dict that does not fit a
+    network, or None when it fits."""
+    parts = [
+        f"{label} ({len(items)}): {', '.join(items[:LISTED])}" + (" ..." if len(items) > LISTED else "")
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
+        if items
+    ]
+    return "; ".join(parts) or None
+
 
 class LocalAttentionGate(nn.Module):
     """`sigmoid(conv1x1(dwconv3x3(x)))`: local detail that the windows lose, (B, H, W, C) -> same."""

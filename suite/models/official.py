@@ -27,12 +27,11 @@ import torch
 from suite.checkpoint import check_weights, load_torch_archive
 from suite.files import file_sha256
 from suite.models.biases import REGISTRY
-from suite.models.network import SRTransformer
+from suite.models.network import SRTransformer, describe_mismatch
 from suite.models.presets import OFFICIAL_NAMES, build_model
 
 OFFICIAL_REPOSITORY = "https://github.com/dslisleedh/SST"
-PARAM_KEYS = ("params_ema", "params")
-LISTED = 12  # keys listed per kind of mismatch; the count says how many there are  # BasicSR: the EMA weights are the ones to evaluate
+PARAM_KEYS = ("params_ema", "params")  # BasicSR: the EMA weights are the ones to evaluate
 
 
 class ReleasedCheckpointError(ValueError):
@@ -168,13 +167,9 @@ def convert_basicsr_state(state_dict: dict[str, torch.Tensor], model: SRTransfor
             continue
         converted[ours] = tensor.to(target[ours].dtype)
     missing = [f"{key} {tuple(value.shape)}" for key, value in target.items() if key not in addressed]
-    if missing or unexpected or misshaped:
-        parts = [
-            f"{label} ({len(items)}): {', '.join(items[:LISTED])}" + (" ..." if len(items) > LISTED else "")
-            for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
-            if items
-        ]
-        raise ReleasedCheckpointError("the official weights do not fit the network: " + "; ".join(parts))
+    mismatch = describe_mismatch(missing, unexpected, misshaped)
+    if mismatch:
+        raise ReleasedCheckpointError(f"the official weights do not fit the network: {mismatch}")
     return converted
 
 
