@@ -44,7 +44,7 @@ def build_parser(commands=None) -> argparse.ArgumentParser:
 
 
 def positive_int(text: str) -> int:
-    """argparse type of a count (--threads, --rounds): a decimal integer >= 1, or an error naming the value."""
+    """argparse type of a count such as --threads: a decimal integer >= 1, or an error naming the value."""
     if not (text.isascii() and text.strip().isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
     return int(text)

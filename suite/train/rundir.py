@@ -117,8 +117,8 @@ def restore_point(
     problem = None
     if state is None:
         problem = f"{ckpt_dir} holds no valid checkpoint" if outputs else None
-        aside = _newest_checkpoint_aside(out_dir)
-        if mode == "resume" and aside is not None:
+        aside = _newest_checkpoint_aside(out_dir) if mode == "resume" else None
+        if aside is not None:
             problem = (
                 f"{ckpt_dir} holds no valid checkpoint; the newest valid one is {aside}, moved aside when a "
                 f"re-run started over (move its run folder's contents back to resume from it)"
