@@ -111,12 +111,14 @@ def process_step(command: list[str], usage: list[dict]) -> Callable[[], None]:
     """A step that runs `command` to completion and appends its CPU times and peak RSS to `usage`."""
 
     def step() -> None:
-        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, resources = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        if child.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} exited {child.returncode}: {child.stderr.read().decode()[-2000:]}")
-        child.stderr.close()
+        # stderr to a file, not a pipe: nothing reads a pipe while wait4 blocks, so a chatty child would stall.
+        with tempfile.TemporaryFile() as errors:
+            child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+            _, status, resources = os.wait4(child.pid, 0)
+            child.returncode = os.waitstatus_to_exitcode(status)
+            if child.returncode != 0:
+                errors.seek(0)
+                raise RuntimeError(f"{' '.join(command)} exited {child.returncode}: {errors.read().decode()[-2000:]}")
         # Linux reports ru_maxrss in KiB.
         usage.append({"user": resources.ru_utime, "sys": resources.ru_stime, "rss_mib": resources.ru_maxrss / 1024})
 
