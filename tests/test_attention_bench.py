@@ -11,6 +11,7 @@ import torch
 
 from suite.cli import main
 from suite.profiling import tables, timing
+from suite.profiling.attention import verdict
 
 SMALL = [
     "--preset",
@@ -42,6 +43,10 @@ def test_bench_writes_rows_ratios_and_provenance(tmp_path, capsys):
     assert all(r["status"] == "ok" and r["rounds"] == 2 and r["precision"] == "fp32" for r in rows)
     ratios = tables.read_rows(tmp_path / "attention_ratios.json")
     assert [(r["window"], r["pass"]) for r in ratios] == [(4, "fwd"), (4, "fwd+bwd"), (8, "fwd"), (8, "fwd+bwd")]
+    for ratio in ratios:  # every ratio with its interval over the rounds and the verdict it gives
+        for name in ("rpb_over_rib", "rpb_over_none", "rib_over_none_at_d_plus_r"):
+            assert ratio[f"{name}_low"] <= ratio[name] <= ratio[f"{name}_high"]
+            assert ratio[f"{name}_verdict"] == verdict(ratio, name)
     meta = json.loads((tmp_path / "bench.json").read_text())
     assert meta["torch"] == torch.__version__ and meta["command"].startswith("suite bench attention")
     assert meta["model"]["dim"] == 16 and meta["git_commit"]
@@ -63,6 +68,12 @@ def test_bench_rejects_bad_input_with_one_clear_line(tmp_path, capsys, extra, me
     err = capsys.readouterr().err
     assert err.startswith("suite bench: error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "attention.json").exists()
+
+
+def test_a_ratio_is_ranked_only_when_its_interval_excludes_one():
+    assert verdict({"r_low": 0.8, "r_high": 0.95}, "r") == "faster"
+    assert verdict({"r_low": 1.01, "r_high": 1.2}, "r") == "slower"
+    assert verdict({"r_low": 0.9, "r_high": 1.1}, "r") == "not resolved"
 
 
 def test_timing_rules_oom_fallback_unsupported():
@@ -99,4 +110,7 @@ def test_timing_rules_oom_fallback_unsupported():
         timing.time_interleaved({"bug": lambda: 1 / 0}, torch.device("cpu"), warmup=0, rounds=1)
     summary = timing.summarise([1.0, 2.0, 3.0, 10.0])
     assert summary == {"ms_median": 2.5, "ms_iqr": 3.0, "ms_min": 1.0, "ms_max": 10.0, "rounds": 4}
-    assert timing.ratio_summary([2.0, 4.0, 9.0], [1.0, 2.0, 3.0]) == (2.0, 0.5)
+    # Ratios pair rounds: (2/1, 4/2, 9/3) has the geometric mean 12 ** (1/3); equal ratios leave no spread.
+    fields = timing.ratio_fields("r", [2.0, 4.0, 9.0], [1.0, 2.0, 3.0])
+    assert fields["r"] == round(12 ** (1 / 3), 4) and fields["r_low"] == 2.0 and fields["r_high"] == 3.0
+    assert timing.ratio_fields("r", [2.0, 4.0], [1.0, 2.0]) == {"r": 2.0, "r_low": 2.0, "r_high": 2.0}

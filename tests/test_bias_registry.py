@@ -17,7 +17,7 @@ from suite.models import build_model, count_parameters
 from suite.models.biases import BIAS_PARAMS, BIASES, FACTORED_BIASES, FIXED_WINDOW_BIASES, REGISTRY, bias_spec
 from suite.profiling import tables
 from suite.profiling.attention import AttentionSpec, bench, ratio_columns
-from suite.profiling.flops import forward_flops
+from suite.profiling.flops import flop_counter, forward_flops
 from suite.profiling.measure import PointSpec, measure
 from suite.report import build_report
 from suite.report.readers import MODEL_NAME, RUN_NAME, read_profile
@@ -90,9 +90,7 @@ def test_every_bias_builds_counts_its_flops_and_keeps_the_shape(bias):
     model = build_model("tiny", bias, 2, **SMALL).eval()
     assert model.config["bias"] == bias and build_model(**model.config).config == model.config
     x = torch.rand(1, 3, 12, 10)
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.no_grad(), flop_counter() as counter:
         y = model(x)
     assert y.shape == (1, 3, 24, 20)
     # The analytic count (RIB's MLP, CPE's convolution from the registry) is what torch counts.

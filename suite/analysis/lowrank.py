@@ -270,7 +270,7 @@ def lowrank_table(
     in the order given; writes out/lowrank.csv, out/lowrank.json and prints a short table.
 
     Time: one (1, 3, h, w) forward of the first test image under torch.inference_mode, every variant in
-    one interleaved run (time_interleaved); `time_ratio` is the median of the per-round ratios to `rpb`.
+    one interleaved run (time_interleaved); `time_ratio` is the geometric mean of the per-round ratios to `rpb`.
     A variant that runs out of memory (evaluating or timing) keeps a row with status "oom" and its reason.
     `rank` is R (N of the largest window for 'full', where each layer uses its own N); empty for `rpb`.
     """

@@ -19,7 +19,7 @@ from suite.evaluate.inference import ModelUpscaler
 from suite.profiling.timing import (
     OK,
     prepare_device,
-    ratio_summary,
+    ratio_fields,
     summarise,
     time_interleaved,
 )
@@ -75,7 +75,7 @@ def time_variants(
         if label in times:
             row.update({key: summarise(times[label])[key] for key in ("ms_median", "ms_iqr")})
             if timed_reference is not None and status[label][0] == OK:
-                row["time_ratio"] = ratio_summary(times[label], timed_reference)[0]
+                row["time_ratio"] = ratio_fields("time_ratio", times[label], timed_reference)["time_ratio"]
 
 
 def timing_record(dataset: PairedDataset, rounds: int, warmup: int) -> dict:

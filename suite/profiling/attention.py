@@ -207,8 +207,8 @@ def families(step: Callable[[], None], device: torch.device) -> list[str]:
 
 
 def bench(spec: AttentionSpec) -> list[dict[str, Any]]:
-    """Rows (one per rank, pass and variant) with `ratio_to_none`: the median over rounds of
-    time / time of `none@D+R` in the same round."""
+    """Rows (one per rank, pass and variant) with `ratio_to_none`: the geometric mean over rounds of
+    time / time of `none@D+R` in the same round, with its interval; `ms_rounds` keeps every round's time."""
     spec.validate()
     device = timing.prepare_device(spec.device, spec.threads)
     rows: list[dict[str, Any]] = []
@@ -251,8 +251,10 @@ def bench(spec: AttentionSpec) -> list[dict[str, Any]]:
                     "ms_min": None,
                     "ms_max": None,
                     "rounds": 0,
+                    "ms_rounds": [],
                     "ratio_to_none": None,
-                    "ratio_to_none_iqr": None,
+                    "ratio_to_none_low": None,
+                    "ratio_to_none_high": None,
                     "attention_kernels": [],
                     "gflop_fwd": round(
                         attention_flops(spec.n_windows, spec.heads, n, variant.kernel_head_dim) / 1e9, 4
@@ -260,57 +262,74 @@ def bench(spec: AttentionSpec) -> list[dict[str, Any]]:
                 }
                 if variant.label in times:
                     row.update(timing.summarise(times[variant.label]))
+                    row["ms_rounds"] = [round(ms, 4) for ms in times[variant.label]]
                     row["attention_kernels"] = families(steps[variant.label], device)
                     if reference is not None and state == timing.OK:
-                        row["ratio_to_none"], row["ratio_to_none_iqr"] = timing.ratio_summary(
-                            times[variant.label], reference
-                        )
+                        row.update(timing.ratio_fields("ratio_to_none", times[variant.label], reference))
                 rows.append(row)
             del steps
             timing.release(device)
     return rows
 
 
+RATIO_SUFFIXES = ("", "_low", "_high", "_verdict")
+
+
 def ratio_columns(biases: list[str]) -> tuple[str, ...]:
     """The columns of `pair_ratios` for the biases of a benchmark: the baseline's (RPB's) best over each other
-    bias, and each factored bias over none@D+R."""
+    bias's best, and each factored bias over none@D+R, each with its interval and verdict."""
+    ratios = [f"{BASELINE}_over_{bias}" for bias in BIASES if bias in biases and bias != BASELINE]
+    ratios += [f"{bias}_over_none_at_d_plus_r" for bias in FACTORED_BIASES if bias in biases]
     return (
         "window",
         "rank",
         "pass",
         f"{BASELINE}_variant",
-        *(f"{BASELINE}_over_{bias}" for bias in BIASES if bias in biases and bias != BASELINE),
-        *(f"{bias}_over_none_at_d_plus_r" for bias in FACTORED_BIASES if bias in biases),
+        *(f"{name}{suffix}" for name in ratios for suffix in RATIO_SUFFIXES),
     )
 
 
+def verdict(fields: dict[str, float], name: str) -> str:
+    """Whether the interval of a ratio excludes 1: "faster" / "slower" (the numerator's side), or
+    "not resolved" when the rounds spread too wide to rank the two."""
+    if fields[f"{name}_high"] < 1:
+        return "faster"
+    if fields[f"{name}_low"] > 1:
+        return "slower"
+    return "not resolved"
+
+
 def pair_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per rank and pass: RPB (its fastest backend that ran) / each other bias (its fastest), and each
-    factored bias / none@D+R, from the rows' medians (the per-round ratio to none@D+R is in the rows)."""
+    """Per rank and pass: RPB (its fastest backend that ran) over each other bias (its fastest), and each
+    factored bias over none@D+R; each ratio paired by round (the rows of one rank and pass ran interleaved),
+    with its interval and verdict (the numerator "faster", "slower", or "not resolved")."""
     out = []
     biases = sorted({row["bias"] for row in rows if row["variant"] != REFERENCE}, key=BIASES.index)
     keys = sorted({(row["rank"], row["pass"]) for row in rows}, key=lambda k: (k[0], PASSES.index(k[1])))
     for rank, pass_name in keys:
-        group = [
-            r
-            for r in rows
-            if r["rank"] == rank and r["pass"] == pass_name and r["status"] == timing.OK and r["variant"] != REFERENCE
-        ]
+        group = [r for r in rows if r["rank"] == rank and r["pass"] == pass_name and r["status"] == timing.OK]
+        reference = next((r for r in group if r["variant"] == REFERENCE), None)
         best = {
-            bias: min((r for r in group if r["bias"] == bias), key=lambda r: r["ms_median"], default=None)
+            bias: min(
+                (r for r in group if r["bias"] == bias and r["variant"] != REFERENCE),
+                key=lambda r: r["ms_median"],
+                default=None,
+            )
             for bias in biases
         }
         record: dict[str, Any] = dict.fromkeys(ratio_columns(biases))
         record.update({"window": rows[0]["window"], "rank": rank, "pass": pass_name})
         baseline = best.get(BASELINE)
         record[f"{BASELINE}_variant"] = baseline["variant"] if baseline else None
-        for bias, row in best.items():
-            if row is None:
+        pairs = [(f"{BASELINE}_over_{bias}", baseline, row) for bias, row in best.items() if bias != BASELINE]
+        pairs += [
+            (f"{bias}_over_none_at_d_plus_r", row, reference) for bias, row in best.items() if bias in FACTORED_BIASES
+        ]
+        for name, numerator, denominator in pairs:
+            if numerator is None or denominator is None:
                 continue
-            if baseline is not None and bias != BASELINE:
-                record[f"{BASELINE}_over_{bias}"] = round(baseline["ms_median"] / row["ms_median"], 3)
-            if bias in FACTORED_BIASES:
-                record[f"{bias}_over_none_at_d_plus_r"] = row["ratio_to_none"]
+            fields = timing.ratio_fields(name, numerator["ms_rounds"], denominator["ms_rounds"], digits=3)
+            record.update(fields, **{f"{name}_verdict": verdict(fields, name)})
         out.append(record)
     return out
 
@@ -398,8 +417,8 @@ def run_benchmark(
     )
     log(
         f"attention of WindowAttention layers, preset {preset} (dim {model['dim']}, {model['heads']} heads of "
-        f"{model['dim'] // model['heads']}); {device} ({meta['device_name']}), {precision}, median of {rounds} "
-        f"interleaved rounds after {warmup} warm-up; ratio_to_none: per-round median of time / none@D+R"
+        f"{model['dim'] // model['heads']}); {device} ({meta['device_name']}), {precision}, {rounds} interleaved "
+        f"rounds after {warmup} warm-up; ratios: geometric mean of the per-round ratios [95% bootstrap interval]"
     )
     rows: list[dict[str, Any]] = []
     ratios: list[dict[str, Any]] = []
@@ -424,6 +443,8 @@ def run_benchmark(
                     "ms_median",
                     "ms_iqr",
                     "ratio_to_none",
+                    "ratio_to_none_low",
+                    "ratio_to_none_high",
                     "attention_kernels",
                 ),
             )

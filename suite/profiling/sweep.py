@@ -618,6 +618,8 @@ ATTENTION_CONSOLE = (
     "status",
     "ms_median",
     "ratio_to_none",
+    "ratio_to_none_low",
+    "ratio_to_none_high",
     "attention_kernels",
 )
 

@@ -113,8 +113,10 @@ ATTENTION_COLUMNS = (
     "ms_min",
     "ms_max",
     "rounds",
+    "ms_rounds",
     "ratio_to_none",
-    "ratio_to_none_iqr",
+    "ratio_to_none_low",
+    "ratio_to_none_high",
     "attention_kernels",
     "gflop_fwd",
 )

@@ -9,7 +9,8 @@ Rules, in one place:
   status `oom`; the others go on;
 - fallback: a step whose requested kernel did not run (FlexAttention fell back to SDPA, with its
   warning) is timed but has status `fallback`: its time is another kernel's, so no ratio uses it;
-- summaries are the median and the interquartile range (with min and max) of the rounds.
+- summaries are the median and the interquartile range (with min and max) of the rounds; a ratio of two
+  steps is the geometric mean of their per-round ratios with its bootstrap interval over rounds.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Callable
 
 import numpy as np
 import torch
+
+from suite.stats import paired_ratio
 
 OK, OOM, FALLBACK, UNSUPPORTED = "ok", "oom", "fallback", "unsupported"
 # The warning suite.models emits when FlexAttention cannot run and RPB uses SDPA instead.
@@ -135,8 +138,12 @@ def summarise(times_ms: list[float], digits: int = 4) -> dict[str, float | int]:
     }
 
 
-def ratio_summary(numerator: list[float], denominator: list[float], digits: int = 4) -> tuple[float, float]:
-    """(median, IQR) of the per-round ratios numerator / denominator (rounds paired as they ran)."""
-    per_round = [a / b for a, b in zip(numerator, denominator)]
-    p25, median, p75 = np.percentile(per_round, [25, 50, 75])
-    return round(float(median), digits), round(float(p75 - p25), digits)
+def ratio_fields(name: str, numerator: list[float], denominator: list[float], digits: int = 4) -> dict[str, float]:
+    """`name`, `name_low`, `name_high`: the geometric mean of the per-round ratios numerator / denominator
+    (rounds paired as they ran) and its 95% bootstrap interval over rounds (`suite.stats.paired_ratio`)."""
+    interval = paired_ratio(numerator, denominator)
+    return {
+        name: round(interval.mean, digits),
+        f"{name}_low": round(interval.low, digits),
+        f"{name}_high": round(interval.high, digits),
+    }
