@@ -411,8 +411,12 @@ class WindowAttention(nn.Module):
                 if torch.is_autocast_enabled(tokens.device.type)
                 else tokens.dtype
             )
-            qkv = rows.to(dtype).expand(tokens.shape[0], n, -1).clone()  # (B*windows, N, 3*heads*(D+P))
-            qkv.view(-1, rows.shape[-1]).addmm_(tokens.reshape(-1, self.dim).to(dtype), weight.t().to(dtype))
+            # reshape copies the expanded rows into a tensor of its own (not a view: an in-place op on a view
+            # would cost autograd a copy of the whole output in the backward)
+            qkv = (
+                rows.to(dtype).expand(tokens.shape[0], n, -1).reshape(-1, rows.shape[-1])
+            )  # (B*windows*N, 3*heads*(D+P))
+            qkv.addmm_(tokens.reshape(-1, self.dim).to(dtype), weight.t().to(dtype))
         else:
             qkv = F.linear(tokens, weight, bias)
         qkv = qkv.view(-1, n, 3, self.heads, self.head_dim + self.extra_channels)
