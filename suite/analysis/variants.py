@@ -2,7 +2,7 @@
 test image in a single interleaved run against a reference variant (their tables: suite.analysis.outputs).
 
 Rows are dicts with at least `status` and `reason`; timing fills `ms_median`, `ms_iqr` and `time_ratio`
-(the median of the per-round ratios to the reference, rounds paired as they ran).
+(the geometric mean of the per-round ratios to the reference, rounds paired as they ran).
 """
 
 from __future__ import annotations
