@@ -177,6 +177,8 @@ def test_rib_factor_cache_never_goes_stale():
         first = layer(x)
         assert set(layer._cache) == {"qkv", "rib8x8"}
         assert torch.equal(layer(x), first)
+        one_window = x[:, :8, :8]  # the projection must not write into the cached rows it starts from
+        assert torch.equal(layer(one_window), layer(one_window))
         layer.rib.to_q.weight.mul_(2.0)  # in place, as an optimizer step
         assert torch.equal(layer(x), fresh()) and not torch.allclose(layer(x), first)
         layer.qkv.bias.add_(0.1)

@@ -411,11 +411,10 @@ class WindowAttention(nn.Module):
                 if torch.is_autocast_enabled(tokens.device.type)
                 else tokens.dtype
             )
-            # reshape copies the expanded rows into a tensor of its own (not a view: an in-place op on a view
-            # would cost autograd a copy of the whole output in the backward)
-            qkv = (
-                rows.to(dtype).expand(tokens.shape[0], n, -1).reshape(-1, rows.shape[-1])
-            )  # (B*windows*N, 3*heads*(D+P))
+            # repeat copies the rows into a tensor of its own, even for one window: never a view of the cached
+            # rows (the in-place product would write into them) nor a view at all (an in-place op on a view
+            # costs autograd a copy of the whole output in the backward)
+            qkv = rows.to(dtype).repeat(tokens.shape[0], 1)  # (B*windows*N, 3*heads*(D+P))
             qkv.addmm_(tokens.reshape(-1, self.dim).to(dtype), weight.t().to(dtype))
         else:
             qkv = F.linear(tokens, weight, bias)
