@@ -153,6 +153,17 @@ class PairedDataset:
             if pair.lr is not None:
                 check_pair_sizes(image_size(pair.lr), image_size(pair.hr), self.scale, pair.lr, pair.hr)
 
+    def largest_lr_side(self) -> int:
+        """The longest side, in pixels, of any LR image (from the file headers; a made LR is the modcropped HR
+        over the scale): the largest input a network evaluated on this set gets."""
+        sides = []
+        for pair in self.pairs:
+            if pair.lr is not None:
+                sides.extend(image_size(pair.lr))
+            else:
+                sides.extend(side // self.scale for side in image_size(pair.hr))
+        return max(sides)
+
     def __getitem__(self, index: int) -> dict:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {self.name} ({len(self)} images)")
