@@ -586,6 +586,8 @@ def test_fetch_file_copies_a_local_file_or_file_url_and_leaves_it(tmp_path):
     assert fetch_file(mine.as_uri(), out2)["sha256"] == hashlib.sha256(body).hexdigest()
     with pytest.raises(FileNotFoundError, match=r"source file not found: .*missing\.pth"):
         fetch_file(str(tmp_path / "missing.pth"), tmp_path / "released" / "c.pth")
+    with pytest.raises(FileNotFoundError, match=r"source file .*my downloads is a folder, not a file$"):
+        fetch_file(str(mine.parent), tmp_path / "released" / "c.pth")
     # an archive fetch from a file:// URL works too
     (tmp_path / "benchmark.tar").write_bytes(_benchmark_tar())
     assert fetch("Set5", tmp_path / "root", url=(tmp_path / "benchmark.tar").as_uri())[0]["action"] == "extracted"

@@ -48,7 +48,7 @@ from typing import Callable
 from suite import __version__
 from suite.data.archives import ArchiveError, archive_kind, received_instead, safe_extract
 from suite.data.io import is_image_file
-from suite.files import check_regular_target, file_sha256, write_json_atomic
+from suite.files import check_regular_target, file_sha256, not_found_message, write_json_atomic
 
 DIV2K_BASE_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
 EDSR_BASE_URL = "https://cv.snu.ac.kr/research/EDSR/"
@@ -643,7 +643,7 @@ def _local_source(source: str) -> Path | None:
 def _copy_local(source: Path, target: Path, log: Callable[[str], None]) -> int:
     """Copy a local file to `target` via `target.part` -> bytes copied."""
     if not source.is_file():
-        raise FileNotFoundError(f"source file not found: {source}")
+        raise FileNotFoundError(not_found_message("source file", source, "a file"))
     if target.exists() and source.resolve() == target.resolve():
         return 0
     part = check_regular_target(target.with_name(target.name + ".part"))
