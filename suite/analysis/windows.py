@@ -65,8 +65,9 @@ def window_table(
 
     A factor whose windows the model refuses (RPB, or a window larger than any test image in a model that pads
     its map up to the window) gives a row with status "refused" and the error as reason; a window larger than
-    any test image in a model that shrinks it to the map is evaluated, and recorded, at the longest LR side. A factor whose timing fails (out of memory) keeps its PSNR/SSIM, with the timing status
-    (e.g. "oom") as status and its reason.
+    any test image in a model that shrinks it to the map is evaluated, and recorded, at the longest LR side. A
+    factor whose timing fails (out of memory) keeps its PSNR/SSIM, with the timing status (e.g. "oom") as
+    status and its reason.
     """
     checkpoint, out = Path(checkpoint), Path(out)
     factors = window_factors(factors)

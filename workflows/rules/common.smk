@@ -338,7 +338,9 @@ def check_train_overrides() -> None:
             try:
                 load_recipe(train_recipe(wildcards), [format_override(key, value) for key, value in values.items()])
             except (ValueError, OSError) as err:
-                field = "train.overrides" + (f" / train.per_preset.{preset}.overrides" if per_preset.get(preset) else "")
+                field = "train.overrides"
+                if per_preset.get(preset):
+                    field += f" / train.per_preset.{preset}.overrides"
                 _fail(field, f"the recipe of {model} x{scale} is refused: {err}")
 
 
