@@ -5,7 +5,9 @@ A checkpoint is a `torch.save`d dict of tensors and plain values only, so it loa
 are checked (torch itself reads a corrupted tensor record without complaint), so a truncated or
 corrupted file fails with an error naming it instead of yielding wrong weights. A loaded checkpoint
 must carry its model settings (`model_config`) and finite weights: NaN weights are refused here, not
-discovered as a 6 dB score.
+discovered as a 6 dB score. Its metadata is checked too (`check_metadata`): a field of the wrong type (a
+`config` that is a string, an `iteration` that is None) is one line naming the file and the field, for every
+reader, instead of a traceback wherever the field is first used.
 
 Every checkpoint the suite reads (this format and the BasicSR files of the official releases, through
 `suite.models.official.read_basicsr`) goes through the same two checks before a weight is used:
@@ -28,6 +30,8 @@ from pathlib import Path
 import torch
 
 from suite.files import atomic_write
+from suite.models.presets import resolve_saved_config
+from suite.overrides import short_repr
 
 FORMAT = "suite-train-checkpoint"
 FORMAT_VERSION = 1
@@ -105,18 +109,99 @@ def latest_valid_checkpoint(folder: str | Path) -> tuple[Path | None, dict | Non
 
 
 def check_training_state(path: Path, state: dict) -> None:
-    """Refuse a checkpoint without TRAINING_STATE (both weight dicts and each field of its type)."""
-    problems = [key for key in ("model", "ema") if key not in state]
-    problems += [
-        f"{key} ({type(state[key]).__name__}, not {kind.__name__})" if key in state else key
-        for key, kind in TRAINING_STATE.items()
-        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool)
-    ]
+    """Refuse a checkpoint (already through `check_metadata`) without TRAINING_STATE: both weight dicts, each
+    field, and the entries of `sampler` and `timing` that a resume reads."""
+    problems = [key for key in ("model", "ema", *TRAINING_STATE) if key not in state]
     if problems:
         raise CheckpointError(
             f"checkpoint {path} lacks the training state to resume from: {', '.join(problems)} "
             "(a converted or hand-made checkpoint holds weights only)"
         )
+    for field, value, expected, fits in (
+        ("sampler.samples_per_epoch", state["sampler"].get("samples_per_epoch"), "an integer >= 1", _is_count),
+        ("timing.elapsed_s", state["timing"].get("elapsed_s"), "a finite number >= 0", _is_duration),
+        ("timing.step_times_s", state["timing"].get("step_times_s"), "a 1-d float64 tensor", _is_step_times),
+    ):
+        if not fits(value):
+            raise _field_error(path, field, value, expected)
+
+
+def _is_count(value: object, minimum: int = 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_duration(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < float("inf")
+
+
+def _is_step_times(value: object) -> bool:
+    return isinstance(value, torch.Tensor) and value.dim() == 1 and value.dtype == torch.float64
+
+
+def _field_error(path: Path, field: str, value: object, expected: str) -> CheckpointError:
+    shown = "None" if value is None else f"{type(value).__name__} {short_repr(value)}"
+    return CheckpointError(f"checkpoint {path}: {field} is {shown}, not {expected}")
+
+
+def _non_string_key(value: object, where: str) -> str | None:
+    """The dotted place of the first dict key that is not a string inside `value` (dicts and lists), or None."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{where} has a key {short_repr(key)} of type {type(key).__name__}"
+            found = _non_string_key(item, f"{where}.{key}")
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _non_string_key(item, f"{where}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def check_metadata(path: Path, state: dict) -> None:
+    """Refuse a checkpoint whose metadata a reader would trip over: `model_config` that does not resolve to a
+    network (string keys, preset and bias strings, each field as `resolve_model_config` validates it), and each
+    TRAINING_STATE field, `config_hash` and `validation` of its type where present (a converted checkpoint has
+    none of them). The CheckpointError names the file and the field."""
+    settings = state.get("model_config")
+    if settings is None or (isinstance(settings, dict) and any(key not in settings for key in MODEL_SETTINGS)):
+        raise CheckpointError(
+            f"checkpoint {path} lacks its model settings (model_config with "
+            f"{', '.join(MODEL_SETTINGS)}); it cannot rebuild its network"
+        )
+    if not isinstance(settings, dict):
+        raise _field_error(path, "model_config", settings, "a dict of model settings")
+    bad_key = _non_string_key(settings, "model_config")
+    if bad_key:
+        raise CheckpointError(f"checkpoint {path}: {bad_key}, not str")
+    for key in ("preset", "bias"):
+        if not isinstance(settings[key], str):
+            raise _field_error(path, f"model_config.{key}", settings[key], "a string")
+    try:
+        resolve_saved_config(settings)
+    except ValueError as err:
+        raise CheckpointError(f"checkpoint {path}: model_config cannot build a network: {err}") from None
+    for key, kind in TRAINING_STATE.items():
+        if key not in state:
+            continue
+        value = state[key]
+        if kind is int and not _is_count(value, minimum=0):
+            raise _field_error(path, key, value, "an integer >= 0")
+        if kind is not int and not isinstance(value, kind):
+            raise _field_error(path, key, value, f"a {kind.__name__}")
+        # The recipe is compared field by field on resume; optimizer state is keyed by parameter index.
+        bad_key = _non_string_key(value, key) if key == "config" else None
+        if bad_key:
+            raise CheckpointError(f"checkpoint {path}: {bad_key}, not str")
+    name = state.get("config", {}).get("name")
+    if name is not None and not isinstance(name, str):
+        raise _field_error(path, "config.name", name, "a string")
+    if state.get("config_hash") is not None and not isinstance(state["config_hash"], str):
+        raise _field_error(path, "config_hash", state["config_hash"], "a string")
+    if state.get("validation") is not None and not isinstance(state["validation"], dict):
+        raise _field_error(path, "validation", state["validation"], "a dict (or None)")
 
 
 def check_weights(path: Path, label: str, weights: object, error: type[Exception] = CheckpointError) -> None:
@@ -149,12 +234,7 @@ def check_weights(path: Path, label: str, weights: object, error: type[Exception
 
 
 def _check_content(path: Path, state: dict) -> None:
-    settings = state.get("model_config")
-    if not isinstance(settings, dict) or any(key not in settings for key in MODEL_SETTINGS):
-        raise CheckpointError(
-            f"checkpoint {path} lacks its model settings (model_config with "
-            f"{', '.join(MODEL_SETTINGS)}); it cannot rebuild its network"
-        )
+    check_metadata(path, state)
     present = [key for key in WEIGHT_KEYS if key in state]
     if not present:
         raise CheckpointError(f"checkpoint {path} holds no weights (neither of {', '.join(WEIGHT_KEYS)})")
@@ -212,7 +292,7 @@ def load_checkpoint(path: str | Path) -> dict:
 
     Raises FileNotFoundError for a missing file and CheckpointError, naming the file, for one that is
     truncated or corrupted, carries a pickled Python object, is not a suite checkpoint, lacks its model
-    settings or holds weights that are not finite real tensors.
+    settings, holds metadata of the wrong type (`check_metadata`) or weights that are not finite real tensors.
     """
     path = Path(path)
     state = load_torch_archive(path)

@@ -46,6 +46,26 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def found_instead(path: str | Path) -> str | None:
+    """What is at `path`, for a message about a path that is not what a reader expected: None where nothing is
+    (then "not found" is the truth); else "a file", "a folder", "a symlink to X, which does not exist", "a FIFO",
+    ... (links followed)."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return f"a symlink to {os.readlink(path)}, which does not exist" if path.is_symlink() else None
+    except OSError as err:
+        return f"unreadable ({err.strerror or err})"
+    return "a file" if stat.S_ISREG(mode) else _kind(mode)
+
+
+def not_found_message(label: str, path: str | Path, expected: str) -> str:
+    """ "{label} not found: {path}" where nothing is there, else "{label} {path} is {what is}, not {expected}"."""
+    found = found_instead(path)
+    return f"{label} not found: {path}" if found is None else f"{label} {path} is {found}, not {expected}"
+
+
 def check_regular_target(path: str | Path) -> Path:
     """`path` if it is absent or a regular file; else NotARegularFileError naming it and what it is."""
     path = Path(path)

@@ -123,18 +123,86 @@ def test_resume_skips_a_checkpoint_without_training_state_and_says_why(tmp_path)
     from suite.checkpoint import TRAINING_STATE, checkpoint_name, latest_valid_checkpoint
 
     folder = tmp_path / "checkpoints"
-    settings = {"preset": "tiny", "bias": "rib", "scale": 2}
-    weights = {"w": torch.ones(2)}
-    values = {int: 3, dict: {}, list: []}
-    complete = {"model_config": settings, "model": weights, "ema": weights}
-    complete |= {key: values[kind] for key, kind in TRAINING_STATE.items()}
+    complete = training_state()
     save_checkpoint(complete, folder / checkpoint_name(3))
-    converted = save_checkpoint({"model_config": settings, "ema": weights}, folder / checkpoint_name(5))
+    converted = save_checkpoint({"model_config": SETTINGS, "ema": WEIGHTS}, folder / checkpoint_name(5))
     wrong_type = save_checkpoint({**complete, "iteration": "7"}, folder / checkpoint_name(7))
+    no_epoch = save_checkpoint({**complete, "sampler": {}}, folder / checkpoint_name(9))
     path, state, skipped = latest_valid_checkpoint(folder)
     assert path == folder / checkpoint_name(3) and state["iteration"] == 3
-    assert skipped[0].startswith(f"checkpoint {wrong_type} lacks the training state to resume from: iteration (str")
-    assert skipped[1].startswith(f"checkpoint {converted} lacks the training state to resume from: model, iteration,")
+    assert skipped == [
+        f"checkpoint {no_epoch}: sampler.samples_per_epoch is None, not an integer >= 1",
+        f"checkpoint {wrong_type}: iteration is str '7', not an integer >= 0",
+        f"checkpoint {converted} lacks the training state to resume from: model, "
+        + ", ".join(TRAINING_STATE)
+        + " (a converted or hand-made checkpoint holds weights only)",
+    ]
+
+
+SETTINGS = {"preset": "tiny", "bias": "rib", "scale": 2}
+WEIGHTS = {"w": torch.ones(2)}
+
+
+def training_state() -> dict:
+    """What a checkpoint written during training holds, with small values of the right types."""
+    from suite.checkpoint import TRAINING_STATE
+
+    values = {int: 3, dict: {}, list: []}
+    state = {"model_config": SETTINGS, "model": WEIGHTS, "ema": WEIGHTS}
+    state |= {key: values[kind] for key, kind in TRAINING_STATE.items()}
+    state["sampler"] = {"samples_per_epoch": 8}
+    state["timing"] = {"elapsed_s": 1.5, "step_times_s": torch.zeros(3, dtype=torch.float64)}
+    return state
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"config": "recipe.yaml"}, "config is str 'recipe.yaml', not a dict"),
+        ({"config": {"name": 5}}, "config.name is int 5, not a string"),
+        ({"config": {"model": {1: "x"}}}, "config.model has a key 1 of type int, not str"),
+        ({"iteration": None}, "iteration is None, not an integer >= 0"),
+        ({"iteration": 2.5}, "iteration is float 2.5, not an integer >= 0"),
+        ({"iteration": True}, "iteration is bool True, not an integer >= 0"),
+        ({"iteration": -1}, "iteration is int -1, not an integer >= 0"),
+        ({"rng": {"cpu": 1}}, "rng is dict {'cpu': 1}, not a list"),
+        ({"config_hash": 12}, "config_hash is int 12, not a string"),
+        ({"validation": [30.0]}, r"validation is list \[30\.0\], not a dict \(or None\)"),
+        ({"model_config": "tiny"}, "model_config is str 'tiny', not a dict of model settings"),
+        ({"model_config": {**SETTINGS, 3: 4}}, "model_config has a key 3 of type int, not str"),
+        ({"model_config": {**SETTINGS, "preset": ["tiny"]}}, r"model_config\.preset is list \['tiny'\], not a string"),
+        (
+            {"model_config": {**SETTINGS, "scale": "2"}},
+            "model_config cannot build a network: model field scale = '2' must be an integer >= 2",
+        ),
+        (
+            {"model_config": {**SETTINGS, "dim": None}},
+            "model_config cannot build a network: model field dim = None must be an integer >= 1",
+        ),
+        ({"ema": {**WEIGHTS, 7: torch.ones(1)}}, "ema has a key 7 of type int, not str"),
+        ({"ema": {"w": [1.0, 2.0]}}, r"ema\.w is list, not a tensor"),
+    ],
+)
+def test_metadata_of_the_wrong_type_is_refused_naming_the_file_and_the_field(tmp_path, change, message) -> None:
+    from suite.checkpoint import latest_valid_checkpoint
+
+    path = save_checkpoint({**training_state(), **change}, tmp_path / "checkpoints" / "iter_0000003.pt")
+    with pytest.raises(CheckpointError, match=rf"^checkpoint {re.escape(str(path))}: {message}$"):
+        load_checkpoint(path)
+    # the resume path skips it with the same reason
+    assert latest_valid_checkpoint(path.parent) == (None, None, [f"checkpoint {path}: {message}".replace("\\", "")])
+
+
+def test_every_reader_of_a_checkpoint_reports_bad_metadata_in_one_line(tmp_path, capsys) -> None:
+    from suite.evaluate.inference import load_upscaler
+
+    path = save_checkpoint({**training_state(), "config": "recipe.yaml"}, tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match=r"c\.pt: config is str 'recipe\.yaml', not a dict$"):
+        load_upscaler(path, torch.device("cpu"))
+    assert main(["analyze", "bias", "--checkpoint", str(path), "--out", str(tmp_path / "bias")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"suite analyze: error: checkpoint {path}: config is str 'recipe.yaml', not a dict\n"
+    assert not (tmp_path / "bias").exists()
 
 
 def test_a_checkpoint_storing_only_preset_bias_and_scale_is_described_by_its_resolved_config(tmp_path) -> None:

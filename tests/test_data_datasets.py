@@ -95,6 +95,21 @@ def test_missing_lr_file_empty_and_missing_folders(tmp_path):
         open_paired(root, 0)
 
 
+def test_folders_that_are_there_but_not_folders_say_what_they_are(tmp_path):
+    root = _benchmark(tmp_path / "SetF", [(24, 24)])
+    with pytest.raises(FileNotFoundError, match=r"dataset folder .*img0\.png is a file, not a folder$"):
+        open_paired(root / "HR" / "img0.png", 2)
+    (root / "LR_bicubic" / "X2" / "img0x2.png").unlink()
+    (root / "LR_bicubic" / "X2" / "img0x2.png").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"expected .*img0x2\.png, which is a folder, not a file$"):
+        open_paired(root, 2)
+    (root / "LR_bicubic" / "X2" / "img0x2.png").rmdir()
+    (root / "LR_bicubic" / "X2").rmdir()
+    (root / "LR_bicubic" / "X2").write_text("not a folder")  # was silently "LR made from HR"
+    with pytest.raises(FileNotFoundError, match=r"LR folder .*X2 is a file, not a folder of LR images$"):
+        open_paired(root, 2)
+
+
 def test_corrupt_image_in_folder_is_named(tmp_path):
     root = _benchmark(tmp_path / "SetE", [(24, 24)], stored=False)
     (root / "HR" / "zz.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage")

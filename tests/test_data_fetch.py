@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
+import re
 import socket
 import tarfile
 import threading
 import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +31,9 @@ class ArchiveServer:
         self.files: dict[str, bytes] = {}
         self.truncate_next: set[str] = set()  # paths whose next response stops after half the bytes
         self.no_length: set[str] = set()  # paths served without Content-Length (a cut then looks complete)
+        self.headers: dict[str, dict[str, str]] = {}  # extra response headers by path
+        # path -> (head, piece, pause): the first `head` bytes at once, then `piece` bytes every `pause` s
+        self.pace: dict[str, tuple[int, int, float]] = {}
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
         self.bytes_sent = 0
         server = self
@@ -59,14 +65,31 @@ class ArchiveServer:
                     self.close_connection = True
                 else:
                     self.send_header("Content-Length", str(len(body) - start))
+                for name, value in server.headers.get(self.path, {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 chunk = body[start:]
                 if self.path in server.truncate_next:
                     server.truncate_next.discard(self.path)
                     chunk = chunk[: len(chunk) // 2]
                     self.close_connection = True
+                if self.path in server.pace:
+                    self._paced(chunk, *server.pace[self.path])
+                    return
                 self.wfile.write(chunk)
                 server.bytes_sent += len(chunk)
+
+            def _paced(self, chunk: bytes, head: int, piece: int, pause: float) -> None:
+                self.close_connection = True
+                try:
+                    self.wfile.write(chunk[:head])
+                    self.wfile.flush()
+                    for offset in range(head, len(chunk), piece):
+                        time.sleep(pause)
+                        self.wfile.write(chunk[offset : offset + piece])
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up: what the tests want
+                    pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -486,8 +509,8 @@ def test_df2k_links_div2k_train_and_flickr2k_hr(server, tmp_path):
 
 
 def _checkpoint_bytes() -> bytes:
-    # a torch checkpoint is a zip container; the payload does not matter here
-    return _zip({"archive/data.pkl": bytes(range(256)) * 4000, "archive/version": b"3\n"})
+    # a torch checkpoint's layout (one folder, data.pkl a pickle, members stored); the payload does not matter
+    return _zip({"archive/data.pkl": b"\x80\x02" + bytes(range(256)) * 4000, "archive/version": b"3\n"})
 
 
 def test_fetch_file_resumes_pins_and_reuses(server, tmp_path, capsys):
@@ -529,7 +552,7 @@ def test_fetch_file_with_sha256_and_broken_downloads(server, tmp_path):
     with pytest.raises(ValueError, match=r"n\.pth is a damaged or incomplete zip"):
         fetch_file(server.base + "/n.pth", tmp_path / "n.pth")
     server.files["/h.pth"] = b"<html>Not found</html>"
-    with pytest.raises(ValueError, match=r"h\.pth starts like an HTML page"):
+    with pytest.raises(ValueError, match=r"h\.pth is an HTML page .*, not a torch checkpoint"):
         fetch_file(server.base + "/h.pth", tmp_path / "h.pth")
     assert set(_lock(tmp_path)) == {"m.pth"}
     server.no_length.clear()
@@ -563,6 +586,8 @@ def test_fetch_file_copies_a_local_file_or_file_url_and_leaves_it(tmp_path):
     assert fetch_file(mine.as_uri(), out2)["sha256"] == hashlib.sha256(body).hexdigest()
     with pytest.raises(FileNotFoundError, match=r"source file not found: .*missing\.pth"):
         fetch_file(str(tmp_path / "missing.pth"), tmp_path / "released" / "c.pth")
+    with pytest.raises(FileNotFoundError, match=r"source file .*my downloads is a folder, not a file$"):
+        fetch_file(str(mine.parent), tmp_path / "released" / "c.pth")
     # an archive fetch from a file:// URL works too
     (tmp_path / "benchmark.tar").write_bytes(_benchmark_tar())
     assert fetch("Set5", tmp_path / "root", url=(tmp_path / "benchmark.tar").as_uri())[0]["action"] == "extracted"
@@ -595,3 +620,131 @@ def test_parallel_fetches_into_one_root_take_turns(server, tmp_path):
         assert server.requests == [] and not (tmp_path / "downloads").exists()  # nothing touched meanwhile
     worker.join(30)
     assert result["records"][0]["action"] == "extracted"
+
+
+# ---- what gets pinned, timeouts, partial data, the folder's own files (issue 22 item 2) ----
+
+
+RELEASED = Path(__file__).parent / "fixtures" / "official" / "rib_pixelshuffle_x2.pth"
+
+
+def test_a_real_torch_checkpoint_is_pinned_and_a_zip_of_another_layout_is_not(server, tmp_path):
+    server.files["/real.pth"] = RELEASED.read_bytes()
+    assert fetch_file(server.base + "/real.pth", tmp_path / "real.pth")["action"] == "downloaded"
+    assert _lock(tmp_path)["real.pth"]["sha256"] == hashlib.sha256(RELEASED.read_bytes()).hexdigest()
+    cases = {
+        "/loose.pth": _zip({"data.pkl": b"\x80\x02.", "other/version": b"3"}),  # no common folder
+        "/notes.pth": _zip({"archive/notes.txt": b"hello"}),
+        "/text.pth": _zip({"archive/data.pkl": b"not a pickle"}),
+    }
+    server.files.update(cases)
+    for path in cases:
+        with pytest.raises(ValueError, match=r"is a zip archive but not a torch checkpoint") as err:
+            fetch_file(server.base + path, tmp_path / path[1:])
+        assert f"received from {server.base + path}" in str(err.value)
+    assert set(_lock(tmp_path)) == {"real.pth"}
+
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize(
+    "body, headers, error, why",
+    [
+        (UTF8_BOM + b"<!DOCTYPE html><html>Sign in</html>", {}, ValueError, "is an HTML page"),
+        (b'  {"error": "file not found", "status": 404}', {}, ValueError, "is a JSON document"),
+        (
+            gzip.compress(_checkpoint_bytes()),
+            {"Content-Encoding": "gzip"},
+            RuntimeError,
+            "sent the file gzip-encoded \\(Content-Encoding: gzip\\)",
+        ),
+    ],
+    ids=["html-with-bom", "json-error-body", "gzip-encoded"],
+)
+def test_a_body_that_is_not_the_file_is_refused_naming_the_url_and_nothing_is_pinned(
+    server, tmp_path, body, headers, error, why
+):
+    url = server.base + "/models/x.pth"
+    server.files["/models/x.pth"] = body
+    server.headers["/models/x.pth"] = headers
+    with pytest.raises(error, match=why) as err:
+        fetch_file(url, tmp_path / "x.pth")
+    assert url in str(err.value) and _lock(tmp_path) == {} and not (tmp_path / "x.pth").exists()
+    # the same bodies as a dataset archive
+    server.files["/benchmark.tar"] = body
+    server.headers["/benchmark.tar"] = headers
+    with pytest.raises(error, match=why) as err:
+        fetch("Set5", tmp_path / "root", mirror=server.base)
+    assert f"{server.base}/benchmark.tar" in str(err.value)
+    assert _lock(tmp_path / "root") == {} and not (tmp_path / "root" / "benchmark").exists()
+
+
+def test_a_trickling_server_trips_the_read_timeout_and_the_data_so_far_is_resumed(server, tmp_path):
+    body = _checkpoint_bytes()
+    url = server.base + "/slow.pth"
+    server.files["/slow.pth"] = body
+    server.pace["/slow.pth"] = (300_000, 1, 0.05)  # then one byte every 0.05 s: each read is in time, the data not
+    out = tmp_path / "slow.pth"
+    with pytest.raises(RuntimeError, match=r"too slow: .* fewer than 65536 within 0\.5 s \(--timeout\)") as err:
+        fetch_file(url, out, timeout=0.5)
+    part = tmp_path / "slow.pth.part"
+    kept = part.stat().st_size
+    assert url in str(err.value) and f"kept in {part}" in str(err.value)
+    assert kept >= 300_000 and part.read_bytes() == body[:kept]  # written as it arrived
+    assert not out.exists() and _lock(tmp_path) == {}
+    server.pace.clear()
+    assert fetch_file(url, out, timeout=0.5)["downloaded_bytes"] == len(body) - kept
+    assert server.requests[-1] == ("/slow.pth", f"bytes={kept}-")
+    assert out.read_bytes() == body and not part.exists() and "slow.pth" in _lock(tmp_path)
+
+
+def test_the_deadline_bounds_the_whole_download(server, tmp_path):
+    server.files["/benchmark.tar"] = _benchmark_tar()
+    server.pace["/benchmark.tar"] = (0, 1 << 16, 0.1)  # every 64 KiB in time, the whole far slower
+    with pytest.raises(RuntimeError, match=r"benchmark\.tar passed its deadline of 0\.3 s \(--deadline\)"):
+        fetch("Set5", tmp_path, mirror=server.base, timeout=5, deadline=0.3)
+    assert (tmp_path / "downloads" / "benchmark.tar.part").stat().st_size > 0
+    assert not (tmp_path / "benchmark").exists() and _lock(tmp_path) == {}
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "0", "-1", "soon"])
+@pytest.mark.parametrize("option", ["--timeout", "--deadline"])
+def test_timeout_and_deadline_must_be_finite_positive_seconds(tmp_path, capsys, option, value):
+    for command in (["fetch", "Set5", "--root", str(tmp_path)], ["fetch-file", "x.pth", "--out", str(tmp_path / "x")]):
+        with pytest.raises(SystemExit) as exit_:
+            main(["data", *command, f"{option}={value}"])
+        assert exit_.value.code == 2
+        assert f"argument {option}: {value!r} is not a" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"--timeout must be a finite number of seconds > 0, got inf"):
+        fetch_file("x.pth", tmp_path / "x.pth", timeout=float("inf"))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", [LOCK_NAME, ".suite-fetch.flock", ".suite-data", "m.pth.part", "m.pth.rejected"])
+def test_fetch_file_refuses_a_target_named_like_the_folders_own_files(server, tmp_path, name):
+    server.files["/m.pth"] = _checkpoint_bytes()
+    with pytest.raises(ValueError, match=rf"--out .*{re.escape(name)}: '.*' is the name of a file the suite keeps"):
+        fetch_file(server.base + "/m.pth", tmp_path / name)
+    assert server.requests == [] and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["symlink", "folder"])
+@pytest.mark.parametrize("own", [LOCK_NAME, ".suite-fetch.flock", "m.pth.part"])
+def test_a_lock_or_part_file_that_is_a_symlink_or_a_folder_is_a_one_line_error(server, tmp_path, capsys, kind, own):
+    server.files["/m.pth"] = _checkpoint_bytes()
+    folder, elsewhere = tmp_path / "released", tmp_path / "elsewhere.json"
+    folder.mkdir()
+    elsewhere.write_text("{}")
+    if kind == "symlink":
+        (folder / own).symlink_to(elsewhere)
+    else:
+        (folder / own).mkdir()
+    out = folder / "m.pth"
+    assert main(["data", "fetch-file", server.base + "/m.pth", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.splitlines()  # progress lines, then the error in one line
+    assert (
+        err[-1].startswith("suite data: error: ") and f"{folder / own}: it is a {kind}, not a regular file" in err[-1]
+    )
+    assert elsewhere.read_text() == "{}" and not out.exists()
+    assert (folder / own).is_symlink() == (kind == "symlink")

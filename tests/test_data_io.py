@@ -85,6 +85,24 @@ def test_list_images_skips_other_files_and_names_empty_folders(tmp_path):
         list_images(tmp_path / "missing")
 
 
+def test_a_path_that_is_there_but_not_what_was_expected_is_named_with_what_it_is(tmp_path):
+    import re
+
+    write_png(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    with pytest.raises(
+        FileNotFoundError, match=rf"^image folder {re.escape(str(tmp_path / 'a.png'))} is a file, not a"
+    ):
+        list_images(tmp_path / "a.png")
+    with pytest.raises(FileNotFoundError, match=r"^image file .*folder\.png is a folder, not a file$"):
+        read_image(tmp_path / "folder.png")
+    with pytest.raises(
+        FileNotFoundError, match=rf"dangling is a symlink to {re.escape(str(tmp_path / 'gone'))}, which does not exist"
+    ):
+        list_images(tmp_path / "dangling")
+
+
 def _write_16bit_png(path, wide: np.ndarray) -> None:
     import cv2  # Pillow cannot write 16-bit colour PNGs
 

@@ -115,12 +115,18 @@ def test_resume_or_restart_trains_afresh_and_keeps_the_old_run(
 ) -> None:
     recipe, out = run_copy
     old_final = (out / "final.pt").read_bytes()
+    old_summary = (out / "summary.json").read_bytes()
     old_second = (out / "checkpoints" / "iter_0000002.pt").read_bytes()
+    if not change:  # a forced re-run: Snakemake deletes final.pt before the job (summary.json is update()d)
+        (out / "final.pt").unlink()
     assert main(["train", "--config", str(recipe), "--resume-or-restart", *change]) == 0
     err = capsys.readouterr().err
     assert "moved the earlier run (all but the files git holds) to" in err and "resuming" not in err
     (replaced,) = (out / REPLACED).iterdir()
-    assert (replaced / "final.pt").read_bytes() == old_final  # the old run is kept whole, not mixed
+    assert (replaced / "summary.json").read_bytes() == old_summary  # the old run is kept whole, not mixed
+    assert (replaced / "final.pt").exists() == bool(change)
+    if change:
+        assert (replaced / "final.pt").read_bytes() == old_final
     assert (replaced / "checkpoints" / "iter_0000002.pt").read_bytes() == old_second
     # Outside git the new events file keeps TensorBoard's own name, the old one is only in replaced/.
     old_events = [path.name for path in (finished / "tb").iterdir()]
@@ -129,6 +135,38 @@ def test_resume_or_restart_trains_afresh_and_keeps_the_old_run(
     state = load_checkpoint(out / "final.pt")
     assert state["iteration"] == 4 and state["config"]["optim"]["lr"] == (0.002 if change else 0.001)
     assert (out / "checkpoints" / "iter_0000002.pt").read_bytes() != old_second  # recomputed
+
+
+def test_a_complete_run_of_the_same_recipe_is_given_back_untouched(run_copy, capsys) -> None:
+    recipe, out = run_copy
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+    # name and out_dir may differ (RESUMABLE_CHANGES): it is the same run
+    assert main(["train", "--config", str(recipe), "--resume-or-restart", "--override", "run.log_every=2"]) == 0
+    err = capsys.readouterr().err
+    assert f"{out} already holds the complete run of this recipe ({out / 'final.pt'}, {out / 'summary.json'})" in err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"} == before
+    assert not (out / REPLACED).exists()
+
+
+@pytest.mark.parametrize("damage", ["summary-of-another-run", "summary-unreadable", "final-of-another-recipe"])
+def test_a_run_whose_final_and_summary_do_not_match_the_recipe_is_not_given_back(run_copy, capsys, damage) -> None:
+    from suite.train.rundir import finished_run
+
+    recipe_path, out = run_copy
+    recipe = load_recipe(recipe_path)
+    samples = load_checkpoint(out / "final.pt")["sampler"]["samples_per_epoch"]
+    notes = []
+    assert finished_run(recipe, "resume-or-restart", samples, notes.append) == out / "final.pt" and notes
+    assert finished_run(recipe, "resume", samples, notes.append) is None  # --resume goes on as it did
+    summary = out / "summary.json"
+    if damage == "summary-of-another-run":
+        summary.write_text(summary.read_text().replace('"config_hash": "', '"config_hash": "0'))
+    elif damage == "summary-unreadable":
+        summary.write_text("{")
+    else:
+        recipe = load_recipe(recipe_path, ["optim.lr=0.002"])
+    notes.clear()
+    assert finished_run(recipe, "resume-or-restart", samples, notes.append) is None and notes == []
 
 
 def test_a_second_training_into_a_locked_folder_is_refused(run_copy, capsys) -> None:

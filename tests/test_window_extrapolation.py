@@ -23,10 +23,10 @@ from suite.models import build_model
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def small_checkpoint(path: Path, bias: str) -> Path:
+def small_checkpoint(path: Path, bias: str, **overrides) -> Path:
     """A one-block tiny network (windows 8 8) with a non-zero upsampler, so the output depends on the body."""
     torch.manual_seed(0)
-    model = build_model("tiny", bias, 2, dim=16, n_blocks=1, window_sizes=[8, 8], ranks=[4, 4])
+    model = build_model("tiny", bias, 2, dim=16, n_blocks=1, window_sizes=[8, 8], ranks=[4, 4], **overrides)
     with torch.no_grad():
         model.to_pixels.weight.copy_(torch.randn(model.to_pixels.weight.shape) * 0.1)
     return save_checkpoint({"model_config": model.config, "ema": model.state_dict()}, path)
@@ -73,10 +73,22 @@ def test_scaled_window_sizes(windows: list[int], factor: float, expected: list[i
 
 
 @pytest.mark.parametrize(
-    "factor, shown", [(0, "0"), (-0.5, "-0.5"), (math.nan, "nan"), (math.inf, "inf"), (True, "True"), ("2", "'2'")]
+    "factor, shown",
+    [
+        (0, "0"),
+        (-0.5, "-0.5"),
+        (math.nan, "nan"),
+        (math.inf, "inf"),
+        (1e300, r"1e\+300"),
+        (512.5, "512.5"),
+        (True, "True"),
+        ("2", "'2'"),
+    ],
 )
 def test_scaled_window_sizes_refuses_a_bad_factor(factor, shown: str) -> None:
-    with pytest.raises(ValueError, match=rf"window scale factor must be a finite number > 0, got {shown}$"):
+    with pytest.raises(
+        ValueError, match=rf"window scale factor must be a finite number > 0 and at most 512, got {shown}$"
+    ):
         scaled_window_sizes([8], factor)
 
 
@@ -181,8 +193,9 @@ def test_eval_of_an_rpb_checkpoint_at_another_window_is_one_line(
     "flags, message",
     [
         (["--window-sizes", "8"], "window sizes 8 (trained 8 8): expected 2 window sizes per block, got 1"),
-        (["--window-sizes", "8", "0"], "window_sizes[1] = 0 must be an integer >= 1"),
-        (["--window-scale", "-1"], "window scale factor must be a finite number > 0, got -1.0"),
+        (["--window-sizes", "8", "0"], "window_sizes[1] = 0 must be an integer from 1 to 512"),
+        (["--window-sizes", "8", "100000"], "window_sizes[1] = 100000 must be an integer from 1 to 512"),
+        (["--window-scale", "1e300"], "--window-scale must be a finite number > 0 and at most 512, got 1e+300"),
     ],
 )
 def test_eval_refuses_bad_windows(
@@ -319,6 +332,61 @@ def test_analyze_windows_of_an_rpb_model_refuses_rows(
 
 
 def test_analyze_windows_refuses_a_bad_factor(rib_checkpoint: Path, small_data: Path, tmp_path: Path, capsys) -> None:
-    assert _analyze(rib_checkpoint, small_data, tmp_path / "w", "0", "1") == 2
-    assert "window scale factor must be a finite number > 0, got 0.0" in capsys.readouterr().err
+    assert _analyze(rib_checkpoint, small_data, tmp_path / "w", "1e300", "1") == 2
+    assert "--factors must be a finite number > 0 and at most 512, got 1e+300" in capsys.readouterr().err
+    for factor in ("0", "-1", "inf", "nan"):
+        with pytest.raises(SystemExit):
+            _analyze(rib_checkpoint, small_data, tmp_path / "w", factor, "1")
+        assert f"argument --factors: '{factor}' is not a finite number > 0" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "0", "-1"])
+def test_eval_refuses_a_non_finite_or_non_positive_window_scale_by_option(
+    rib_checkpoint: Path, small_data: Path, tmp_path: Path, capsys, value: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        _eval(
+            "--checkpoint",
+            str(rib_checkpoint),
+            "--data",
+            str(small_data),
+            "--out",
+            str(tmp_path / "e.json"),
+            f"--window-scale={value}",
+        )
+    assert exit_info.value.code == 2
+    assert f"argument --window-scale: '{value}' is not a finite number > 0" in capsys.readouterr().err
+
+
+def test_a_window_beyond_the_input_runs_and_is_recorded_as_the_input_side(rib_checkpoint: Path) -> None:
+    """The tiny preset shrinks a window larger than its map to the map: windows 64 on a 32x32 input run as 32."""
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    fitted = load_upscaler(rib_checkpoint, window_scale=8, largest_input=32)
+    assert fitted.provenance["window_sizes"] == [32, 32] and fitted.provenance["window_scale"] == 8
+    assert [layer.window for layer in fitted.upscale.model.attention_layers()] == [32, 32]
+    at_32 = load_upscaler(rib_checkpoint, window_sizes=[32, 32])
+    assert torch.equal(fitted.upscale.forward(x), at_32.upscale.forward(x))
+    assert load_upscaler(rib_checkpoint, window_scale=8).provenance["window_sizes"] == [64, 64]  # no input given
+
+
+def test_a_window_beyond_the_input_of_a_padding_model_is_refused(tmp_path: Path) -> None:
+    padding = small_checkpoint(tmp_path / "pad.pt", "rib", large_windows="pad")
+    with pytest.raises(
+        ValueError,
+        match=rf"^checkpoint {padding}: window sizes 64 64 \(trained 8 8\): window 64 of layer 0 is larger than the "
+        r"largest input \(32 LR pixels a side\) and than its trained window 8: the layer pads its map",
+    ):
+        load_upscaler(padding, window_scale=8, largest_input=32)
+    assert load_upscaler(padding, window_scale=4, largest_input=32).provenance["window_sizes"] == [32, 32]
+
+
+def test_eval_records_the_window_that_ran(rib_checkpoint: Path, small_data: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "e.json"
+    args = ["--checkpoint", str(rib_checkpoint), "--data", str(small_data), "--out", str(out), "--device", "cpu"]
+    assert _eval(*args, "--window-scale", "8") == 0
+    assert "at windows 32 32 (trained 8 8)" in capsys.readouterr().out
+    fitted = json.loads(out.read_text())
+    assert fitted["provenance"]["window_sizes"] == [32, 32] and fitted["provenance"]["window_scale"] == 8.0
+    assert _eval(*args, "--window-sizes", "32", "32") == 0
+    assert json.loads(out.read_text())["psnr"] == fitted["psnr"]  # the same network run

@@ -296,6 +296,17 @@ def test_lint_is_clean(workdir: Path) -> None:
         ),
         ({"analysis": {"window_factors": [float("nan"), 1]}}, "analysis.window_factors[0]: nan is not a finite number"),
         ({"train": {"recipe": "recipes/missing.yaml"}}, "train.recipe: 'recipes/missing.yaml' is not a file"),
+        (
+            {"train": {"overrides": {"optim.lr": "fast"}}},
+            "train.overrides: the recipe of tiny-rpb x2 is refused: workflows/config/recipes/tiny_cpu.yaml: "
+            "optim.lr = 'fast' must be a finite number",
+        ),
+        ({"train": {"overrides": {"optim.learning_rate": 0.1}}}, "unknown field(s) optim.learning_rate"),
+        (
+            {"train": {"per_preset": {"tiny": {"overrides": {"data.lr_patch": 0}}}}},
+            "train.overrides / train.per_preset.tiny.overrides: the recipe of tiny-rpb x2 is refused: "
+            "workflows/config/recipes/tiny_cpu.yaml: data.lr_patch = 0 must be >= 1",
+        ),
     ],
 )
 def test_invalid_config_fails_before_any_job_naming_the_field(tmp_path: Path, override: dict, field: str) -> None:

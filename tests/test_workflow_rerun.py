@@ -163,6 +163,8 @@ def test_forceall_after_a_finished_run_recomputes(trained: Path) -> None:
     # Training: the finished run moved aside, a new one from iteration 0 (not a "resume" at 4 of 4).
     moved = list((run_dir / "replaced").iterdir())
     assert len(moved) == 1 and checkpoint_iterations(moved[0] / "checkpoints") == [2, 4]
+    # summary.json is update()d: Snakemake kept it for the trainer, which moved it aside with the run
+    assert json.loads((moved[0] / "summary.json").read_text())["iterations"] == 4
     assert "resuming" not in (workdir / TRAIN_LOG).read_text()
     assert checkpoint_iterations(run_dir / "checkpoints") == [2, 4]
     # Profiling: every point measured again, the earlier sweep kept under profile/replaced/.

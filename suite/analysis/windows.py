@@ -63,13 +63,16 @@ def window_table(
     """Evaluate and time `checkpoint` at its windows times each factor -> rows (COLUMNS); writes
     out/windows.csv and out/windows.json and prints a short table.
 
-    A factor whose windows the model refuses (RPB) gives a row with status "refused" and the error as
-    reason. A factor whose timing fails (out of memory) keeps its PSNR/SSIM, with the timing status
-    (e.g. "oom") as status and its reason.
+    A factor whose windows the model refuses (RPB, or a window larger than any test image in a model that pads
+    its map up to the window) gives a row with status "refused" and the error as reason; a window larger than
+    any test image in a model that shrinks it to the map is evaluated, and recorded, at the longest LR side. A
+    factor whose timing fails (out of memory) keeps its PSNR/SSIM, with the timing status (e.g. "oom") as
+    status and its reason.
     """
     checkpoint, out = Path(checkpoint), Path(out)
     factors = window_factors(factors)
     device, torch_device, dataset = prepare(data, scale, name, device, threads, rounds, warmup)
+    largest = dataset.largest_lr_side()  # windows beyond it are fitted to it: the rows record what ran
 
     rows: list[dict] = []
     upscalers: dict[str, ModelUpscaler] = {}  # by _label(factor)
@@ -78,7 +81,7 @@ def window_table(
         row = {column: None for column in COLUMNS}
         row.update(factor=factor, status=OK, reason="")
         try:
-            loaded = load_upscaler(checkpoint, torch_device, window_scale=factor)
+            loaded = load_upscaler(checkpoint, torch_device, window_scale=factor, largest_input=largest)
         except WindowSizeError as err:
             row.update(status=REFUSED, reason=err.reason)  # the checkpoint is named once, in windows.json
             rows.append(row)

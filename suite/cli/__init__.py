@@ -8,6 +8,7 @@ Ctrl-C ends as one line with exit 130.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from suite import __version__
@@ -48,6 +49,18 @@ def positive_int(text: str) -> int:
     if not (text.isascii() and text.strip().isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
     return int(text)
+
+
+def positive_float(text: str) -> float:
+    """argparse type of a duration or factor such as --timeout: a finite number > 0 (not inf, nan, 0 or
+    negative), or an error naming the value."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number > 0")
+    return value
 
 
 def add_override_option(parser: argparse.ArgumentParser, help: str) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from suite.cli import positive_int
+from suite.cli import positive_float, positive_int
 
 
 def _timing_options(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     windows.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT", help="a suite checkpoint")
     windows.add_argument(
         "--factors",
-        type=float,
+        type=positive_float,
         nargs="+",
         default=[0.5, 1.0, 1.5, 2.0],
         help="window scale factors (default 0.5 1 1.5 2)",
@@ -124,6 +124,10 @@ def _lowrank(args: argparse.Namespace) -> int:
 
 def _windows(args: argparse.Namespace) -> int:
     from suite.analysis.windows import window_table
+    from suite.evaluate.inference import check_window_factor
+
+    for factor in args.factors:
+        check_window_factor(factor, "--factors")
 
     window_table(
         args.checkpoint,

@@ -23,6 +23,7 @@ def _fetch(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         remove_archives=args.remove_archives,
         log=_log,
+        deadline=args.deadline,
     )
     downloaded = sum(record["downloaded_bytes"] for record in records)
     print(
@@ -35,7 +36,7 @@ def _fetch(args: argparse.Namespace) -> int:
 def _fetch_file(args: argparse.Namespace) -> int:
     from suite.data.fetch import fetch_file
 
-    record = fetch_file(args.url, args.out, sha256=args.sha256, timeout=args.timeout, log=_log)
+    record = fetch_file(args.url, args.out, sha256=args.sha256, timeout=args.timeout, log=_log, deadline=args.deadline)
     print(
         f"{record['file']}: {record['action']}, {record['downloaded_bytes']} bytes downloaded, "
         f"sha256 {record['sha256']}"
@@ -50,6 +51,24 @@ def _mini(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{split} {len(info['images'])}" for split, info in manifest["splits"].items())
     print(f"mini benchmark written to {args.root} ({counts} images; scales {manifest['scales']})")
     return 0
+
+
+def _limit_options(parser: argparse.ArgumentParser) -> None:
+    from suite.cli import positive_float
+
+    parser.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="network timeout: connecting, and every 64 KiB of data must arrive within it (default 30)",
+    )
+    parser.add_argument(
+        "--deadline",
+        type=positive_float,
+        metavar="SECONDS",
+        help="the longest a whole download may take; what arrived is kept and resumed by the next run (default: a day)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -78,7 +97,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="base URL holding the archives by their file names "
         "(default: $SUITE_DATA_MIRROR, else the original sources)",
     )
-    fetch.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)")
+    _limit_options(fetch)
     fetch.add_argument("--remove-archives", action="store_true", help="delete archives once extracted")
     fetch.set_defaults(func=_fetch)
 
@@ -94,7 +113,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     one.add_argument("--out", type=Path, required=True, help="the file to write (its folder holds the lock file)")
     one.add_argument("--sha256", help="expected SHA-256 (64 hex digits)")
-    one.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)")
+    _limit_options(one)
     one.set_defaults(func=_fetch_file)
 
     mini = actions.add_parser("mini", help="write the embedded mini benchmark (scikit-image photographs)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from suite.cli import add_override_option
+from suite.cli import add_override_option, positive_float
 from suite.cli.convert import OFFICIAL_BIASES
 
 # Overlap between tiles when --tile is given without --overlap (LR pixels).
@@ -42,8 +42,9 @@ def _model_only_flags(args: argparse.Namespace) -> list[str]:
     return [flag for flag, present in given if present] + _released_only_flags(args)
 
 
-def build_upscaler(args: argparse.Namespace, device: str) -> tuple[object, str, dict]:
-    """-> (upscale(lr uint8 HWC) -> sr uint8 HWC, method name, provenance items)."""
+def build_upscaler(args: argparse.Namespace, device: str, largest_input: int) -> tuple[object, str, dict]:
+    """-> (upscale(lr uint8 HWC) -> sr uint8 HWC, method name, provenance items). `largest_input`: the longest
+    LR side of the dataset, which asked windows are fitted to (suite.evaluate.inference.apply_window_sizes)."""
     if args.method is not None:
         misplaced = _model_only_flags(args)
         if misplaced:
@@ -52,7 +53,7 @@ def build_upscaler(args: argparse.Namespace, device: str) -> tuple[object, str, 
                 f"(not --method {args.method})"
             )
         return _bicubic(args.scale), args.method, {}
-    from suite.evaluate.inference import load_upscaler
+    from suite.evaluate.inference import check_window_factor, load_upscaler
     from suite.overrides import parse_field_overrides
 
     if args.preset is None and _released_only_flags(args):
@@ -61,6 +62,8 @@ def build_upscaler(args: argparse.Namespace, device: str) -> tuple[object, str, 
             f"with --preset (a suite checkpoint carries its own model settings)"
         )
     overlap = args.overlap if args.overlap is not None else DEFAULT_OVERLAP
+    if args.window_scale is not None:
+        check_window_factor(args.window_scale, "--window-scale")
     loaded = load_upscaler(
         args.checkpoint,
         device,
@@ -75,6 +78,7 @@ def build_upscaler(args: argparse.Namespace, device: str) -> tuple[object, str, 
         compile=args.compile,
         window_sizes=args.window_sizes,
         window_scale=args.window_scale,
+        largest_input=min(largest_input, args.tile) if args.tile else largest_input,
     )
     if loaded.upscale.scale != args.scale:
         raise ValueError(
@@ -106,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
     dataset = open_paired(args.data, args.scale, split=args.split)
     if args.name:
         dataset.name = args.name
-    upscale, method, extra = build_upscaler(args, device)
+    upscale, method, extra = build_upscaler(args, device, dataset.largest_lr_side())
     extra["data_path"] = str(args.data)
     result = evaluate(
         upscale,
@@ -213,7 +217,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     windows = model.add_mutually_exclusive_group()
     windows.add_argument(
         "--window-scale",
-        type=float,
+        type=positive_float,
         metavar="F",
         help="run the network at its trained attention windows times F, rounded half up (RIB "
         "only: an RPB table fixes its window)",

@@ -71,12 +71,23 @@ def _member(source: str, is_dir: bool, size: int) -> Member:
     return Member(name.rstrip("/") if name != "." else "", is_dir, size, source)
 
 
-def _describe_start(head: bytes) -> str:
+def received_instead(head: bytes) -> str | None:
+    """What a download starting with `head` plainly is instead of the file asked for (an empty body, a web
+    page, a JSON document such as an error body served with status 200), or None. A UTF-8 byte-order mark
+    and leading white space are skipped, as a browser would."""
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
     if not head:
-        return "it is empty"
-    if head.lstrip().startswith(b"<"):  # <!DOCTYPE html>, <html>, <?xml ...>
-        return "it starts like an HTML page: the server probably sent a web page (error or login page), not the file"
-    return f"it starts with {head[:16]!r}"
+        return "an empty body"
+    if text.startswith(b"<"):  # <!DOCTYPE html>, <html>, <?xml ...>
+        return "an HTML page (an error or login page, not the file)"
+    if text[:1] in (b"{", b"["):
+        return "a JSON document (an error message served as the file?)"
+    return None
+
+
+def _describe_start(head: bytes) -> str:
+    received = received_instead(head)
+    return f"it is {received}" if received else f"it starts with {head[:16]!r}"
 
 
 def archive_kind(path: str | Path) -> str:

@@ -17,6 +17,7 @@ from PIL import Image
 from suite.data.io import IMAGE_ERRORS, IMAGE_SUFFIXES, list_images, read_image
 from suite.data.resize import degrade
 from suite.data.tensors import image_to_tensor
+from suite.files import found_instead, not_found_message
 
 # LR rows/cols kept around a training patch when it is degraded on the fly: the x{s} bicubic kernel
 # reaches 2 LR pixels, so with 3 the patch is pixel-identical to the same crop of the whole-image LR.
@@ -85,7 +86,11 @@ def _stored_lr(lr_dir: Path, hr: Path, scale: int) -> Path:
     names += [f"{hr.stem}x{scale}{suffix}" for suffix in IMAGE_SUFFIXES if suffix != hr.suffix.lower()]
     found = [lr_dir / name for name in names if (lr_dir / name).is_file()]
     if not found:
-        raise FileNotFoundError(f"LR image for {hr} not found: expected {lr_dir / names[0]}")
+        instead = found_instead(lr_dir / names[0])
+        raise FileNotFoundError(
+            f"LR image for {hr} not found: expected {lr_dir / names[0]}"
+            + (f", which is {instead}, not a file" if instead else "")
+        )
     if len(found) > 1:
         raise ValueError(f"ambiguous LR images for {hr}: {found[0]} and {found[1]}; remove one of them")
     return found[0]
@@ -103,7 +108,7 @@ def resolve_pairs(path: str | Path, scale: int, split: str = "valid") -> tuple[s
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
     root = Path(path)
     if not root.is_dir():
-        raise FileNotFoundError(f"dataset folder not found: {root}")
+        raise FileNotFoundError(not_found_message("dataset folder", root, "a folder"))
     if (root / "HR").is_dir():
         name, layout = root.name, "benchmark"
         hr_dir, lr_dir = root / "HR", root / "LR_bicubic" / f"X{scale}"
@@ -122,6 +127,9 @@ def resolve_pairs(path: str | Path, scale: int, split: str = "valid") -> tuple[s
             ) from err
     hr_files = list_images(hr_dir)
     _unique_stems(hr_files)
+    if lr_dir is not None and found_instead(lr_dir) not in (None, "a folder"):
+        # an LR folder that is there but unreadable must not silently become LR made from the HR images
+        raise FileNotFoundError(not_found_message("LR folder", lr_dir, "a folder of LR images"))
     stored = lr_dir is not None and lr_dir.is_dir()
     pairs = [ImagePair(hr.stem, hr, _stored_lr(lr_dir, hr, scale) if stored else None) for hr in hr_files]
     return name, layout, pairs
@@ -152,6 +160,17 @@ class PairedDataset:
         for pair in self.pairs:
             if pair.lr is not None:
                 check_pair_sizes(image_size(pair.lr), image_size(pair.hr), self.scale, pair.lr, pair.hr)
+
+    def largest_lr_side(self) -> int:
+        """The longest side, in pixels, of any LR image (from the file headers; a made LR is the modcropped HR
+        over the scale): the largest input a network evaluated on this set gets."""
+        sides = []
+        for pair in self.pairs:
+            if pair.lr is not None:
+                sides.extend(image_size(pair.lr))
+            else:
+                sides.extend(side // self.scale for side in image_size(pair.hr))
+        return max(sides)
 
     def __getitem__(self, index: int) -> dict:
         if not -len(self) <= index < len(self):

@@ -16,6 +16,13 @@ mirror), or the archive placed by hand. A `mirror` base URL or one `url` replace
 
 A single file (`fetch_file`, e.g. a released `.pth`) gets the same resumable download and a lock
 file beside it (`<folder>/suite-data.lock.json`).
+
+Nothing is pinned in a lock file that is not the kind of file asked for: an archive must extract, a
+checkpoint must be a torch zip archive (`check_fetched_file`); an HTML or JSON body served with status 200
+is named as such, a body the server encoded (Content-Encoding) is refused before it is written. Data is
+written and flushed as it arrives (`.part`, resumed by the next run); every 64 KiB must arrive within
+`timeout` and the whole download within `deadline`. The lock file, the folder lock and the `.part` file
+must be regular files, and `fetch_file` refuses a target named like one of them.
 """
 
 from __future__ import annotations
@@ -25,9 +32,11 @@ import datetime as _dt
 import fcntl
 import http.client
 import json
+import math
 import os
 import re
 import shutil
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -37,16 +46,23 @@ from pathlib import Path
 from typing import Callable
 
 from suite import __version__
-from suite.data.archives import ArchiveError, safe_extract
+from suite.data.archives import ArchiveError, archive_kind, received_instead, safe_extract
 from suite.data.io import is_image_file
-from suite.files import file_sha256, write_json_atomic
+from suite.files import check_regular_target, file_sha256, not_found_message, write_json_atomic
 
 DIV2K_BASE_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
 EDSR_BASE_URL = "https://cv.snu.ac.kr/research/EDSR/"
 MIRROR_ENV = "SUITE_DATA_MIRROR"
 LOCK_NAME = "suite-data.lock.json"
+FLOCK_NAME = ".suite-fetch.flock"  # held while a fetch writes into the folder
+MARKERS = ".suite-data"  # extraction markers and staging folders of a data root
+# Suffixes of the files a fetch leaves beside its target: the download in progress, files moved aside.
+OWN_SUFFIXES = (".part", ".rejected", ".sha256-mismatch")
+CHECKPOINT_SUFFIXES = (".pth", ".pt")
 BENCHMARK_SETS = ("Set5", "Set14", "B100", "Urban100")
-_CHUNK = 1 << 20
+DEFAULT_DEADLINE = 24 * 3600.0  # a whole download; a slower one resumes on the next run
+_READ_SIZE = 64 << 10  # one read: what has arrived is on disk within a read, and must arrive within --timeout
+_FSYNC_EVERY = 16 << 20
 _MAX_RESUMES = 5
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -147,8 +163,9 @@ def _lock_path(folder: Path) -> Path:
 def read_lock(folder: str | Path) -> dict:
     """The lock file's `archives` mapping (file name -> {sha256, size, url, recorded_utc}), validated."""
     path = _lock_path(Path(folder))
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return {}
+    check_lock_file(path)
     try:
         data = json.loads(path.read_text())
         if not isinstance(data, dict):
@@ -168,21 +185,36 @@ def read_lock(folder: str | Path) -> dict:
     return archives
 
 
+def check_lock_file(path: Path) -> None:
+    """Refuse a lock file (or the folder lock) that is a symlink, a folder or anything but a regular file: one
+    line naming it, before anything is downloaded (reading through a symlink would pin another folder's file,
+    and the atomic rewrite would replace the link)."""
+    try:
+        check_regular_target(path)
+    except OSError as err:
+        raise ValueError(f"{err}; move it away and run again") from None
+
+
 @contextlib.contextmanager
 def _folder_lock(folder: Path, log: Callable[[str], None]):
     """Hold an exclusive lock on `folder`'s downloads: parallel jobs (a workflow fetching several sets
     or checkpoints at once) take turns instead of writing one `.part` file or the lock file together."""
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".suite-fetch.flock", "a") as handle:
+    check_lock_file(folder / FLOCK_NAME)
+    check_lock_file(_lock_path(folder))
+    fd = os.open(folder / FLOCK_NAME, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             log(f"waiting for another fetch into {folder} to finish")
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _pinned(folder: Path, filename: str) -> str | None:
@@ -208,18 +240,80 @@ def _offline_error(url: str, target: Path, reason: object) -> RuntimeError:
     )
 
 
-def download(url: str, target: Path, timeout: float = 30.0, log: Callable[[str], None] = lambda _: None) -> int:
+def _check_seconds(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ValueError(f"--{name} must be a finite number of seconds > 0, got {value!r}")
+
+
+def _stream_body(response, handle, url: str, part: Path, timeout: float, deadline_at: float, deadline: float) -> None:
+    """Write the body to `handle` as it arrives: each read of at most _READ_SIZE bytes is written and flushed at
+    once (a kill loses nothing the server sent) and fsynced every _FSYNC_EVERY bytes and at the end (a crash
+    loses little). Every _READ_SIZE bytes must arrive within `timeout` seconds (a server trickling a byte a
+    second trips it; each read is also bounded by the socket timeout) and the whole download by `deadline_at`
+    (time.monotonic): either raises RuntimeError saying that the data so far is kept in `part`."""
+    read = getattr(response, "read1", response.read)  # read1: what has arrived, without waiting for more
+    window_start, window_bytes, unsynced = time.monotonic(), 0, 0
+    try:
+        while True:
+            now = time.monotonic()
+            if now > deadline_at:
+                problem = f"passed its deadline of {deadline:g} s (--deadline)"
+            elif now - window_start > timeout:
+                problem = (
+                    f"is too slow: {window_bytes} bytes in the last {now - window_start:.1f} s, fewer than "
+                    f"{_READ_SIZE} within {timeout:g} s (--timeout)"
+                )
+            else:
+                try:
+                    block = read(_READ_SIZE)
+                    problem = None
+                except TimeoutError:
+                    problem = f"stalled: nothing arrived for {timeout:g} s (--timeout)"
+            if problem:
+                raise RuntimeError(
+                    f"download of {url} {problem}; the {handle.tell()} bytes received are kept in {part}, "
+                    "run again to resume"
+                )
+            if not block:
+                return
+            handle.write(block)
+            handle.flush()
+            unsynced += len(block)
+            if unsynced >= _FSYNC_EVERY:
+                os.fsync(handle.fileno())
+                unsynced = 0
+            window_bytes += len(block)
+            if window_bytes >= _READ_SIZE:
+                window_start, window_bytes = time.monotonic(), 0
+    finally:
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def download(
+    url: str,
+    target: Path,
+    timeout: float = 30.0,
+    log: Callable[[str], None] = lambda _: None,
+    deadline: float = DEFAULT_DEADLINE,
+) -> int:
     """Download `url` to `target` via `target.part`, resuming with Range requests; -> bytes received.
 
     A transfer that breaks off after making progress is resumed (up to a few times); a server that
     cannot be reached fails at once with an error naming the URL and the folder for manual placement.
+    `timeout` bounds every read (see _stream_body), `deadline` the whole download; a body the server
+    encoded (Content-Encoding: gzip), whose SHA-256 would not be the file's, is refused before it is written.
     """
-    part = target.with_name(target.name + ".part")
+    _check_seconds("timeout", timeout)
+    _check_seconds("deadline", deadline)
+    part = check_regular_target(target.with_name(target.name + ".part"))
     target.parent.mkdir(parents=True, exist_ok=True)
+    deadline_at = time.monotonic() + deadline
     received = 0
     for attempt in range(_MAX_RESUMES + 1):
         have = part.stat().st_size if part.exists() else 0
-        headers = {"User-Agent": f"rib-suite/{__version__}"}
+        # identity: the bytes of the file itself, the ones its SHA-256 is of
+        headers = {"User-Agent": f"rib-suite/{__version__}", "Accept-Encoding": "identity"}
         if have:
             headers["Range"] = f"bytes={have}-"
         request = urllib.request.Request(url, headers=headers)
@@ -241,6 +335,12 @@ def download(url: str, target: Path, timeout: float = 30.0, log: Callable[[str],
             raise _offline_error(url, target, getattr(err, "reason", err)) from err
         with response:
             status = response.status or 200  # file:// and ftp:// answer without a status
+            encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
+            if encoding != "identity":
+                raise RuntimeError(
+                    f"download of {url} refused: the server sent the file {encoding}-encoded (Content-Encoding: "
+                    f"{encoding}) although only identity was accepted; nothing was written or recorded"
+                )
             if have and status == 206:
                 content_range = response.headers.get("Content-Range", "")
                 if not content_range.startswith(f"bytes {have}-"):
@@ -257,16 +357,14 @@ def download(url: str, target: Path, timeout: float = 30.0, log: Callable[[str],
                 raise RuntimeError(f"download of {url} failed: unexpected HTTP {status}")
             length = response.headers.get("Content-Length")
             total = have + int(length) if length is not None else None
-            got = 0
             try:
                 with open(part, mode) as handle:
-                    while block := response.read(_CHUNK):
-                        handle.write(block)
-                        got += len(block)
-            except (http.client.HTTPException, ConnectionError, TimeoutError) as err:
-                log(f"{target.name}: transfer interrupted after {have + got} bytes ({err})")
-            received += got
+                    _stream_body(response, handle, url, part, timeout, deadline_at, deadline)
+            except (http.client.HTTPException, ConnectionError) as err:
+                log(f"{target.name}: transfer interrupted after {part.stat().st_size} bytes ({err})")
         size = part.stat().st_size
+        got = size - have
+        received += got
         if total is None or size == total:
             break
         if got == 0:
@@ -281,7 +379,7 @@ def download(url: str, target: Path, timeout: float = 30.0, log: Callable[[str],
 
 def _marker_path(root: Path, archive: Archive) -> Path:
     scope = (archive.member_prefix or "all").strip("/").replace("/", "_")
-    return root / ".suite-data" / f"{archive.filename}.{scope}.json"
+    return root / MARKERS / f"{archive.filename}.{scope}.json"
 
 
 def _already_extracted(root: Path, archive: Archive, expected: str | None) -> bool:
@@ -312,16 +410,18 @@ def _moved_aside(path: Path, suffix: str) -> Path:
     return rejected
 
 
-def _reject_unpinned(path: Path, err: Exception, folder: Path) -> str:
+def _reject_unpinned(path: Path, err: Exception, folder: Path, url: str | None) -> str:
     """Move a file that failed its checks aside (nothing was pinned) -> the error message saying so."""
     rejected = _moved_aside(path, ".rejected")
     return (
-        f"{err}. Nothing was recorded in {_lock_path(folder)}; the file was moved aside to {rejected}, "
-        f"so the next run downloads it again"
+        f"{err} (received from {url or 'a copy placed by hand'}). Nothing was recorded in {_lock_path(folder)}; "
+        f"the file was moved aside to {rejected}, so the next run downloads it again"
     )
 
 
-def _obtain(url: str | None, target: Path, what: str, timeout: float, log: Callable[[str], None]) -> int:
+def _obtain(
+    url: str | None, target: Path, what: str, timeout: float, deadline: float, log: Callable[[str], None]
+) -> int:
     """Use `target` if it is there, else download it -> bytes downloaded."""
     if target.is_file():
         log(f"{target.name}: using {target}")
@@ -334,7 +434,7 @@ def _obtain(url: str | None, target: Path, what: str, timeout: float, log: Calla
             f"--mirror BASE_URL, or place the file as {target} (folder {target.parent}) and run again"
         )
     log(f"{target.name}: downloading {url}")
-    return download(url, target, timeout=timeout, log=log)
+    return download(url, target, timeout=timeout, log=log, deadline=deadline)
 
 
 def _check_digest(target: Path, digest: str, expected: str | None, url: str | None, where: str) -> None:
@@ -375,6 +475,7 @@ def fetch(
     timeout: float = 30.0,
     remove_archives: bool = False,
     log: Callable[[str], None] = lambda _: None,
+    deadline: float | None = None,
 ) -> list[dict]:
     """Download, verify and extract dataset `name` under `root` -> one record per archive.
 
@@ -383,6 +484,9 @@ def fetch(
     published SHA-256 is pinned in the lock file only after it extracted completely; one that does
     not is moved aside (`.rejected`), so the next run downloads it again.
     """
+    deadline = DEFAULT_DEADLINE if deadline is None else deadline
+    _check_seconds("timeout", timeout)
+    _check_seconds("deadline", deadline)
     if name not in SOURCES:
         raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(SOURCES)}")
     source = SOURCES[name]
@@ -400,7 +504,7 @@ def fetch(
     if root.exists() and not root.is_dir():
         raise ValueError(f"data root {root} is not a folder")
     with _folder_lock(root, log):
-        return _fetch_locked(name, source, chosen, root, url, mirror, timeout, remove_archives, log)
+        return _fetch_locked(name, source, chosen, root, url, mirror, (timeout, deadline), remove_archives, log)
 
 
 def _fetch_locked(
@@ -410,11 +514,11 @@ def _fetch_locked(
     root: Path,
     url: str | None,
     mirror: str | None,
-    timeout: float,
+    limits: tuple[float, float],
     remove_archives: bool,
     log: Callable[[str], None],
 ) -> list[dict]:
-    protected = (_lock_path(root), root / "downloads", root / ".suite-data", root / ".suite-fetch.flock")
+    protected = (_lock_path(root), root / "downloads", root / MARKERS, root / FLOCK_NAME)
     records = []
     for part in chosen:
         archive = source.parts[part]
@@ -433,10 +537,10 @@ def _fetch_locked(
             )
             continue
         path = root / "downloads" / archive.filename
-        received = _obtain(archive_url, path, f"{name} ({archive.filename})", timeout, log)
+        received = _obtain(archive_url, path, f"{name} ({archive.filename})", *limits, log)
         digest = file_sha256(path)
         _check_digest(path, digest, expected, archive_url, "the source" if archive.sha256 else str(_lock_path(root)))
-        staging = root / ".suite-data" / f"staging-{archive.filename}"
+        staging = root / MARKERS / f"staging-{archive.filename}"
         try:
             top_level = safe_extract(
                 path,
@@ -450,7 +554,7 @@ def _fetch_locked(
         except ArchiveError as err:
             if expected is not None:
                 raise
-            raise ArchiveError(_reject_unpinned(path, err, root)) from err
+            raise ArchiveError(_reject_unpinned(path, err, root, archive_url)) from err
         if expected is None:
             _record_lock(root, archive.filename, digest, path.stat().st_size, archive_url)
             log(f"{archive.filename}: no published SHA-256; recorded {digest} in {_lock_path(root)}")
@@ -473,27 +577,58 @@ def _fetch_locked(
     return records
 
 
-def _check_single_file(path: Path) -> None:
-    """Refuse what is plainly not the file asked for: empty, a web page, a zip container (every
-    torch checkpoint since 1.6) that is cut short or fails its CRC check."""
+def check_fetched_file(path: Path) -> None:
+    """Refuse what is not the file asked for, by its kind (its suffix): a checkpoint (.pth, .pt) must be a
+    torch zip archive (`_check_torch_zip`), an archive (.zip, .tar, ...) must open as one; anything else must
+    at least not be empty, a web page or a JSON document. ValueError naming the file and what it holds."""
     with open(path, "rb") as handle:
         head = handle.read(512)
-    if not head:
-        raise ValueError(f"{path} is empty")
-    if head.lstrip()[:1] == b"<":
+    name = path.name.lower()
+    if name.endswith(CHECKPOINT_SUFFIXES):
+        _check_torch_zip(path, head)
+    elif name.endswith((".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
+        if archive_kind(path) == "zip":
+            _check_zip(path)
+    elif received_instead(head):
+        raise ValueError(f"{path} is {received_instead(head)}")
+
+
+def _check_zip(path: Path) -> list[zipfile.ZipInfo]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as err:
         raise ValueError(
-            f"{path} starts like an HTML page: the server probably sent a web page (error or login page), not the file"
+            f"{path} is a damaged or incomplete zip container ({err}): an interrupted download or partial copy?"
+        ) from err
+    if bad is not None:
+        raise ValueError(f"{path} is damaged: member {bad!r} fails its CRC check")
+    return members
+
+
+def _check_torch_zip(path: Path, head: bytes) -> None:
+    """The layout torch.save writes (without unpickling, so without torch): one top folder holding data.pkl, a
+    pickle, every member stored uncompressed with a correct CRC (`suite.checkpoint.load_torch_archive` checks
+    the same before it reads the weights)."""
+    if head[:4] != b"PK\x03\x04":
+        what = received_instead(head) or f"a file starting with {head[:16]!r}"
+        raise ValueError(f"{path} is {what}, not a torch checkpoint (a zip archive)")
+    members = _check_zip(path)
+    top = members[0].filename.split("/")[0] if members else ""
+    names = {member.filename for member in members}
+    if (
+        f"{top}/data.pkl" not in names
+        or any(not name.startswith(f"{top}/") for name in names)
+        or any(member.compress_type != zipfile.ZIP_STORED for member in members)
+    ):
+        raise ValueError(
+            f"{path} is a zip archive but not a torch checkpoint: torch.save writes one folder holding data.pkl, "
+            "every member stored uncompressed"
         )
-    if head[:4] == b"PK\x03\x04":
-        try:
-            with zipfile.ZipFile(path) as zf:
-                bad = zf.testzip()
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
-            raise ValueError(
-                f"{path} is a damaged or incomplete zip container ({err}): an interrupted download or partial copy?"
-            ) from err
-        if bad is not None:
-            raise ValueError(f"{path} is damaged: member {bad!r} fails its CRC check")
+    with zipfile.ZipFile(path) as archive, archive.open(f"{top}/data.pkl") as pickled:
+        if pickled.read(1) != b"\x80":  # the PROTO opcode every torch.save pickle starts with
+            raise ValueError(f"{path} is a zip archive but not a torch checkpoint: its data.pkl is not a pickle")
 
 
 def _local_source(source: str) -> Path | None:
@@ -508,10 +643,10 @@ def _local_source(source: str) -> Path | None:
 def _copy_local(source: Path, target: Path, log: Callable[[str], None]) -> int:
     """Copy a local file to `target` via `target.part` -> bytes copied."""
     if not source.is_file():
-        raise FileNotFoundError(f"source file not found: {source}")
+        raise FileNotFoundError(not_found_message("source file", source, "a file"))
     if target.exists() and source.resolve() == target.resolve():
         return 0
-    part = target.with_name(target.name + ".part")
+    part = check_regular_target(target.with_name(target.name + ".part"))
     target.parent.mkdir(parents=True, exist_ok=True)
     log(f"{target.name}: copying {source}")
     shutil.copyfile(source, part)
@@ -525,6 +660,7 @@ def fetch_file(
     sha256: str | None = None,
     timeout: float = 30.0,
     log: Callable[[str], None] = lambda _: None,
+    deadline: float | None = None,
 ) -> dict:
     """Download (or copy) one file, e.g. a released checkpoint, to `out`, verified -> a record.
 
@@ -535,22 +671,28 @@ def fetch_file(
     already at `out` is verified and used without network access.
     Record: {"file", "url", "sha256", "downloaded_bytes", "action": "present"|"downloaded"}.
     """
+    deadline = DEFAULT_DEADLINE if deadline is None else deadline
+    _check_seconds("timeout", timeout)
+    _check_seconds("deadline", deadline)
     out = Path(out)
     if sha256 is not None:
         sha256 = sha256.strip().lower()
         if not _SHA256.fullmatch(sha256):
             raise ValueError(f"--sha256 {sha256!r} is not 64 hexadecimal digits")
-    if out.name in ("", ".", "..") or out.name == LOCK_NAME or out.name.endswith(".part"):
-        raise ValueError(f"--out {out} cannot be a file name the suite uses itself or a folder")
+    if out.name in ("", ".", "..", LOCK_NAME, FLOCK_NAME, MARKERS) or out.name.endswith(OWN_SUFFIXES):
+        raise ValueError(
+            f"--out {out}: {out.name!r} is the name of a file the suite keeps in the download folder ({LOCK_NAME}, "
+            f"{FLOCK_NAME}, {MARKERS}, *{', *'.join(OWN_SUFFIXES)}) or of a folder; choose another name"
+        )
     folder = out.parent
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"cannot write {out}: {folder} is not a folder")
     with _folder_lock(folder, log):
-        return _fetch_file_locked(url, out, sha256, timeout, log)
+        return _fetch_file_locked(url, out, sha256, (timeout, deadline), log)
 
 
 def _fetch_file_locked(
-    url: str | None, out: Path, sha256: str | None, timeout: float, log: Callable[[str], None]
+    url: str | None, out: Path, sha256: str | None, limits: tuple[float, float], log: Callable[[str], None]
 ) -> dict:
     folder = out.parent
     pinned = _pinned(folder, out.name)
@@ -565,14 +707,14 @@ def _fetch_file_locked(
     if local is not None and not present:
         received = _copy_local(local, out, log)
     else:
-        received = _obtain(url, out, str(out.name), timeout, log)
+        received = _obtain(url, out, str(out.name), *limits, log)
     digest = file_sha256(out)
     _check_digest(out, digest, expected, url, "--sha256" if sha256 else str(_lock_path(folder)))
-    if expected is None:
+    if pinned is None:  # what gets pinned must be the kind of file asked for, whoever vouches for its hash
         try:
-            _check_single_file(out)
+            check_fetched_file(out)
         except ValueError as err:
-            raise ValueError(_reject_unpinned(out, err, folder)) from err
+            raise ValueError(_reject_unpinned(out, err, folder, url)) from err
     if pinned is None:
         _record_lock(folder, out.name, digest, out.stat().st_size, url)
         log(f"{out.name}: recorded SHA-256 {digest} in {_lock_path(folder)}")

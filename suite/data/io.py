@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from suite.files import atomic_write
+from suite.files import atomic_write, not_found_message
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
@@ -20,11 +20,12 @@ def is_image_file(path: Path) -> bool:
 def list_images(folder: str | Path) -> list[Path]:
     """Image files directly inside `folder`, sorted by name; other files are ignored.
 
-    Raises FileNotFoundError naming the folder when it is missing or holds no image.
+    Raises FileNotFoundError naming the folder (and what is there instead) when it is missing, not a folder or
+    holds no image.
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"image folder not found: {folder}")
+        raise FileNotFoundError(not_found_message("image folder", folder, "a folder"))
     images = sorted(p for p in folder.iterdir() if is_image_file(p))
     if not images:
         raise FileNotFoundError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in folder {folder}")
@@ -82,7 +83,7 @@ def read_image(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"image file not found: {path}")
+        raise FileNotFoundError(not_found_message("image file", path, "a file"))
     try:
         with Image.open(path) as img:
             is_16bit_colour = _is_16bit_colour(img)

@@ -46,24 +46,69 @@ class WindowSizeError(ValueError):
         self.reason = message if reason is None else reason
 
 
+# The largest attention window the suite runs a network at (the presets train at most 96; a 512x512 window
+# attends 262144 tokens to each other): a bound that keeps a factor such as 1e300 from ever being multiplied out.
+MAX_WINDOW = 512
+
+
+def check_window_factor(factor: object, name: str = "window scale factor") -> float:
+    """`factor` if it is a finite number > 0 and at most MAX_WINDOW (any larger factor makes every window
+    larger than MAX_WINDOW); else ValueError naming `name` (e.g. the option) and the value."""
+    if (
+        isinstance(factor, bool)
+        or not isinstance(factor, (int, float))
+        or not math.isfinite(factor)
+        or not 0 < factor <= MAX_WINDOW
+    ):
+        raise ValueError(f"{name} must be a finite number > 0 and at most {MAX_WINDOW}, got {short_repr(factor)}")
+    return float(factor)
+
+
 def scaled_window_sizes(window_sizes: Sequence[int], factor: float) -> list[int]:
     """The windows `factor` times the given ones, rounded half up and at least 1.
 
     Half up, not Python's round (half to even), so a product ending in .5 rounds up whatever the
     parity: factor 1.5 on windows (3, 5) gives (5, 8) where round would give (4, 8); 0.5 on 1 gives 1.
     """
-    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor) or factor <= 0:
-        raise ValueError(f"window scale factor must be a finite number > 0, got {short_repr(factor)}")
+    check_window_factor(factor)
     return [max(1, math.floor(window * factor + 0.5)) for window in window_sizes]
 
 
+def _fit_to_input(model: SRTransformer, window_sizes: list[int], trained: list[int], largest: int) -> list[int]:
+    """The windows the network really runs at on inputs of at most `largest` pixels a side. A layer that shrinks
+    a window larger than its map to the map (large_windows "clamp", a bias not tied to its window) runs a larger
+    window at `largest`, so it is set (and recorded) at `largest`: the output is the same. A layer that pads the
+    map up to its window (large_windows "pad", a bias tied to its window) is refused a window larger than both
+    the input and its trained window: the rows added would be padding only."""
+    fitted = []
+    for index, (window, layer) in enumerate(zip(window_sizes, model.blocks[0].layers)):
+        attention = layer.attn
+        if window <= largest or window <= trained[index]:
+            fitted.append(window)
+        elif not attention.fixed_window and attention.large_windows == "clamp":
+            fitted.append(largest)
+        else:
+            raise ValueError(
+                f"window {window} of layer {index} is larger than the largest input ({largest} LR pixels a side) "
+                f"and than its trained window {trained[index]}: the layer pads its map up to the window "
+                f"(large_windows {attention.large_windows!r}), so the extra rows would be padding only"
+            )
+    return fitted
+
+
 def apply_window_sizes(
-    model: SRTransformer, window_sizes: Sequence[int] | None = None, window_scale: float | None = None
+    model: SRTransformer,
+    window_sizes: Sequence[int] | None = None,
+    window_scale: float | None = None,
+    largest_input: int | None = None,
 ) -> list[int]:
     """Set the attention windows of every block (sizes per layer of a block, as the config's
     window_sizes; or the trained ones times `window_scale`) -> the windows the model now runs at.
 
-    Neither given: the model is left as it is. Raises WindowSizeError when the model refuses them.
+    Neither given: the model is left as it is. Each window is at most MAX_WINDOW; with `largest_input` (the
+    longest side, in LR pixels, of any input the network will get) a window larger than the input is fitted
+    to it (see _fit_to_input), so the windows returned (and recorded) are the ones that run. Raises
+    WindowSizeError when the model refuses them.
     """
     trained = list(model.config["window_sizes"])
     if window_sizes is not None and window_scale is not None:
@@ -74,14 +119,15 @@ def apply_window_sizes(
         return [layer.attn.window for layer in model.blocks[0].layers]
     window_sizes = list(window_sizes)
     for index, window in enumerate(window_sizes):
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise ValueError(f"window_sizes[{index}] = {short_repr(window)} must be an integer >= 1")
+        if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= MAX_WINDOW:
+            raise ValueError(f"window_sizes[{index}] = {short_repr(window)} must be an integer from 1 to {MAX_WINDOW}")
     try:
+        if largest_input is not None and len(window_sizes) == len(model.blocks[0].layers):
+            window_sizes = _fit_to_input(model, window_sizes, trained, largest_input)
         model.set_window_sizes(window_sizes)
     except ValueError as err:
-        raise WindowSizeError(
-            f"window sizes {' '.join(map(str, window_sizes))} (trained {' '.join(map(str, trained))}): {err}"
-        ) from None
+        asked = " ".join(map(str, window_sizes))
+        raise WindowSizeError(f"window sizes {asked} (trained {' '.join(map(str, trained))}): {err}") from None
     return window_sizes
 
 
@@ -262,6 +308,7 @@ def load_upscaler(
     compile: bool = False,
     window_sizes: Sequence[int] | None = None,
     window_scale: float | None = None,
+    largest_input: int | None = None,
 ) -> LoadedUpscaler:
     """The upscaler of a checkpoint, with its method name and provenance for the result JSON.
 
@@ -272,15 +319,16 @@ def load_upscaler(
 
     `window_sizes` (per layer of a block) or `window_scale` (times the trained windows, see
     scaled_window_sizes) runs the network at other windows; the provenance records the windows
-    evaluated (`window_sizes`) and `window_scale` (None unless given). A model that cannot run at
-    them (RPB) raises WindowSizeError naming the checkpoint.
+    evaluated (`window_sizes`) and `window_scale` (None unless given). `largest_input`: the longest side (LR
+    pixels) of any input, to which asked windows are fitted (apply_window_sizes), so the windows recorded are
+    the ones that run. A model that cannot run at them (RPB) raises WindowSizeError naming the checkpoint.
     """
     path = Path(path)
     if preset is not None:
         from suite.models.official import load_released
 
         model, conversion = load_released(path, preset, scale, bias=bias, overrides=model_overrides)
-        windows = _windows_of_checkpoint(path, model, window_sizes, window_scale)
+        windows = _windows_of_checkpoint(path, model, window_sizes, window_scale, largest_input)
         upscale = ModelUpscaler(model, device, tile, overlap, self_ensemble, precision, compile)
         return LoadedUpscaler(
             upscale,
@@ -306,7 +354,7 @@ def load_upscaler(
             ) from None
         raise
     model = model_from_checkpoint(state, weights, path)
-    windows = _windows_of_checkpoint(path, model, window_sizes, window_scale)
+    windows = _windows_of_checkpoint(path, model, window_sizes, window_scale, largest_input)
     upscale = ModelUpscaler(model, device, tile, overlap, self_ensemble, precision, compile)
     recipe = state.get("config", {})
     method = recipe.get("name") or f"{state['model_config']['preset']}-{state['model_config']['bias']}"
@@ -332,10 +380,14 @@ def load_upscaler(
 
 
 def _windows_of_checkpoint(
-    path: Path, model: SRTransformer, window_sizes: Sequence[int] | None, window_scale: float | None
+    path: Path,
+    model: SRTransformer,
+    window_sizes: Sequence[int] | None,
+    window_scale: float | None,
+    largest_input: int | None,
 ) -> list[int]:
     """apply_window_sizes, its refusal naming the checkpoint (the user sees one line)."""
     try:
-        return apply_window_sizes(model, window_sizes, window_scale)
+        return apply_window_sizes(model, window_sizes, window_scale, largest_input)
     except WindowSizeError as err:
         raise WindowSizeError(f"checkpoint {path}: {err}", reason=err.reason) from None

@@ -5,22 +5,25 @@ Three start modes, so that no run's outputs are ever overwritten without being a
 - `resume` (`--resume`): continue from the newest checkpoint that loads and checks out, found by
   scanning `checkpoints/`; an error naming the folder when outputs exist but no checkpoint is valid,
   or the recipe differs.
-- `resume-or-restart` (`--resume-or-restart`, the workflow's): resume an unfinished run of the same
-  recipe; otherwise (recipe changed, run already complete = a forced re-run, or no valid checkpoint)
-  clear the earlier run with `suite.files.clear_for_rerun` and train afresh: the files git holds
-  (committed results) are replaced in place, the rest is moved to `out_dir/replaced/<UTC time>/`.
+- `resume-or-restart` (`--resume-or-restart`, the workflow's): give back the complete run of the same
+  recipe (`finished_run`: final.pt and its summary.json, e.g. the rule run again without deleting them);
+  resume an unfinished run of the same recipe; otherwise (recipe changed, run complete but its final.pt gone
+  = a forced re-run, Snakemake deleting final.pt and keeping summary.json, or no valid checkpoint) clear the
+  earlier run with `suite.files.clear_for_rerun` and train afresh: the files git holds (committed results)
+  are replaced in place, the rest (the old summary.json among them) is moved to `out_dir/replaced/<UTC time>/`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import socket
 import sys
 from pathlib import Path
 from typing import Callable
 
-from suite.checkpoint import latest_valid_checkpoint
+from suite.checkpoint import CheckpointError, check_training_state, latest_valid_checkpoint, load_checkpoint
 from suite.files import REPLACED, clear_for_rerun, remove_stale_temps
 from suite.train.config import resume_differences
 
@@ -77,6 +80,39 @@ class RunLock:
 
 def existing_outputs(out_dir: Path) -> list[str]:
     return [name for name in RUN_OUTPUTS if (out_dir / name).exists() or (out_dir / name).is_symlink()]
+
+
+def finished_run(recipe: dict, mode: str, samples_per_epoch: int, note: Callable[[str], None]) -> Path | None:
+    """out_dir/final.pt when `mode` is resume-or-restart and out_dir holds the complete run of this recipe, else
+    None (restore_point decides). Complete: final.pt loads with its training state at schedule.iterations,
+    trained with this recipe (no difference but RESUMABLE_CHANGES) on as many samples per epoch, and
+    summary.json is its summary (name, iterations, config_hash). Starting such a run again gives it back
+    untouched instead of training it a second time. Call it holding the folder's RunLock."""
+    out_dir = Path(recipe["out_dir"])
+    final, summary_path = out_dir / "final.pt", out_dir / "summary.json"
+    if mode != "resume-or-restart" or not final.is_file() or not summary_path.is_file():
+        return None
+    try:
+        state = load_checkpoint(final)
+        check_training_state(final, state)
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (CheckpointError, OSError, ValueError):
+        return None  # not a complete run: restore_point names what it finds
+    total = recipe["schedule"]["iterations"]
+    if (
+        state["iteration"] != total
+        or state["sampler"]["samples_per_epoch"] != samples_per_epoch
+        or resume_differences(state["config"], recipe)
+        or not isinstance(summary, dict)
+        or (summary.get("name"), summary.get("iterations"), summary.get("config_hash"))
+        != (state["config"].get("name"), total, state.get("config_hash"))
+    ):
+        return None
+    note(
+        f"{recipe['name']}: {out_dir} already holds the complete run of this recipe ({final}, {summary_path}); "
+        "nothing to train"
+    )
+    return final
 
 
 def _newest_checkpoint_aside(out_dir: Path) -> Path | None:

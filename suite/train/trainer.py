@@ -36,7 +36,7 @@ from suite.train import SUMMARY_FIELDS, distributed
 from suite.train.config import RecipeError, recipe_hash, resolved_model_config
 from suite.train.monitor import Progress, Scalars, TrainLog
 from suite.train.rng import capture_rng, restore_rng
-from suite.train.rundir import RunLock, restore_point
+from suite.train.rundir import RunLock, finished_run, restore_point
 from suite.train.sampler import EpochKeyed, GlobalBatchStream
 from suite.train.schedule import build_scheduler
 
@@ -239,13 +239,15 @@ def train(recipe: dict, mode: str = "new") -> Path:
     distributed.init(world, device)
     try:
         with RunLock(recipe["out_dir"]) if world.is_main else contextlib.nullcontext():
-            resume_from, checkpoint = None, None
+            resume_from, checkpoint, finished = None, None, None
             if world.is_main:
-                resume_from, checkpoint = restore_point(
-                    recipe, mode, len(train_data), lambda text: print(text, file=sys.stderr)
-                )
-                _decode_everything(recipe, train_data, val_data)
-            resume_from = distributed.gather_to_all(resume_from)[0]  # rank 0 decided for every rank
+                finished = finished_run(recipe, mode, len(train_data), _note)
+                if finished is None:
+                    resume_from, checkpoint = restore_point(recipe, mode, len(train_data), _note)
+                    _decode_everything(recipe, train_data, val_data)
+            finished, resume_from = distributed.gather_to_all((finished, resume_from))[0]  # rank 0 decided
+            if finished is not None:
+                return finished
             if checkpoint is None and resume_from is not None:
                 checkpoint = load_checkpoint(resume_from)
             run = build(recipe, world, device, precision, train_data, val_data, init=checkpoint is None)
@@ -255,6 +257,10 @@ def train(recipe: dict, mode: str = "new") -> Path:
             return finish(run)
     finally:
         distributed.shutdown()
+
+
+def _note(text: str) -> None:
+    print(text, file=sys.stderr)
 
 
 def _decode_everything(recipe: dict, train_data, val_data) -> None:

@@ -289,8 +289,13 @@ def recipe_overrides(wildcards) -> str:
     device, seed, precision and the config's overrides. A function of the wildcards only, so that
     Snakemake records it and runs the job again when it changes (params of input, output or threads
     are not compared)."""
+    return _overrides(recipe_override_values(wildcards))
+
+
+def recipe_override_values(wildcards) -> dict:
+    """recipe_overrides as {dotted key: value}."""
     preset, bias, rank = MODEL_SPECS[wildcards.model]
-    return _overrides({
+    return {
         "name": f"{wildcards.model}-x{wildcards.scale}",
         "model.preset": preset,
         "model.bias": bias,
@@ -303,7 +308,7 @@ def recipe_overrides(wildcards) -> str:
         "run.precision": config["precision"],
         **config["train"]["overrides"],
         **preset_settings(wildcards.model).get("overrides", {}),
-    })
+    }
 
 
 def placement_overrides(wildcards, input, output, threads) -> str:
@@ -312,6 +317,34 @@ def placement_overrides(wildcards, input, output, threads) -> str:
     if input.init:
         values["init_from"] = str(input.init)
     return _overrides(values)
+
+
+def check_train_overrides() -> None:
+    """train.overrides and train.per_preset.*.overrides are free-form dotted recipe fields: put each model's
+    and scale's recipe through the recipe validator now, so that a bad value fails the dry run naming the
+    field, not a training job once it starts. The validator imports torch: only done where overrides are given."""
+    per_preset = {preset: settings.get("overrides") for preset, settings in config["train"]["per_preset"].items()}
+    if not config["train"]["overrides"] and not any(per_preset.values()):
+        return
+    from types import SimpleNamespace
+
+    from suite.train.config import load_recipe
+
+    for model in MODELS:
+        preset = MODEL_SPECS[model][0]
+        for scale in SCALES:
+            wildcards = SimpleNamespace(model=model, scale=str(scale))
+            values = {**recipe_override_values(wildcards), "out_dir": run_dir(model, scale)}
+            try:
+                load_recipe(train_recipe(wildcards), [format_override(key, value) for key, value in values.items()])
+            except (ValueError, OSError) as err:
+                field = "train.overrides"
+                if per_preset.get(preset):
+                    field += f" / train.per_preset.{preset}.overrides"
+                _fail(field, f"the recipe of {model} x{scale} is refused: {err}")
+
+
+check_train_overrides()
 
 
 def eval_options() -> str:

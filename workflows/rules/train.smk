@@ -4,7 +4,10 @@
 # `--resume-or-restart` then continues an unfinished run of the same recipe from its last checkpoint,
 # and otherwise (recipe changed, or the earlier run had finished: a forced re-run) trains afresh: the old
 # run's files git holds (committed results) are replaced in place, the rest moved aside inside the run
-# folder (replaced/<time>/), so checkpoints of two recipes are never mixed.
+# folder (replaced/<time>/), so checkpoints of two recipes are never mixed. summary.json is flagged
+# update() so that Snakemake does not delete it before the job: a forced re-run moves the old one aside
+# with the rest (Snakemake deletes final.pt, so a forced re-run trains; the trainer gives back a complete
+# run only where final.pt and summary.json are both still there).
 
 
 rule train:
@@ -15,7 +18,7 @@ rule train:
         init=train_init,
     output:
         final=f"{RESULTS}/train/{{model}}-x{{scale}}/final.pt",
-        summary=f"{RESULTS}/train/{{model}}-x{{scale}}/summary.json",
+        summary=update(f"{RESULTS}/train/{{model}}-x{{scale}}/summary.json"),
     log:
         f"{LOGS}/train/{{model}}-x{{scale}}.log",
     params:
