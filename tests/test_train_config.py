@@ -163,7 +163,8 @@ def test_errors_come_before_any_work_through_the_cli(tmp_path: Path, capsys: pyt
     run_dir = tmp_path / "run"
     cases = [
         (["model.scale=3"], ["data.train", "X2, X4", "not X3", "model.scale = 3", "data.on_the_fly"]),
-        (["data.train=" + str(tmp_path / "nowhere")], ["data.train", "nowhere", "is not a folder"]),
+        (["data.train=" + str(tmp_path / "nowhere")], ["data.train not found:", "nowhere"]),
+        (["data.train=" + str(path)], ["data.train", str(path), "is a file, not a folder"]),
         (["data.lr_patch=64"], ["data.train", "too small for an LR patch of 64"]),
         (["init_from=" + str(tmp_path / "missing.pt")], ["init_from", "missing.pt", "does not exist"]),
         (["model.bias=rpb", "data.lr_patch=8"], ["data.lr_patch = 8", "RPB window 32"]),

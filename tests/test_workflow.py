@@ -242,13 +242,45 @@ def test_lint_is_clean(workdir: Path) -> None:
     "override, field",
     [
         ({"train": {"seed": "zero"}}, "['train']['seed']"),
-        ({"trian": {"seed": 0}}, "'trian' was unexpected"),
         ({"name": "../elsewhere"}, "['name']"),
         ({"data_source": "ftp"}, "['data_source']"),
         ({"precision": "bf16"}, "['precision']"),
         ({"train": {"biases": ["rpb", "alibi"]}}, "['train']['biases'][1]"),
         ({"train": {"presets": ["huge"]}}, "['train']['presets'][0]"),
         ({"datasets": {"mini_test": {"path": "test", "fetch": "ImageNet"}}}, "['datasets']['mini_test']['fetch']"),
+        ({"analysis": {"lowrank_ranks": [4, -1]}}, "['analysis']['lowrank_ranks'][1]"),
+        ({"analysis": {"window_factors": [0, 1]}}, "['analysis']['window_factors'][0]"),
+        ({"train": {"ranks": [8, 0]}}, "['train']['ranks'][1]"),
+        (
+            {
+                "verify": {
+                    "datasets": ["mini_test"],
+                    "resources": {"threads": 1, "gpus": 0, "mem_mb": 100, "runtime": 1},
+                    "models": [{"name": "m", "preset": "tiny", "scale": 5, "path": "m.pth"}],
+                }
+            },
+            "['verify']['models'][0]['preset']",
+        ),
+    ],
+)
+def test_the_schema_refuses_a_bad_value_naming_the_field(override: dict, field: str) -> None:
+    """What the JSON schema alone refuses, checked as the Snakefile checks it (snakemake.utils.validate on
+    the default config with the override merged as --configfile merges it); that the workflow runs this
+    validation before any job is the first case below."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import update_config, validate
+
+    config = yaml.safe_load((REPO / "workflows/config/default.yaml").read_text())
+    update_config(config, override)
+    with pytest.raises(WorkflowError) as refused:
+        validate(config, str(SCHEMA))
+    assert field in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ({"trian": {"seed": 0}}, "'trian' was unexpected"),  # the schema, through the workflow
         ({"eval": {"datasets": ["mini_test", "Set5"]}}, "eval.datasets: 'Set5' is not a key of datasets"),
         ({"report": {"crop": {"scale": 3}}}, "report.crop.scale: 3 is not one of scales [2]"),
         ({"train": {"per_preset": {"base": {"dataset": "mini_train"}}}}, "train.per_preset.base: 'base' is not one of"),
@@ -261,9 +293,6 @@ def test_lint_is_clean(workdir: Path) -> None:
             {"datasets": {"extra": {"path": "test"}}, "analysis": {"dataset": "extra"}},
             "analysis.dataset: 'extra' is not one of eval.datasets",
         ),
-        ({"analysis": {"lowrank_ranks": [4, -1]}}, "['analysis']['lowrank_ranks'][1]"),
-        ({"analysis": {"window_factors": [0, 1]}}, "['analysis']['window_factors'][0]"),
-        ({"train": {"ranks": [8, 0]}}, "['train']['ranks'][1]"),
         (
             {
                 "verify": {
@@ -273,16 +302,6 @@ def test_lint_is_clean(workdir: Path) -> None:
                 }
             },
             "verify.models[0] (m): give exactly one of url (downloaded) and path",
-        ),
-        (
-            {
-                "verify": {
-                    "datasets": ["mini_test"],
-                    "resources": {"threads": 1, "gpus": 0, "mem_mb": 100, "runtime": 1},
-                    "models": [{"name": "m", "preset": "tiny", "scale": 5, "path": "m.pth"}],
-                }
-            },
-            "['verify']['models'][0]['preset']",
         ),
         (
             {

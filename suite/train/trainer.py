@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 
 from suite.checkpoint import checkpoint_name, copy_atomic, load_checkpoint, save_checkpoint
 from suite.env import resolve_device, run_record
-from suite.files import write_json_atomic
+from suite.files import not_found_message, write_json_atomic
 from suite.models import apply_precision, build_model, count_parameters
 from suite.models.presets import resolve_saved_config
 from suite.train import SUMMARY_FIELDS, distributed
@@ -77,7 +77,7 @@ def check_data(recipe: dict) -> None:
             continue
         folder = Path(root)
         if not folder.is_dir():
-            raise RecipeError(f"{name} = {root!r} is not a folder")
+            raise RecipeError(not_found_message(name, root, "a folder"))
         for lr_root in (folder / "LR_bicubic", folder / f"DIV2K_{split}_LR_bicubic"):
             if not lr_root.is_dir() or (lr_root / f"X{scale}").is_dir():
                 continue
