@@ -30,7 +30,6 @@ from pathlib import Path
 import torch
 
 from suite.files import atomic_write
-from suite.models.presets import resolve_saved_config
 from suite.overrides import short_repr
 
 FORMAT = "suite-train-checkpoint"
@@ -179,10 +178,6 @@ def check_metadata(path: Path, state: dict) -> None:
     for key in ("preset", "bias"):
         if not isinstance(settings[key], str):
             raise _field_error(path, f"model_config.{key}", settings[key], "a string")
-    try:
-        resolve_saved_config(settings)
-    except ValueError as err:
-        raise CheckpointError(f"checkpoint {path}: model_config cannot build a network: {err}") from None
     for key, kind in TRAINING_STATE.items():
         if key not in state:
             continue

@@ -12,12 +12,12 @@ from suite.models import build_model
 from suite.models.attention import (
     PAD_MULTIPLE,
     WindowAttention,
-    check_pair,
     dot_product_attention,
     resolve_backend,
     rpb_attention,
     rpb_score_mod,
 )
+from suite.models.options import check_pair
 from suite.models.positional import RelativePositionBias
 
 TOL = dict(atol=1e-5, rtol=1e-5)

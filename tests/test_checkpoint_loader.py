@@ -171,14 +171,6 @@ def training_state() -> dict:
         ({"model_config": "tiny"}, "model_config is str 'tiny', not a dict of model settings"),
         ({"model_config": {**SETTINGS, 3: 4}}, "model_config has a key 3 of type int, not str"),
         ({"model_config": {**SETTINGS, "preset": ["tiny"]}}, r"model_config\.preset is list \['tiny'\], not a string"),
-        (
-            {"model_config": {**SETTINGS, "scale": "2"}},
-            "model_config cannot build a network: model field scale = '2' must be an integer >= 2",
-        ),
-        (
-            {"model_config": {**SETTINGS, "dim": None}},
-            "model_config cannot build a network: model field dim = None must be an integer >= 1",
-        ),
         ({"ema": {**WEIGHTS, 7: torch.ones(1)}}, "ema has a key 7 of type int, not str"),
         ({"ema": {"w": [1.0, 2.0]}}, r"ema\.w is list, not a tensor"),
     ],
@@ -191,6 +183,25 @@ def test_metadata_of_the_wrong_type_is_refused_naming_the_file_and_the_field(tmp
         load_checkpoint(path)
     # the resume path skips it with the same reason
     assert latest_valid_checkpoint(path.parent) == (None, None, [f"checkpoint {path}: {message}".replace("\\", "")])
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"scale": "2"}, "model field scale = '2' must be an integer >= 2"),
+        ({"dim": None}, "model field dim = None must be an integer >= 1"),
+    ],
+)
+def test_a_model_config_no_network_can_be_built_from_is_named_with_the_file(tmp_path, settings, message) -> None:
+    # Types are load_checkpoint's (layer 0); whether the settings build a network is the network's to say.
+    from suite.evaluate.inference import model_from_checkpoint
+
+    path = save_checkpoint({**training_state(), "model_config": {**SETTINGS, **settings}}, tmp_path / "c.pt")
+    state = load_checkpoint(path)
+    with pytest.raises(
+        CheckpointError, match=rf"^{re.escape(str(path))}: model_config cannot build a network: {message}$"
+    ):
+        model_from_checkpoint(state, source=path)
 
 
 def test_every_reader_of_a_checkpoint_reports_bad_metadata_in_one_line(tmp_path, capsys) -> None:

@@ -18,9 +18,10 @@ import yaml
 from conftest import REPO, snakemake
 
 TARGETS = ("results/default/eval/bicubic/mini_test-x2.json", "results/default/train/tiny-rpb-x2/final.pt")
-SHRINK = {
+SHRINK = {  # one thread for the training: it runs beside the bicubic evaluation
     "train": {
-        "overrides": {"schedule.iterations": 2, "schedule.warmup": 1, "run.val_every": 0, "run.checkpoint_every": 2}
+        "overrides": {"schedule.iterations": 2, "schedule.warmup": 1, "run.val_every": 0, "run.checkpoint_every": 2},
+        "resources": {"threads": 1, "gpus": 0, "mem_mb": 4000, "runtime": 60},
     }
 }
 

@@ -8,17 +8,8 @@ torch) serves the command line and the report without loading torch.
 import importlib
 
 _EXPORTS = {
-    "suite.models.attention": (
-        "BACKENDS",
-        "PRECISIONS",
-        "ModelConfigError",
-        "WindowAttention",
-        "apply_precision",
-        "check_pair",
-        "check_precision",
-        "explain_backend",
-        "resolve_backend",
-    ),
+    "suite.models.attention": ("WindowAttention", "apply_precision", "explain_backend", "resolve_backend"),
+    "suite.models.options": ("BACKENDS", "PRECISIONS", "ModelConfigError", "check_pair", "check_precision"),
     "suite.models.biases": (
         "BIASES",
         "FACTORED_BIASES",

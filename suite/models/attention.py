@@ -23,27 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from suite.models.biases import BIAS_PARAMS, POSITIONAL_MODULES, REGISTRY, bias_spec
+from suite.models.biases import BIAS_PARAMS, POSITIONAL_MODULES, REGISTRY
+from suite.models.options import check_pair, check_precision
 from suite.models.positional import RelativePositionBias
-from suite.overrides import short_repr
 
-BACKENDS = ("auto", "math", "sdpa", "flex", "flash")
 PAD_MULTIPLE = 8  # flash kernels want head dims that are multiples of 8
 HALF_DTYPES = (torch.float16, torch.bfloat16)
-# `attention-bf16` is the official setting: network in float32, only q, k, v and RIB's factors in
-# bfloat16 inside attention. `autocast-bf16` runs the whole network under torch.autocast (the caller's).
-PRECISIONS = ("fp32", "autocast-bf16", "attention-bf16")
-
-
-class ModelConfigError(ValueError):
-    """A model configuration that cannot be built; the message names the field and its value."""
-
-
-def check_precision(precision: object) -> str:
-    """Return `precision` if it is one of PRECISIONS, else raise ModelConfigError naming it."""
-    if precision not in PRECISIONS:
-        raise ModelConfigError(f"precision = {short_repr(precision)} must be one of {', '.join(PRECISIONS)}")
-    return precision  # type: ignore[return-value]
 
 
 def apply_precision(model: nn.Module, precision: str) -> torch.dtype | None:
@@ -59,18 +44,6 @@ def apply_precision(model: nn.Module, precision: str) -> torch.dtype | None:
         if isinstance(module, WindowAttention):
             module.attention_dtype = torch.bfloat16 if precision == "attention-bf16" else None
     return torch.bfloat16 if precision == "autocast-bf16" else None
-
-
-def check_pair(bias: str, backend: str) -> None:
-    """Raise ValueError for an unknown bias or backend, or a pair that cannot run."""
-    spec = bias_spec(bias)
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown attention backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-    if not spec.flash and backend == "flash":
-        raise ValueError(
-            f"bias {bias!r} with backend 'flash' is invalid: FlashAttention kernels accept no additive "
-            f"N x N bias, which {spec.label} needs; use backend 'sdpa', 'math' or 'flex', or bias 'rib'"
-        )
 
 
 @functools.cache

@@ -21,20 +21,16 @@ Every preset spells out its network options, so what a preset builds is read off
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
-from suite.models.attention import (  # noqa: F401
-    BACKENDS,
-    PRECISIONS,
-    ModelConfigError,
-    check_pair,
-    check_precision,
-)
 from suite.models.biases import BIAS_PARAMS, BIASES, REGISTRY, Param
-from suite.models.network import SRTransformer
+from suite.models.options import BACKENDS, PRECISIONS, ModelConfigError, check_pair, check_precision  # noqa: F401
 from suite.overrides import short_repr
+
+if TYPE_CHECKING:  # the validators above build_model import no torch
+    from torch import nn
+
+    from suite.models.network import SRTransformer
 
 # Paper presets: the official networks (options/test/*.yaml and sst/archs/sst_arch.py of dslisleedh/SST
 # at bcd6132); every option is written out so that a preset reads as the network it builds.
@@ -296,6 +292,8 @@ def build_model(preset: str, bias: str = "rib", scale: int = 2, **overrides: Any
 
     `build_model(**model.config)` rebuilds the same architecture.
     """
+    from suite.models.network import SRTransformer
+
     return SRTransformer(resolve_model_config(preset, bias, scale, overrides))
 
 
