@@ -222,6 +222,7 @@ def profile_row(variant: str, phase: str, window: int, patch: int, ms: float | N
         device=device,
         device_name="Test GPU",
         ms_median=ms,
+        ms_steps=None if ms is None else [0.98 * ms, ms, 1.03 * ms],
         peak_mem_mb=None if ms is None else 10 * ms,
         attention_kernels=[] if ms is None else [backend or "math"],
     )

@@ -321,10 +321,14 @@ def test_cli_convert_and_analyze_lowrank_end_to_end(tmp_path, rpb_checkpoint, ti
             "psnr",
             "ssim",
             "psnr_change",
+            "psnr_change_low",
+            "psnr_change_high",
             "ssim_change",
             "ms_median",
             "ms_iqr",
             "time_ratio",
+            "time_ratio_low",
+            "time_ratio_high",
             "status",
             "reason",
         ]
@@ -346,6 +350,10 @@ def test_cli_convert_and_analyze_lowrank_end_to_end(tmp_path, rpb_checkpoint, ti
     assert rows[0]["psnr_change"] == 0.0 and rows[0]["time_ratio"] == 1.0
     assert abs(rows[-1]["psnr_change"]) < 1e-3 and abs(rows[-1]["ssim_change"]) < 1e-5
     assert abs(rows[1]["psnr_change"]) > 1e-3  # rank 4 changes the output measurably
+    # Each change carries the paired bootstrap of its per-image differences (two test images here).
+    assert rows[0]["psnr_change_low"] == rows[0]["psnr_change_high"] == 0.0
+    assert all(row["psnr_change_low"] <= row["psnr_change"] <= row["psnr_change_high"] for row in rows)
+    assert all(row["time_ratio_low"] <= row["time_ratio"] <= row["time_ratio_high"] for row in rows)
     assert all(row["ms_median"] > 0 and row["time_ratio"] > 0 for row in rows)
     assert float(table[-2]["psnr"]) == pytest.approx(rows[-1]["psnr"], rel=1e-12)
     assert document["dataset"] == "data" and document["protocol"] == "basicsr-y" and document["weights"] == "ema"

@@ -288,7 +288,10 @@ def test_tiny_keeps_the_weights_and_outputs_of_commit_b1dea90():
     """The tiny preset trains the default workflow; its init (creation order, shapes, values) and outputs must
     not drift. tests/fixtures/tiny/tiny_b1dea90.pt was written by the snippet below run in a checkout of
     b1dea90 (seed 0; `to_pixels` given fixed weights so the body shows in the output). Tolerances allow
-    for another CPU's kernels only; on one machine the values are bit-identical."""
+    for another CPU's kernels only; on one machine the values are bit-identical. Since positional modules draw
+    from streams of their own (`own_random_stream`), the RPB and RIB networks hold the no-bias network's
+    weights (b1dea90's) beside their positional ones: those networks' names are b1dea90's, their other weights
+    the pinned no-bias values (test_weights_a_bias_does_not_own_are_the_same_whatever_the_bias)."""
     reference = torch.load(Path(__file__).parent / "fixtures" / "tiny" / "tiny_b1dea90.pt", weights_only=True)
     for bias in BIASES:
         expected = reference[bias]
@@ -296,6 +299,8 @@ def test_tiny_keeps_the_weights_and_outputs_of_commit_b1dea90():
         model = build_model("tiny", bias, 2)
         params = dict(model.named_parameters())
         assert list(params) == expected["param_names"], bias
+        if bias != "none":
+            continue
         sums = torch.stack([p.detach().double().sum() for p in params.values()])
         torch.testing.assert_close(sums, expected["param_sums"], atol=1e-6, rtol=0)
         for name, value in expected["first_params"].items():
@@ -305,3 +310,33 @@ def test_tiny_keeps_the_weights_and_outputs_of_commit_b1dea90():
             weight.copy_(torch.linspace(-0.05, 0.05, weight.numel()).view_as(weight))
             out = model.eval()(expected["input"])
         torch.testing.assert_close(out, expected["output"], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("init", ["torch", "official"])
+def test_weights_a_bias_does_not_own_are_the_same_whatever_the_bias(init):
+    """Common random numbers: with one seed, every network draws the same weights outside its positional modules
+    (which draw from streams of their own), so two biases trained with one seed differ in the bias only; the
+    positional modules of two layers still differ from each other."""
+    from suite.models.biases import BIASES as REGISTERED
+
+    def weights(bias: str) -> dict[str, torch.Tensor]:
+        torch.manual_seed(3)
+        model = build_model("tiny", bias, 2, init=init)
+        owned = {id(param) for param in model.positional_parameters()}
+        return {name: p.detach() for name, p in model.named_parameters() if id(p) not in owned}, model
+
+    reference, _ = weights("none")
+    for bias in REGISTERED:
+        others, model = weights(bias)
+        assert list(others) == list(reference), bias
+        assert all(torch.equal(others[name], reference[name]) for name in reference), bias
+        layers = [[p.detach().flatten() for p in module.parameters()] for module in model.positional_modules()]
+        if len(layers) > 1 and layers[0]:
+            assert not torch.equal(torch.cat(layers[0]), torch.cat(layers[1])), bias
+    # and the global generator ends where it would without a positional module
+    torch.manual_seed(3)
+    build_model("tiny", "rib", 2, init=init)
+    after_rib = torch.random.get_rng_state()
+    torch.manual_seed(3)
+    build_model("tiny", "none", 2, init=init)
+    assert torch.equal(after_rib, torch.random.get_rng_state())

@@ -27,9 +27,10 @@ from suite.report.paper import (
 )
 from suite.report.quality import psnr_caption, psnr_table
 from suite.report.readers import read_evals, read_profile, read_runs
-from suite.report.speed import latency_figure, memory_figure, speedup_figure
+from suite.report.speed import latency_figure, memory_figure, speedup_figure, speedup_text
 from suite.report.targets import targets, targets_markdown
 from suite.report.teaser import teaser_figure, teaser_points
+from suite.stats import paired_bootstrap, unpaired_ratio
 
 
 @pytest.fixture
@@ -129,7 +130,8 @@ def test_footnote_gives_budget_device_and_commit(built: Path) -> None:
 
 
 def test_measured_against_paper_per_cell(results: Path) -> None:
-    for dataset, psnr, ssim in (("Set5", 38.70, 0.9630), ("Urban100", 35.90, 0.9551)):
+    urban = [{"name": "img_001", "psnr": 35.7, "ssim": 0.9541}, {"name": "img_002", "psnr": 36.1, "ssim": 0.9561}]
+    for dataset, psnr, ssim, images in (("Set5", 38.70, 0.9630, []), ("Urban100", 35.90, 0.9551, urban)):
         write_json(
             results / f"eval/sst-xl-plus-x2/{dataset}-x2.json",
             {
@@ -137,7 +139,7 @@ def test_measured_against_paper_per_cell(results: Path) -> None:
                 "scale": 2,
                 "psnr": psnr,
                 "ssim": ssim,
-                "images": [],
+                "images": images,
                 "metric_options": {"protocol": "basicsr-y"},
                 "provenance": run_record(),
             },
@@ -154,10 +156,15 @@ def test_measured_against_paper_per_cell(results: Path) -> None:
     assert math.isnan(frame[frame["dataset"] == "Manga109"].iloc[0]["psnr_measured"])
     report = (out / "REPORT.md").read_text()
     assert "## Measured against the paper" in report
-    assert (
-        "| sst-xl-plus-x2 | SST-XL+ (DFLIP) | x2 | Urban100 | 35.90 | 35.83 | +0.07 | 0.9551 | 0.9540 | +0.0011 |"
-        in report
+    # The difference's interval: a bootstrap over the test images of each image's score minus the paper's figure.
+    psnr, ssim = (
+        paired_bootstrap([image[key] - paper for image in urban]) for key, paper in (("psnr", 35.83), ("ssim", 0.9540))
     )
+    assert (
+        f"| sst-xl-plus-x2 | SST-XL+ (DFLIP) | x2 | Urban100 | 35.90 | 35.83 | +0.07 [{psnr.low:+.2f}, {psnr.high:+.2f}] | "
+        f"not resolved at this size | 0.9551 | 0.9540 | +0.0011 [{ssim.low:+.4f}, {ssim.high:+.4f}] |"
+    ) in report
+    assert "| x2 | Set5 | 38.70 | 38.77 | -0.07 | – | 0.9630 | 0.9636 | -0.0006 |" in report  # no per-image scores
     # The same method folder also appears in the main table as a measured row under its own name.
     assert "| measured | sst-xl-plus-x2 |" in report
 
@@ -251,7 +258,14 @@ def test_gpu_sweep_rows_give_the_expected_speedups_in_table_and_figure(built: Pa
     for (phase, window), expected in EXPECTED_SPEEDUP.items():
         row = speed[(speed["phase"] == phase) & (speed["window"] == str(window))].iloc[0]
         text = expected if isinstance(expected, str) else f"{expected:.2f}x"
-        assert row["speedup_rpb_over_rib"] == text, (phase, window)
+        assert row["speedup_rpb_over_rib"].split(" [")[0] == text, (phase, window)
+    # Each side's three timed steps (0.98, 1 and 1.03 times its median) resampled on its own.
+    infer = speed[(speed["phase"] == "infer") & (speed["window"] == "32")].iloc[0]["speedup_rpb_over_rib"]
+    interval = unpaired_ratio([0.98 * 9, 9, 1.03 * 9], [0.98 * 8, 8, 1.03 * 8])
+    assert infer == f"1.12x [{interval.low:.2f}, {interval.high:.2f}]" and interval.low > 1.0
+    # An interval that holds 1 does not rank the two, and says so.
+    close = {"speedup_rpb_over_rib": 1.02, "speedup_rpb_over_rib_low": 0.97, "speedup_rpb_over_rib_high": 1.08}
+    assert speedup_text(close) == "1.02x [0.97, 1.08] (not resolved)"
     train32 = speed[(speed["phase"] == "train") & (speed["window"] == "32")].iloc[0]
     assert (train32["rpb_variant"], train32["rib_variant"]) == ("rpb-flex", "rib-flash")  # by bias, not label
     train64 = speed[(speed["phase"] == "train") & (speed["window"] == "64")].iloc[0]
@@ -338,18 +352,41 @@ def test_teaser_of_a_cpu_run_says_so(tmp_path: Path) -> None:
 def test_targets_section_passes_and_fails_with_measured_values(built: Path, results: Path) -> None:
     report = (built / "REPORT.md").read_text()
     assert "## Targets" in report
+    # Every step of each run logged the same time and every image differs by the same amount: the intervals
+    # collapse to the point values.
     assert (
         "| PASS | tiny x2: RIB training step >= 2x faster than RPB at the preset's 32x32 window | "
-        "2.50x (median step 0.5000 s / 0.2000 s) |"
+        "2.50x [2.50, 2.50] (RPB / RIB median step) |"
     ) in report
-    assert "| PASS | tiny x2 mini_test: RIB PSNR at most 0.1 dB below RPB | RIB - RPB = +0.107 dB |" in report
-    assert "| PASS | tiny x2 Set5: RPB above bicubic by more than 0.1 dB | +0.451 dB |" in report
-    summary_path = results / "train/tiny-rib-x2/summary.json"
-    summary = json.loads(summary_path.read_text())
-    write_json(summary_path, {**summary, "median_step_time_s": 0.3})
+    assert (
+        "| PASS | tiny x2 mini_test: RIB PSNR at most 0.1 dB below RPB | RIB - RPB = +0.107 dB [+0.107, +0.107] |"
+    ) in report
+    assert "| PASS | tiny x2 Set5: RPB above bicubic by more than 0.1 dB | +0.451 dB [+0.451, +0.451] |" in report
+    log_path = results / "train/tiny-rib-x2/train_log.csv"
+    log = pd.read_csv(log_path)
+    # RIB's steps 0.28-0.32 s against RPB's 0.5 s: every resampled ratio lies below 2.
+    log["step_time_s"] = [0.3, 0.32, 0.28, 0.3]
+    log.to_csv(log_path, index=False)
     found = targets(read_evals(results), read_runs(results))
-    assert [(t.passed, t.measured.split(" ")[0]) for t in found][0] == (False, "1.67x")
-    assert "(1 FAIL)" in targets_markdown(found)
+    assert (found[0].result, found[0].interval.high < 2.0) == ("FAIL", True)
+    assert "(6 PASS, 1 FAIL)" in targets_markdown(found)
+    # 0.2-0.3 s: ratios from 1.67 to 2.5, the interval straddles the target.
+    log["step_time_s"] = [0.2, 0.3, 0.22, 0.28]
+    log.to_csv(log_path, index=False)
+    found = targets(read_evals(results), read_runs(results))
+    assert found[0].result == "NOT RESOLVED" and found[0].interval.low < 2.0 < found[0].interval.high
+    # A PSNR difference whose interval straddles the threshold is not resolved either way.
+    rib_path = results / "eval/tiny-rib/mini_test-x2.json"
+    rib = json.loads(rib_path.read_text())
+    rpb = json.loads((results / "eval/tiny-rpb/mini_test-x2.json").read_text())
+    spread = [-0.4, 0.2, 0.0, -0.1, 0.1, -0.3, 0.2, 0.0]
+    rib["images"] = [
+        {**image, "psnr": other["psnr"] - 0.1 + spread[i % len(spread)]}
+        for i, (image, other) in enumerate(zip(rib["images"], rpb["images"]))
+    ]
+    write_json(rib_path, rib)
+    drop = next(t for t in targets(read_evals(results), read_runs(results)) if "mini_test: RIB PSNR" in t.check)
+    assert drop.result == "NOT RESOLVED" and drop.interval.low < -0.1 < drop.interval.high
 
 
 def test_training_table_reads_summary_and_last_validation(built: Path) -> None:

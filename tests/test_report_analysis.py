@@ -14,6 +14,7 @@ from conftest import add_run, make_results, synthetic_report, write_analysis
 from suite.analysis.outputs import ANALYSIS_OUTPUTS
 from suite.report import ReportInputError
 from suite.report.readers import read_runs
+from suite.stats import paired_bootstrap
 
 # Rank-ablation runs: model -> (PSNR on mini_test x2, median step s). Distinct values so a swap shows.
 ABLATION = {
@@ -40,8 +41,16 @@ WINDOW_ROW = {
 
 def test_rank_ablation_runs_give_a_table_and_a_figure(tmp_path: Path) -> None:
     results = make_results(tmp_path)
+    # Per-image scores: r8 beats no bias on both images, r2 on one only.
+    per_image = {
+        "tiny-rib-r2": (0.3, -0.08),
+        "tiny-rib-r8": (0.2, 0.16),
+        "tiny-rib-r16": (0.3, 0.22),
+        "tiny-none": (0, 0),
+    }
     for model, (psnr, step) in ABLATION.items():
-        add_run(results, model, psnr, step)
+        images = [{"name": f"img{i}", "psnr": 31.0 + offset, "ssim": 0.9} for i, offset in enumerate(per_image[model])]
+        add_run(results, model, psnr, step, images=images)
     assert {run.name: run.rank for run in read_runs(results)}["tiny-rib-r16-x2"] == 16
     out = synthetic_report(results)
     table = pd.read_csv(out / "tables/rank_ablation.csv")
@@ -52,7 +61,20 @@ def test_rank_ablation_runs_give_a_table_and_a_figure(tmp_path: Path) -> None:
     assert math.isnan(measured[measured["model"] == "tiny-none"]["rank"].iloc[0])
     assert (out / "figures/rank_ablation.png").stat().st_size > 10_000
     report = (out / "REPORT.md").read_text()
-    assert "## Rank ablation" in report and "| tiny-rib-r8 | 8 | x2 | mini_test | 31.0800 |" in report
+    r8, r2 = (
+        paired_bootstrap([a - b for a, b in zip(per_image[m], per_image["tiny-none"])])
+        for m in ("tiny-rib-r8", "tiny-rib-r2")
+    )
+    assert "## Rank ablation" in report
+    assert (
+        f"| tiny-rib-r8 | 8 | x2 | mini_test | 1 | 31.0800 | – | 0.9000 | +{r8.mean:.4f} [+{r8.low:.4f}, +{r8.high:.4f}] "
+        "| resolved |"
+    ) in report
+    assert (
+        f"| tiny-rib-r2 | 2 | x2 | mini_test | 1 | 31.0100 | – | 0.9000 | +{r2.mean:.4f} [{r2.low:+.4f}, +{r2.high:.4f}] | not resolved at this size |"
+        in report
+    )
+    assert "over 2 test images" in report
     # The PSNR table names the rank; the targets still compare only the RPB/RIB pair of the preset.
     psnr = pd.read_csv(out / "tables/psnr_ssim.csv")
     assert "rib (rank 8)" in set(psnr["bias"].fillna(""))
@@ -118,10 +140,14 @@ def test_analysis_tables_reach_the_report(tmp_path: Path) -> None:
                 "psnr": 31.2,
                 "ssim": 0.905,
                 "psnr_change": -0.3,
+                "psnr_change_low": -0.41,
+                "psnr_change_high": -0.2,
                 "ssim_change": -0.005,
                 "ms_median": 60.0,
                 "ms_iqr": 1.0,
                 "time_ratio": 0.5,
+                "time_ratio_low": 0.45,
+                "time_ratio_high": 0.56,
                 "status": "ok",
                 "reason": "",
             },
@@ -149,7 +175,14 @@ def test_analysis_tables_reach_the_report(tmp_path: Path) -> None:
     )
     out = synthetic_report(results)
     report = (out / "REPORT.md").read_text()
-    assert "| tiny-rpb-x2 | lowrank-4 | 4 | 4.32e-01 | 6.00e-01 | 31.2000 | -0.30000 | 0.9050 | -5.0e-03 |" in report
+    assert (
+        "| tiny-rpb-x2 | lowrank-4 | 4 | 4.32e-01 | 6.00e-01 | 31.2000 | -0.30000 [-0.41000, -0.20000] | resolved | "
+        "0.9050 | 60.0 | 0.50 [0.45, 0.56] | ok |"
+    ) in report
+    assert (
+        "| tiny-rpb-x2 | rpb | - | 0.00e+00 | 0.00e+00 | 31.5000 | +0.00000 | – | 0.9100 | 120.0 | 1.00 | ok |"
+        in report
+    )
     assert "| tiny-rpb-x2 | 0.5 | 16 16 | refused | – |" in report and "cannot run at window 16" in report
     assert "| tiny-rpb-x2 | 0 | 32 | 1 | -0.500 | 1.250 | 801 | 0.000 |" in report
     assert "![tiny-rpb-x2 offsets](analysis/bias/tiny-rpb-x2/offsets.png)" in report

@@ -234,3 +234,25 @@ def test_reinterpolation_keeps_the_scale_and_constants() -> None:
     resized = reinterpolate_subpixel(grid, 2, 3).reshape(3, 3)
     assert torch.equal(resized[0], resized[2]) and torch.equal(resized[:, 1], torch.full((3,), 0.5))
     assert resized[0, 0] < resized[0, 1] < resized[0, 2]
+
+
+def test_positional_lr_scale_gives_the_bias_its_own_learning_rate() -> None:
+    """optim.positional_lr_scale: AdamW's second group holds exactly the positional modules' weights (RPB's table,
+    RIB's MLP, CPE's convolutions) at lr * scale; at scale 1 one group holds every weight, as before the option."""
+    from suite.train.trainer import parameter_groups
+
+    for bias in ("rpb", "rib", "cpe", "none"):
+        model = build_model("tiny", bias, 2)
+        optim = {"lr": 1e-3, "positional_lr_scale": 10.0}
+        groups = parameter_groups(model, optim)
+        positional = {id(p) for p in model.positional_parameters()}
+        assert {id(p) for p in groups[1]["params"]} == positional and groups[1]["lr"] == pytest.approx(1e-2)
+        assert {id(p) for p in groups[0]["params"]} == {id(p) for p in model.parameters()} - positional
+        assert (len(positional) > 0) == (bias != "none"), bias
+        single = parameter_groups(model, {**optim, "positional_lr_scale": 1.0})
+        assert len(single) == 1 and len(single[0]["params"]) == len(list(model.parameters()))
+    names = {name for name, p in build_model("tiny", "rpb", 2).named_parameters() if "table" in name}
+    rpb = build_model("tiny", "rpb", 2)
+    assert {
+        name for name, p in rpb.named_parameters() if id(p) in {id(q) for q in rpb.positional_parameters()}
+    } == names

@@ -34,7 +34,13 @@ def write_recipe(folder: Path, **sections) -> Path:
 
 def test_defaults_are_the_paper_recipe(tmp_path: Path) -> None:
     recipe = validate({"out_dir": str(tmp_path), "data": {"train": str(tmp_path)}})
-    assert recipe["optim"] == {"lr": 5e-4, "betas": [0.9, 0.9], "weight_decay": 0.0, "grad_clip": 0.0}
+    assert recipe["optim"] == {
+        "lr": 5e-4,
+        "betas": [0.9, 0.9],
+        "weight_decay": 0.0,
+        "grad_clip": 0.0,
+        "positional_lr_scale": 1.0,  # the suite's own lever (the paper's recipe has none): every weight at lr
+    }
     assert recipe["schedule"] == {
         "kind": "step",
         "iterations": 500_000,
@@ -80,6 +86,8 @@ def test_overrides_are_typed_and_change_the_hash(tmp_path: Path) -> None:
         (["optim.lr=fast"], ["optim.lr = 'fast'"]),
         (["optim.betas=[0.9]"], ["optim.betas"]),
         (["optim.grad_clip=-1"], ["optim.grad_clip = -1.0"]),
+        (["optim.positional_lr_scale=0"], ["optim.positional_lr_scale = 0.0 must be positive"]),
+        (["optim.positional_lr_scale=inf"], ["optim.positional_lr_scale = inf must be a finite number"]),
         (["schedule.kind=linear"], ["schedule.kind = 'linear'"]),
         (["schedule.warmup=10"], ["schedule.warmup = 10", "schedule.iterations = 10"]),
         (["schedule.milestones=[5,3]"], ["schedule.milestones = [5, 3]"]),

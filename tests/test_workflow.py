@@ -173,6 +173,30 @@ def test_biases_dry_run_trains_every_registered_bias(workdir: Path) -> None:
     assert "results/biases/figures/speedup.png" not in done.stdout and "bias_fields" not in done.stdout
 
 
+def test_cpu_study_trains_each_bias_once_per_seed(workdir: Path) -> None:
+    """workflows/config/cpu-study.yaml: train.seeds gives each model one run per seed, named with its seed and
+    trained with it; the report's outputs include the table over seeds."""
+    study = yaml.safe_load((REPO / "workflows/config/cpu-study.yaml").read_text())
+    done = snakemake(workdir, "-n", "-p", "--configfile", "workflows/config/cpu-study.yaml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    seeds, biases = study["train"]["seeds"], study["train"]["biases"]
+    assert len(seeds) > 1 and {"rpb", "rib", "none"} <= set(biases)
+    counts = job_counts(done.stdout)
+    assert counts["train"] == len(biases) * len(seeds) == counts["eval_checkpoint_with_images"]
+    assert not {"profile_sweep", "analyze_bias", "analyze_lowrank", "analyze_windows"} & set(counts)
+    trains = {re.search(r"name=(\S+)", line)[1]: line for line in shell_lines(done.stdout, " train --config")}
+    assert sorted(trains) == sorted(f"tiny-{bias}-s{seed}-x2" for bias in biases for seed in seeds)
+    for bias in biases:
+        for seed in seeds:
+            line = trains[f"tiny-{bias}-s{seed}-x2"]
+            assert (
+                f"model.bias={bias} " in line and f"run.seed={seed} " in line and "optim.positional_lr_scale=10" in line
+            )
+            assert f"out_dir=results/cpu-study/train/tiny-{bias}-s{seed}-x2 " in line
+    for path in ("tables/seeds.csv", "tables/seeds.md", "tables/biases.csv", "tables/targets.md"):
+        assert f"results/cpu-study/{path}" in done.stdout
+
+
 def test_analysis_tools_follow_the_kind_of_each_bias(tmp_path: Path) -> None:
     """With every tool on, bias fields run on the models suite analyze bias can read (ANALYSED_BIASES: additive
     and factored kinds), the low-rank conversion on the additive ones (RPB), windows on every model."""
@@ -241,7 +265,8 @@ def test_lint_is_clean(workdir: Path) -> None:
 @pytest.mark.parametrize(
     "override, field",
     [
-        ({"train": {"seed": "zero"}}, "['train']['seed']"),
+        ({"train": {"seeds": [0, "one"]}}, "['train']['seeds'][1]"),
+        ({"train": {"seeds": [1, 1]}}, "['train']['seeds']"),
         ({"name": "../elsewhere"}, "['name']"),
         ({"data_source": "ftp"}, "['data_source']"),
         ({"precision": "bf16"}, "['precision']"),

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from suite.analysis.outputs import LOWRANK
-from suite.analysis.variants import prepare, time_variants, timing_record
+from suite.analysis.variants import prepare, psnr_change_fields, time_variants, timing_record
 from suite.checkpoint import load_checkpoint, save_checkpoint
 from suite.env import run_record
 from suite.evaluate import evaluate
@@ -337,6 +337,7 @@ def lowrank_table(
 
     metric_options = None
     upscalers: dict[str, ModelUpscaler] = {}
+    results: dict[str, dict] = {}  # evaluations, by variant
     for row in rows:
         upscaler = ModelUpscaler(models[row["variant"]], torch_device)
         try:
@@ -347,12 +348,15 @@ def lowrank_table(
             row.update(status="oom", reason=reason(err))
             continue
         row.update(psnr=result["psnr"], ssim=result["ssim"])
+        results[row["variant"]] = result
         metric_options = result["metric_options"]
         upscalers[row["variant"]] = upscaler
-    reference = rows[0]
+    reference = results.get(rows[0]["variant"])
     for row in rows:
-        if row["psnr"] is not None and reference["psnr"] is not None:
-            row.update(psnr_change=row["psnr"] - reference["psnr"], ssim_change=row["ssim"] - reference["ssim"])
+        if row["variant"] in results and reference is not None:
+            row.update(
+                psnr_change_fields(results[row["variant"]], reference), ssim_change=row["ssim"] - reference["ssim"]
+            )
     time_variants(rows, lambda row: row["variant"], upscalers, REFERENCE, dataset, torch_device, rounds, warmup)
 
     document = {

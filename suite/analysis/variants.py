@@ -2,7 +2,9 @@
 test image in a single interleaved run against a reference variant (their tables: suite.analysis.outputs).
 
 Rows are dicts with at least `status` and `reason`; timing fills `ms_median`, `ms_iqr` and `time_ratio`
-(the geometric mean of the per-round ratios to the reference, rounds paired as they ran).
+(the geometric mean of the per-round ratios to the reference, rounds paired as they ran) with its interval
+`time_ratio_low`/`_high`; `psnr_change` against the reference variant carries its interval over the test images
+(`psnr_change_low`/`_high`, a paired bootstrap of the per-image differences).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from suite.profiling.timing import (
     summarise,
     time_interleaved,
 )
+from suite.stats import paired_bootstrap, paired_differences
 
 
 def prepare(
@@ -75,7 +78,19 @@ def time_variants(
         if label in times:
             row.update({key: summarise(times[label])[key] for key in ("ms_median", "ms_iqr")})
             if timed_reference is not None and status[label][0] == OK:
-                row["time_ratio"] = ratio_fields("time_ratio", times[label], timed_reference)["time_ratio"]
+                row.update(ratio_fields("time_ratio", times[label], timed_reference))
+
+
+def psnr_change_fields(result: dict, reference: dict) -> dict[str, float]:
+    """`psnr_change` of an evaluation (suite.evaluate.evaluate's dict) against the reference variant's, with the
+    95% paired-bootstrap interval of the mean per-image difference (`suite.stats.paired_bootstrap`)."""
+    per_image = [{image["name"]: image["psnr"] for image in scored["images"]} for scored in (result, reference)]
+    interval = paired_bootstrap(paired_differences(*per_image))
+    return {
+        "psnr_change": result["psnr"] - reference["psnr"],
+        "psnr_change_low": interval.low,
+        "psnr_change_high": interval.high,
+    }
 
 
 def timing_record(dataset: PairedDataset, rounds: int, warmup: int) -> dict:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from suite.analysis.outputs import WINDOWS
-from suite.analysis.variants import prepare, time_variants, timing_record
+from suite.analysis.variants import prepare, psnr_change_fields, time_variants, timing_record
 from suite.env import run_record
 from suite.evaluate import evaluate
 from suite.evaluate.inference import (
@@ -76,6 +76,7 @@ def window_table(
 
     rows: list[dict] = []
     upscalers: dict[str, ModelUpscaler] = {}  # by _label(factor)
+    results: dict[str, dict] = {}  # evaluations, by _label(factor)
     trained = provenance = None  # the checkpoint's, the same at every factor
     for factor in factors:
         row = {column: None for column in COLUMNS}
@@ -100,6 +101,7 @@ def window_table(
             extra_provenance={"checkpoint": str(checkpoint), **provenance},
         )
         row.update(window_sizes=_sizes_text(provenance["window_sizes"]), psnr=result["psnr"], ssim=result["ssim"])
+        results[_label(factor)] = result
         upscalers[_label(factor)] = loaded.upscale
         rows.append(row)
     for row in rows:
@@ -109,10 +111,10 @@ def window_table(
     time_variants(
         rows, lambda row: _label(row["factor"]), upscalers, _label(1.0), dataset, torch_device, rounds, warmup
     )
-    reference = next(row for row in rows if row["factor"] == 1.0)
+    reference = results.get(_label(1.0))
     for row in rows:
-        if row["psnr"] is not None and reference["psnr"] is not None:
-            row["psnr_change"] = row["psnr"] - reference["psnr"]
+        if _label(row["factor"]) in results and reference is not None:
+            row.update(psnr_change_fields(results[_label(row["factor"])], reference))
 
     document = {
         "checkpoint": str(checkpoint),

@@ -25,7 +25,7 @@ from torch import nn
 
 from suite.models.biases import BIAS_PARAMS, POSITIONAL_MODULES, REGISTRY
 from suite.models.options import check_pair, check_precision
-from suite.models.positional import RelativePositionBias
+from suite.models.positional import RelativePositionBias, own_random_stream
 
 PAD_MULTIPLE = 8  # flash kernels want head dims that are multiples of 8
 HALF_DTYPES = (torch.float16, torch.bfloat16)
@@ -282,7 +282,8 @@ class WindowAttention(nn.Module):
                 setattr(self, name, None)
         options = {key: bias_options.get(key, param.default) for key, param in spec.params.items()}
         if spec.build is not None:
-            self.add_module(spec.module, spec.build(heads, self.head_dim, window, rank, options))
+            with own_random_stream():
+                self.add_module(spec.module, spec.build(heads, self.head_dim, window, rank, options))
         if spec.kind == "rotary":  # the official RoPE runs at softmax scale 1 with q unscaled
             self.softmax_scale = 1.0 if options["rope_scale"] == "official" else self.head_dim**-0.5
         else:  # the factored biases' q rows carry D^-1/2 already (their factors unscaled): the kernel runs at 1

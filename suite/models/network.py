@@ -17,6 +17,7 @@ from torch import nn
 
 from suite.models.attention import WindowAttention
 from suite.models.biases import REGISTRY
+from suite.models.positional import own_random_stream
 
 LISTED = 12  # keys listed per kind of state-dict mismatch; the count says how many there are
 
@@ -81,7 +82,8 @@ class TransformerLayer(nn.Module):
     ) -> None:
         super().__init__()
         conv = REGISTRY[bias].conv_before_attention
-        self.cpe = nn.Conv2d(dim, dim, 3, padding=1, groups=dim) if conv else None
+        with own_random_stream():
+            self.cpe = nn.Conv2d(dim, dim, 3, padding=1, groups=dim) if conv else None
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.gate = LocalAttentionGate(dim)
         self.attn = WindowAttention(dim, heads, window, bias=bias, rank=rank, **attn_kwargs)
@@ -156,6 +158,16 @@ class Upsampler(nn.Module):
         return out + F.interpolate(image, scale_factor=self.scale, mode="nearest")
 
 
+def _official_init(modules: list[nn.Module]) -> None:
+    """Linear and 1x1 convs trunc-normal std 0.02, zero biases; 3x3 convs keep torch's default weights."""
+    for module in modules:
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            if isinstance(module, nn.Linear) or module.kernel_size == (1, 1):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
 class SRTransformer(nn.Module):
     """(B, 3, h, w) in [0, 1] -> (B, 3, h*s, w*s): conv head, residual blocks, body tail, upsampler.
 
@@ -212,19 +224,32 @@ class SRTransformer(nn.Module):
         """The official initialisation (SPEC section 4): Linear and 1x1 convs trunc-normal std 0.02 with
         zero bias, 3x3 convs torch's default weights with zero bias, then each positional module's own
         `official_init` (RIB N(0, 0.05) with zero hidden bias, RIB-SIREN's SIREN init, the RPB table
-        N(0, 1e-3), per-token factors their configured init)."""
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Conv2d)):
-                if isinstance(module, nn.Linear) or module.kernel_size == (1, 1):
-                    nn.init.trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-        for layer in self.attention_layers():
-            if hasattr(layer.positional, "official_init"):
-                layer.positional.official_init()
+        N(0, 1e-3), per-token factors their configured init). The positional modules draw from streams of
+        their own (`own_random_stream`), so the other weights are the same whatever the bias."""
+        roots = self.positional_modules()
+        inside = {id(module) for root in roots for module in root.modules()}
+        _official_init([module for module in self.modules() if id(module) not in inside])
+        for index, root in enumerate(roots):
+            with own_random_stream(salt=index):
+                _official_init(list(root.modules()))
+                if hasattr(root, "official_init"):
+                    root.official_init()
 
     def attention_layers(self) -> list[WindowAttention]:
         return [layer.attn for block in self.blocks for layer in block.layers]
+
+    def positional_modules(self) -> list[nn.Module]:
+        """The positional bias's own modules: every attention layer's positional module (RPB's table, RIB's MLP,
+        ...) and CPE's convolutions."""
+        found = []
+        for block in self.blocks:
+            for layer in block.layers:
+                found += [module for module in (layer.cpe, layer.attn.positional) if module is not None]
+        return found
+
+    def positional_parameters(self) -> list[nn.Parameter]:
+        """The positional bias's own weights: what a recipe's `optim.positional_lr_scale` applies to."""
+        return [param for module in self.positional_modules() for param in module.parameters()]
 
     def set_window_sizes(self, window_sizes: Sequence[int]) -> None:
         """Run every block at new window sizes (a bias tied to its window raises ValueError)."""

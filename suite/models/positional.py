@@ -8,10 +8,26 @@ consumes it, is declared in `suite.models.biases`; the kernels live in `suite.mo
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
+
+
+@contextmanager
+def own_random_stream(salt: int = 0) -> Iterator[None]:
+    """Draw a positional module's weights from a stream of its own, seeded from the global CPU generator's state
+    (and `salt`) and leaving that state as it was: the rest of the network then draws the same weights whatever
+    its bias, so two biases trained with one seed differ in the bias, not in the other weights' start (common
+    random numbers, which is what makes a comparison paired by seed tight)."""
+    state = torch.random.get_rng_state().numpy().tobytes()
+    seed = int.from_bytes(hashlib.sha256(state + salt.to_bytes(8, "little")).digest()[:8], "little")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed & (2**63 - 1))
+        yield
 
 
 def relative_position_index(window: int) -> torch.Tensor:

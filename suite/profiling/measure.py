@@ -329,7 +329,7 @@ def measure(spec: PointSpec, trace_root: Path, process: str = "shared", command:
         return row
     stats = timing.summarise(times[spec.name], digits=3)
     stats.pop("rounds")
-    row.update(stats)
+    row.update(stats, ms_steps=[round(ms, 3) for ms in times[spec.name]])
     median = row["ms_median"]
     row.update(
         images_per_s=round(spec.batch * 1000.0 / median, 3) if median > 0 else math.nan,

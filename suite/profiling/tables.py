@@ -18,6 +18,7 @@ from typing import Any, Iterable
 
 from suite import rows as rows_format
 from suite.models.biases import BIASES
+from suite.stats import unpaired_ratio
 
 SCHEMA_VERSION = 2  # 2: `precision` replaces `dtype`; `compile` added
 OK = "ok"
@@ -52,6 +53,7 @@ PROFILE_COLUMNS = (
     "ms_iqr",
     "ms_min",
     "ms_max",
+    "ms_steps",
     "images_per_s",
     "peak_mem_mb",
     "mem_baseline_mb",
@@ -140,11 +142,14 @@ def memory_column(bias: str) -> str:
     return f"mem_{BASELINE}_over_{bias}"
 
 
+TIME_RATIO_COLUMNS = (
+    *(speedup_column(bias) for bias in BIASES if bias != BASELINE),
+    *(over_none_column(bias) for bias in BIASES if bias != REFERENCE),
+)
 SPEEDUP_COLUMNS = (
     *POINT_KEYS,
     *(f"{bias}_{field}" for bias in BIASES for field in PER_BIAS),
-    *(speedup_column(bias) for bias in BIASES if bias != BASELINE),
-    *(over_none_column(bias) for bias in BIASES if bias != REFERENCE),
+    *(f"{column}{suffix}" for column in TIME_RATIO_COLUMNS for suffix in ("", "_low", "_high")),
     *(memory_column(bias) for bias in BIASES if bias != BASELINE),
 )
 
@@ -221,6 +226,19 @@ def _ratio(top: float | None, bottom: float | None) -> float | None:
     return round(top / bottom, 3) if top is not None and bottom else None
 
 
+def time_ratio_fields(column: str, top: dict[str, Any] | None, bottom: dict[str, Any] | None) -> dict[str, Any]:
+    """`column` (the ratio of the two rows' median times) and `column_low`/`_high`: its 95% interval from
+    resampling each row's timed steps on its own (`suite.stats.unpaired_ratio`: the two ran in separate
+    processes, so there are no rounds to pair). None where a side did not run or has under 2 recorded steps."""
+    ran = [row is not None and row["status"] == OK for row in (top, bottom)]
+    fields: dict[str, Any] = {column: _ratio(top["ms_median"], bottom["ms_median"]) if all(ran) else None}
+    steps = [list(row.get("ms_steps") or []) if row is not None else [] for row in (top, bottom)]
+    interval = unpaired_ratio(*steps) if all(ran) and min(map(len, steps)) >= 2 else None
+    fields[f"{column}_low"] = round(interval.low, 3) if interval else None
+    fields[f"{column}_high"] = round(interval.high, 3) if interval else None
+    return fields
+
+
 def speedup_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per point (phase, window, patch, batch, precision, compile), training first: per bias the
     variant, status, time, peak memory and kernels of `best_by_bias`, and the ratios RPB/bias and
@@ -234,7 +252,8 @@ def speedup_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         record: dict[str, Any] = dict(zip(POINT_KEYS, key))
         ms: dict[str, float | None] = {}
         mem: dict[str, float | None] = {}
-        for bias, row in best_by_bias(points[key]).items():
+        best = best_by_bias(points[key])
+        for bias, row in best.items():
             ran = row is not None and row["status"] == OK
             ms[bias] = row["ms_median"] if ran else None
             mem[bias] = row.get("peak_mem_mb") if ran else None
@@ -249,10 +268,10 @@ def speedup_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             )
         for bias in BIASES:
             if bias != BASELINE:
-                record[speedup_column(bias)] = _ratio(ms[BASELINE], ms[bias])
+                record.update(time_ratio_fields(speedup_column(bias), best[BASELINE], best[bias]))
                 record[memory_column(bias)] = _ratio(mem[BASELINE], mem[bias])
             if bias != REFERENCE:
-                record[over_none_column(bias)] = _ratio(ms[bias], ms[REFERENCE])
+                record.update(time_ratio_fields(over_none_column(bias), best[bias], best[REFERENCE]))
         table.append(record)
     return table
 

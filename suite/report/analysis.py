@@ -4,8 +4,10 @@ and window extrapolation; each exists where its tool wrote tables (analysis/<too
 from __future__ import annotations
 
 from suite.report.declare import Built, Contents, ReportInputs, Section, Table
-from suite.report.markdown import cells, markdown_table
+from suite.report.differences import NOT_RESOLVED, RESOLVED
+from suite.report.markdown import MISSING, absent, cells, interval_cell, markdown_table
 from suite.report.readers import AnalysisTable
+from suite.stats import LEVEL, RESAMPLES
 
 
 def bias_fields_markdown(table: AnalysisTable) -> str:
@@ -52,6 +54,23 @@ def bias_fields_markdown(table: AnalysisTable) -> str:
     )
 
 
+def change_verdict(record: dict, reference: bool) -> str:
+    """Whether a row's PSNR change is resolved by its interval over test images ("–" for the reference row)."""
+    low, high = record.get("psnr_change_low"), record.get("psnr_change_high")
+    if reference or absent(low) or absent(high):
+        return MISSING
+    return RESOLVED if low > 0 or high < 0 else NOT_RESOLVED
+
+
+def intervals_note(reference: str) -> str:
+    return (
+        f"PSNR change: against {reference}, on the same test images, with the {LEVEL:.0%} percentile-bootstrap "
+        f"interval of the mean per-image difference ({RESAMPLES:,} resamples; resolved where it excludes 0). Time "
+        f"ratio: the geometric mean of the per-round ratios with its {LEVEL:.0%} bootstrap interval over the "
+        f"interleaved rounds; a ratio whose interval contains 1 does not rank the two."
+    )
+
+
 def lowrank_markdown(table: AnalysisTable) -> str:
     formats = {
         "run": "{}",
@@ -60,14 +79,18 @@ def lowrank_markdown(table: AnalysisTable) -> str:
         "bias_rel_error": "{:.2e}",
         "bias_rel_error_max": "{:.2e}",
         "psnr": "{:.4f}",
-        "psnr_change": "{:+.5f}",
-        "ssim": "{:.4f}",
-        "ssim_change": "{:+.1e}",
-        "ms_median": "{:.1f}",
-        "time_ratio": "{:.2f}x",
-        "status": "{}",
     }
-    rows = [cells(record, formats) for record in table.frame.to_dict("records")]
+    rows = [
+        [
+            *cells(record, formats),
+            interval_cell(record, "psnr_change", "{:+.5f}"),
+            change_verdict(record, record["variant"] == "rpb"),
+            *cells(record, {"ssim": "{:.4f}", "ms_median": "{:.1f}"}),
+            interval_cell(record, "time_ratio", "{:.2f}"),
+            *cells(record, {"status": "{}"}),
+        ]
+        for record in table.frame.to_dict("records")
+    ]
     header = [
         "Run",
         "Variant",
@@ -75,11 +98,11 @@ def lowrank_markdown(table: AnalysisTable) -> str:
         "Bias error (relative Frobenius)",
         "Worst layer/head",
         "PSNR (dB)",
-        "PSNR change",
+        "PSNR change [95% interval]",
+        "Verdict",
         "SSIM",
-        "SSIM change",
         "ms / image",
-        "Time vs RPB",
+        "Time vs RPB [95% interval]",
         "Status",
     ]
     return (
@@ -88,34 +111,38 @@ def lowrank_markdown(table: AnalysisTable) -> str:
         "N x N is built and flash kernels may run. Changes and time ratios are against the RPB model "
         "(first row of each run); `no-bias` (rank 0) is the RPB network with its bias dropped, which shows how "
         "much the bias matters at all. Times are medians of interleaved rounds on one test image, from one "
-        "run (device, threads and rounds in each `lowrank.json`).\n\n" + markdown_table(header, rows)
+        "run (device, threads and rounds in each `lowrank.json`).\n\n"
+        + markdown_table(header, rows)
+        + "\n"
+        + intervals_note("the RPB model")
+        + "\n"
     )
 
 
 def windows_markdown(table: AnalysisTable) -> str:
-    formats = {
-        "run": "{}",
-        "factor": "{:g}",
-        "window_sizes": "{}",
-        "status": "{}",
-        "psnr": "{:.4f}",
-        "psnr_change": "{:+.5f}",
-        "ssim": "{:.4f}",
-        "ms_median": "{:.1f}",
-        "time_ratio": "{:.2f}x",
-        "reason": "{}",
-    }
-    rows = [cells(record, formats) for record in table.frame.to_dict("records")]
+    formats = {"run": "{}", "factor": "{:g}", "window_sizes": "{}", "status": "{}", "psnr": "{:.4f}"}
+    rows = [
+        [
+            *cells(record, formats),
+            interval_cell(record, "psnr_change", "{:+.5f}"),
+            change_verdict(record, record["factor"] == 1.0),
+            *cells(record, {"ssim": "{:.4f}", "ms_median": "{:.1f}"}),
+            interval_cell(record, "time_ratio", "{:.2f}"),
+            *cells(record, {"reason": "{}"}),
+        ]
+        for record in table.frame.to_dict("records")
+    ]
     header = [
         "Run",
         "Window factor",
         "Windows",
         "Status",
         "PSNR (dB)",
-        "PSNR change",
+        "PSNR change [95% interval]",
+        "Verdict",
         "SSIM",
         "ms / image",
-        "Time vs factor 1",
+        "Time vs factor 1 [95% interval]",
         "Reason",
     ]
     return (
@@ -124,6 +151,9 @@ def windows_markdown(table: AnalysisTable) -> str:
         "so it refuses (the error is shown). Changes and time ratios are against factor 1 (the trained "
         "windows); times are medians of interleaved rounds on one test image, from one run.\n\n"
         + markdown_table(header, rows)
+        + "\n"
+        + intervals_note("factor 1")
+        + "\n"
     )
 
 

@@ -11,18 +11,20 @@ import pandas as pd
 
 from suite.models import biases as bias_registry
 from suite.report.declare import Built, Contents, Plot, ReportInputs, Section, Table
+from suite.report.differences import psnr_difference
 from suite.report.markdown import (
     MISSING,
     absent,
     cells,
     column_key,
+    interval_cell,
     markdown_table,
     model_title,
     protocol_caption,
     status_text,
 )
-from suite.report.readers import AnalysisTable, EvalResult, ReportInputError, TrainRun
-from suite.stats import LEVEL, RESAMPLES, Interval, paired_bootstrap, paired_differences
+from suite.report.readers import AnalysisTable, EvalResult, TrainRun
+from suite.stats import LEVEL, RESAMPLES, unpaired_ratio
 
 BIAS_COMPARISON_COLUMNS = (
     "run",
@@ -31,6 +33,7 @@ BIAS_COMPARISON_COLUMNS = (
     "bias",
     "label",
     "rank",
+    "seed",
     "scale",
     "flash",
     "fixed_window",
@@ -44,6 +47,8 @@ BIAS_COMPARISON_COLUMNS = (
     "psnr_vs_none_images",
     "median_step_time_s",
     "step_time_vs_rib",
+    "step_time_vs_rib_low",
+    "step_time_vs_rib_high",
     "infer_ms",
 )
 REFUSED = "refused"  # the status `suite analyze windows` gives a factor the model cannot run at
@@ -103,17 +108,22 @@ def biases_table(
     inference ms at the trained windows and the PSNR change (or the refusal) at every other window factor from
     its `suite analyze windows` table."""
     scored = {(r.method, r.scale): r for r in evals if r.dataset == dataset}
-    plain = {(run.preset, run.scale, run.bias): run for run in runs if run.rank is None}
+    plain = {(run.preset, run.scale, run.bias, run.seed): run for run in runs if run.rank is None}
     by_run = {name: group for name, group in windows.frame.groupby("run", sort=False)} if windows is not None else {}
     factors = sorted({float(f) for f in windows.frame["factor"]}) if windows is not None else []
     records = []
     for run in runs:
         spec = bias_registry.REGISTRY[run.bias]
         result = scored.get((run.model, run.scale))
-        none, rib = plain.get((run.preset, run.scale, "none")), plain.get((run.preset, run.scale, "rib"))
+        none, rib = (plain.get((run.preset, run.scale, bias, run.seed)) for bias in ("none", "rib"))
         none_result = scored.get((none.model, run.scale)) if none is not None else None
         step = run.summary.get("median_step_time_s")
-        interval = _image_interval(result, none_result) if run is not none else None
+        interval = psnr_difference([result], [none_result]) if run is not none and result and none_result else None
+        steps = (
+            unpaired_ratio(run.step_times, rib.step_times)
+            if rib is not None and run.step_times and rib.step_times
+            else None
+        )
         record = {
             "run": run.name,
             "model": run.model,
@@ -121,6 +131,7 @@ def biases_table(
             "bias": run.bias,
             "label": spec.label,
             "rank": run.rank,
+            "seed": run.seed,
             "scale": run.scale,
             "flash": spec.flash,
             "fixed_window": spec.fixed_window,
@@ -134,6 +145,8 @@ def biases_table(
             "psnr_vs_none_images": interval.n if interval else None,
             "median_step_time_s": step,
             "step_time_vs_rib": step / rib.summary["median_step_time_s"] if rib is not None and step else None,
+            "step_time_vs_rib_low": steps.low if steps else None,
+            "step_time_vs_rib_high": steps.high if steps else None,
             "infer_ms": None,
         }
         rows = by_run.get(run.name)
@@ -144,7 +157,8 @@ def biases_table(
                 else next((r for r in rows.to_dict("records") if float(r["factor"]) == factor), None)
             )
             status = "" if row is None else str(row["status"])
-            record[window_factor_column("psnr_change", factor)] = None if row is None else row["psnr_change"]
+            for kind in ("psnr_change", "psnr_change_low", "psnr_change_high"):
+                record[window_factor_column(kind, factor)] = None if row is None else row[kind]
             record[window_factor_column("status", factor)] = status
             record[window_factor_column("reason", factor)] = refusal_clause(row["reason"]) if status == REFUSED else ""
             if factor == 1.0 and status == "ok":
@@ -152,24 +166,13 @@ def biases_table(
         records.append(record)
     columns = [
         *BIAS_COMPARISON_COLUMNS,
-        *(window_factor_column(kind, factor) for factor in factors for kind in ("psnr_change", "status", "reason")),
+        *(
+            window_factor_column(kind, factor)
+            for factor in factors
+            for kind in ("psnr_change", "psnr_change_low", "psnr_change_high", "status", "reason")
+        ),
     ]
     return pd.DataFrame.from_records(records, columns=columns)
-
-
-def _image_interval(result: EvalResult | None, reference: EvalResult | None) -> Interval | None:
-    """The paired-bootstrap interval of `result` - `reference` over their test images (per-image PSNR of the
-    eval JSONs), or None where either side has no per-image scores."""
-    if result is None or reference is None or not result.images or not reference.images:
-        return None
-    try:
-        differences = paired_differences(
-            {image["name"]: float(image["psnr"]) for image in result.images},
-            {image["name"]: float(image["psnr"]) for image in reference.images},
-        )
-        return paired_bootstrap(differences)
-    except (KeyError, TypeError, ValueError) as err:
-        raise ReportInputError(f"{result.path} against {reference.path}: {err}") from None
 
 
 def _difference_cell(record: dict) -> str:
@@ -195,7 +198,8 @@ def _window_cell(record: dict, factor: float) -> str:
         reason = record[window_factor_column("reason", factor)]
         return f"{REFUSED} ({reason})" if reason else REFUSED
     if not absent(change):
-        return f"{change:+.5f}"
+        low, high = (record[window_factor_column(kind, factor)] for kind in ("psnr_change_low", "psnr_change_high"))
+        return f"{change:+.5f}" + ("" if absent(low) else f" [{low:+.5f}, {high:+.5f}]")
     return status_text(status) if status else MISSING
 
 
@@ -214,12 +218,12 @@ def biases_markdown(frame: pd.DataFrame, evals: list[EvalResult], chosen: str = 
         f"PSNR - no-bias (dB) [{LEVEL:.0%} interval over images]",
         "Over images",
         "Median training step (s)",
-        "Step time / RIB",
+        f"Step time / RIB [{LEVEL:.0%} interval]",
         "Inference ms / image",
         *(f"Window x{factor:g}: PSNR change" for factor in factors),
     ]
     before = {"scale": "x{}", "params": "{:,.0f}", "psnr": "{:.4f}", "ssim": "{:.4f}"}
-    after = {"median_step_time_s": "{:.4f}", "step_time_vs_rib": "{:.2f}x", "infer_ms": "{:.1f}"}
+    after = {"median_step_time_s": "{:.4f}"}
     rows = []
     for record in frame.to_dict("records"):
         yes_no = ["yes" if record[key] else "no" for key in ("flash", "fixed_window")]
@@ -233,6 +237,8 @@ def biases_markdown(frame: pd.DataFrame, evals: list[EvalResult], chosen: str = 
                 _difference_cell(record),
                 _verdict_cell(record),
                 *cells(record, after),
+                interval_cell(record, "step_time_vs_rib", "{:.2f}"),
+                *cells(record, {"infer_ms": "{:.1f}"}),
                 *(_window_cell(record, factor) for factor in factors),
             ]
         )
@@ -244,7 +250,9 @@ def biases_markdown(frame: pd.DataFrame, evals: list[EvalResult], chosen: str = 
         f"From the bias registry (`suite/models/biases.py`): flash kernels, whether flash attention can run the "
         f"bias (no dense N x N term added to the logits); tied to window, whether its weights hold one entry per "
         f"token (pair) of the trained window, so that it cannot run at another. From each run's summary: params and "
-        f"the median training step time; step time / RIB is over the RIB run of the same preset and scale. PSNR "
+        f"the median training step time; step time / RIB is over the RIB run of the same preset, scale and seed "
+        f"(the ratio of the runs' median step times, its interval from resampling each run's logged steps on its own: "
+        f"the runs trained one after the other, so it does not hold what changed on the machine between them). PSNR "
         f"(dB, Y channel) and SSIM: EMA weights on {', '.join(datasets) or 'no test set'}"
         + (f" ({chosen})" if chosen else "")
         + f", {protocol_caption(scored)}; PSNR - no-bias subtracts the model without a positional bias of the same "
@@ -255,12 +263,19 @@ def biases_markdown(frame: pd.DataFrame, evals: list[EvalResult], chosen: str = 
         f"model's window-extrapolation table; each model was timed in its own `suite analyze windows` run, not "
         f"interleaved with the other models, so a ratio between two models also carries whatever changed on the "
         f"machine between their runs. Window xF: the PSNR change with every attention window scaled by F, against "
-        f"the trained windows; refused: the model cannot run there (the first clause of the layer's error). "
+        f"the trained windows, with its {LEVEL:.0%} interval over the test images; refused: the model cannot run "
+        f"there (the first clause of the layer's error). "
         f"{MISSING}: not measured.\n\n"
         + markdown_table(header, rows)
-        + "\nEach row is a single run (one seed). The intervals cover the sampling of test images only: another "
-        "training seed moves a model by more than that at this size, so a difference resolved over images is "
-        "not yet resolved between the biases, and the table ranks no bias above another.\n"
+        + (
+            "\nEach row is one training run (one seed), compared with the no-bias run of the same seed. Over "
+            "seeds, with intervals that resample seeds too: section Results over seeds.\n"
+            if frame["seed"].nunique() > 1
+            else "\nEach row is a single run (one seed). The intervals cover the sampling of test images only: "
+            "another training seed moves a model by more than that at this size, so a difference resolved over "
+            "images is not yet resolved between the biases, and the table ranks no bias above another (train "
+            "several seeds, `train.seeds`, for intervals over seeds).\n"
+        )
     )
 
 

@@ -13,6 +13,7 @@ from suite.report.declare import Built, Contents, CropRequest, ReportInputs, Sec
 from suite.report.paper import paper_row
 from suite.report.readers import ReportInputError, read_analysis, read_evals, read_profile, read_runs
 from suite.report.sections import present_sections
+from suite.report.seeds import several_seeds
 
 
 def read_inputs(
@@ -53,6 +54,7 @@ def contents_of(inputs: ReportInputs) -> Contents:
         paper_rows=bool(inputs.paper_rows),
         rank_ablation=any(run.rank is not None for run in inputs.runs),
         compared_biases=compares_biases(run.bias for run in inputs.runs),
+        seeds=several_seeds(inputs.runs),
         analysis=frozenset(tool for tool, table in inputs.analysis.items() if table is not None),
         crop=inputs.crop is not None,
     )

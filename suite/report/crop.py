@@ -115,6 +115,9 @@ def build_crop(
     return CropComparison(dataset=dataset, scale=scale, image=image, box=(x, y, side), hr_full=hr, panels=tuple(panels))
 
 
+PANELS_PER_ROW = 8  # a study of many models (cpu-study: 32) wraps into rows
+
+
 def crop_figure(comparison: CropComparison):
     """The full HR image with the crop marked, then the crop of HR and of each method."""
     from matplotlib.patches import Rectangle
@@ -122,8 +125,12 @@ def crop_figure(comparison: CropComparison):
     from suite.report.plotting import new_figure
 
     panels = [("HR (full image)", comparison.hr_full), *comparison.panels]
-    fig = new_figure(2.6 * len(panels), 3.0)
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    columns = min(len(panels), PANELS_PER_ROW)
+    rows = -(-len(panels) // columns)
+    fig = new_figure(2.6 * columns, 3.0 * rows)
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes[len(panels) :]:
+        ax.set_axis_off()
     x, y, size = comparison.box
     for ax, (title, image) in zip(axes, panels):
         ax.imshow(image, interpolation="nearest")

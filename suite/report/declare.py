@@ -30,6 +30,7 @@ class Contents:
     paper_rows: bool = False  # eval methods to put beside rows of the paper (--paper-rows)
     rank_ablation: bool = False  # RIB trained at a rank of its own ("<preset>-rib-r<R>")
     compared_biases: bool = False  # trained runs of two positional biases or more
+    seeds: bool = False  # a model trained with several seeds (train.seeds)
     analysis: frozenset[str] = frozenset()  # the `suite analyze` tools with tables
     crop: bool = False  # a visual crop comparison was asked for
 

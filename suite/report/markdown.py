@@ -31,6 +31,17 @@ def cells(record: dict, formats: dict[str, str]) -> list[str]:
     ]
 
 
+def interval_cell(record: dict, key: str, fmt: str) -> str:
+    """ "+0.0012 [-0.0030, +0.0051]": `record[key]` with its interval `key_low`, `key_high` where the record has
+    one (the value alone where not; MISSING where there is no value)."""
+    if absent(record.get(key)) or record.get(key) == "":
+        return MISSING
+    low, high = record.get(f"{key}_low"), record.get(f"{key}_high")
+    if absent(low) or absent(high) or low == "" or high == "":
+        return fmt.format(record[key])
+    return f"{fmt.format(record[key])} [{fmt.format(low)}, {fmt.format(high)}]"
+
+
 def number_cell(value: object) -> str:
     """A time or memory cell: one decimal, or the status text the table put there (OOM, ...)."""
     if isinstance(value, str):
@@ -94,12 +105,18 @@ def method_labels(method: str) -> tuple[str, str]:
     match = MODEL_NAME.match(method)
     if method == "bicubic" or match is None:
         return method, ""
-    return match["preset"], match["bias"] + (f" (rank {match['rank']})" if match["rank"] else "")
+    details = [f"rank {match['rank']}"] * bool(match["rank"]) + [f"seed {match['seed']}"] * (match["seed"] is not None)
+    return match["preset"], match["bias"] + (f" ({', '.join(details)})" if details else "")
 
 
 def model_title(method: str) -> str:
-    """ "tiny-rib" -> "tiny RIB", "tiny-rib-r8" -> "tiny RIB rank 8"; other names as they are."""
+    """ "tiny-rib" -> "tiny RIB", "tiny-rib-r8" -> "tiny RIB rank 8", "tiny-rib-s1" -> "tiny RIB seed 1"; other
+    names as they are."""
     match = MODEL_NAME.match(method)
     if match is None:
         return method
-    return f"{match['preset']} {bias_label(match['bias'])}" + (f" rank {match['rank']}" if match["rank"] else "")
+    return (
+        f"{match['preset']} {bias_label(match['bias'])}"
+        + (f" rank {match['rank']}" if match["rank"] else "")
+        + (f" seed {match['seed']}" if match["seed"] is not None else "")
+    )

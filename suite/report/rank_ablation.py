@@ -1,12 +1,16 @@
 """Section "Rank ablation": RIB at each rank R (every layer) beside the model without a positional bias, the
-same recipe and seed: PSNR and median training step time."""
+same recipe and seeds: PSNR (mean over seeds) with its difference to no bias and that difference's interval,
+and median training step time."""
 
 from __future__ import annotations
+
+import statistics
 
 import pandas as pd
 
 from suite.report.declare import Built, Contents, Plot, ReportInputs, Section, Table
-from suite.report.markdown import cells, markdown_table
+from suite.report.differences import method_note, over_text, psnr_difference, seed_groups, spread, verdict
+from suite.report.markdown import absent, cells, markdown_table
 from suite.report.readers import EvalResult, TrainRun, method_key
 
 RANK_ABLATION_COLUMNS = (
@@ -16,8 +20,15 @@ RANK_ABLATION_COLUMNS = (
     "rank",
     "scale",
     "dataset",
+    "seeds",
     "psnr",
+    "psnr_sd",
     "ssim",
+    "psnr_vs_none",
+    "psnr_vs_none_low",
+    "psnr_vs_none_high",
+    "verdict",
+    "interval_over",
     "median_step_time_s",
     "wall_time_s",
     "params",
@@ -26,57 +37,96 @@ RANK_ABLATION_COLUMNS = (
 
 def rank_ablation_table(evals: list[EvalResult], runs: list[TrainRun]) -> pd.DataFrame:
     """The rank ablation: every RIB model trained at one rank ("<preset>-rib-r<R>") and every model without
-    a positional bias, per test set and scale: PSNR, SSIM, and the run's median training step."""
-    by_model = {(run.model, run.scale): run for run in runs if run.rank is not None or run.bias == "none"}
+    a positional bias, per test set and scale, over its seeds: mean PSNR and its spread, SSIM, the difference
+    to the no-bias model with its interval (over images and seeds), and the median of the runs' median
+    training steps."""
+    by_group: dict[tuple[str, int], list[TrainRun]] = {}
+    for run in runs:
+        if run.rank is not None or run.bias == "none":
+            by_group.setdefault((run.group, run.scale), []).append(run)
+    groups = seed_groups(evals)
     records = []
-    for result in sorted(evals, key=lambda r: (r.dataset, r.scale, method_key(r.method))):
-        run = by_model.get((result.method, result.scale))
-        if run is None:
+    for model, dataset, scale in sorted(groups, key=lambda k: (k[1], k[2], method_key(k[0]))):
+        found = by_group.get((model, scale))
+        if found is None:
             continue
+        scored, run = groups[(model, dataset, scale)], found[0]
+        none = groups.get((f"{run.preset}-none", dataset, scale))
+        interval = psnr_difference(scored, none) if none is not None and run.bias != "none" else None
         records.append(
             {
-                "model": run.model,
+                "model": model,
                 "preset": run.preset,
                 "bias": run.bias,
                 "rank": run.rank,
                 "scale": run.scale,
-                "dataset": result.dataset,
-                "psnr": result.psnr,
-                "ssim": result.ssim,
-                **{key: run.summary.get(key) for key in ("median_step_time_s", "wall_time_s", "params")},
+                "dataset": dataset,
+                "seeds": len(scored),
+                "psnr": statistics.mean(r.psnr for r in scored),
+                "psnr_sd": spread([r.psnr for r in scored]),
+                "ssim": statistics.mean(r.ssim for r in scored),
+                "psnr_vs_none": interval.mean if interval else None,
+                "psnr_vs_none_low": interval.low if interval else None,
+                "psnr_vs_none_high": interval.high if interval else None,
+                "verdict": verdict(interval) if interval else None,
+                "interval_over": over_text(interval),
+                "median_step_time_s": statistics.median(r.summary["median_step_time_s"] for r in found),
+                **{key: run.summary.get(key) for key in ("wall_time_s", "params")},
             }
         )
     return pd.DataFrame.from_records(records, columns=list(RANK_ABLATION_COLUMNS))
 
 
+def _versus_none_cell(record: dict) -> str:
+    if absent(record["psnr_vs_none"]):
+        return "–"
+    return f"{record['psnr_vs_none']:+.4f} [{record['psnr_vs_none_low']:+.4f}, {record['psnr_vs_none_high']:+.4f}]"
+
+
 def rank_ablation_markdown(frame: pd.DataFrame) -> str:
-    formats = {
-        "model": "{}",
-        "rank": "{:.0f}",
-        "scale": "x{}",
-        "dataset": "{}",
-        "psnr": "{:.4f}",
-        "ssim": "{:.4f}",
-        "median_step_time_s": "{:.4f}",
-        "wall_time_s": "{:.0f}",
-        "params": "{:,.0f}",
-    }
-    rows = [cells(record, formats) for record in frame.to_dict("records")]
+    before = {"model": "{}", "rank": "{:.0f}", "scale": "x{}", "dataset": "{}", "seeds": "{:.0f}"}
+    scores = {"psnr": "{:.4f}", "psnr_sd": "{:.4f}", "ssim": "{:.4f}"}
+    after = {"median_step_time_s": "{:.4f}", "wall_time_s": "{:.0f}", "params": "{:,.0f}"}
+    rows = [
+        [
+            *cells(record, before),
+            *cells(record, scores),
+            _versus_none_cell(record),
+            record["verdict"] if not absent(record["verdict"]) else "–",
+            *cells(record, after),
+        ]
+        for record in frame.to_dict("records")
+    ]
     header = [
         "Model",
         "Rank",
         "Scale",
         "Test set",
-        "PSNR (dB)",
+        "Seeds",
+        "PSNR (dB, mean over seeds)",
+        "Spread (sd over seeds)",
         "SSIM",
+        "PSNR - no-bias (dB) [95% interval]",
+        "Verdict",
         "Median training step (s)",
         "Wall (s)",
         "Params",
     ]
+    intervals = [
+        (record["psnr_vs_none_low"], record["psnr_vs_none_high"])
+        for record in frame.to_dict("records")
+        if not absent(record["psnr_vs_none"])
+    ]
     return (
-        "RIB at each rank R (every layer) and without a positional bias, the same recipe and seed: PSNR on "
-        "the test set (EMA weights) and each run's median training step time, from its summary.\n\n"
+        "RIB at each rank R (every layer) and without a positional bias, the same recipe and seeds: PSNR on "
+        "the test set (EMA weights; the mean over seeds, and its standard deviation where there are several), "
+        "its difference to the model without a positional bias with that difference's interval and verdict, and "
+        "the runs' median training step time, from their summaries (the median over seeds).\n\n"
         + markdown_table(header, rows)
+        + "\n"
+        + method_note(frame["interval_over"])
+        + ("" if intervals else " No rank was compared with a model without a positional bias.")
+        + "\n"
     )
 
 

@@ -2,8 +2,9 @@
 
 Layout (what the workflow writes under results/<config>/):
     eval/<method>/<dataset>-x<scale>.json       method: "bicubic", "<preset>-<bias>" or, in the rank
-                                                ablation, "<preset>-rib-r<R>" (a trained run), or any
-                                                other name (e.g. a released model)
+                                                ablation, "<preset>-rib-r<R>" (a trained run), each with
+                                                "-s<seed>" where the workflow trains several seeds, or
+                                                any other name (e.g. a released model)
     images/<method>/<dataset>-x<scale>/<name>.png
     train/<model>-x<scale>/summary.json, train_log.csv
     profile/profile.json
@@ -42,11 +43,31 @@ def order_key(value: str, order: tuple[str, ...]) -> tuple[int, str]:
 def method_key(method: str) -> tuple:
     """Sort key of a method folder name: bicubic, then "<preset>-<bias>" by preset and bias, then others."""
     if method == "bicubic":
-        return (0, (0, ""), (0, ""), 0)
+        return (0, (0, ""), (0, ""), 0, 0)
     match = MODEL_NAME.match(method)
     if match is None:
-        return (2, (0, method), (0, ""), 0)
-    return (1, order_key(match["preset"], PRESET_ORDER), order_key(match["bias"], BIAS_ORDER), int(match["rank"] or 0))
+        return (2, (0, method), (0, ""), 0, 0)
+    return (
+        1,
+        order_key(match["preset"], PRESET_ORDER),
+        order_key(match["bias"], BIAS_ORDER),
+        int(match["rank"] or 0),
+        int(match["seed"] or 0),
+    )
+
+
+def seedless(method: str) -> str:
+    """The model a method's runs share over seeds: "tiny-rib-s1" -> "tiny-rib"; any other name as it is."""
+    match = MODEL_NAME.match(method)
+    if match is None or match["seed"] is None:
+        return method
+    return method[: match.start("seed") - 2]
+
+
+def seed_of(method: str) -> int | None:
+    """The seed a method's name carries ("tiny-rib-s1" -> 1), None for a name without one."""
+    match = MODEL_NAME.match(method)
+    return int(match["seed"]) if match and match["seed"] is not None else None
 
 
 class ReportInputError(ValueError):
@@ -55,10 +76,11 @@ class ReportInputError(ValueError):
 
 EVAL_NAME = re.compile(r"^(?P<dataset>[A-Za-z0-9_.+-]+?)-x(?P<scale>\d+)\.json$")
 METHOD_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
-# A trained model: "<preset>-<bias>", or "<preset>-rib-r<R>" for rank R in every layer (the rank ablation).
+# A trained model: "<preset>-<bias>", or "<preset>-rib-r<R>" for rank R in every layer (the rank ablation),
+# followed by "-s<seed>" where the workflow trains several seeds (train.seeds).
 # Longest names first, so that "rib-siren" is not read as "rib" with a rest.
 _BIAS_ALTERNATIVES = "|".join(re.escape(bias) for bias in sorted(BIASES, key=len, reverse=True))
-MODEL_PATTERN = rf"(?P<preset>[A-Za-z0-9_+]+)-(?P<bias>{_BIAS_ALTERNATIVES})(?:-r(?P<rank>\d+))?"
+MODEL_PATTERN = rf"(?P<preset>[A-Za-z0-9_+]+)-(?P<bias>{_BIAS_ALTERNATIVES})(?:-r(?P<rank>\d+))?(?:-s(?P<seed>\d+))?"
 MODEL_NAME = re.compile(f"^{MODEL_PATTERN}$")
 RUN_NAME = re.compile(rf"^{MODEL_PATTERN}-x(?P<scale>\d+)$")
 
@@ -96,6 +118,15 @@ class EvalResult:
         return int(match["rank"]) if match and match["rank"] else None
 
     @property
+    def model(self) -> str:
+        """The model without its seed ("tiny-rib-s1" -> "tiny-rib"): what results over seeds are grouped by."""
+        return seedless(self.method)
+
+    @property
+    def seed(self) -> int | None:
+        return seed_of(self.method)
+
+    @property
     def protocol(self) -> str:
         """The metric protocol's name (suite.metrics.PROTOCOLS), as the eval recorded it."""
         return str(self.metric_options.get("protocol") or "unrecorded")
@@ -105,7 +136,7 @@ class EvalResult:
 class TrainRun:
     """One training run: its summary.json (the trainer's SUMMARY_FIELDS) and its train_log.csv."""
 
-    name: str  # "<preset>-<bias>-x<scale>" or "<preset>-rib-r<R>-x<scale>"
+    name: str  # "<preset>-<bias>-x<scale>" or "<preset>-rib-r<R>-x<scale>", "-s<seed>" before "-x" with seeds
     preset: str
     bias: str
     scale: int
@@ -113,11 +144,22 @@ class TrainRun:
     log: pd.DataFrame = field(repr=False)  # the trainer's log columns, rows with a validation PSNR
     path: Path = Path()
     rank: int | None = None  # R of a rank-ablation run (rank R in every layer), else None
+    step_times: tuple[float, ...] = ()  # seconds, every logged iteration's step (train_log.csv)
 
     @property
     def model(self) -> str:
         """The model's name without the scale, as its eval folder is named."""
         return self.name.rsplit("-x", 1)[0]
+
+    @property
+    def seed(self) -> int:
+        """The seed the run trained with (its summary's)."""
+        return int(self.summary.get("seed") or 0)
+
+    @property
+    def group(self) -> str:
+        """The model without its seed: what runs are grouped by over seeds."""
+        return seedless(self.model)
 
     @property
     def window(self) -> int | None:
@@ -195,7 +237,7 @@ def read_summary(path: Path) -> dict:
 
 
 def read_train_log(path: Path) -> pd.DataFrame:
-    """train_log.csv (the trainer's columns) -> rows with a validation PSNR, sorted by iteration."""
+    """train_log.csv (the trainer's columns) as numbers, sorted by iteration (empty cells NaN)."""
     path = Path(path)
     try:
         frame = pd.read_csv(path)
@@ -210,7 +252,7 @@ def read_train_log(path: Path) -> pd.DataFrame:
             f"columns present: {', '.join(map(str, frame.columns))}"
         )
     frame = frame[list(TRAIN_LOG_FIELDS)].apply(pd.to_numeric, errors="coerce")
-    return frame.dropna(subset=["val_psnr"]).sort_values("iteration").reset_index(drop=True)
+    return frame.sort_values("iteration").reset_index(drop=True)
 
 
 def read_runs(results: Path) -> list[TrainRun]:
@@ -222,6 +264,7 @@ def read_runs(results: Path) -> list[TrainRun]:
             raise ReportInputError(
                 f"{folder}: training runs are named <preset>-<bias>-x<scale> (or <preset>-rib-r<rank>-x<scale>)"
             )
+        log = read_train_log(folder / "train_log.csv")
         runs.append(
             TrainRun(
                 name=folder.name,
@@ -229,9 +272,10 @@ def read_runs(results: Path) -> list[TrainRun]:
                 bias=match["bias"],
                 scale=int(match["scale"]),
                 summary=read_summary(summary_path),
-                log=read_train_log(folder / "train_log.csv"),
+                log=log.dropna(subset=["val_psnr"]).reset_index(drop=True),
                 path=folder,
                 rank=int(match["rank"]) if match["rank"] else None,
+                step_times=tuple(float(t) for t in log["step_time_s"].dropna()),
             )
         )
     return sorted(
@@ -241,6 +285,7 @@ def read_runs(results: Path) -> list[TrainRun]:
             run.scale,
             order_key(run.bias, BIAS_ORDER),
             run.rank or 0,
+            run.seed,
         ),
     )
 

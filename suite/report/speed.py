@@ -11,15 +11,20 @@ from suite.report.declare import Built, Contents, Plot, ReportInputs, Section, T
 from suite.report.markdown import MISSING, bias_label, markdown_table, number_cell, status_text
 from suite.report.paper import PAPER_VALUES
 from suite.report.readers import Profile
+from suite.stats import LEVEL
 
 SPEED_KEYS = ("phase", "window", "patch", "batch", "precision", "compile")
 
 
 def speedup_text(row: dict, bottom: str = "rib", top: str = BASELINE) -> str:
     """The ratio top/bottom (RPB over `bottom`) of one speedup row as text, or which side did not run."""
-    ratio = row.get(speedup_column(bottom))
+    column = speedup_column(bottom)
+    ratio, low, high = (row.get(f"{column}{suffix}") for suffix in ("", "_low", "_high"))
     if ratio is not None:
-        return f"{ratio:.2f}x"
+        if low is None or high is None:
+            return f"{ratio:.2f}x"
+        unresolved = " (not resolved)" if low <= 1.0 <= high else ""
+        return f"{ratio:.2f}x [{low:.2f}, {high:.2f}]{unresolved}"
     for bias in (top, bottom):
         if row.get(f"{bias}_status") != "ok":
             return f"{bias_label(bias)} {status_text(row.get(f'{bias}_status'))}"
@@ -77,7 +82,11 @@ def speed_markdown(frame: pd.DataFrame, profile: Profile) -> str:
         f"Profile sweep on {_describe(profile.rows, 'device_name')} ({_describe(profile.rows, 'device')}): "
         f"median milliseconds per iteration and peak memory (MB) per positional bias, each bias's fastest "
         f"attention backend (its variant) at each point; ratios are RPB's time (memory) over the other "
-        f"bias's, all from one sweep. OOM: out of memory at that point.\n\n"
+        f"bias's, all from one sweep. A time ratio is the ratio of the two median step times with its "
+        f"{LEVEL:.0%} interval from resampling each side's timed steps on its own (each point ran in its own "
+        f"process, one after another, so the steps cannot be paired by round and the interval does not hold what "
+        f"changed on the machine between the two processes); (not resolved): the interval contains 1, so the "
+        f"point does not rank the two. OOM: out of memory at that point.\n\n"
     )
     paper_header = ["Phase", "Method", "As stated", "Ratio to RIB"]
     paper_rows = []

@@ -39,7 +39,8 @@ DEFAULTS: dict[str, Any] = {
         "num_workers": 4,
         "samples_per_epoch": None,  # None: TrainPatches' own length
     },
-    "optim": {"lr": 5e-4, "betas": [0.9, 0.9], "weight_decay": 0.0, "grad_clip": 0.0},
+    # positional_lr_scale: the positional bias's weights learn at lr times this (1: as every other weight)
+    "optim": {"lr": 5e-4, "betas": [0.9, 0.9], "weight_decay": 0.0, "grad_clip": 0.0, "positional_lr_scale": 1.0},
     "schedule": {
         "kind": "step",
         "iterations": 500_000,
@@ -259,6 +260,9 @@ def _validate_optim(source: str, optim: dict) -> None:
     optim["grad_clip"] = _as_float(source, "optim.grad_clip", 0.0 if optim["grad_clip"] is None else optim["grad_clip"])
     if optim["grad_clip"] < 0:
         raise _fail(source, f"optim.grad_clip = {optim['grad_clip']!r} must be >= 0 (0 turns clipping off)")
+    optim["positional_lr_scale"] = _as_float(source, "optim.positional_lr_scale", optim["positional_lr_scale"])
+    if optim["positional_lr_scale"] <= 0:
+        raise _fail(source, f"optim.positional_lr_scale = {optim['positional_lr_scale']!r} must be positive")
 
 
 def _validate_schedule(source: str, schedule: dict) -> None:

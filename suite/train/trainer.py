@@ -276,6 +276,18 @@ def _decode_everything(recipe: dict, train_data, val_data) -> None:
             raise RecipeError(f"{field_name} = {recipe['data'][field_name.split('.')[1]]!r}: {err}") from None
 
 
+def parameter_groups(model, optim: dict) -> list[dict]:
+    """AdamW's groups: every weight at optim.lr, the positional bias's at lr * positional_lr_scale (one group
+    when the scale is 1, so the optimizer state has the layout of runs that predate the option)."""
+    if optim["positional_lr_scale"] == 1.0:
+        return [{"params": list(model.parameters())}]
+    positional = {id(param) for param in model.positional_parameters()}
+    return [
+        {"params": [param for param in model.parameters() if id(param) not in positional]},
+        {"params": model.positional_parameters(), "lr": optim["lr"] * optim["positional_lr_scale"]},
+    ]
+
+
 def build(recipe: dict, world, device, precision: str, train_data, val_data, init: bool) -> Run:
     """Seed every RNG, then the network (init_from's weights on a fresh run), EMA, AdamW, schedule."""
     _seed_everything(recipe["run"]["seed"])
@@ -287,7 +299,7 @@ def build(recipe: dict, world, device, precision: str, train_data, val_data, ini
     apply_precision(model, precision)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe["ema"]["decay"]), use_buffers=False)
     optimizer = torch.optim.AdamW(
-        model.parameters(),
+        parameter_groups(model, recipe["optim"]),
         lr=recipe["optim"]["lr"],
         betas=tuple(recipe["optim"]["betas"]),
         weight_decay=recipe["optim"]["weight_decay"],

@@ -51,17 +51,23 @@ CROP = config["report"]["crop"]
 RANKS = config["train"]["ranks"]  # null: every preset's own ranks; a list: the rank ablation
 
 
+SEEDS = config["train"]["seeds"]
+
+
 def model_specs() -> dict:
-    """Trained models, name -> (preset, bias, rank): "<preset>-<bias>" (e.g. "tiny-rib"), and with
-    train.ranks one RIB model per rank R instead, "<preset>-rib-r<R>" (rank R in every layer)."""
-    specs = {}
+    """Trained models, name -> (preset, bias, rank, seed): "<preset>-<bias>" (e.g. "tiny-rib"), and with
+    train.ranks one RIB model per rank R instead, "<preset>-rib-r<R>" (rank R in every layer); with several
+    train.seeds every model once per seed, "<name>-s<seed>" (suite.report.readers.MODEL_NAME reads them)."""
+    variants = []
     for preset in PRESETS:
         for bias in BIASES:
             if bias == "rib" and RANKS:
-                specs.update({f"{preset}-rib-r{rank}": (preset, bias, rank) for rank in RANKS})
+                variants += [(f"{preset}-rib-r{rank}", preset, bias, rank) for rank in RANKS]
             else:
-                specs[f"{preset}-{bias}"] = (preset, bias, None)
-    return specs
+                variants.append((f"{preset}-{bias}", preset, bias, None))
+    if len(SEEDS) == 1:
+        return {name: (preset, bias, rank, SEEDS[0]) for name, preset, bias, rank in variants}
+    return {f"{name}-s{seed}": (preset, bias, rank, seed) for name, preset, bias, rank in variants for seed in SEEDS}
 
 
 MODEL_SPECS = model_specs()
@@ -294,7 +300,7 @@ def recipe_overrides(wildcards) -> str:
 
 def recipe_override_values(wildcards) -> dict:
     """recipe_overrides as {dotted key: value}."""
-    preset, bias, rank = MODEL_SPECS[wildcards.model]
+    preset, bias, rank, seed = MODEL_SPECS[wildcards.model]
     return {
         "name": f"{wildcards.model}-x{wildcards.scale}",
         "model.preset": preset,
@@ -303,7 +309,7 @@ def recipe_override_values(wildcards) -> dict:
         **({"model.overrides.ranks": rank} if rank is not None else {}),
         "data.train": dataset_dir(train_dataset(wildcards.model)),
         "data.val": dataset_dir(config["train"]["val_dataset"]),
-        "run.seed": config["train"]["seed"],
+        "run.seed": seed,
         "run.device": config["device"],
         "run.precision": config["precision"],
         **config["train"]["overrides"],
@@ -486,7 +492,7 @@ def analysis_outputs_by_tool() -> dict:
     """Per tool, its table for every trained model and scale whose bias it applies to (by the bias's kind in
     the registry, as suite.analysis.outputs declares), where the config runs it."""
     return {tool: [os.path.join(RESULTS, "analysis", tool, f"{model}-x{scale}", output.table.csv_name)
-                   for model, (_, bias, _) in MODEL_SPECS.items() if bias in output.biases
+                   for model, (_, bias, _, _) in MODEL_SPECS.items() if bias in output.biases
                    for scale in SCALES] if ANALYSIS_ENABLED[tool] else []
             for tool, output in ANALYSIS_OUTPUTS.items()}
 
@@ -513,8 +519,9 @@ def analysis_timing_options() -> str:
 REPORT_CONTENTS = Contents(
     profile=PROFILE_SWEEP is not None,
     paper_rows=bool(config["report"]["paper_rows"]),
-    rank_ablation=any(rank is not None for _, _, rank in MODEL_SPECS.values()),
-    compared_biases=compares_biases(bias for _, bias, _ in MODEL_SPECS.values()),
+    rank_ablation=any(rank is not None for _, _, rank, _ in MODEL_SPECS.values()),
+    compared_biases=compares_biases(bias for _, bias, _, _ in MODEL_SPECS.values()),
+    seeds=len(SEEDS) > 1,
     analysis=frozenset(tool for tool, paths in analysis_outputs_by_tool().items() if paths),
     crop=True,
 )
