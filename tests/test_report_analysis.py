@@ -235,3 +235,19 @@ def test_a_non_number_in_an_analysis_table_is_refused_naming_file_column_and_row
     path = write_analysis(results, "windows", "tiny-rpb-x2", [WINDOW_ROW, {**WINDOW_ROW, "psnr": "abc"}])
     with pytest.raises(ReportInputError, match=rf"{path}: column psnr holds 'abc' in data row 2, not a number"):
         synthetic_report(results)
+
+
+def test_an_analysis_table_from_before_the_intervals_is_read_without_them(tmp_path: Path) -> None:
+    """Tables written before version 2 (no psnr_change_low/high, time_ratio_low/high) still read; their changes
+    show without an interval rather than refusing the committed results of earlier runs."""
+    results = make_results(tmp_path)
+    path = results / "analysis/windows/tiny-rib-x2/windows.csv"
+    path.parent.mkdir(parents=True)
+    old = [
+        column
+        for column in ANALYSIS_OUTPUTS["windows"].table.columns
+        if column not in ANALYSIS_OUTPUTS["windows"].optional
+    ]
+    pd.DataFrame([{**{column: None for column in old}, **WINDOW_ROW}])[old].to_csv(path, index=False)
+    report = (synthetic_report(results) / "REPORT.md").read_text()
+    assert "| tiny-rib-x2 | 1 | 32 32 | ok | 31.5000 | +0.00000 | – | 0.9100 | 120.0 | 1.00 | – |" in report

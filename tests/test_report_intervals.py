@@ -6,10 +6,13 @@ committed reports of the default workflow and the CPU study."""
 from __future__ import annotations
 
 import re
+import shutil
 
+import pandas as pd
 import pytest
 
 from conftest import REPO, add_run, make_results, synthetic_report, write_analysis
+from suite.stats import paired_bootstrap
 
 # A header that names a difference or a ratio: "PSNR - no-bias", "Δ PSNR", "PSNR change", "RPB / RIB time",
 # "Time vs RPB", the Targets' "Measured".
@@ -101,3 +104,39 @@ def test_every_difference_of_a_full_synthetic_report_has_its_interval(full_repor
 def test_the_committed_reports_state_no_difference_without_its_interval(folder: str) -> None:
     report = REPO / "results" / folder / "REPORT.md"
     assert bare_differences(report.read_text()) == []
+
+
+def test_results_over_seeds_pair_by_seed_and_image(tmp_path) -> None:
+    """Two seeds of RPB, RIB and no bias: the section gives each model's PSNR per seed, mean and spread, and its
+    difference to no bias and to RPB from the (seeds x images) table of paired differences."""
+    results = make_results(tmp_path)
+    for stale in ("tiny-rpb", "tiny-rib"):  # the single-seed runs of make_results, replaced by seeded ones
+        for folder in (results / "train" / f"{stale}-x2", results / "eval" / stale, results / "images" / stale):
+            shutil.rmtree(folder, ignore_errors=True)
+    offsets = {"rpb": (0.03, 0.05), "rib": (0.06, 0.02), "none": (0.0, 0.01)}
+    scores = {}
+    for bias, (first, second) in offsets.items():
+        for seed, offset in enumerate((first, second)):
+            psnr = [31.0 + offset + 0.1 * i + 0.01 * seed * i for i in range(2)]
+            scores[bias, seed] = psnr
+            images = [{"name": f"img{i}", "psnr": value, "ssim": 0.9} for i, value in enumerate(psnr)]
+            add_run(results, f"tiny-{bias}-s{seed}", sum(psnr) / 2, 0.1, images=images)
+    out = synthetic_report(results)
+    frame = pd.read_csv(out / "tables/seeds.csv")
+    rib = frame[frame["model"] == "tiny-rib"].iloc[0]
+    expected = paired_bootstrap([[a - b for a, b in zip(scores["rib", seed], scores["none", seed])] for seed in (0, 1)])
+    assert (rib["psnr_vs_none"], rib["psnr_vs_none_low"], rib["psnr_vs_none_high"]) == pytest.approx(
+        (expected.mean, expected.low, expected.high)
+    )
+    assert rib["seeds"] == "0;1" and rib["psnr_sd"] == pytest.approx(
+        abs(sum(scores["rib", 0]) - sum(scores["rib", 1])) / 2 / 2**0.5
+    )
+    none = frame[frame["model"] == "tiny-none"].iloc[0]
+    assert pd.isna(none["psnr_vs_none"]) and pd.isna(none["psnr_vs_rpb"])  # itself, and RPB - no bias's mirror
+    report = (out / "REPORT.md").read_text()
+    assert "## Results over seeds" in report and "over 4 seed-image pairs (2 seeds x 2 test images" in report
+    assert (
+        f"- tiny RIB - no-bias, mini_test x2: {expected.mean:+.4f} dB [{expected.low:+.4f}, {expected.high:+.4f}]"
+        in report
+    )
+    assert bare_differences(report) == []

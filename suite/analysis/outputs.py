@@ -17,6 +17,8 @@ class AnalysisOutput:
     table: RowsSchema
     kinds: tuple[str, ...]  # the bias kinds (suite.models.biases.KINDS) of the models it applies to
     text: tuple[str, ...]  # the table's columns of text; every other column holds numbers (or is empty)
+    # columns a table written before they existed lacks (read as empty): the intervals added in version 2
+    optional: tuple[str, ...] = ()
 
     @property
     def numeric(self) -> tuple[str, ...]:
@@ -82,6 +84,7 @@ LOWRANK = AnalysisOutput(
     ),
     kinds=("additive",),
     text=("variant", "rank_label", "status", "reason"),
+    optional=("psnr_change_low", "psnr_change_high", "time_ratio_low", "time_ratio_high"),
 )
 # Every model: a bias tied to its window shows its refusal as rows.
 WINDOWS = AnalysisOutput(
@@ -108,8 +111,9 @@ WINDOWS = AnalysisOutput(
     ),
     kinds=KINDS,
     text=("window_sizes", "status", "reason"),
+    optional=("psnr_change_low", "psnr_change_high", "time_ratio_low", "time_ratio_high"),
 )
 
 ANALYSIS_OUTPUTS = {output.tool: output for output in (BIAS_FIELDS, LOWRANK, WINDOWS)}
-for _output in ANALYSIS_OUTPUTS.values():  # a text column is a column of the table
-    assert set(_output.text) <= set(_output.table.columns), _output.tool
+for _output in ANALYSIS_OUTPUTS.values():  # text and optional columns are columns of the table
+    assert set(_output.text) | set(_output.optional) <= set(_output.table.columns), _output.tool

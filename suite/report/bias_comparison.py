@@ -139,7 +139,7 @@ def biases_table(
             "dataset": dataset,
             "psnr": result.psnr if result else None,
             "ssim": result.ssim if result else None,
-            "psnr_vs_none": result.psnr - none_result.psnr if result and none_result else None,
+            "psnr_vs_none": result.psnr - none_result.psnr if result and none_result and run is not none else None,
             "psnr_vs_none_low": interval.low if interval else None,
             "psnr_vs_none_high": interval.high if interval else None,
             "psnr_vs_none_images": interval.n if interval else None,

@@ -361,12 +361,16 @@ def read_analysis(results: Path, tool: str) -> AnalysisTable | None:
             frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
         except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
             raise ReportInputError(f"{path}: not a readable CSV file ({err})") from err
-        missing = [column for column in table.columns if column not in frame.columns]
+        optional = ANALYSIS_OUTPUTS[tool].optional
+        missing = [column for column in table.columns if column not in frame.columns and column not in optional]
         if missing:
             raise ReportInputError(
                 f"{path}: missing column(s) {', '.join(missing)} of `suite analyze {tool}`; "
                 f"columns present: {', '.join(map(str, frame.columns))}"
             )
+        for column in optional:
+            if column not in frame.columns:  # a table of an earlier version: no interval
+                frame[column] = float("nan")
         for column in ANALYSIS_OUTPUTS[tool].numeric:
             values = pd.to_numeric(frame[column], errors="coerce")
             bad = frame[column].notna() & values.isna()

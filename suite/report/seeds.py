@@ -71,9 +71,11 @@ def seeds_table(evals: list[EvalResult]) -> pd.DataFrame:
             "ssim": statistics.mean(r.ssim for r in scored),
         }
         overs = []
-        for reference in REFERENCES:
+        for index, reference in enumerate(REFERENCES):
             other = groups.get((f"{scored[0].preset}-{reference}", dataset, scale))
-            interval = psnr_difference(scored, other) if other and scored[0].bias != reference else None
+            # itself, or an earlier reference (no bias - RPB is RPB - no bias's mirror): not compared
+            compared = other is not None and scored[0].bias not in REFERENCES[: index + 1]
+            interval = psnr_difference(scored, other) if compared else None
             record[f"psnr_vs_{reference}"] = interval.mean if interval else None
             record[f"psnr_vs_{reference}_low"] = interval.low if interval else None
             record[f"psnr_vs_{reference}_high"] = interval.high if interval else None
@@ -118,7 +120,7 @@ def seeds_markdown(frame: pd.DataFrame) -> str:
             if not absent(record[f"verdict_vs_{reference}"]):
                 sentences.append(
                     f"- {model_title(record['model'])} - {label}, {record['dataset']} x{record['scale']}: "
-                    + _sentence(record, reference)
+                    + _sentence(record, reference, label)
                 )
     return (
         "Each model trained once per seed (`train.seeds`): its PSNR (dB, Y channel, EMA weights) per seed, "
@@ -132,11 +134,11 @@ def seeds_markdown(frame: pd.DataFrame) -> str:
     )
 
 
-def _sentence(record: dict, reference: str) -> str:
+def _sentence(record: dict, reference: str, label: str) -> str:
     mean, low, high = (record[f"psnr_vs_{reference}{suffix}"] for suffix in ("", "_low", "_high"))
     resolved = low > 0 or high < 0
     return f"{mean:+.4f} dB [{low:+.4f}, {high:+.4f}]: " + (
-        f"resolved ({'above' if low > 0 else 'below'}; the interval excludes 0)."
+        f"resolved, {'higher' if low > 0 else 'lower'} than {label} (the interval excludes 0)."
         if resolved
         else "not resolved at this size (the interval contains 0)."
     )
