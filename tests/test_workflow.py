@@ -45,7 +45,7 @@ def test_default_dry_run_plans_every_step(workdir: Path) -> None:
     # The research tools: bias fields of both models, the RPB model at low rank, both at scaled windows.
     assert len(shell_lines(done.stdout, "suite analyze bias --checkpoint results/default/train/")) == 2
     lowrank = shell_lines(done.stdout, "suite analyze lowrank")
-    assert len(lowrank) == 1 and "tiny-rpb-x2/final.pt --ranks 0 8 full" in lowrank[0]
+    assert len(lowrank) == 1 and "tiny-rpb-x2/final.pt --ranks 0 8" in lowrank[0]
     assert "--data data/mini/test --scale 2 --name mini_test --device cpu --threads 2 --rounds 3" in lowrank[0]
     windows = shell_lines(done.stdout, "suite analyze windows")
     assert len(windows) == 2 and all("--factors 0.5 1 2 " in line for line in windows)
