@@ -175,16 +175,6 @@ def biases_table(
     return pd.DataFrame.from_records(records, columns=columns)
 
 
-def _difference_cell(record: dict) -> str:
-    """ "+0.0696 [+0.0312, +0.1103]": the PSNR difference to no bias with its interval over test images."""
-    if absent(record["psnr_vs_none"]):
-        return MISSING
-    cell = f"{record['psnr_vs_none']:+.4f}"
-    if absent(record["psnr_vs_none_low"]):
-        return cell
-    return cell + f" [{record['psnr_vs_none_low']:+.4f}, {record['psnr_vs_none_high']:+.4f}]"
-
-
 def _verdict_cell(record: dict) -> str:
     if absent(record["psnr_vs_none_low"]):
         return MISSING
@@ -234,7 +224,7 @@ def biases_markdown(frame: pd.DataFrame, evals: list[EvalResult], chosen: str = 
                 first[0],
                 *yes_no,
                 *first[1:],
-                _difference_cell(record),
+                interval_cell(record, "psnr_vs_none", "{:+.4f}"),
                 _verdict_cell(record),
                 *cells(record, after),
                 interval_cell(record, "step_time_vs_rib", "{:.2f}"),

@@ -10,7 +10,7 @@ import pandas as pd
 
 from suite.report.declare import Built, Contents, Plot, ReportInputs, Section, Table
 from suite.report.differences import method_note, over_text, psnr_difference, seed_groups, spread, verdict
-from suite.report.markdown import absent, cells, markdown_table
+from suite.report.markdown import absent, cells, interval_cell, markdown_table
 from suite.report.readers import EvalResult, TrainRun, method_key
 
 RANK_ABLATION_COLUMNS = (
@@ -77,12 +77,6 @@ def rank_ablation_table(evals: list[EvalResult], runs: list[TrainRun]) -> pd.Dat
     return pd.DataFrame.from_records(records, columns=list(RANK_ABLATION_COLUMNS))
 
 
-def _versus_none_cell(record: dict) -> str:
-    if absent(record["psnr_vs_none"]):
-        return "–"
-    return f"{record['psnr_vs_none']:+.4f} [{record['psnr_vs_none_low']:+.4f}, {record['psnr_vs_none_high']:+.4f}]"
-
-
 def rank_ablation_markdown(frame: pd.DataFrame) -> str:
     before = {"model": "{}", "rank": "{:.0f}", "scale": "x{}", "dataset": "{}", "seeds": "{:.0f}"}
     scores = {"psnr": "{:.4f}", "psnr_sd": "{:.4f}", "ssim": "{:.4f}"}
@@ -91,7 +85,7 @@ def rank_ablation_markdown(frame: pd.DataFrame) -> str:
         [
             *cells(record, before),
             *cells(record, scores),
-            _versus_none_cell(record),
+            interval_cell(record, "psnr_vs_none", "{:+.4f}"),
             record["verdict"] if not absent(record["verdict"]) else "–",
             *cells(record, after),
         ]
