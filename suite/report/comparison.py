@@ -10,7 +10,7 @@ import pandas as pd
 
 from suite.report.declare import Built, Contents, ReportInputs, Section, Table
 from suite.report.differences import method_note, over_text, per_image_psnr, verdict
-from suite.report.markdown import MISSING, absent, column_key, markdown_table, protocol_caption
+from suite.report.markdown import MISSING, absent, column_key, interval_cell, markdown_table, protocol_caption
 from suite.report.paper import PAPER_VALUES, paper_row
 from suite.report.quality import paper_sources
 from suite.report.readers import EvalResult
@@ -116,8 +116,8 @@ def comparison_markdown(frame: pd.DataFrame, evals: list[EvalResult]) -> str:
         "Δ SSIM [95% interval]",
     ]
 
-    def cell(value: float, digits: int, signed: bool = False) -> str:
-        return MISSING if absent(value) else (f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}")
+    def cell(value: float, digits: int) -> str:
+        return MISSING if absent(value) else f"{value:.{digits}f}"
 
     rows = [
         [
@@ -127,13 +127,11 @@ def comparison_markdown(frame: pd.DataFrame, evals: list[EvalResult]) -> str:
             r["dataset"],
             cell(r["psnr_measured"], 2),
             cell(r["psnr_paper"], 2),
-            cell(r["psnr_diff"], 2, True)
-            + ("" if absent(r["psnr_diff_low"]) else f" [{r['psnr_diff_low']:+.2f}, {r['psnr_diff_high']:+.2f}]"),
+            interval_cell(r, "psnr_diff", "{:+.2f}"),
             MISSING if absent(r["verdict"]) or not r["verdict"] else r["verdict"],
             cell(r["ssim_measured"], 4),
             cell(r["ssim_paper"], 4),
-            cell(r["ssim_diff"], 4, True)
-            + ("" if absent(r["ssim_diff_low"]) else f" [{r['ssim_diff_low']:+.4f}, {r['ssim_diff_high']:+.4f}]"),
+            interval_cell(r, "ssim_diff", "{:+.4f}"),
         ]
         for r in frame.to_dict("records")
     ]
