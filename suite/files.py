@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, Callable, Iterable
 
 TEMP_SUFFIX = ".tmp"
 REPLACED = "replaced"
+SAFETENSORS_SUFFIX = ".safetensors"  # a checkpoint of tensors only (no pickle), read with the safetensors package
 
 
 class NotARegularFileError(OSError):

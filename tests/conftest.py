@@ -3,7 +3,9 @@ set, and running the workflow on a copy of it (imported by the workflow tests: `
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import http.server
 import json
 import math
 import os
@@ -12,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -362,3 +365,22 @@ def write_analysis(results: Path, tool: str, run: str, rows: list[dict]) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows, columns=list(table.columns)).to_csv(path, index=False)
     return path
+
+
+class _QuietFileHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args) -> None:  # one line per request would bury the test's output
+        pass
+
+
+@contextlib.contextmanager
+def serve_folder(folder: Path):
+    """An HTTP server on 127.0.0.1 serving the files of `folder` (plain GET) -> its base URL; stopped on exit."""
+    handler = functools.partial(_QuietFileHandler, directory=str(folder))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

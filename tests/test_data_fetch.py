@@ -748,3 +748,24 @@ def test_a_lock_or_part_file_that_is_a_symlink_or_a_folder_is_a_one_line_error(s
     )
     assert elsewhere.read_text() == "{}" and not out.exists()
     assert (folder / own).is_symlink() == (kind == "symlink")
+
+
+def _safetensors_bytes() -> bytes:
+    from safetensors.numpy import save
+
+    return save({"proj.weight": np.arange(96, dtype=np.float32).reshape(4, 24)})
+
+
+def test_fetch_file_pins_a_safetensors_checkpoint_only_when_it_is_whole(server, tmp_path):
+    body = _safetensors_bytes()
+    server.files["/m.safetensors"] = body
+    record = fetch_file(server.base + "/m.safetensors", tmp_path / "m.safetensors")
+    assert record["sha256"] == hashlib.sha256(body).hexdigest() == _lock(tmp_path)["m.safetensors"]["sha256"]
+    # a web page and a cut-short file (its header names more bytes than arrived) are refused and not pinned
+    server.files["/h.safetensors"] = b"<!DOCTYPE html><html>Sign in</html>"
+    with pytest.raises(ValueError, match=r"h\.safetensors is an HTML page .*, not a safetensors checkpoint"):
+        fetch_file(server.base + "/h.safetensors", tmp_path / "h.safetensors")
+    server.files["/t.safetensors"] = body[:-7]
+    with pytest.raises(ValueError, match=r"t\.safetensors is not a valid safetensors file \(.*not fully covered"):
+        fetch_file(server.base + "/t.safetensors", tmp_path / "t.safetensors")
+    assert set(_lock(tmp_path)) == {"m.safetensors"} and (tmp_path / "t.safetensors.rejected").is_file()

@@ -257,6 +257,7 @@ def test_eval_dispatches_released_checkpoints(monkeypatch, mini_root: Path, tmp_
         return build_model("tiny", "rib", scale, dim=16, n_blocks=1, window_sizes=[8, 8], ranks=[4, 4]), {
             "source_keys": "params_ema",
             "converted": 12,
+            "format": "basicsr",  # load_released's provenance names the file's format
         }
 
     monkeypatch.setattr(official, "load_released", fake_load_released)
@@ -281,7 +282,7 @@ def test_eval_dispatches_released_checkpoints(monkeypatch, mini_root: Path, tmp_
     prov = json.loads(out.read_text())["provenance"]
     assert calls == [(released, "base", 2, "rpb", {"dim": 16, "ranks": [4, 4]})]
     assert prov["checkpoint_sha256"] == file_sha256(released) and prov["checkpoint_format"] == "basicsr"
-    assert prov["conversion"] == {"source_keys": "params_ema", "converted": 12}
+    assert prov["conversion"] == {"source_keys": "params_ema", "converted": 12, "format": "basicsr"}
 
 
 def test_eval_without_preset_names_the_basicsr_hint(mini_root: Path, tmp_path: Path, capsys) -> None:

@@ -311,3 +311,35 @@ def test_convert_released_and_eval_reproduce_every_official_type(name, tmp_path)
     with torch.no_grad():
         assert (model(io["input"]) - io["output"]).abs().max().item() <= 1e-5
         assert (loaded.upscale.model(io["input"]) - io["output"]).abs().max().item() <= 1e-5
+
+
+def test_a_safetensors_file_of_the_official_state_dict_loads_the_same_weights(tmp_path):
+    """A checkpoint served as .safetensors (one flat state dict of the official names) loads into the preset as
+    the BasicSR .pth does, exactly; non-finite values and keys that do not fit are refused naming the file."""
+    from safetensors.torch import save_file
+
+    name = "rib_pixelshuffle_x2"
+    suite = MANIFEST["fixtures"][name]["suite"]
+    state, _ = read_basicsr(FIXTURES / f"{name}.pth")
+    flat = tmp_path / f"{name}.safetensors"
+    save_file({key: tensor.contiguous() for key, tensor in state.items()}, str(flat))
+    args = (suite["preset"], suite["scale"], suite["bias"])
+    from_pth, _ = load_released(FIXTURES / f"{name}.pth", *args, overrides=suite["overrides"])
+    from_safetensors, provenance = load_released(flat, *args, overrides=suite["overrides"])
+    expected = from_pth.state_dict()
+    assert all(torch.equal(tensor, expected[key]) for key, tensor in from_safetensors.state_dict().items())
+    assert (provenance["format"], provenance["param_key"]) == ("safetensors", None)
+    assert provenance["source_sha256"] == file_sha256(flat)
+
+    bad = dict(state)
+    bad["proj.weight"] = bad["proj.weight"].clone().fill_(float("nan"))
+    save_file({key: tensor.contiguous() for key, tensor in bad.items()}, str(tmp_path / "nan.safetensors"))
+    with pytest.raises(ReleasedCheckpointError, match=r"nan\.safetensors: state dict\.proj\.weight holds NaN"):
+        load_released(tmp_path / "nan.safetensors", *args, overrides=suite["overrides"])
+    extra = {**{key: tensor.contiguous() for key, tensor in state.items()}, "stray.weight": torch.zeros(2)}
+    save_file(extra, str(tmp_path / "extra.safetensors"))
+    with pytest.raises(ReleasedCheckpointError, match=r"extra\.safetensors \(preset .*stray\.weight"):
+        load_released(tmp_path / "extra.safetensors", *args, overrides=suite["overrides"])
+    (tmp_path / "cut.safetensors").write_bytes(flat.read_bytes()[:-5])
+    with pytest.raises(ReleasedCheckpointError, match=r"cut\.safetensors is not a valid safetensors file"):
+        load_released(tmp_path / "cut.safetensors", *args, overrides=suite["overrides"])

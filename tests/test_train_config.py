@@ -97,6 +97,15 @@ def test_overrides_are_typed_and_change_the_hash(tmp_path: Path) -> None:
         (["data.lr_patch=12.5"], ["data.lr_patch = 12.5"]),
         (["data.samples_per_epoch=1"], ["data.samples_per_epoch = 1", "data.batch_size = 2"]),
         (["data.trian=x"], ["data.trian"]),
+        (["data.subimages=480"], ["data.subimages = 480 must be null or a mapping"]),
+        (["data.subimages={size: 48}"], ["data.subimages.step is required"]),
+        (["data.subimages={size: 48, step: 24, thresh_size: 0}"], ["unknown field(s) data.subimages.thresh_size"]),
+        (["data.subimages={size: 0, step: 24}"], ["data.subimages.size = 0 must be >= 1"]),
+        (["data.subimages={size: 48, step: true}"], ["data.subimages.step = True must be an integer"]),
+        (["data.subimages={size: 48, step: 64}"], ["data.subimages.step = 64", "data.subimages.size = 48"]),
+        (["data.subimages={size: 81, step: 24}"], ["data.subimages.size = 81", "model.scale = 2"]),
+        (["data.subimages={size: 96, step: 25}"], ["data.subimages.step = 25", "model.scale = 2"]),
+        (["data.subimages={size: 48, step: 24}"], ["data.subimages.size = 48 is 24 LR pixels", "data.lr_patch = 32"]),
         (["optimiser.lr=1"], ["optimiser"]),
         (["run.device=gpu"], ["run.device = 'gpu'"]),
         (["run.dtype=float16"], ["unknown field(s) run.dtype"]),
@@ -114,6 +123,17 @@ def test_bad_field_is_named(tmp_path: Path, overrides: list[str], fragments: lis
     assert message.startswith(str(path))
     for fragment in fragments:
         assert fragment in message
+
+
+def test_subimages_default_off_and_set_by_dotted_overrides(tmp_path: Path) -> None:
+    assert load_recipe(write_recipe(tmp_path))["data"]["subimages"] is None
+    path = write_recipe(tmp_path, data={"subimages": {"size": 480, "step": 240}})
+    official = load_recipe(path)
+    assert official["data"]["subimages"] == {"size": 480, "step": 240}
+    small = load_recipe(path, ["data.subimages.size=64", "data.subimages.step=32"])
+    assert small["data"]["subimages"] == {"size": 64, "step": 32}
+    assert recipe_hash(small) != recipe_hash(official)
+    assert load_recipe(path, ["data.subimages=null"])["data"]["subimages"] is None
 
 
 def test_rib_may_train_below_its_window(tmp_path: Path) -> None:

@@ -26,6 +26,16 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_workflow(tmp_path_factory.mktemp("workflow"))
 
 
+def filled_verify_urls(workdir: Path, suffixes: dict[str, str] | None = None) -> str:
+    """A config file over workflows/config/verify.yaml that fills only each model's `url:` (as a user does; the
+    file ships them null), ending in `suffixes[name]` (default .pth) -> its name, relative to `workdir`."""
+    models = yaml.safe_load((workdir / "workflows/config/verify.yaml").read_text())["verify"]["models"]
+    for model in models:
+        model["url"] = f"https://example.org/sst/{model['name']}{(suffixes or {}).get(model['name'], '.pth')}"
+    (workdir / "urls.yaml").write_text(yaml.safe_dump({"verify": {"models": models}}))
+    return "urls.yaml"
+
+
 def test_default_dry_run_plans_every_step(workdir: Path) -> None:
     done = snakemake(workdir, "-n", "-p")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -78,45 +88,58 @@ def rule_outputs(output: str, rule: str) -> list[str]:
     return line.removeprefix("output:").strip().split(", ")
 
 
+# Each paper preset's official option (workflows/config/recipes/official/<option>_X<scale>.yaml) and training set.
+PAPER_RECIPES = {
+    "light": ("SSTlight_DIV2K", "DIV2K"),
+    "light+": ("SSTlight_Plus_DIV2K", "DIV2K"),
+    "base": ("SST_DF2K", "DF2K"),
+    "base+": ("SST_Plus_DF2K", "DF2K"),
+    "large": ("SSTLarge_DF2K", "DF2K"),
+    "large+": ("SSTLarge_Plus_DF2K", "DF2K"),
+}
+
+
 def test_paper_dry_run_plans_the_papers_models(workdir: Path) -> None:
     done = snakemake(workdir, "-n", "-p", "--cores", "16", "--configfile", "workflows/config/paper.yaml")
     assert done.returncode == 0, done.stdout + done.stderr
-    models, datasets, scales = 5, 5, 3  # light, base, base+, large, large+ (RIB), test sets, scales
+    # Manga109 has no source until its url is given: its evaluations are left out, the report says so.
+    models, datasets, scales = len(PAPER_RECIPES), 4, 3
     counts = job_counts(done.stdout)
     assert counts["train"] == models * scales
     assert counts["eval_checkpoint"] + counts["eval_checkpoint_with_images"] == models * datasets * scales
     assert counts["eval_bicubic"] + counts["eval_bicubic_with_images"] == datasets * scales
-    assert counts["data_fetch"] == 4  # DF2K, DIV2K, benchmark, Manga109
+    assert counts["data_fetch"] == 3  # DF2K, DIV2K, benchmark
+    assert "Manga109=no source" in shell_lines(done.stdout, "suite report")[0]
     trains = {re.search(r"name=(\S+)", line)[1]: line for line in shell_lines(done.stdout, " train --config")}
-    assert sorted(trains) == sorted(
-        f"{p}-rib-x{s}" for p in ("light", "base", "base+", "large", "large+") for s in (2, 3, 4)
-    )
-    # x3 from x2 and x4 from x3 (the official chain), with the fine-tuning recipe.
-    for preset in ("light", "large+"):
-        assert "--config workflows/config/recipes/paper_x2.yaml" in trains[f"{preset}-rib-x2"]
-        assert "init_from=" not in trains[f"{preset}-rib-x2"]
-        for scale, source in ((3, 2), (4, 3)):
-            line = trains[f"{preset}-rib-x{scale}"]
-            assert "--config workflows/config/recipes/paper_finetune.yaml" in line
-            assert f"init_from=results/paper/train/{preset}-rib-x{source}/final.pt" in line
+    assert sorted(trains) == sorted(f"{p}-rib-x{s}" for p in PAPER_RECIPES for s in (2, 3, 4))
+    # Every model runs its preset's official recipe file of that scale, as it is: the workflow places the run
+    # (name, folders, seed, device) and sets nothing the recipe decides. x3 from x2, x4 from x3.
     for name, line in trains.items():
+        preset, scale = re.fullmatch(r"(.+)-rib-x(\d)", name).groups()
+        option, data = PAPER_RECIPES[preset]
+        assert f"--config workflows/config/recipes/official/{option}_X{scale}.yaml " in line, line
+        assert f"data.train=data/paper/{data} " in line, line
         assert "torchrun --standalone --nproc_per_node=4 -m suite train" in line
-        assert "run.precision=attention-bf16" in line and "data.on_the_fly=true" in line
-        light, plus = name.startswith("light-"), "+-" in name
-        assert ("data.train=data/paper/DIV2K " if light else "data.train=data/paper/DF2K ") in line, line
-        assert ("data.batch_size=64" in line) == light, line
-        assert ("data.lr_patch=96" in line) == plus, line
+        assert not re.search(r"data\.(batch_size|lr_patch|on_the_fly|subimages)|optim\.|schedule\.", line), line
+        if scale == "2":
+            assert "init_from=" not in line
+        else:
+            assert f"init_from=results/paper/train/{preset}-rib-x{int(scale) - 1}/final.pt" in line
     assert "suite data fetch DF2K --root data/paper" in done.stdout
+    assert "suite data fetch DIV2K --root data/paper" in done.stdout
     assert "--paper-rows 'large+-rib=SST-L+ (DF2K)'" in shell_lines(done.stdout, "suite report")[0]
     assert "suite data fetch benchmark --root data/paper" in done.stdout
     assert "figures/biases.png" not in done.stdout  # one bias (RIB): nothing to compare
-    # The official recipes, as SPEC section 5 and options/train state them.
-    finetune = yaml.safe_load((workdir / "workflows/config/recipes/paper_finetune.yaml").read_text())
-    assert finetune["optim"]["lr"] == 2.5e-4 and finetune["schedule"]["iterations"] == 250_000
-    assert finetune["schedule"]["warmup"] == 20_000 and finetune["run"]["precision"] == "attention-bf16"
-    x2 = yaml.safe_load((workdir / "workflows/config/recipes/paper_x2.yaml").read_text())
-    assert (x2["optim"]["lr"], x2["schedule"]["iterations"], x2["schedule"]["warmup"]) == (5e-4, 500_000, 20_000)
-    assert x2["data"]["batch_size"] == 32 and x2["data"]["lr_patch"] == 64
+
+
+def test_a_preset_recipe_on_another_training_set_is_refused(workdir: Path) -> None:
+    """light's official recipe trains on DIV2K: the workflow giving it DF2K fails the dry run, naming both."""
+    (workdir / "light_on_df2k.yaml").write_text("train: {per_preset: {light: {dataset: DF2K}}}\n")
+    done = snakemake(workdir, "-n", "--configfile", "workflows/config/paper.yaml", "light_on_df2k.yaml")
+    message = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "invalid config: train.per_preset.light.recipe" in message and "'data/paper/DIV2K'" in message, message
+    assert "training set 'DF2K'" in message
 
 
 def test_ablation_dry_run_trains_one_rib_model_per_rank(workdir: Path) -> None:
@@ -231,34 +254,43 @@ def test_paper_dry_run_passes_a_manga109_url_to_fetch(tmp_path: Path) -> None:
 
 
 def test_verify_dry_run_evaluates_released_models_without_training(workdir: Path) -> None:
-    done = snakemake(workdir, "-n", "-p", "--configfile", "workflows/config/verify.yaml")
-    assert done.returncode == 0, done.stdout + done.stderr
+    """verify.yaml with only its `url:`s filled (one .safetensors): every model is evaluated on the test sets with
+    a source; Manga109, which has none here, is left out and named in the report's options."""
     models = yaml.safe_load((workdir / "workflows/config/verify.yaml").read_text())["verify"]["models"]
+    safetensors = models[0]["name"]
+    urls = filled_verify_urls(workdir, {safetensors: ".safetensors"})
+    done = snakemake(workdir, "-n", "-p", "--configfile", "workflows/config/verify.yaml", urls)
+    assert done.returncode == 0, done.stdout + done.stderr
     counts = job_counts(done.stdout)
     assert counts == {
-        "data_fetch": 2,
+        "data_fetch": 1,  # benchmark; Manga109 has no source
         "verify_fetch_checkpoint": len(models),
-        "verify_eval": 5 * len(models),
+        "verify_eval": 4 * len(models),
         "verify_report": 1,
         "all": 1,
-        "total": 2 + 6 * len(models) + 2,
+        "total": 1 + 5 * len(models) + 2,
     }
     evals = shell_lines(done.stdout, "suite eval --checkpoint")
-    assert len(evals) == 5 * len(models)
+    assert len(evals) == 4 * len(models) and not any("Manga109" in line for line in evals)
+    assert "suite data fetch Manga109" not in done.stdout
     for model in models:
-        mine = [line for line in evals if f"data/paper/released/{model['name']}.pth" in line]
-        assert len(mine) == 5 and all(
+        suffix = ".safetensors" if model["name"] == safetensors else ".pth"
+        mine = [line for line in evals if f"data/paper/released/{model['name']}{suffix} " in line]
+        assert len(mine) == 4 and all(
             f"--scale {model['scale']} " in line and "--preset XL+" in line and "--precision attention-bf16" in line
             for line in mine
         )
     assert "train" not in counts and "profile_sweep" not in counts
     report = shell_lines(done.stdout, "suite report")[0]
     assert "--title verify" in report and "'SSTXL_Plus_DFLIP_X4=SST-XL+ (DFLIP)'" in report
+    assert "--skipped 'Manga109=no source (no url, no archive at data/paper/downloads/Manga109.zip); give " in report
+    assert f"--out data/paper/released/{safetensors}.safetensors" in done.stdout
 
 
 def test_lint_is_clean(workdir: Path) -> None:
     for config in ("default", "paper", "verify", "biases"):
-        done = snakemake(workdir, "--lint", "--configfile", f"workflows/config/{config}.yaml")
+        filled = [filled_verify_urls(workdir)] if config == "verify" else []  # verify.yaml ships its urls null
+        done = snakemake(workdir, "--lint", "--configfile", f"workflows/config/{config}.yaml", *filled)
         assert done.returncode == 0 and "Lints for" not in done.stdout + done.stderr, done.stdout + done.stderr
 
 
@@ -308,7 +340,13 @@ def test_the_schema_refuses_a_bad_value_naming_the_field(override: dict, field: 
         ({"trian": {"seed": 0}}, "'trian' was unexpected"),  # the schema, through the workflow
         ({"eval": {"datasets": ["mini_test", "Set5"]}}, "eval.datasets: 'Set5' is not a key of datasets"),
         ({"report": {"crop": {"scale": 3}}}, "report.crop.scale: 3 is not one of scales [2]"),
-        ({"train": {"per_preset": {"base": {"dataset": "mini_train"}}}}, "train.per_preset.base: 'base' is not one of"),
+        # per_preset may set presets this config does not train (paper-micro.yaml over paper.yaml), not unknown ones
+        ({"train": {"per_preset": {"huge": {"dataset": "mini_train"}}}}, "'huge' is not one of"),
+        (
+            {"train": {"per_preset": {"tiny": {"recipe": "recipes/nope_X{scale}.yaml"}}}},
+            "train.per_preset.tiny.recipe: 'recipes/nope_X2.yaml' is not a file",
+        ),
+        ({"train": {"recipe": None}}, "train.recipe: null, and preset 'tiny' names no recipe of its own"),
         (
             {"train": {"per_preset": {"tiny": {"dataset": "DF2K"}}}},
             "train.per_preset.tiny.dataset: 'DF2K' is not a key",
@@ -326,7 +364,27 @@ def test_the_schema_refuses_a_bad_value_naming_the_field(override: dict, field: 
                     "models": [{"name": "m", "preset": "base", "scale": 2}],
                 }
             },
-            "verify.models[0] (m): give exactly one of url (downloaded) and path",
+            "verify.models[0] (m): give exactly one of url (downloaded) and path (a file placed by hand); neither",
+        ),
+        (
+            {
+                "verify": {
+                    "datasets": ["mini_test"],
+                    "resources": {"threads": 1, "gpus": 0, "mem_mb": 100, "runtime": 1},
+                    "models": [{"name": "m", "preset": "base", "scale": 2, "url": "https://x/m.pth", "path": "m.pth"}],
+                }
+            },
+            "verify.models[0] (m): give exactly one of url (downloaded) and path (a file placed by hand); both",
+        ),
+        (
+            {
+                "datasets": {"Manga109": {"path": "Manga109", "fetch": "Manga109"}},
+                "data_source": "download",
+                "eval": {"datasets": ["mini_test", "Manga109"]},
+                "analysis": {"dataset": "Manga109"},
+            },
+            "analysis.dataset: 'Manga109' cannot be obtained: no source (no url, no archive at "
+            "data/mini/downloads/Manga109.zip)",
         ),
         (
             {
@@ -460,7 +518,8 @@ def test_slurm_profile_names_real_rules_and_parses(workdir: Path) -> None:
     profile = yaml.safe_load((workdir / "workflows/profiles/slurm/config.yaml").read_text())
     assert profile["executor"] == "slurm"
     rules = set(snakemake(workdir, "--list-rules").stdout.split())
-    rules |= set(snakemake(workdir, "--list-rules", "--configfile", "workflows/config/verify.yaml").stdout.split())
+    verify = ("--configfile", "workflows/config/verify.yaml", filled_verify_urls(workdir))
+    rules |= set(snakemake(workdir, "--list-rules", *verify).stdout.split())
     assert set(profile["set-resources"]) <= rules, set(profile["set-resources"]) - rules
     # Every setting of the profile is accepted by snakemake (the local executor stands in for SLURM,
     # whose plugin is an optional extra).

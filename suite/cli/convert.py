@@ -105,7 +105,7 @@ def _released(args: argparse.Namespace) -> int:
     save_checkpoint(state, args.out)
     print(
         f"{args.out}: {args.preset} x{args.scale} {args.bias} from {args.source} "
-        f"({provenance['param_key']}, sha256 {provenance['source_sha256'][:12]}...)"
+        f"({provenance['param_key'] or provenance['format']}, sha256 {provenance['source_sha256'][:12]}...)"
     )
     return 0
 

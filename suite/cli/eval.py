@@ -164,7 +164,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--checkpoint",
         type=Path,
         metavar="CKPT",
-        help="a suite checkpoint, or a released BasicSR .pth together with --preset",
+        help="a suite checkpoint, or a released BasicSR .pth (or .safetensors of its state dict) with --preset",
     )
     parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="dataset folder")
     parser.add_argument("--scale", type=int, required=True, help="upscaling factor (2, 3, 4, ...)")

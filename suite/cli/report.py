@@ -29,6 +29,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="compare eval/<METHOD>/ with a row of the paper's values "
         "(suite/report/paper_values.yaml), e.g. large+-rib='SST-L+ (DF2K)'",
     )
+    parser.add_argument(
+        "--skipped",
+        nargs="+",
+        default=[],
+        metavar="DATASET=WHY",
+        help="test sets left out of the evaluations, each with why (one line each near the top of REPORT.md), "
+        "e.g. 'Manga109=no source'",
+    )
     crop = parser.add_argument_group("visual crop comparison (needs images saved by suite eval --save-images)")
     crop.add_argument("--crop-dataset", help="test set of the crop")
     crop.add_argument("--crop-scale", type=int, help="scale of the crop")
@@ -51,6 +59,19 @@ def parse_paper_rows(items: list[str]) -> dict[str, str]:
     return rows
 
 
+def parse_skipped(items: list[str]) -> dict[str, str]:
+    """["DATASET=WHY", ...] -> {DATASET: WHY}; a malformed or repeated item is an error naming it."""
+    skipped: dict[str, str] = {}
+    for item in items:
+        name, sep, why = item.partition("=")
+        if not sep or not name.strip() or not why.strip():
+            raise ValueError(f"--skipped {item!r}: expected DATASET=WHY, e.g. 'Manga109=no source'")
+        if name.strip() in skipped:
+            raise ValueError(f"--skipped names {name.strip()!r} twice")
+        skipped[name.strip()] = why.strip()
+    return skipped
+
+
 def run(args: argparse.Namespace) -> int:
     from suite.report import CropRequest, build_report
 
@@ -68,7 +89,14 @@ def run(args: argparse.Namespace) -> int:
     )
     paper_rows = parse_paper_rows(args.paper_rows)
     written = build_report(
-        args.results, args.out, args.title, args.val_dataset, crop, paper_rows, args.analysis_dataset
+        args.results,
+        args.out,
+        args.title,
+        args.val_dataset,
+        crop,
+        paper_rows,
+        args.analysis_dataset,
+        parse_skipped(args.skipped),
     )
     print(f"suite report: wrote {len(written)} files under {args.out} (REPORT.md, tables/, figures/)")
     return 0

@@ -202,6 +202,36 @@ def open_paired(path: str | Path, scale: int, split: str = "valid") -> PairedDat
     return dataset
 
 
+def subimage_starts(side: int, size: int, step: int) -> list[int]:
+    """Starts of BasicSR's sub-images along one side (scripts/data_preparation/extract_subimages.py with
+    thresh_size 0): every `step` while a whole sub-image fits, then one flush with the far edge if any
+    pixel is left over, so the sub-images cover the side."""
+    if side < size:
+        raise ValueError(f"a side of {side} is shorter than a sub-image of {size}")
+    starts = list(range(0, side - size + 1, step))
+    if side - (starts[-1] + size) > 0:
+        starts.append(side - size)
+    return starts
+
+
+def _check_subimages(subimages: tuple[int, int], scale: int, lr_patch: int) -> None:
+    """(size, step) in HR pixels must cut LR sub-images on whole pixels that hold an LR patch."""
+    size, step = subimages
+    for name, value in (("size", size), ("step", step)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"sub-image {name} must be a positive integer, got {value!r}")
+    if step > size:
+        raise ValueError(
+            f"sub-image step {step} is larger than its size {size}: pixels between them would never be drawn"
+        )
+    if size % scale or step % scale:
+        raise ValueError(f"sub-image size {size} and step {step} must be multiples of the scale x{scale}")
+    if size // scale < lr_patch:
+        raise ValueError(
+            f"sub-image size {size} is {size // scale} LR pixels at x{scale}: smaller than the LR patch {lr_patch}"
+        )
+
+
 def _dihedral(img: np.ndarray, k: int) -> np.ndarray:
     """One of the 8 flips/90-degree rotations of (H, W, C): k in 0..7."""
     if k & 4:
@@ -224,6 +254,12 @@ class TrainPatches(torch.utils.data.Dataset):
     LR comes from the dataset's stored `LR_bicubic/X{s}` files when present, else from MATLAB bicubic
     of the whole HR image; `on_the_fly=True` degrades only the HR crop (with a margin) instead, which
     gives the same pixels without whole-image LR in memory or on disk.
+
+    `subimages=(size, step)` samples as BasicSR's official runs do, without writing their sub-image files:
+    every modcropped HR image is cut into `size` x `size` sub-images `step` apart (`subimage_starts`), an
+    epoch visits all sub-images in a random order, and each crop lies inside its sub-image; so a larger
+    image gives proportionally more patches. The crop is still taken from the whole image.
+    None gives one sample per image per epoch, anywhere in it.
     """
 
     def __init__(
@@ -237,6 +273,7 @@ class TrainPatches(torch.utils.data.Dataset):
         augment: bool = True,
         split: str = "train",
         cache_images: bool | None = None,
+        subimages: tuple[int, int] | None = None,
     ) -> None:
         if not isinstance(lr_patch, int) or lr_patch < 1:
             raise ValueError(f"lr_patch must be a positive integer, got {lr_patch!r}")
@@ -245,15 +282,22 @@ class TrainPatches(torch.utils.data.Dataset):
         if length is not None and (not isinstance(length, int) or length < 1):
             raise ValueError(f"length must be a positive integer or None, got {length!r}")
         self.name, self.layout, self.pairs = resolve_pairs(root, scale, split)
+        if subimages is not None:
+            _check_subimages(subimages, scale, lr_patch)
         self.root = Path(root)
         self.scale = scale
         self.lr_patch = lr_patch
         self.seed = seed
-        self.length = length if length is not None else len(self.pairs)
         self.on_the_fly = on_the_fly
         self.augment = augment
+        self.subimages = subimages
         self.epoch = 0
         self._check_sizes()
+        self._subimage_index = None if subimages is None else self._index_subimages(*subimages)
+        # what an epoch permutes: the images, or every sub-image of every image
+        self._units = len(self.pairs) if self._subimage_index is None else len(self._subimage_index)
+        self.length = length if length is not None else self._units
+        self._order_cache: tuple[int, np.ndarray] | None = None
         if cache_images is None:
             total = sum(p.hr.stat().st_size + (p.lr.stat().st_size if p.lr else 0) for p in self.pairs)
             cache_images = total <= _CACHE_LIMIT_BYTES
@@ -274,6 +318,23 @@ class TrainPatches(torch.utils.data.Dataset):
                     f"{pair.hr} is {hr_w}x{hr_h}: too small for an LR patch of {p} at x{s} "
                     f"(needs at least {p * s}x{p * s})"
                 )
+
+    def _index_subimages(self, size: int, step: int) -> np.ndarray:
+        """(N, 3) int64 rows (image, LR top, LR left): every sub-image of every image, image by image,
+        rows then columns (BasicSR's order). Starts are cut on the modcropped HR, then divided by the scale."""
+        s = self.scale
+        rows = []
+        for image, (pair, (hr_w, hr_h)) in enumerate(zip(self.pairs, self._hr_sizes)):
+            crop_w, crop_h = hr_w - hr_w % s, hr_h - hr_h % s
+            if crop_w < size or crop_h < size:
+                raise ValueError(
+                    f"{pair.hr} is {hr_w}x{hr_h} (modcropped {crop_w}x{crop_h} at x{s}): smaller than "
+                    f"a sub-image of {size}x{size}"
+                )
+            for top in subimage_starts(crop_h, size, step):
+                for left in subimage_starts(crop_w, size, step):
+                    rows.append((image, top // s, left // s))
+        return np.array(rows, dtype=np.int64)
 
     def __len__(self) -> int:
         return self.length
@@ -303,23 +364,43 @@ class TrainPatches(torch.utils.data.Dataset):
             self._cache[key] = img
         return img
 
-    def _image_order(self, epoch: int) -> np.ndarray:
-        """A permutation of the images for this epoch, so every image is used equally often."""
-        return np.random.default_rng([self.seed, epoch, 2**31]).permutation(len(self.pairs))
+    def _order(self, epoch: int) -> np.ndarray:
+        """A permutation of the images (or sub-images) for this epoch, so each is used equally often.
+        The last epoch's is kept: a permutation of every DF2K sub-image costs milliseconds per sample."""
+        if self._order_cache is None or self._order_cache[0] != epoch:
+            order = np.random.default_rng([self.seed, epoch, 2**31]).permutation(self._units)
+            self._order_cache = (epoch, order)
+        return self._order_cache[1]
 
     def sample_plan(self, index: int, epoch: int | None = None) -> dict:
-        """What sample `index` of `epoch` is: image, LR crop corner, dihedral transform (0..7)."""
+        """What sample `index` of `epoch` is: image, LR crop corner, dihedral transform (0..7) and the
+        sub-image the corner was drawn in (LR top, left, side; None without sub-images)."""
         epoch = self.epoch if epoch is None else epoch
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range ({self.length} samples per epoch)")
         rng = np.random.default_rng([self.seed, epoch, index])
-        image = int(self._image_order(epoch)[index % len(self.pairs)])
+        unit = int(self._order(epoch)[index % self._units])
+        if self._subimage_index is None:
+            image, region_top, region_left = unit, 0, 0
+        else:
+            image, region_top, region_left = (int(v) for v in self._subimage_index[unit])
         hr_w, hr_h = self._hr_sizes[image]
         lr_h, lr_w = hr_h // self.scale, hr_w // self.scale
-        top = int(rng.integers(0, lr_h - self.lr_patch + 1))
-        left = int(rng.integers(0, lr_w - self.lr_patch + 1))
+        # the corner is drawn in this LR region: the whole image, or the sub-image
+        region_h, region_w = (lr_h, lr_w) if self.subimages is None else (self.subimages[0] // self.scale,) * 2
+        subimage = None if self.subimages is None else (region_top, region_left, region_h)
+        # uniform over the region's corners, both bounds inclusive, as BasicSR's paired_random_crop
+        top = region_top + int(rng.integers(0, region_h - self.lr_patch + 1))
+        left = region_left + int(rng.integers(0, region_w - self.lr_patch + 1))
         transform = int(rng.integers(0, 8)) if self.augment else 0
-        return {"image": image, "top": top, "left": left, "transform": transform, "lr_size": (lr_h, lr_w)}
+        return {
+            "image": image,
+            "top": top,
+            "left": left,
+            "transform": transform,
+            "lr_size": (lr_h, lr_w),
+            "subimage": subimage,
+        }
 
     def _lr_on_the_fly(self, hr: np.ndarray, top: int, left: int) -> np.ndarray:
         """LR patch made by degrading only the HR crop plus a margin; equals the whole-image LR's crop."""

@@ -14,11 +14,11 @@ Sources (SPEC section 6): DIV2K from the ETH Zurich CVL DIV2K page, Set5/Set14/B
 Flickr2K from the EDSR authors (SNU CV lab). Manga109 has no public archive: it needs `url` (or a
 mirror), or the archive placed by hand. A `mirror` base URL or one `url` replaces the sources.
 
-A single file (`fetch_file`, e.g. a released `.pth`) gets the same resumable download and a lock
-file beside it (`<folder>/suite-data.lock.json`).
+A single file (`fetch_file`, e.g. a released `.pth` or `.safetensors`) gets the same resumable download and a
+lock file beside it (`<folder>/suite-data.lock.json`).
 
 Nothing is pinned in a lock file that is not the kind of file asked for: an archive must extract, a
-checkpoint must be a torch zip archive (`check_fetched_file`); an HTML or JSON body served with status 200
+checkpoint must be a torch zip archive or a complete safetensors file (`check_fetched_file`); an HTML or JSON body served with status 200
 is named as such, a body the server encoded (Content-Encoding) is refused before it is written. Data is
 written and flushed as it arrives (`.part`, resumed by the next run); every 64 KiB must arrive within
 `timeout` and the whole download within `deadline`. The lock file, the folder lock and the `.part` file
@@ -48,7 +48,7 @@ from typing import Callable
 from suite import __version__
 from suite.data.archives import ArchiveError, archive_kind, received_instead, safe_extract
 from suite.data.io import is_image_file
-from suite.files import check_regular_target, file_sha256, not_found_message, write_json_atomic
+from suite.files import SAFETENSORS_SUFFIX, check_regular_target, file_sha256, not_found_message, write_json_atomic
 
 DIV2K_BASE_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
 EDSR_BASE_URL = "https://cv.snu.ac.kr/research/EDSR/"
@@ -58,7 +58,7 @@ FLOCK_NAME = ".suite-fetch.flock"  # held while a fetch writes into the folder
 MARKERS = ".suite-data"  # extraction markers and staging folders of a data root
 # Suffixes of the files a fetch leaves beside its target: the download in progress, files moved aside.
 OWN_SUFFIXES = (".part", ".rejected", ".sha256-mismatch")
-CHECKPOINT_SUFFIXES = (".pth", ".pt")
+CHECKPOINT_SUFFIXES = (".pth", ".pt", SAFETENSORS_SUFFIX)
 BENCHMARK_SETS = ("Set5", "Set14", "B100", "Urban100")
 DEFAULT_DEADLINE = 24 * 3600.0  # a whole download; a slower one resumes on the next run
 _READ_SIZE = 64 << 10  # one read: what has arrived is on disk within a read, and must arrive within --timeout
@@ -396,6 +396,24 @@ def _already_extracted(root: Path, archive: Archive, expected: str | None) -> bo
     return record.get("sha256") == expected and all((dest / str(name)).exists() for name in record["paths"])
 
 
+def _mirror(mirror: str | None) -> str | None:
+    """The mirror a fetch uses: the one given, else SUITE_DATA_MIRROR (an empty value is none)."""
+    return mirror if mirror is not None else os.environ.get(MIRROR_ENV) or None
+
+
+def unsourced_archives(name: str, root: str | Path, url: str | None = None, mirror: str | None = None) -> list[Path]:
+    """The archives of dataset `name` that `fetch` could neither download nor find placed by hand: no public URL,
+    no `url`, no `mirror` (None: SUITE_DATA_MIRROR) and no file at root/downloads/<archive>. Each is given as the
+    path a copy placed by hand takes; empty when `fetch(name, root, url=url, mirror=mirror)` has a source for
+    every part. Lets a caller (the workflow) leave such a dataset out before a job fails on it."""
+    downloads = Path(root) / "downloads"
+    return [
+        downloads / archive.filename
+        for archive in SOURCES[name].parts.values()
+        if _resolve_url(archive, url, _mirror(mirror)) is None and not (downloads / archive.filename).is_file()
+    ]
+
+
 def _resolve_url(archive: Archive, url: str | None, mirror: str | None) -> str | None:
     if url:
         return url
@@ -499,7 +517,7 @@ def fetch(
             f"--url names one archive but {name} has {len(chosen)} parts here; "
             f"select one with --parts or use --mirror BASE_URL"
         )
-    mirror = mirror if mirror is not None else os.environ.get(MIRROR_ENV) or None
+    mirror = _mirror(mirror)
     root = Path(root)
     if root.exists() and not root.is_dir():
         raise ValueError(f"data root {root} is not a folder")
@@ -579,12 +597,15 @@ def _fetch_locked(
 
 def check_fetched_file(path: Path) -> None:
     """Refuse what is not the file asked for, by its kind (its suffix): a checkpoint (.pth, .pt) must be a
-    torch zip archive (`_check_torch_zip`), an archive (.zip, .tar, ...) must open as one; anything else must
-    at least not be empty, a web page or a JSON document. ValueError naming the file and what it holds."""
+    torch zip archive (`_check_torch_zip`), a .safetensors one a complete safetensors file (`_check_safetensors`),
+    an archive (.zip, .tar, ...) must open as one; anything else must at least not be empty, a web page or a JSON
+    document. ValueError naming the file and what it holds."""
     with open(path, "rb") as handle:
         head = handle.read(512)
     name = path.name.lower()
-    if name.endswith(CHECKPOINT_SUFFIXES):
+    if name.endswith(SAFETENSORS_SUFFIX):
+        _check_safetensors(path, head)
+    elif name.endswith(CHECKPOINT_SUFFIXES):
         _check_torch_zip(path, head)
     elif name.endswith((".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
         if archive_kind(path) == "zip":
@@ -629,6 +650,26 @@ def _check_torch_zip(path: Path, head: bytes) -> None:
     with zipfile.ZipFile(path) as archive, archive.open(f"{top}/data.pkl") as pickled:
         if pickled.read(1) != b"\x80":  # the PROTO opcode every torch.save pickle starts with
             raise ValueError(f"{path} is a zip archive but not a torch checkpoint: its data.pkl is not a pickle")
+
+
+def _check_safetensors(path: Path, head: bytes) -> None:
+    """A safetensors file holding at least one tensor, its header parsed by the safetensors package (no torch
+    needed): it refuses a header that does not parse or whose tensors do not cover the file exactly, so a
+    truncated download or a web page fails here."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, framework="numpy") as tensors:
+            names = list(tensors.keys())
+    except (SafetensorError, OSError) as err:
+        what = received_instead(head)
+        raise ValueError(
+            f"{path} is {what}, not a safetensors checkpoint"
+            if what
+            else f"{path} is not a valid safetensors file ({err}): an interrupted download or another format?"
+        ) from err
+    if not names:
+        raise ValueError(f"{path} is a safetensors file holding no tensors, not a checkpoint")
 
 
 def _local_source(source: str) -> Path | None:

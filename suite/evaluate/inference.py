@@ -313,7 +313,7 @@ def load_upscaler(
     """The upscaler of a checkpoint, with its method name and provenance for the result JSON.
 
     A suite checkpoint rebuilds its own network. With `preset`, `path` is a released BasicSR file
-    (`params_ema`, else `params`), converted by suite.models.official.load_released for that preset,
+    (`params_ema`, else `params`) or a .safetensors file of the official state dict, converted by suite.models.official.load_released for that preset,
     `bias` and `scale` (with `model_overrides`, e.g. for small test networks); its SHA-256 and the
     conversion are recorded.
 
@@ -335,7 +335,7 @@ def load_upscaler(
             f"{preset}-released",
             {
                 "checkpoint_sha256": file_sha256(path),
-                "checkpoint_format": "basicsr",
+                "checkpoint_format": conversion["format"],
                 "conversion": conversion,
                 "model_config": model.config,
                 "model_device": str(device),

@@ -1,4 +1,5 @@
-"""Released checkpoints of the official SST code (BasicSR files) converted to this suite's networks.
+"""Released checkpoints of the official SST code (BasicSR files, or one flat state dict of the official names
+saved as .safetensors) converted to this suite's networks.
 
 The official module names and layouts (SPEC section 8), and what each becomes here:
 - 1x1 convs `to_qkv`, `to_out`, `gate.1`, `ffn.proj`, `ffn.agg` (out, in, 1, 1) -> Linear weights (out, in)
@@ -24,8 +25,8 @@ from typing import Any
 
 import torch
 
-from suite.checkpoint import check_weights, load_torch_archive
-from suite.files import file_sha256
+from suite.checkpoint import MAX_ARCHIVE_BYTES, check_weights, load_torch_archive
+from suite.files import SAFETENSORS_SUFFIX, file_sha256
 from suite.models.biases import REGISTRY
 from suite.models.network import SRTransformer, describe_mismatch
 from suite.models.presets import OFFICIAL_NAMES, build_model
@@ -192,16 +193,47 @@ def read_basicsr(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
     return saved[key], key
 
 
+def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state_dict of a .safetensors file (one flat dict of the official names; the format holds tensors
+    only, nothing to unpickle), read with safetensors.torch and checked as every checkpoint is (`check_weights`:
+    real, finite, inside their storage); at most MAX_ARCHIVE_BYTES, as for a torch file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if path.stat().st_size > MAX_ARCHIVE_BYTES:
+        raise ReleasedCheckpointError(
+            f"checkpoint {path} holds {path.stat().st_size} bytes, more than the {MAX_ARCHIVE_BYTES} the suite reads"
+        )
+    try:
+        state = load_file(path, device="cpu")
+    except (SafetensorError, OSError, ValueError, TypeError) as err:
+        raise ReleasedCheckpointError(f"checkpoint {path} is not a valid safetensors file: {err}") from None
+    check_weights(path, "state dict", state, ReleasedCheckpointError)
+    return state
+
+
+def read_released(path: str | Path) -> tuple[dict[str, torch.Tensor], str, str | None]:
+    """The official state_dict of a released file by its suffix -> (state_dict, format, BasicSR key read):
+    a .safetensors file (`read_safetensors`, no key) or a BasicSR torch file (`read_basicsr`)."""
+    if Path(path).name.lower().endswith(SAFETENSORS_SUFFIX):
+        return read_safetensors(path), "safetensors", None
+    state, key = read_basicsr(path)
+    return state, "basicsr", key
+
+
 def load_released(
     path: str | Path, preset: str, scale: int, bias: str = "rib", overrides: dict[str, Any] | None = None
 ) -> tuple[SRTransformer, dict[str, Any]]:
     """Build `preset` at `scale` (with model `overrides`, e.g. the small networks of the equivalence
     fixtures) and load an official released checkpoint into it, in eval mode.
 
-    Returns the model and its provenance: source file and SHA-256, the BasicSR key read, the official
-    configuration name and what the conversion did.
+    Returns the model and its provenance: source file and SHA-256, its format (basicsr or safetensors), the
+    BasicSR key read (None for safetensors), the official configuration name and what the conversion did.
     """
-    state, param_key = read_basicsr(path)
+    state, file_format, param_key = read_released(path)
     model = build_model(preset, bias, scale, **(overrides or {}))
     try:
         converted = convert_basicsr_state(state, model)
@@ -211,7 +243,7 @@ def load_released(
     provenance = {
         "source": str(path),
         "source_sha256": file_sha256(Path(path)),
-        "format": "basicsr",
+        "format": file_format,
         "param_key": param_key,
         "official_repository": OFFICIAL_REPOSITORY,
         "official_config": OFFICIAL_NAMES.get(preset),

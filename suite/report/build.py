@@ -94,10 +94,12 @@ def build_report(
     crop: CropRequest | None = None,
     paper_rows: dict[str, str] | None = None,
     analysis_dataset: str | None = None,
+    skipped: dict[str, str] | None = None,
 ) -> list[Path]:
     """Read every result under `results`, write tables/, figures/ and REPORT.md under `out`; returns the paths
     written. `paper_rows`: eval method folder -> paper_values.yaml row to compare it with. `analysis_dataset`: the
-    test set of the positional-bias comparison (default: the one most trained models were evaluated on). Raises
+    test set of the positional-bias comparison (default: the one most trained models were evaluated on).
+    `skipped`: test sets left out of the evaluations -> why (a line each in REPORT.md). Raises
     ReportInputError naming the file when a result cannot be used."""
     inputs = read_inputs(results, paper_rows, val_dataset, analysis_dataset, crop)
     out = Path(out)
@@ -110,7 +112,13 @@ def build_report(
         written += _write_section(section, built, inputs, out)
         rendered.append((section, built))
     markdown = document.report_markdown(
-        title or f"`{inputs.results.name}`", inputs.results, rendered, sources_of(inputs), inputs.evals, inputs.runs
+        title or f"`{inputs.results.name}`",
+        inputs.results,
+        rendered,
+        sources_of(inputs),
+        inputs.evals,
+        inputs.runs,
+        skipped or {},
     )
     written.append(write_text_atomic(out / "REPORT.md", markdown))
     return written

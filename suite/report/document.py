@@ -124,8 +124,11 @@ def report_markdown(
     sources: list[Path],
     evals: list[EvalResult],
     runs: list[TrainRun],
+    skipped: dict[str, str] | None = None,
 ) -> str:
-    """REPORT.md: each section (its Markdown as written to tables/, then its figures with captions), provenance."""
+    """REPORT.md: each test set left out of the evaluations with why (`skipped`, one line each, before every
+    table that would have shown it), each section (its Markdown as written to tables/, then its figures with
+    captions), provenance."""
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
     torch_versions = {r.provenance.get("torch") for r in evals} | {
         (run.summary.get("provenance") or {}).get("torch") for run in runs
@@ -140,6 +143,8 @@ def report_markdown(
         "explicitly labelled as the paper's.",
         "",
     ]
+    for name, why in (skipped or {}).items():
+        lines += [f"> **{name} skipped:** {why}", ""]
     for section, built in rendered:
         lines += [f"## {section.title}", "", built.markdown.rstrip(), ""]
         for plot in section.figures:

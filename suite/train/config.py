@@ -38,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
         "on_the_fly": False,
         "num_workers": 4,
         "samples_per_epoch": None,  # None: TrainPatches' own length
+        # None: one patch per image per epoch. {size: 480, step: 240} (HR pixels): BasicSR's sub-images of
+        # DIV2K/DF2K, cut on the fly; an epoch is one patch per sub-image, so larger images give more patches.
+        "subimages": None,
     },
     # positional_lr_scale: the positional bias's weights learn at lr times this (1: as every other weight)
     "optim": {"lr": 5e-4, "betas": [0.9, 0.9], "weight_decay": 0.0, "grad_clip": 0.0, "positional_lr_scale": 1.0},
@@ -223,6 +226,7 @@ def _validate_data(source: str, data: dict, model: dict, resolved: dict) -> None
                 f"data.samples_per_epoch = {data['samples_per_epoch']} is smaller than "
                 f"data.batch_size = {data['batch_size']}: no full batch fits in an epoch",
             )
+    data["subimages"] = _validate_subimages(source, data["subimages"], model["scale"], data["lr_patch"])
     if model["bias"] in FIXED_WINDOW_BIASES:
         name = REGISTRY[model["bias"]].label
         # A layer whose bias is tied to its window never clamps it: a smaller map is padded up to it (SPEC section
@@ -240,6 +244,40 @@ def _validate_data(source: str, data: dict, model: dict, resolved: dict) -> None
                         f"use data.lr_patch >= {max(resolved['window_sizes'])} or smaller windows"
                     ),
                 )
+
+
+def _validate_subimages(source: str, value: Any, scale: int, lr_patch: int) -> dict | None:
+    """data.subimages: None or {size, step} in HR pixels whose LR sub-image (size / scale) holds an LR patch."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _fail(source, f"data.subimages = {short_repr(value)} must be null or a mapping {{size: 480, step: 240}}")
+    _check_keys(source, "data.subimages", value, frozenset({"size", "step"}))
+    for key in ("size", "step"):
+        if key not in value:
+            raise _fail(source, f"data.subimages.{key} is required when data.subimages is set")
+    size = _as_int(source, "data.subimages.size", value["size"], minimum=1)
+    step = _as_int(source, "data.subimages.step", value["step"], minimum=1)
+    if step > size:
+        raise _fail(
+            source,
+            f"data.subimages.step = {step} is larger than data.subimages.size = {size}: "
+            "pixels between sub-images would never be drawn",
+        )
+    # The LR sub-image is cut at size / scale, step / scale (as BasicSR's LR sub-image folders), so both
+    # must be whole LR pixels.
+    for key, pixels in (("size", size), ("step", step)):
+        if pixels % scale:
+            raise _fail(
+                source, f"data.subimages.{key} = {pixels} is not divisible by model.scale = {scale} (whole LR pixels)"
+            )
+    if size // scale < lr_patch:
+        raise _fail(
+            source,
+            f"data.subimages.size = {size} is {size // scale} LR pixels at x{scale}, "
+            f"smaller than data.lr_patch = {lr_patch}: no patch fits in a sub-image",
+        )
+    return {"size": size, "step": step}
 
 
 def _validate_optim(source: str, optim: dict) -> None:

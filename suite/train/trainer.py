@@ -94,6 +94,7 @@ def _open_train_data(recipe: dict):
     from suite.data.datasets import TrainPatches
 
     data, run = recipe["data"], recipe["run"]
+    subimages = data["subimages"]
     try:
         return TrainPatches(
             data["train"],
@@ -103,6 +104,7 @@ def _open_train_data(recipe: dict):
             length=data["samples_per_epoch"],
             on_the_fly=data["on_the_fly"],
             split="train",
+            subimages=None if subimages is None else (subimages["size"], subimages["step"]),
         )
     except (ValueError, FileNotFoundError) as err:
         raise RecipeError(f"data.train = {data['train']!r}: {err}") from None

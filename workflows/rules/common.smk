@@ -2,12 +2,14 @@
 # JSON schema cannot express (one field naming a key of another), the record of the data a results
 # folder belongs to, and the command-line fragments the rules pass to `suite`. No rules here.
 
+import functools
 import json
 import math
 import os
 import re
 import shlex
 import tempfile
+import urllib.parse
 
 from snakemake.exceptions import WorkflowError
 
@@ -73,7 +75,6 @@ def model_specs() -> dict:
 MODEL_SPECS = model_specs()
 MODELS = list(MODEL_SPECS)
 ANALYSIS = config["analysis"]
-ANALYSIS_DATASET = ANALYSIS["dataset"] or EVAL_DATASETS[0]
 PROFILE_SWEEP = config["profile"]["sweep"]  # null: no profile sweep (the report then has no speed section)
 RELEASED = {model["name"]: model for model in config["verify"]["models"]} if VERIFY else {}
 
@@ -90,18 +91,9 @@ def _check_finite(value, field: str) -> None:
             _check_finite(item, f"{field}[{index}]")
 
 
-def check_config() -> None:
-    """Cross-field checks, before any job: finite numbers, the files the config names exist, every dataset a
-    step names exists, the crop is evaluated, released models name a paper row that exists."""
-    _check_finite(config, "")
-    files = {"train.recipe": config["train"]["recipe"], "profile.sweep": config["profile"]["sweep"]}
-    if config["train"]["finetune_from"] is not None:
-        files["train.finetune_recipe"] = config["train"]["finetune_recipe"]
-    for field, path in files.items():
-        if path is not None and not os.path.isfile(path):
-            _fail(field, f"{path!r} is not a file (paths are relative to the repository root)")
-    known = sorted(config["datasets"])
-    named = {
+def dataset_fields() -> dict:
+    """Every config field that names datasets -> the names it gives."""
+    return {
         "train.dataset": [config["train"]["dataset"]],
         "train.val_dataset": [config["train"]["val_dataset"]],
         "eval.datasets": EVAL_DATASETS,
@@ -111,12 +103,22 @@ def check_config() -> None:
         **({"verify.datasets": config["verify"]["datasets"]} if VERIFY else {}),
         **({"analysis.dataset": [ANALYSIS["dataset"]]} if ANALYSIS["dataset"] else {}),
     }
-    for field, names in named.items():
+
+
+def check_config() -> None:
+    """Cross-field checks, before any job: finite numbers, the files the config names exist, every dataset a
+    step names exists, the crop is evaluated, released models name a paper row that exists."""
+    _check_finite(config, "")
+    sweep = config["profile"]["sweep"]
+    if sweep is not None and not os.path.isfile(sweep):
+        _fail("profile.sweep", f"{sweep!r} is not a file (paths are relative to the repository root)")
+    known = sorted(config["datasets"])
+    for field, names in dataset_fields().items():
         for name in names:
             if name not in config["datasets"]:
                 _fail(field, f"{name!r} is not a key of datasets (have {', '.join(known)})")
-    if ANALYSIS_DATASET not in EVAL_DATASETS:
-        _fail("analysis.dataset", f"{ANALYSIS_DATASET!r} is not one of eval.datasets {EVAL_DATASETS}")
+    if ANALYSIS["dataset"] and ANALYSIS["dataset"] not in EVAL_DATASETS:
+        _fail("analysis.dataset", f"{ANALYSIS['dataset']!r} is not one of eval.datasets {EVAL_DATASETS}")
     if CROP["dataset"] not in EVAL_DATASETS:
         _fail("report.crop.dataset", f"{CROP['dataset']!r} is not one of eval.datasets {EVAL_DATASETS}")
     if CROP["scale"] not in SCALES:
@@ -124,17 +126,16 @@ def check_config() -> None:
     source = config["train"]["finetune_from"]
     if source is not None and source not in SCALES:
         _fail("train.finetune_from", f"{source} is not one of scales {SCALES}")
-    for preset in config["train"]["per_preset"]:
-        if preset not in PRESETS:
-            _fail(f"train.per_preset.{preset}", f"{preset!r} is not one of train.presets {PRESETS}")
     if VERIFY:
         names = [model["name"] for model in config["verify"]["models"]]
         for index, model in enumerate(config["verify"]["models"]):
             field = f"verify.models[{index}] ({model['name']})"
             if names.count(model["name"]) > 1:
                 _fail(field, f"the name {model['name']!r} is given to {names.count(model['name'])} models")
-            if (model.get("url") is None) == (model.get("path") is None):
-                _fail(field, "give exactly one of url (downloaded) and path (a file placed by hand)")
+            given = [key for key in ("url", "path") if model.get(key) is not None]
+            if len(given) != 1:
+                _fail(field, "give exactly one of url (downloaded) and path (a file placed by hand); "
+                      + ("both are given" if given else "neither is (url: null is left to fill in)"))
             if model.get("paper") is not None and model["paper"] not in PAPER_KEYS:
                 _fail(field, f"paper {model['paper']!r} is not a row of suite/report/paper_values.yaml")
 
@@ -223,17 +224,89 @@ def dataset_ready(name: str) -> str:
     if config["data_source"] == "mini":
         return f"{DATA_ROOT}/.ready/mini.done"
     if config["data_source"] == "download" and entry.get("fetch"):
-        return f"{DATA_ROOT}/.ready/fetch-{entry['fetch']}.done"
+        # A folder placed by hand where the archive has no source is used as found: its fetch could not run.
+        if fetch_gap(name) and os.path.isdir(dataset_dir(name)):
+            return dataset_dir(name)
+        return fetch_flag(entry["fetch"])
     return dataset_dir(name)
 
 
-def fetch_url_option(archive: str) -> str:
-    """`--url URL` when a dataset fetched from `archive` names one, else nothing."""
+def fetch_flag(archive: str) -> str:
+    return f"{DATA_ROOT}/.ready/fetch-{archive}.done"
+
+
+def fetch_url(archive: str) -> str | None:
+    """The `url` the datasets fetched from `archive` name (at most one), or None."""
     urls = {entry["url"] for entry in config["datasets"].values()
             if entry.get("fetch") == archive and entry.get("url")}
     if len(urls) > 1:
         _fail("datasets.*.url", f"datasets fetched from {archive!r} name different URLs: {sorted(urls)}")
-    return f"--url {shlex.quote(urls.pop())}" if urls else ""
+    return urls.pop() if urls else None
+
+
+def fetch_url_option(archive: str) -> str:
+    """`--url URL` when a dataset fetched from `archive` names one, else nothing."""
+    url = fetch_url(archive)
+    return f"--url {shlex.quote(url)}" if url else ""
+
+
+# ---- datasets without a source (no public archive, e.g. Manga109) ----
+
+
+@functools.cache
+def fetch_gap(name: str) -> tuple:
+    """The archives dataset `name`'s fetch job could not obtain (suite.data.fetch.unsourced_archives: no
+    public URL, no url here, no SUITE_DATA_MIRROR, nothing placed under data_root/downloads/), as the paths a
+    copy placed by hand takes; empty when it is not fetched or was fetched already (its flag is there)."""
+    archive = config["datasets"][name].get("fetch")
+    if config["data_source"] != "download" or not archive or os.path.exists(fetch_flag(archive)):
+        return ()
+    # Imported here, not at the top: suite.data imports torch, which a parse with the data in place skips.
+    from suite.data.fetch import unsourced_archives
+
+    return tuple(unsourced_archives(archive, DATA_ROOT, url=fetch_url(archive)))
+
+
+def missing_source(name: str) -> str | None:
+    """Why dataset `name` can be neither fetched nor found (its fetch has no source and its folder is not
+    there), for the report's line and the parse's errors; None when it can."""
+    gap = fetch_gap(name)
+    if not gap or os.path.isdir(dataset_dir(name)):
+        return None
+    from suite.data.fetch import MIRROR_ENV
+
+    return (f"no source (no url, no archive at {', '.join(map(str, gap))}); give datasets.{name}.url, set "
+            f"{MIRROR_ENV}, place the archive there, or the dataset folder at {dataset_dir(name)}")
+
+
+def check_sources() -> dict:
+    """The test sets without a source (missing_source), name -> why: left out of the DAG and named in the
+    report, so one missing set does not stop the run at its fetch job. A dataset another step needs (training,
+    validation, the crop, the analysis) without one fails the parse naming it, as does a run left no test set."""
+    fields = dataset_fields()
+    if not VERIFY:  # verification reads only its test sets; the other fields keep their defaults, unused
+        for field, names in fields.items():
+            for name in names if field != TEST_FIELD else ():
+                if missing_source(name):
+                    _fail(field, f"{name!r} cannot be obtained: {missing_source(name)}")
+    tests = fields[TEST_FIELD]
+    skipped = {name: missing_source(name) for name in tests if missing_source(name)}
+    if len(skipped) == len(tests):
+        _fail(TEST_FIELD, "no test set can be obtained: " + "; ".join(f"{n}: {why}" for n, why in skipped.items()))
+    return skipped
+
+
+TEST_FIELD = "verify.datasets" if VERIFY else "eval.datasets"  # the field naming the test sets this run evaluates
+SKIPPED = check_sources()  # test sets left out: name -> why
+TEST_SETS = [name for name in dataset_fields()[TEST_FIELD] if name not in SKIPPED]  # those evaluated
+ANALYSIS_DATASET = ANALYSIS["dataset"] or TEST_SETS[0]
+
+
+def skipped_option() -> str:
+    """`--skipped NAME=WHY ...`: `suite report` writes one line per test set left out (SKIPPED)."""
+    if not SKIPPED:
+        return ""
+    return "--skipped " + " ".join(shlex.quote(f"{name}={why}") for name, why in SKIPPED.items())
 
 
 def suite_launcher(gpus: int) -> str:
@@ -273,9 +346,56 @@ def train_dataset(model: str) -> str:
     return preset_settings(model).get("dataset", config["train"]["dataset"])
 
 
+def recipe_source(preset: str, scale) -> tuple[str, str | None]:
+    """(config field, recipe file) of `preset` at `scale`: the preset's own file (train.per_preset.*.recipe),
+    else train.recipe, or train.finetune_recipe for a fine-tuned scale; "{scale}" replaced by the scale."""
+    own = config["train"]["per_preset"].get(preset, {}).get("recipe")
+    if own is not None:
+        field, pattern = f"train.per_preset.{preset}.recipe", own
+    else:
+        field = "train.finetune_recipe" if is_finetuned(scale) else "train.recipe"
+        pattern = config["train"][field.split(".")[1]]
+    return field, None if pattern is None else pattern.replace("{scale}", str(scale))
+
+
 def train_recipe(wildcards) -> str:
-    key = "finetune_recipe" if is_finetuned(wildcards.scale) else "recipe"
-    return config["train"][key]
+    return recipe_source(MODEL_SPECS[wildcards.model][0], wildcards.scale)[1]
+
+
+def read_recipe_yaml(path: str) -> dict:
+    """A recipe file's own values (suite.train.config validates them; torch is not imported here)."""
+    import yaml
+
+    try:
+        with open(path) as handle:
+            recipe = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as err:
+        raise WorkflowError(f"{path}: unreadable recipe ({err})")
+    return recipe if isinstance(recipe, dict) else {}
+
+
+def check_recipe_files() -> None:
+    """Every preset has a recipe file at every scale, and a recipe that names its training set names the one the
+    workflow gives it (a recipe file is run as it is, its data folder moved to data_root: light's official recipe
+    on DIV2K must not be fed DF2K)."""
+    for preset in PRESETS:
+        for scale in SCALES:
+            field, path = recipe_source(preset, scale)
+            if path is None:
+                _fail(field, f"null, and preset {preset!r} names no recipe of its own (train.per_preset.{preset}.recipe)")
+            if not os.path.isfile(path):
+                _fail(field, f"{path!r} is not a file (paths are relative to the repository root)")
+            named = (read_recipe_yaml(path).get("data") or {}).get("train")
+            dataset = config["train"]["per_preset"].get(preset, {}).get("dataset", config["train"]["dataset"])
+            folder = os.path.basename(os.path.normpath(config["datasets"][dataset]["path"])) if dataset in config["datasets"] else None
+            if named and folder and os.path.basename(os.path.normpath(str(named))) != folder:
+                _fail(field, f"{path} trains on {named!r}, but the workflow gives {preset!r} the training set "
+                             f"{dataset!r} ({config['datasets'][dataset]['path']}): name the recipe's set in "
+                             f"train.per_preset.{preset}.dataset")
+
+
+if not VERIFY:
+    check_recipe_files()
 
 
 def train_init(wildcards) -> list:
@@ -322,6 +442,8 @@ def placement_overrides(wildcards, input, output, threads) -> str:
     values = {"out_dir": os.path.dirname(output.final), "run.threads": threads_per_process(threads)}
     if input.init:
         values["init_from"] = str(input.init)
+    elif read_recipe_yaml(str(input.recipe)).get("init_from") is not None:
+        values["init_from"] = None  # the workflow trains this scale from scratch: not from the recipe's own run
     return _overrides(values)
 
 
@@ -370,8 +492,8 @@ def crop_tag() -> str:
 
 
 def eval_jsons() -> list:
-    bicubic = [f"{RESULTS}/eval/bicubic/{d}-x{s}.json" for d in EVAL_DATASETS for s in SCALES]
-    models = [f"{RESULTS}/eval/{m}/{d}-x{s}.json" for m in MODELS for d in EVAL_DATASETS for s in SCALES]
+    bicubic = [f"{RESULTS}/eval/bicubic/{d}-x{s}.json" for d in TEST_SETS for s in SCALES]
+    models = [f"{RESULTS}/eval/{m}/{d}-x{s}.json" for m in MODELS for d in TEST_SETS for s in SCALES]
     return bicubic + models
 
 
@@ -399,6 +521,7 @@ def report_options() -> str:
     if CROP["image"]:
         options.append(f"--crop-image {shlex.quote(CROP['image'])}")
     options.append(paper_rows_option(config["report"]["paper_rows"]))
+    options.append(skipped_option())
     return " ".join(options)
 
 
@@ -419,6 +542,25 @@ def released_source(name: str) -> str:
     return model["url"] if model.get("url") else os.path.abspath(model["path"])
 
 
+def released_checkpoint(name: str) -> str:
+    """Where model `name`'s checkpoint is fetched to: data_root/released/<name> with its source's suffix (one of
+    suite.data.fetch.CHECKPOINT_SUFFIXES, e.g. .safetensors; .pth where the source ends in none, as a URL with a
+    query may), which tells `suite data fetch-file`'s checks and the loader the file's format."""
+    from suite.data.fetch import CHECKPOINT_SUFFIXES  # verification only: suite.data imports torch
+
+    source = released_source(name)
+    path = urllib.parse.urlparse(source).path if "://" in source else source
+    suffix = next((suffix for suffix in CHECKPOINT_SUFFIXES if path.lower().endswith(suffix)), ".pth")
+    return f"{DATA_ROOT}/released/{name}{suffix}"
+
+
+def checkpoint_suffix_pattern() -> str:
+    """The wildcard pattern of a released checkpoint's suffix (released_checkpoint's choices)."""
+    from suite.data.fetch import CHECKPOINT_SUFFIXES
+
+    return "|".join(re.escape(suffix) for suffix in CHECKPOINT_SUFFIXES)
+
+
 def released_sha256_option(name: str) -> str:
     sha256 = RELEASED[name].get("sha256")
     return f"--sha256 {sha256}" if sha256 else ""
@@ -437,7 +579,7 @@ def released_model_options(name: str) -> str:
 
 def verify_jsons() -> list:
     return [f"{RESULTS}/eval/{name}/{dataset}-x{model['scale']}.json"
-            for name, model in RELEASED.items() for dataset in config["verify"]["datasets"]]
+            for name, model in RELEASED.items() for dataset in TEST_SETS]
 
 
 def verify_paper_options() -> str:

@@ -1,14 +1,15 @@
 # Released-model verification (config `verify`): fetch each listed checkpoint with the suite's download
 # code (resume, checksum lock, offline message naming the file), evaluate it without training at its
-# released scale on every verify dataset, and write the measured / paper / difference table.
+# released scale on every verify dataset that has a source (SKIPPED: named in the report), and write the
+# measured / paper / difference table.
 
 
 rule verify_fetch_checkpoint:
     localrule: True
     output:
-        checkpoint=f"{DATA_ROOT}/released/{{released}}.pth",
+        checkpoint=f"{DATA_ROOT}/released/{{released}}{{suffix,{checkpoint_suffix_pattern()}}}",
     log:
-        f"{LOGS}/verify/fetch-{{released}}.log",
+        f"{LOGS}/verify/fetch-{{released}}{{suffix}}.log",
     params:
         source=lambda wildcards: released_source(wildcards.released),
         sha256=lambda wildcards: released_sha256_option(wildcards.released),
@@ -25,7 +26,7 @@ rule verify_fetch_checkpoint:
 
 rule verify_eval:
     input:
-        checkpoint=f"{DATA_ROOT}/released/{{released}}.pth",
+        checkpoint=lambda wildcards: released_checkpoint(wildcards.released),
         data=lambda wildcards: dataset_ready(wildcards.dataset),
     output:
         json=f"{RESULTS}/eval/{{released}}/{{dataset}}-x{{scale}}.json",
@@ -60,6 +61,7 @@ rule verify_report:
         results=lambda wildcards, output: os.path.dirname(output.report_md),
         title=NAME,
         paper=verify_paper_options(),
+        skipped=skipped_option(),
     conda:
         ENV
     threads: 1
@@ -69,4 +71,4 @@ rule verify_report:
         gpu=0,
     shell:
         "suite report --results {params.results:q} --out {params.results:q} --title {params.title:q} {params.paper} "
-        "> {log:q} 2>&1"
+        "{params.skipped} > {log:q} 2>&1"
