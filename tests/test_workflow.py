@@ -132,6 +132,19 @@ def test_paper_dry_run_plans_the_papers_models(workdir: Path) -> None:
     assert "figures/biases.png" not in done.stdout  # one bias (RIB): nothing to compare
 
 
+def test_a_scale_the_workflow_trains_from_scratch_does_not_start_from_the_recipes_run(workdir: Path) -> None:
+    """The official x3 recipe starts from runs/<option>_X2/final.pt; with finetune_from null the workflow trains
+    every scale from scratch, so it sets init_from null rather than leave the recipe's own chain in place."""
+    (workdir / "scratch.yaml").write_text("train: {finetune_from: null, presets: [light]}\n")
+    done = snakemake(workdir, "-n", "-p", "--configfile", "workflows/config/paper.yaml", "scratch.yaml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    trains = {re.search(r"name=(\S+)", line)[1]: line for line in shell_lines(done.stdout, " train --config")}
+    assert "init_from" not in trains["light-rib-x2"]  # the x2 recipe starts from scratch itself
+    for scale in (3, 4):
+        assert f"recipes/official/SSTlight_DIV2K_X{scale}.yaml " in trains[f"light-rib-x{scale}"]
+        assert " init_from=null" in trains[f"light-rib-x{scale}"], trains[f"light-rib-x{scale}"]
+
+
 def test_a_preset_recipe_on_another_training_set_is_refused(workdir: Path) -> None:
     """light's official recipe trains on DIV2K: the workflow giving it DF2K fails the dry run, naming both."""
     (workdir / "light_on_df2k.yaml").write_text("train: {per_preset: {light: {dataset: DF2K}}}\n")
