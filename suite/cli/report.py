@@ -46,30 +46,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def parse_paper_rows(items: list[str]) -> dict[str, str]:
-    """["METHOD=ROW", ...] -> {METHOD: ROW}; a malformed or repeated item is an error naming it."""
-    rows: dict[str, str] = {}
+def parse_pairs(option: str, items: list[str], example: str) -> dict[str, str]:
+    """["NAME=TEXT", ...] of `option` (--paper-rows, --skipped) -> {NAME: TEXT}; a malformed or repeated item is
+    an error naming the option and the item."""
+    pairs: dict[str, str] = {}
     for item in items:
-        method, sep, key = item.partition("=")
-        if not sep or not method.strip() or not key.strip():
-            raise ValueError(f"--paper-rows {item!r}: expected METHOD=ROW, e.g. large+-rib='SST-L+ (DF2K)'")
-        if method.strip() in rows:
-            raise ValueError(f"--paper-rows names {method.strip()!r} twice")
-        rows[method.strip()] = key.strip()
-    return rows
-
-
-def parse_skipped(items: list[str]) -> dict[str, str]:
-    """["DATASET=WHY", ...] -> {DATASET: WHY}; a malformed or repeated item is an error naming it."""
-    skipped: dict[str, str] = {}
-    for item in items:
-        name, sep, why = item.partition("=")
-        if not sep or not name.strip() or not why.strip():
-            raise ValueError(f"--skipped {item!r}: expected DATASET=WHY, e.g. 'Manga109=no source'")
-        if name.strip() in skipped:
-            raise ValueError(f"--skipped names {name.strip()!r} twice")
-        skipped[name.strip()] = why.strip()
-    return skipped
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip() or not text.strip():
+            raise ValueError(f"{option} {item!r}: expected {example}")
+        if name.strip() in pairs:
+            raise ValueError(f"{option} names {name.strip()!r} twice")
+        pairs[name.strip()] = text.strip()
+    return pairs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         if given
         else None
     )
-    paper_rows = parse_paper_rows(args.paper_rows)
+    paper_rows = parse_pairs("--paper-rows", args.paper_rows, "METHOD=ROW, e.g. large+-rib='SST-L+ (DF2K)'")
     written = build_report(
         args.results,
         args.out,
@@ -96,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         crop,
         paper_rows,
         args.analysis_dataset,
-        parse_skipped(args.skipped),
+        parse_pairs("--skipped", args.skipped, "DATASET=WHY, e.g. 'Manga109=no source'"),
     )
     print(f"suite report: wrote {len(written)} files under {args.out} (REPORT.md, tables/, figures/)")
     return 0
