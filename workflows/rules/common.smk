@@ -342,8 +342,13 @@ def preset_settings(model: str) -> dict:
     return config["train"]["per_preset"].get(MODEL_SPECS[model][0], {})
 
 
+def preset_dataset(preset: str) -> str:
+    """The training set of `preset`: its own (train.per_preset), else train.dataset."""
+    return config["train"]["per_preset"].get(preset, {}).get("dataset", config["train"]["dataset"])
+
+
 def train_dataset(model: str) -> str:
-    return preset_settings(model).get("dataset", config["train"]["dataset"])
+    return preset_dataset(MODEL_SPECS[model][0])
 
 
 def recipe_source(preset: str, scale) -> tuple[str, str | None]:
@@ -386,9 +391,9 @@ def check_recipe_files() -> None:
             if not os.path.isfile(path):
                 _fail(field, f"{path!r} is not a file (paths are relative to the repository root)")
             named = (read_recipe_yaml(path).get("data") or {}).get("train")
-            dataset = config["train"]["per_preset"].get(preset, {}).get("dataset", config["train"]["dataset"])
-            folder = os.path.basename(os.path.normpath(config["datasets"][dataset]["path"])) if dataset in config["datasets"] else None
-            if named and folder and os.path.basename(os.path.normpath(str(named))) != folder:
+            dataset = preset_dataset(preset)  # a key of datasets: check_config has run
+            folder = os.path.basename(os.path.normpath(config["datasets"][dataset]["path"]))
+            if named and os.path.basename(os.path.normpath(str(named))) != folder:
                 _fail(field, f"{path} trains on {named!r}, but the workflow gives {preset!r} the training set "
                              f"{dataset!r} ({config['datasets'][dataset]['path']}): name the recipe's set in "
                              f"train.per_preset.{preset}.dataset")
